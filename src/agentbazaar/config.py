@@ -1,0 +1,192 @@
+"""Typed configuration, built in one place from ``bazaar.toml``, ``BAZAAR_*`` env vars and flags.
+
+Layout of the data directory (``BAZAAR_HOME``, default ``~/.bazaar``)::
+
+    bazaar.toml            configuration (this module)
+    keystores/NAME.json    encrypted keystore v3 files (scrypt)
+    policies/NAME.toml     spending policy per wallet
+    ledger.sqlite          the spend ledger (idempotency keys, status, tx hashes)
+    chain/                 local anvil node: state dump, pid, port, log
+    deployments/ID.json    deployment manifest per chain id
+    artifacts/             compiled contracts cached by source hash
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from agentbazaar.errors import ConfigError
+
+Backend = Literal["embedded", "local", "rpc"]
+BACKENDS: tuple[str, ...] = ("embedded", "local", "rpc")
+DEFAULT_ANVIL_PORT = 8545
+LOCAL_CHAIN_ID = 31337
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """A token known by symbol. ``address`` is required on rpc chains (e.g. the real USDC)."""
+
+    symbol: str
+    decimals: int
+    address: str | None = None
+    eip712_name: str | None = None
+    eip712_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    backend: Backend = "local"
+    rpc_url: str | None = None
+    chain_id: int | None = None  # expected chain id; checked on connect when set
+    anvil_port: int = DEFAULT_ANVIL_PORT
+    receipt_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class BazaarConfig:
+    home: Path
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    tokens: dict[str, TokenConfig] = field(default_factory=dict)
+    stablecoin_name: str = "USD Coin"
+    stablecoin_version: str = "2"
+    facilitator_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "bazaar.toml"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keystores"
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.home / "policies"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.sqlite"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.home / "chain"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return self.home / "deployments"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    def with_chain(self, **changes: Any) -> BazaarConfig:
+        return replace(self, chain=replace(self.chain, **changes))
+
+
+def default_home() -> Path:
+    env = os.environ.get("BAZAAR_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".bazaar"
+
+
+def load_config(
+    home: Path | None = None,
+    *,
+    backend: str | None = None,
+    rpc_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> BazaarConfig:
+    """Build the config: file, then ``BAZAAR_*`` env vars, then explicit arguments (flags)."""
+    env = dict(os.environ) if env is None else env
+    home = (home or (Path(env["BAZAAR_HOME"]).expanduser() if env.get("BAZAAR_HOME") else None)
+            or default_home())
+    raw: dict[str, Any] = {}
+    path = home / "bazaar.toml"
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}; fix or delete the file") from exc
+    chain_raw = dict(raw.get("chain", {}))
+    if env.get("BAZAAR_CHAIN"):
+        chain_raw["backend"] = env["BAZAAR_CHAIN"]
+    if env.get("BAZAAR_RPC_URL"):
+        chain_raw["rpc_url"] = env["BAZAAR_RPC_URL"]
+        chain_raw.setdefault("backend", "rpc")
+    if backend:
+        chain_raw["backend"] = backend
+    if rpc_url:
+        chain_raw["rpc_url"] = rpc_url
+        if not backend:
+            chain_raw["backend"] = "rpc"
+    chain = _chain_config(chain_raw)
+    tokens = _tokens(raw.get("tokens", {}))
+    stable = raw.get("stablecoin", {})
+    return BazaarConfig(
+        home=home,
+        chain=chain,
+        tokens=tokens,
+        stablecoin_name=str(stable.get("name", "USD Coin")),
+        stablecoin_version=str(stable.get("version", "2")),
+        facilitator_url=env.get("BAZAAR_FACILITATOR_URL") or raw.get("facilitator", {}).get("url"),
+        extra={k: v for k, v in raw.items() if k not in {"chain", "tokens", "stablecoin"}},
+    )
+
+
+def _chain_config(raw: dict[str, Any]) -> ChainConfig:
+    backend = str(raw.get("backend", "local"))
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown chain backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    rpc_url = raw.get("rpc_url")
+    if backend == "rpc" and not rpc_url:
+        raise ConfigError("chain backend 'rpc' needs an rpc_url (config [chain] rpc_url or --rpc)")
+    try:
+        chain_id = int(raw["chain_id"]) if raw.get("chain_id") is not None else None
+        port = int(raw.get("anvil_port", DEFAULT_ANVIL_PORT))
+        timeout = float(raw.get("receipt_timeout", 60.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad [chain] value in bazaar.toml: {exc}") from exc
+    return ChainConfig(
+        backend=backend,  # type: ignore[arg-type]
+        rpc_url=str(rpc_url) if rpc_url else None,
+        chain_id=chain_id,
+        anvil_port=port,
+        receipt_timeout=timeout,
+    )
+
+
+def _tokens(raw: dict[str, Any]) -> dict[str, TokenConfig]:
+    out: dict[str, TokenConfig] = {}
+    for symbol, spec in raw.items():
+        if not isinstance(spec, dict) or "decimals" not in spec:
+            raise ConfigError(f"token {symbol!r} in bazaar.toml needs at least 'decimals'")
+        out[symbol.upper()] = TokenConfig(
+            symbol=symbol.upper(),
+            decimals=int(spec["decimals"]),
+            address=spec.get("address"),
+            eip712_name=spec.get("eip712_name"),
+            eip712_version=spec.get("eip712_version"),
+        )
+    return out
+
+
+def write_default_config(home: Path, *, backend: str = "local", port: int = DEFAULT_ANVIL_PORT) -> Path:
+    """Create ``home`` and a default ``bazaar.toml`` if none exists; return its path."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "bazaar.toml"
+    if not path.exists():
+        doc = {
+            "chain": {"backend": backend, "anvil_port": port},
+            "stablecoin": {"name": "USD Coin", "version": "2"},
+        }
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(tomli_w.dumps(doc))
+        tmp.replace(path)
+    return path
