@@ -105,8 +105,11 @@ def load_config(
 ) -> BazaarConfig:
     """Build the config: file, then ``BAZAAR_*`` env vars, then explicit arguments (flags)."""
     env = dict(os.environ) if env is None else env
-    home = (home or (Path(env["BAZAAR_HOME"]).expanduser() if env.get("BAZAAR_HOME") else None)
-            or default_home())
+    home = (
+        home
+        or (Path(env["BAZAAR_HOME"]).expanduser() if env.get("BAZAAR_HOME") else None)
+        or default_home()
+    )
     raw: dict[str, Any] = {}
     path = home / "bazaar.toml"
     if path.exists():
@@ -177,7 +180,9 @@ def _tokens(raw: dict[str, Any]) -> dict[str, TokenConfig]:
     return out
 
 
-def write_default_config(home: Path, *, backend: str = "local", port: int = DEFAULT_ANVIL_PORT) -> Path:
+def write_default_config(
+    home: Path, *, backend: str = "local", port: int = DEFAULT_ANVIL_PORT
+) -> Path:
     """Create ``home`` and a default ``bazaar.toml`` if none exists; return its path."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "bazaar.toml"

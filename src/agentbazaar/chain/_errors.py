@@ -1,0 +1,104 @@
+"""Translate web3 / RPC / eth-tester errors into ours, in one place (the boundary)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import requests
+from web3 import exceptions as w3e
+
+from agentbazaar.errors import (
+    BazaarError,
+    ChainError,
+    ChainUnavailable,
+    InsufficientFunds,
+    TransactionReverted,
+    TransactionTimeout,
+)
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    w3e.ProviderConnectionError,
+    ConnectionError,
+)
+
+
+_FUNDS_MARKERS = (
+    "insufficient funds",
+    "sender doesn't have enough funds",
+    "does not have enough balance",
+)
+
+
+def _rpc_message(exc: BaseException) -> str:
+    if isinstance(exc, w3e.Web3RPCError) and isinstance(exc.rpc_response, dict):
+        err = exc.rpc_response.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(exc)
+
+
+def revert_reason(exc: BaseException) -> str:
+    """Best-effort human revert reason from a web3 / eth-tester error."""
+    message = getattr(exc, "message", None) or _rpc_message(exc)
+    text = str(message)
+    for prefix in ("execution reverted: ", "execution reverted", "revert: ", "revert"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :].strip()
+            break
+    return text or "reverted without a reason"
+
+
+def translate(
+    exc: BaseException, *, action: str, url: str | None = None, **fields: Any
+) -> BazaarError:
+    """Return our error for ``exc`` (raised while doing ``action``)."""
+    if isinstance(exc, BazaarError):
+        return exc
+    where = f" at {url}" if url else ""
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return ChainUnavailable(
+            f"cannot reach the chain{where} while trying to {action}: start it with "
+            "`bazaar chain up`, or check the rpc url (--rpc / [chain] rpc_url)",
+            url=url,
+            **fields,
+        )
+    if isinstance(exc, w3e.TimeExhausted):
+        return TransactionTimeout(
+            f"no receipt in time while trying to {action}; the transaction may still be mined: "
+            "check it later with its hash",
+            **fields,
+        )
+    if isinstance(exc, (w3e.ContractLogicError, w3e.ContractCustomError, w3e.ContractPanicError)):
+        reason = revert_reason(exc)
+        return TransactionReverted(f"{action} reverted: {reason}", reason=reason, **fields)
+    text = _rpc_message(exc)
+    lowered = text.lower()
+    if any(t in lowered for t in _FUNDS_MARKERS):
+        return InsufficientFunds(
+            f"not enough native balance for value + gas to {action}: fund the sender "
+            "(`bazaar faucet` on local chains)",
+            **fields,
+        )
+    if "revert" in lowered:
+        reason = revert_reason(exc)
+        return TransactionReverted(f"{action} reverted: {reason}", reason=reason, **fields)
+    return ChainError(f"chain error while trying to {action}: {text}", **fields)
+
+
+@contextlib.contextmanager
+def chain_errors(action: str, *, url: str | None = None, **fields: Any) -> Iterator[None]:
+    """``with chain_errors("send the transaction"):`` turns foreign errors into ours."""
+    try:
+        yield
+    except BazaarError:
+        raise
+    except Exception as exc:
+        raise translate(exc, action=action, url=url, **fields) from exc
+
+
+def raise_translated(exc: BaseException, *, action: str, **fields: Any) -> NoReturn:
+    raise translate(exc, action=action, **fields) from exc

@@ -1,0 +1,394 @@
+"""One ``Chain`` object over web3.py, with three backends: embedded (py-evm), local (anvil), rpc.
+
+Keys never leave the process: every transaction is signed locally by a ``LocalAccount`` and sent
+raw. Nonces come from a per-sender ``NonceManager`` so concurrent sends from one wallet never
+collide. Receipts are awaited by polling with a short backoff (no 100 ms floor), with a timeout.
+Errors from web3 / the node become ``agentbazaar.errors`` types (see ``_errors``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
+
+from agentbazaar.chain._errors import chain_errors, translate
+from agentbazaar.chain.nonces import NonceManager
+from agentbazaar.errors import (
+    AddressError,
+    ChainError,
+    ChainUnavailable,
+    TransactionReverted,
+    TransactionTimeout,
+    WrongChain,
+)
+
+if TYPE_CHECKING:
+    from agentbazaar.config import BazaarConfig
+
+DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
+_FEE_CACHE_SECONDS = 1.0
+_GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 12, 10
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """eth-tester is not thread-safe: serialise every request through one lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._request_lock = threading.RLock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._request_lock:
+            return super().make_request(method, params)
+
+
+def to_address(value: str) -> ChecksumAddress:
+    """Validate an address (checksum enforced when mixed-case) and return it checksummed."""
+    if not isinstance(value, str) or not Web3.is_address(value):
+        raise AddressError(f"not an Ethereum address: {value!r} (expected 0x + 40 hex digits)")
+    has_upper = any(c.isupper() for c in value[2:])
+    has_lower = any(c.islower() for c in value[2:])
+    if has_upper and has_lower and not Web3.is_checksum_address(value):
+        raise AddressError(f"bad checksum in address {value!r}: copy it again or use lower case")
+    return Web3.to_checksum_address(value)
+
+
+class Chain:
+    """A connection to one EVM chain. Thread-safe for sends and reads."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        *,
+        backend: str,
+        url: str | None = None,
+        expected_chain_id: int | None = None,
+        receipt_timeout: float = 60.0,
+    ) -> None:
+        self.w3 = w3
+        self.backend = backend
+        self.url = url
+        self.receipt_timeout = receipt_timeout
+        self._nonces = NonceManager(self._pending_nonce)
+        self._fee_lock = threading.Lock()
+        self._fees: tuple[float, dict[str, int]] | None = None
+        with chain_errors("read the chain id", url=url):
+            self.chain_id = int(w3.eth.chain_id)
+        if expected_chain_id is not None and expected_chain_id != self.chain_id:
+            raise WrongChain(
+                f"connected to chain id {self.chain_id} but expected {expected_chain_id}: "
+                "check the rpc url or [chain] chain_id",
+                chain_id=self.chain_id,
+                expected=expected_chain_id,
+            )
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def embedded(cls, *, receipt_timeout: float = 60.0) -> Chain:
+        """A fresh in-process py-evm chain (state lives as long as this object)."""
+        return cls(
+            Web3(_LockedTesterProvider()), backend="embedded", receipt_timeout=receipt_timeout
+        )
+
+    @classmethod
+    def rpc(
+        cls,
+        url: str,
+        *,
+        expected_chain_id: int | None = None,
+        backend: str = "rpc",
+        timeout: float = 30.0,
+        receipt_timeout: float = 60.0,
+    ) -> Chain:
+        if not url.startswith(("http://", "https://")):
+            raise ChainUnavailable(f"unsupported rpc url {url!r}: use http:// or https://")
+        provider = Web3.HTTPProvider(url, request_kwargs={"timeout": timeout})
+        return cls(
+            Web3(provider),
+            backend=backend,
+            url=url,
+            expected_chain_id=expected_chain_id,
+            receipt_timeout=receipt_timeout,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: BazaarConfig) -> Chain:
+        c = cfg.chain
+        if c.backend == "embedded":
+            return cls.embedded(receipt_timeout=c.receipt_timeout)
+        if c.backend == "local":
+            from agentbazaar.chain.anvil import AnvilNode
+
+            url = AnvilNode(cfg).running_url()
+            return cls.rpc(
+                url,
+                backend="local",
+                expected_chain_id=c.chain_id,
+                receipt_timeout=c.receipt_timeout,
+            )
+        assert c.rpc_url is not None  # checked by config
+        return cls.rpc(c.rpc_url, expected_chain_id=c.chain_id, receipt_timeout=c.receipt_timeout)
+
+    # ---- facts ----------------------------------------------------------------------------
+    @property
+    def network(self) -> str:
+        """CAIP-2 network id, e.g. ``eip155:31337``."""
+        return f"eip155:{self.chain_id}"
+
+    @property
+    def is_dev(self) -> bool:
+        """True for chains we control (embedded, our anvil): faucet and set_code allowed."""
+        return self.backend in ("embedded", "local") or self.chain_id in DEV_CHAIN_IDS
+
+    def block_number(self) -> int:
+        with chain_errors("read the block number", url=self.url):
+            return int(self.w3.eth.block_number)
+
+    def timestamp(self) -> int:
+        with chain_errors("read the latest block", url=self.url):
+            return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def native_balance(self, address: str) -> int:
+        addr = to_address(address)
+        with chain_errors("read a balance", url=self.url):
+            return int(self.w3.eth.get_balance(addr))
+
+    def code_at(self, address: str) -> bytes:
+        with chain_errors("read contract code", url=self.url):
+            return bytes(self.w3.eth.get_code(to_address(address)))
+
+    def contract(self, address: str, abi: list[dict[str, Any]]) -> Contract:
+        return self.w3.eth.contract(address=to_address(address), abi=abi)
+
+    # ---- reads ----------------------------------------------------------------------------
+    def call(
+        self, fn: ContractFunction, *, sender: str | None = None, block: Any = "latest"
+    ) -> Any:
+        params: TxParams = {"from": to_address(sender)} if sender else {}
+        with chain_errors(f"call {fn.fn_name}", url=self.url):
+            return fn.call(params, block_identifier=block)
+
+    # ---- sends ----------------------------------------------------------------------------
+    def _pending_nonce(self, sender: str) -> int:
+        with chain_errors("read the sender's nonce", url=self.url):
+            return int(self.w3.eth.get_transaction_count(to_address(sender), "pending"))
+
+    def fee_params(self) -> dict[str, int]:
+        """EIP-1559 fees: maxFee = 2 * baseFee + tip, cached for a second."""
+        with self._fee_lock:
+            now = time.monotonic()
+            if self._fees and now - self._fees[0] < _FEE_CACHE_SECONDS:
+                return dict(self._fees[1])
+            with chain_errors("read the gas price", url=self.url):
+                base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+                tip = 1 if self.is_dev else int(self.w3.eth.max_priority_fee)
+            fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+            self._fees = (now, fees)
+            return dict(fees)
+
+    def estimate_gas(self, tx: TxParams, *, action: str = "estimate gas") -> int:
+        with chain_errors(action, url=self.url):
+            est = int(self.w3.eth.estimate_gas(tx))
+        return est * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + 10_000
+
+    def send(
+        self,
+        account: LocalAccount,
+        tx: TxParams,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        action: str = "send the transaction",
+    ) -> TxReceipt:
+        """Sign ``tx`` locally and broadcast it; wait for its receipt unless ``wait=False``.
+
+        Gas is estimated (which simulates the call) before signing, so a call that would revert
+        raises ``TransactionReverted`` and nothing is signed or sent.
+        """
+        tx_hash = self.send_nowait(account, tx, action=action)
+        if not wait:
+            return cast(TxReceipt, {"transactionHash": tx_hash, "status": None})
+        return self.wait_for_receipt(tx_hash, timeout=timeout, action=action)
+
+    def send_nowait(self, account: LocalAccount, tx: TxParams, *, action: str = "send") -> HexBytes:
+        full: dict[str, Any] = dict(tx)
+        full["from"] = account.address
+        full.setdefault("chainId", self.chain_id)
+        full.setdefault("value", 0)
+        if "gasPrice" not in full and "maxFeePerGas" not in full:
+            full.update(self.fee_params())
+        if "gas" not in full:
+            full["gas"] = self.estimate_gas(cast(TxParams, full), action=action)
+        for attempt in range(2):
+            try:
+                with self._nonces.reserve(account.address) as nonce:
+                    full["nonce"] = nonce
+                    signed = account.sign_transaction(full)
+                    with chain_errors(action, url=self.url):
+                        return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except ChainError as exc:
+                if attempt == 0 and _is_nonce_error(exc):
+                    continue  # the manager dropped its cache; retry once with the chain's nonce
+                raise
+        raise ChainError(f"could not {action}: nonce kept colliding")  # pragma: no cover
+
+    def transact(
+        self,
+        account: LocalAccount,
+        fn: ContractFunction,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> TxReceipt:
+        """Encode, sign and send a contract call (simulated first by gas estimation)."""
+        with chain_errors(f"encode {fn.fn_name}", url=self.url):
+            data = fn._encode_transaction_data()
+        tx: dict[str, Any] = {"to": fn.address, "data": data, "value": value}
+        if gas is not None:
+            tx["gas"] = gas
+        return self.send(
+            account, cast(TxParams, tx), wait=wait, timeout=timeout, action=f"call {fn.fn_name}"
+        )
+
+    def wait_for_receipt(
+        self, tx_hash: HexBytes | str, *, timeout: float | None = None, action: str = "transaction"
+    ) -> TxReceipt:
+        deadline = time.monotonic() + (timeout if timeout is not None else self.receipt_timeout)
+        delay = 0.002
+        h = HexBytes(tx_hash)
+        while True:
+            receipt = self._receipt_or_none(h, action)
+            if receipt is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise TransactionTimeout(
+                    f"no receipt for {h.to_0x_hex()} within the timeout ({action}); it may still be "
+                    "mined: check it later",
+                    tx_hash=h.to_0x_hex(),
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        if receipt["status"] != 1:
+            reason = self._replay_reason(h)
+            raise TransactionReverted(
+                f"{action} reverted on-chain: {reason} (tx {h.to_0x_hex()})",
+                tx_hash=h.to_0x_hex(),
+                reason=reason,
+            )
+        return receipt
+
+    def _receipt_or_none(self, h: HexBytes, action: str) -> TxReceipt | None:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self.w3.eth.get_transaction_receipt(h)
+        except TransactionNotFound:
+            return None
+        except Exception as exc:
+            raise translate(exc, action=f"wait for {action}", url=self.url) from exc
+
+    def _replay_reason(self, h: HexBytes) -> str:
+        try:
+            tx = self.w3.eth.get_transaction(h)
+            call: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}  # type: ignore[literal-required]
+            if "input" in tx and "data" not in call:
+                call["data"] = tx["input"]
+            self.w3.eth.call(cast(TxParams, call), int(tx["blockNumber"] or 0) - 1)
+        except Exception as exc:  # the replay is diagnosis only
+            return str(translate(exc, action="replay").fields.get("reason") or "unknown reason")
+        return "out of gas or reverted without a reason"
+
+    # ---- deploy ---------------------------------------------------------------------------
+    def deploy(
+        self,
+        account: LocalAccount,
+        abi: list[dict[str, Any]],
+        bytecode: bytes,
+        *args: Any,
+        name: str = "contract",
+    ) -> tuple[Contract, TxReceipt]:
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        with chain_errors(f"encode the constructor of {name}"):
+            data = factory.constructor(*args).data_in_transaction
+        receipt = self.send(account, cast(TxParams, {"data": data}), action=f"deploy {name}")
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"deploying {name} produced no contract address")
+        return self.w3.eth.contract(address=address, abi=abi), receipt
+
+    # ---- dev chains only ------------------------------------------------------------------
+    def _require_dev(self, what: str) -> None:
+        if not self.is_dev:
+            raise ChainError(
+                f"{what} works only on local chains (embedded or anvil), "
+                f"not on chain {self.chain_id}",
+                chain_id=self.chain_id,
+            )
+
+    def fund_native(self, address: str, wei: int) -> None:
+        """Add ``wei`` of native currency to ``address`` (dev chains only)."""
+        self._require_dev("the faucet")
+        addr = to_address(address)
+        if self.backend == "embedded":
+            self._tester_edit(
+                lambda st: st.set_balance(
+                    bytes(HexBytes(addr)), st.get_balance(bytes(HexBytes(addr))) + wei
+                )
+            )
+            return
+        with chain_errors("fund the address", url=self.url):
+            current = self.w3.eth.get_balance(addr)
+            self.w3.provider.make_request(
+                RPCEndpoint("anvil_setBalance"), [addr, hex(current + wei)]
+            )
+
+    def set_code(self, address: str, code: bytes) -> None:
+        """Place runtime ``code`` at ``address`` (dev chains only)."""
+        self._require_dev("placing code at an address")
+        addr = to_address(address)
+        if self.backend == "embedded":
+            self._tester_edit(lambda st: st.set_code(bytes(HexBytes(addr)), code))
+            return
+        with chain_errors("set code", url=self.url):
+            self.w3.provider.make_request(RPCEndpoint("anvil_setCode"), [addr, "0x" + code.hex()])
+
+    def set_storage(self, address: str, slot: int, value: int) -> None:
+        """Write one storage slot (dev chains only)."""
+        self._require_dev("writing storage")
+        addr = to_address(address)
+        if self.backend == "embedded":
+            self._tester_edit(lambda st: st.set_storage(bytes(HexBytes(addr)), slot, value))
+            return
+        with chain_errors("set storage", url=self.url):
+            self.w3.provider.make_request(
+                RPCEndpoint("anvil_setStorageAt"),
+                [addr, hex(slot), "0x" + value.to_bytes(32, "big").hex()],
+            )
+
+    def _tester_edit(self, edit: Any) -> None:
+        provider = cast(_LockedTesterProvider, self.w3.provider)
+        with provider._request_lock:
+            tester: Any = provider.ethereum_tester
+            chain = tester.backend.chain
+            state = chain.get_vm().state
+            edit(state)
+            state.persist()
+            chain.header = chain.header.copy(state_root=state.state_root)
+            tester.mine_blocks(1)
+        self._fees = None
+
+
+def _is_nonce_error(exc: ChainError) -> bool:
+    text = str(exc).lower()
+    return "nonce too low" in text or "nonce too high" in text or "already known" in text
