@@ -1,0 +1,40 @@
+"""agentbazaar.dex: constant-product AMM maths and best-execution routing (pure Python).
+
+Pools are snapshots (``Pool``); quotes are exact integers equal to what ``AmmRouter.vy`` pays
+when executed against pools holding those reserves. Reading reserves from a chain belongs to a
+client layer that builds ``Pool`` values and passes them in as an iterable.
+"""
+
+from agentbazaar.dex._errors import DexInputError, NoRouteError
+from agentbazaar.dex._math import amount_out, path_output, simulate_routes
+from agentbazaar.dex._paths import enumerate_paths
+from agentbazaar.dex.router import (
+    DEFAULT_GAS_BASE,
+    DEFAULT_GAS_PER_HOP,
+    DEFAULT_GAS_PER_ROUTE,
+    GasModel,
+    best_path,
+    quote_routes,
+    route_best_execution,
+)
+from agentbazaar.dex.types import Path, Pool, Quote, RouteQuote
+
+__all__ = [
+    "DEFAULT_GAS_BASE",
+    "DEFAULT_GAS_PER_HOP",
+    "DEFAULT_GAS_PER_ROUTE",
+    "DexInputError",
+    "GasModel",
+    "NoRouteError",
+    "Path",
+    "Pool",
+    "Quote",
+    "RouteQuote",
+    "amount_out",
+    "best_path",
+    "enumerate_paths",
+    "path_output",
+    "quote_routes",
+    "route_best_execution",
+    "simulate_routes",
+]
