@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -208,18 +209,28 @@ class Chain:
         wait: bool = True,
         timeout: float | None = None,
         action: str = "send the transaction",
+        on_signed: Callable[[HexBytes, bytes], None] | None = None,
     ) -> TxReceipt:
         """Sign ``tx`` locally and broadcast it; wait for its receipt unless ``wait=False``.
 
         Gas is estimated (which simulates the call) before signing, so a call that would revert
         raises ``TransactionReverted`` and nothing is signed or sent.
         """
-        tx_hash = self.send_nowait(account, tx, action=action)
+        tx_hash = self.send_nowait(account, tx, action=action, on_signed=on_signed)
         if not wait:
             return cast(TxReceipt, {"transactionHash": tx_hash, "status": None})
         return self.wait_for_receipt(tx_hash, timeout=timeout, action=action)
 
-    def send_nowait(self, account: LocalAccount, tx: TxParams, *, action: str = "send") -> HexBytes:
+    def send_nowait(
+        self,
+        account: LocalAccount,
+        tx: TxParams,
+        *,
+        action: str = "send",
+        on_signed: Callable[[HexBytes, bytes], None] | None = None,
+    ) -> HexBytes:
+        """Sign and broadcast. ``on_signed(tx_hash, raw)`` runs after signing and before the
+        broadcast (e.g. to record the hash durably); if it raises, nothing is broadcast."""
         full: dict[str, Any] = dict(tx)
         full["from"] = account.address
         full.setdefault("chainId", self.chain_id)
@@ -233,6 +244,8 @@ class Chain:
                 with self._nonces.reserve(account.address) as nonce:
                     full["nonce"] = nonce
                     signed = account.sign_transaction(full)
+                    if on_signed is not None:
+                        on_signed(HexBytes(signed.hash), bytes(signed.raw_transaction))
                     with chain_errors(action, url=self.url):
                         return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
             except ChainError as exc:
@@ -240,6 +253,20 @@ class Chain:
                     continue  # the manager dropped its cache; retry once with the chain's nonce
                 raise
         raise ChainError(f"could not {action}: nonce kept colliding")  # pragma: no cover
+
+    def broadcast_raw(self, raw: bytes, *, action: str = "rebroadcast") -> HexBytes:
+        """Send an already signed transaction again (a retry after a crash); idempotent."""
+        try:
+            with chain_errors(action, url=self.url):
+                return HexBytes(self.w3.eth.send_raw_transaction(raw))
+        except ChainError as exc:
+            if _is_nonce_error(exc):  # already mined or already in the pool
+                return HexBytes(Web3.keccak(raw))
+            raise
+
+    def receipt(self, tx_hash: HexBytes | str) -> TxReceipt | None:
+        """The receipt if the transaction is mined, else None."""
+        return self._receipt_or_none(HexBytes(tx_hash), "transaction")
 
     def transact(
         self,

@@ -35,6 +35,9 @@ class Deployment:
     tx_hash: str | None = None
     block: int | None = None
     args: list[Any] = field(default_factory=list)
+    meta: dict[str, Any] = field(
+        default_factory=dict
+    )  # e.g. token symbol, decimals, EIP-712 domain
 
 
 @dataclass
@@ -104,6 +107,7 @@ def deploy_contract(
     *,
     artifacts_dir: Path | None = None,
     force: bool = False,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[Contract, Status]:
     """Deploy ``contract`` under manifest ``key`` unless an up-to-date deployment exists."""
     artifact = compile_contract(contract, cache_dir=artifacts_dir)
@@ -118,6 +122,7 @@ def deploy_contract(
         tx_hash=receipt["transactionHash"].to_0x_hex(),
         block=int(receipt["blockNumber"]),
         args=[a if isinstance(a, (int, str, bool)) else str(a) for a in args],
+        meta=dict(meta or {}),
     )
     manifest.save()
     return instance, ("deployed" if status == "missing" else "changed")

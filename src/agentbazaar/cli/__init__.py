@@ -1,0 +1,65 @@
+"""The `bazaar` command: a thin shell over the library.
+
+Every error we raise on purpose (``BazaarError``) becomes one line on stderr and exit code 1;
+usage errors exit 2. No tracebacks for user mistakes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from agentbazaar.cli import chain as chain_cmd
+from agentbazaar.cli._common import RunContext, err_console
+from agentbazaar.errors import BazaarError
+
+app = typer.Typer(
+    name="bazaar",
+    help="agentbazaar: agents with wallets, identities and stablecoin payments on a real EVM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", help="data directory (default BAZAAR_HOME or ~/.bazaar)"
+    ),
+    chain: str | None = typer.Option(None, "--chain", help="backend: embedded | local | rpc"),
+    rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC url of any EVM chain"),
+) -> None:
+    ctx.obj = RunContext(home=home, backend=chain, rpc_url=rpc)
+
+
+app.add_typer(chain_cmd.app, name="chain")
+
+
+def _register_optional() -> None:
+    """Every module of this package with a ``register(app)`` adds its commands to ``app``."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "chain":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(app)
+
+
+def main() -> None:
+    _register_optional()
+    try:
+        app()
+    except BazaarError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
