@@ -1,0 +1,203 @@
+"""SQLite store of receipts (issued by a provider, received by a buyer) and validation verdicts.
+
+One file per agent (``<data dir>/receipts.sqlite``). Writes are single transactions: a receipt is
+stored whole or not at all; storing the same receipt twice for the same role is a no-op (the
+receipt id, the EIP-712 digest, is the key), so retries never duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentbazaar.agents.receipts import Receipt, SignedReceipt
+from agentbazaar.errors import LedgerError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('issued', 'received')),
+    chain_id INTEGER NOT NULL,
+    provider_agent_id INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    weights_hash TEXT NOT NULL,
+    input_hash TEXT NOT NULL,
+    output_hash TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    price TEXT NOT NULL,
+    payment_ref TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    tx_hash TEXT,
+    texts TEXT NOT NULL,
+    output BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'accepted',
+    note TEXT,
+    PRIMARY KEY (id, role)
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    receipt_id TEXT NOT NULL,
+    validator TEXT NOT NULL,
+    provider_agent_id INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    max_abs_diff REAL NOT NULL,
+    min_cosine REAL NOT NULL,
+    request_hash TEXT,
+    tx_hash TEXT,
+    PRIMARY KEY (receipt_id, validator)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    signed: SignedReceipt
+    role: str
+    texts: list[str]
+    output: bytes
+    tx_hash: str | None
+    status: str
+    note: str | None
+
+    @property
+    def id(self) -> str:
+        return self.signed.id
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    receipt_id: str
+    validator: str
+    provider_agent_id: int
+    score: int
+    max_abs_diff: float
+    min_cosine: float
+    request_hash: str | None
+    tx_hash: str | None
+
+
+class ReceiptStore:
+    """Thread-safe; ``path=None`` keeps everything in memory."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
+        with self._lock, self._db:
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(
+        self,
+        signed: SignedReceipt,
+        *,
+        role: str,
+        texts: list[str],
+        output: bytes,
+        tx_hash: str | None = None,
+        status: str = "accepted",
+        note: str | None = None,
+    ) -> str:
+        r = signed.receipt
+        row = (
+            signed.id, role, signed.chain_id, r.provider_agent_id, r.provider, r.model_id,
+            r.weights_hash, r.input_hash, r.output_hash, r.asset, str(r.price), r.payment_ref,
+            r.timestamp, signed.signature, tx_hash, json.dumps(texts), output, status, note,
+        )  # fmt: skip
+        try:
+            with self._lock, self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO receipts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot store receipt {signed.id}: {exc}") from exc
+        return signed.id
+
+    def set_settlement(self, receipt_id: str, tx_hash: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("UPDATE receipts SET tx_hash=? WHERE id=?", (tx_hash, receipt_id))
+
+    def set_status(self, receipt_id: str, status: str, note: str | None = None) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE receipts SET status=?, note=? WHERE id=?", (status, note, receipt_id)
+            )
+
+    def query(
+        self,
+        *,
+        role: str | None = None,
+        provider_agent_id: int | None = None,
+        receipt_id: str | None = None,
+    ) -> list[StoredReceipt]:
+        sql, args = "SELECT * FROM receipts WHERE 1=1", []
+        for column, value in (
+            ("role", role),
+            ("provider_agent_id", provider_agent_id),
+            ("id", receipt_id),
+        ):
+            if value is not None:
+                sql += f" AND {column}=?"
+                args.append(value)
+        with self._lock:
+            cur = self._db.execute(sql + " ORDER BY timestamp, rowid", args)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return [_stored(row) for row in rows]
+
+    def get(self, receipt_id: str) -> StoredReceipt | None:
+        found = self.query(receipt_id=receipt_id)
+        return found[0] if found else None
+
+    def add_verdict(self, verdict: StoredVerdict) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    verdict.receipt_id, verdict.validator, verdict.provider_agent_id,
+                    verdict.score, verdict.max_abs_diff, verdict.min_cosine,
+                    verdict.request_hash, verdict.tx_hash,
+                ),
+            )  # fmt: skip
+
+    def verdicts(self, *, provider_agent_id: int | None = None) -> list[StoredVerdict]:
+        sql, args = "SELECT * FROM verdicts", []
+        if provider_agent_id is not None:
+            sql, args = sql + " WHERE provider_agent_id=?", [provider_agent_id]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY rowid", args).fetchall()
+        return [StoredVerdict(*row) for row in rows]
+
+
+def _stored(row: dict[str, Any]) -> StoredReceipt:
+    receipt = Receipt(
+        provider_agent_id=int(row["provider_agent_id"]),
+        provider=row["provider"],
+        model_id=row["model_id"],
+        weights_hash=row["weights_hash"],
+        input_hash=row["input_hash"],
+        output_hash=row["output_hash"],
+        asset=row["asset"],
+        price=int(row["price"]),
+        payment_ref=row["payment_ref"],
+        timestamp=int(row["timestamp"]),
+    )
+    return StoredReceipt(
+        signed=SignedReceipt(receipt, row["signature"], int(row["chain_id"])),
+        role=row["role"],
+        texts=list(json.loads(row["texts"])),
+        output=bytes(row["output"]),
+        tx_hash=row["tx_hash"],
+        status=row["status"],
+        note=row["note"],
+    )
