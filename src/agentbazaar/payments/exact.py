@@ -1,0 +1,571 @@
+"""The ``exact`` scheme on EVM chains (EIP-3009 ``transferWithAuthorization``), facilitator side.
+
+Pure checks (shape, network, payTo, amount, validity window, EIP-712 signature) run without any
+chain call; the chain is asked once to simulate the transfer (verify) or to estimate and send it
+(settle). Chain calls run in a thread pool and receipts are awaited with ``asyncio.sleep`` between
+polls, so the event loop never blocks and concurrent settlements share one nonce sequence
+(``Chain`` reserves nonces per sender).
+
+Settlement is exactly once: ``SettlementStore`` records the claim before signing and the signed
+transaction before broadcasting; a repeated settle for the same authorization returns (or waits
+for) the first result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3.contract import Contract
+from web3.types import TxParams, TxReceipt
+from x402.mechanisms.evm import constants as c
+from x402.mechanisms.evm.exact.eip3009_utils import verify_eip3009_transfer_event
+from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
+
+from agentbazaar.chain import Chain, to_address
+from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
+from agentbazaar.payments.store import (
+    FAILED,
+    SENT,
+    SettlementKey,
+    SettlementRecord,
+    SettlementStore,
+)
+
+T = TypeVar("T")
+
+ERR_UNSUPPORTED_ASSET = "unsupported_asset"
+ERR_INVALID_PAYLOAD = "invalid_payload"
+ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
+ERR_AMOUNT_MISMATCH = "accepted_requirements_mismatch"
+VALID_BEFORE_MARGIN = 6  # seconds, as the reference facilitator
+_UINT256 = 2**256
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_NONCE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_DIGITS = re.compile(r"^[0-9]{1,78}$")
+
+TOKEN_ABI: list[dict[str, Any]] = [
+    *c.TRANSFER_WITH_AUTHORIZATION_VRS_ABI,
+    *c.AUTHORIZATION_STATE_ABI,
+    *c.BALANCE_OF_ABI,
+]
+
+_EIP712_TYPES = {
+    "TransferWithAuthorization": [
+        {"name": "from", "type": "address"},
+        {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"},
+        {"name": "nonce", "type": "bytes32"},
+    ]
+}
+
+
+class Rejected(Exception):
+    """A payment that fails a check: ``reason`` is the x402 reason code."""
+
+    def __init__(self, reason: str, message: str = "", payer: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason, self.message, self.payer = reason, message or reason, payer
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A parsed EIP-3009 ``TransferWithAuthorization`` with its 65-byte signature."""
+
+    payer: str
+    to: str
+    value: int
+    valid_after: int
+    valid_before: int
+    nonce: bytes
+    signature: bytes
+
+    @property
+    def nonce_hex(self) -> str:
+        return "0x" + self.nonce.hex()
+
+    @property
+    def vrs(self) -> tuple[int, bytes, bytes]:
+        v = self.signature[64]
+        return (v + 27 if v in (0, 1) else v, self.signature[:32], self.signature[32:64])
+
+
+# ---- pure checks ---------------------------------------------------------------------------
+def _uint(value: object, field: str) -> int:
+    if not isinstance(value, str) or not _DIGITS.match(value) or int(value) >= _UINT256:
+        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a uint256 string")
+    return int(value)
+
+
+def _addr(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a 20-byte address")
+    return value
+
+
+def parse_authorization(payload: dict[str, Any]) -> Authorization:
+    """Parse the scheme payload ``{signature, authorization: {...}}`` strictly."""
+    auth = payload.get("authorization")
+    sig = payload.get("signature")
+    if not isinstance(auth, dict):
+        raise Rejected(ERR_INVALID_PAYLOAD, "payload.authorization is missing")
+    if not isinstance(sig, str) or not _SIGNATURE.match(sig):
+        raise Rejected(c.ERR_INVALID_SIGNATURE, "payload.signature must be 65 bytes of hex")
+    nonce = auth.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise Rejected(ERR_INVALID_PAYLOAD, "authorization.nonce must be 32 bytes of hex")
+    return Authorization(
+        payer=_addr(auth.get("from"), "from"),
+        to=_addr(auth.get("to"), "to"),
+        value=_uint(auth.get("value"), "value"),
+        valid_after=_uint(auth.get("validAfter"), "validAfter"),
+        valid_before=_uint(auth.get("validBefore"), "validBefore"),
+        nonce=bytes.fromhex(nonce[2:]),
+        signature=bytes.fromhex(sig[2:]),
+    )
+
+
+def check_requirements(
+    payload: PaymentPayload,
+    req: PaymentRequirements,
+    auth: Authorization,
+    *,
+    networks: frozenset[str],
+    assets: frozenset[str] | None,
+    now: int,
+) -> None:
+    """Everything that can be checked without the chain; raises ``Rejected``."""
+    payer = auth.payer
+    if payload.x402_version != 2:
+        raise Rejected(ERR_UNSUPPORTED_VERSION, "only x402 v2 payloads are accepted", payer)
+    if payload.accepted.scheme != c.SCHEME_EXACT or req.scheme != c.SCHEME_EXACT:
+        raise Rejected(c.ERR_UNSUPPORTED_SCHEME, payer=payer)
+    if payload.accepted.network != req.network or req.network not in networks:
+        raise Rejected(c.ERR_NETWORK_MISMATCH, f"network {req.network} is not served", payer)
+    if not _ADDRESS.match(req.asset) or (assets is not None and req.asset.lower() not in assets):
+        raise Rejected(ERR_UNSUPPORTED_ASSET, f"asset {req.asset} is not accepted", payer)
+    if payload.accepted.asset.lower() != req.asset.lower():
+        raise Rejected(ERR_UNSUPPORTED_ASSET, "the payment is for another asset", payer)
+    extra = req.extra or {}
+    if not isinstance(extra.get("name"), str) or not isinstance(extra.get("version"), str):
+        raise Rejected(c.ERR_MISSING_EIP712_DOMAIN, payer=payer)
+    if auth.to.lower() != req.pay_to.lower():
+        raise Rejected(c.ERR_RECIPIENT_MISMATCH, payer=payer)
+    if not req.amount.isdigit() or auth.value != int(req.amount):
+        raise Rejected(c.ERR_AUTHORIZATION_VALUE_MISMATCH, payer=payer)
+    if auth.valid_before < now + VALID_BEFORE_MARGIN:
+        raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)
+    if auth.valid_after > now:
+        raise Rejected(c.ERR_VALID_AFTER_FUTURE, payer=payer)
+
+
+def recover_payer(auth: Authorization, chain_id: int, token: str, name: str, version: str) -> str:
+    """The address that signed ``auth`` under the token's EIP-712 domain."""
+    message = encode_typed_data(
+        domain_data={
+            "name": name,
+            "version": version,
+            "chainId": chain_id,
+            "verifyingContract": token,
+        },
+        message_types=_EIP712_TYPES,
+        message_data={
+            "from": auth.payer,
+            "to": auth.to,
+            "value": auth.value,
+            "validAfter": auth.valid_after,
+            "validBefore": auth.valid_before,
+            "nonce": auth.nonce,
+        },
+    )
+    v, r, s = auth.vrs
+    try:
+        return str(Account.recover_message(message, vrs=(v, r, s)))
+    except Exception as exc:  # malformed (r, s, v): not a signature of anyone
+        raise Rejected(c.ERR_INVALID_SIGNATURE, "signature does not recover", auth.payer) from exc
+
+
+def map_revert(reason: str) -> str:
+    """A token revert message -> the x402 reason code."""
+    text = reason.lower()
+    table = (
+        (("expired",), c.ERR_VALID_BEFORE_EXPIRED),
+        (("not yet valid",), c.ERR_VALID_AFTER_FUTURE),
+        (("used", "canceled", "cancelled"), c.ERR_NONCE_ALREADY_USED),
+        (("balance",), c.ERR_INSUFFICIENT_BALANCE),
+        (("signature", "signer"), c.ERR_INVALID_SIGNATURE),
+    )
+    for markers, code in table:
+        if any(m in text for m in markers):
+            return code
+    return c.ERR_TRANSACTION_SIMULATION_FAILED
+
+
+# ---- the handler ---------------------------------------------------------------------------
+@dataclass
+class Metrics:
+    settled: int = 0
+    failed: int = 0
+    rejected: int = 0
+    verified: int = 0
+    repeats: int = 0
+
+
+class ExactEvmHandler:
+    """Facilitator handler for scheme ``exact`` on one EVM chain."""
+
+    scheme = c.SCHEME_EXACT
+
+    def __init__(
+        self,
+        chain: Chain,
+        account: LocalAccount,
+        store: SettlementStore,
+        executor: Executor,
+        *,
+        assets: frozenset[str] | None = None,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        self.chain = chain
+        self.account = account
+        self.store = store
+        self.assets = assets
+        self.receipt_timeout = receipt_timeout
+        self.metrics = Metrics()
+        self._executor = executor
+        self._inflight: dict[SettlementKey, asyncio.Future[SettleResponse]] = {}
+        self._contracts: dict[str, Contract] = {}
+
+    # ---- facts -----------------------------------------------------------------------
+    @property
+    def networks(self) -> frozenset[str]:
+        return frozenset({self.chain.network})
+
+    def signers(self) -> list[str]:
+        return [self.account.address]
+
+    def extra(self, network: str) -> dict[str, Any] | None:
+        return None
+
+    def _token(self, address: str) -> Contract:
+        key = address.lower()
+        if key not in self._contracts:
+            self._contracts[key] = self.chain.contract(address, TOKEN_ABI)
+        return self._contracts[key]
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # ---- verify ----------------------------------------------------------------------
+    def _checked(self, payload: PaymentPayload, req: PaymentRequirements) -> Authorization:
+        auth = parse_authorization(payload.payload)
+        check_requirements(
+            payload, req, auth, networks=self.networks, assets=self.assets, now=int(time.time())
+        )
+        extra = req.extra or {}
+        signer = recover_payer(
+            auth, self.chain.chain_id, req.asset, str(extra["name"]), str(extra["version"])
+        )
+        if signer.lower() != auth.payer.lower():
+            raise Rejected(c.ERR_INVALID_SIGNATURE, "signed by another key", auth.payer)
+        return auth
+
+    def _key(self, req: PaymentRequirements, auth: Authorization) -> SettlementKey:
+        return SettlementKey.of(req.network, req.asset, auth.payer, auth.nonce_hex)
+
+    def _transfer_fn(self, req: PaymentRequirements, auth: Authorization) -> Any:
+        v, r, s = auth.vrs
+        return self._token(req.asset).functions.transferWithAuthorization(
+            to_address(auth.payer),
+            to_address(auth.to),
+            auth.value,
+            auth.valid_after,
+            auth.valid_before,
+            auth.nonce,
+            v,
+            r,
+            s,
+        )
+
+    def _simulate(self, req: PaymentRequirements, auth: Authorization) -> None:
+        try:
+            self.chain.call(self._transfer_fn(req, auth), sender=self.account.address)
+        except TransactionReverted as exc:
+            raise Rejected(
+                self._diagnose(req, auth, str(exc.fields.get("reason") or exc)),
+                str(exc),
+                auth.payer,
+            ) from exc
+
+    def _diagnose(self, req: PaymentRequirements, auth: Authorization, reason: str) -> str:
+        token = self._token(req.asset)
+        payer = to_address(auth.payer)
+        try:
+            if self.chain.call(token.functions.authorizationState(payer, auth.nonce)):
+                return c.ERR_NONCE_ALREADY_USED
+            if int(self.chain.call(token.functions.balanceOf(payer))) < auth.value:
+                return c.ERR_INSUFFICIENT_BALANCE
+        except BazaarError:
+            return c.ERR_EIP3009_NOT_SUPPORTED
+        return map_revert(reason)
+
+    def _verify_sync(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
+        auth = self._checked(payload, req)
+        record = self.store.get(self._key(req, auth))
+        if record is not None and record.status != FAILED:
+            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already settled", auth.payer)
+        self._simulate(req, auth)
+        return VerifyResponse(is_valid=True, payer=auth.payer)
+
+    async def verify(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
+        try:
+            result = await self._run(lambda: self._verify_sync(payload, req))
+        except Rejected as exc:
+            self.metrics.rejected += 1
+            return VerifyResponse(
+                is_valid=False,
+                invalid_reason=exc.reason,
+                invalid_message=exc.message,
+                payer=exc.payer or _payer_hint(payload),
+            )
+        except BazaarError as exc:
+            self.metrics.rejected += 1
+            return VerifyResponse(
+                is_valid=False,
+                invalid_reason=c.ERR_TRANSACTION_SIMULATION_FAILED,
+                invalid_message=str(exc),
+                payer=_payer_hint(payload),
+            )
+        self.metrics.verified += 1
+        return result
+
+    # ---- settle ----------------------------------------------------------------------
+    def _fail(
+        self, req: PaymentRequirements, reason: str, message: str, payer: str | None, tx: str = ""
+    ) -> SettleResponse:
+        return SettleResponse(
+            success=False,
+            error_reason=reason,
+            error_message=message,
+            payer=payer,
+            transaction=tx,
+            network=req.network,
+        )
+
+    def _ok(self, req: PaymentRequirements, payer: str, tx: str, amount: int) -> SettleResponse:
+        return SettleResponse(
+            success=True, payer=payer, transaction=tx, network=req.network, amount=str(amount)
+        )
+
+    async def settle(self, payload: PaymentPayload, req: PaymentRequirements) -> SettleResponse:
+        try:
+            auth = parse_authorization(payload.payload)
+        except Rejected as exc:
+            return self._fail(req, exc.reason, exc.message, _payer_hint(payload))
+        key = self._key(req, auth)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.metrics.repeats += 1
+            return await asyncio.shield(pending)
+        future: asyncio.Future[SettleResponse] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._settle_new(payload, req, auth, key)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _settle_new(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        auth: Authorization,
+        key: SettlementKey,
+    ) -> SettleResponse:
+        existing = await self._run(lambda: self.store.get(key))
+        if existing is not None:
+            self.metrics.repeats += 1
+            return await self._answer_existing(req, auth, existing)
+        try:
+            tx_hash = await self._run(lambda: self._claim_and_send(payload, req, auth, key))
+        except Rejected as exc:
+            self.metrics.rejected += 1
+            return self._fail(req, exc.reason, exc.message, auth.payer)
+        return await self._await_result(req, auth, key, tx_hash)
+
+    async def _answer_existing(
+        self, req: PaymentRequirements, auth: Authorization, record: SettlementRecord
+    ) -> SettleResponse:
+        if record.signature != "0x" + auth.signature.hex():
+            return self._fail(
+                req, c.ERR_NONCE_ALREADY_USED, "nonce used by another authorization", auth.payer
+            )
+        if record.final:
+            if record.status == FAILED:
+                return self._fail(
+                    req,
+                    record.reason or c.ERR_TRANSACTION_FAILED,
+                    "settlement failed",
+                    auth.payer,
+                    record.tx_hash or "",
+                )
+            return self._ok(req, auth.payer, record.tx_hash or "", record.amount)
+        if record.status == SENT and record.tx_hash:
+            return await self._await_result(req, auth, record.key, record.tx_hash)
+        return self._fail(req, c.ERR_SETTLEMENT_PENDING, "settlement in progress", auth.payer)
+
+    def _claim_and_send(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        auth: Authorization,
+        key: SettlementKey,
+    ) -> str:
+        self._checked(payload, req)
+        prior = self.store.claim(
+            key, signature="0x" + auth.signature.hex(), pay_to=auth.to, amount=auth.value
+        )
+        if prior is not None:
+            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already claimed", auth.payer)
+
+        def record(tx_hash: HexBytes, raw: bytes) -> None:
+            self.store.mark_sent(key, tx_hash.to_0x_hex(), raw)
+
+        fn = self._transfer_fn(req, auth)
+        tx = cast(TxParams, {"to": fn.address, "data": fn._encode_transaction_data()})
+        try:
+            sent = self.chain.send_nowait(self.account, tx, action="settle", on_signed=record)
+        except TransactionReverted as exc:  # the estimate (a simulation) reverted: nothing sent
+            self.store.release(key)
+            reason = self._diagnose(req, auth, str(exc.fields.get("reason") or exc))
+            raise Rejected(reason, str(exc), auth.payer) from exc
+        except BazaarError as exc:
+            current = self.store.get(key)
+            if current is None or current.status != SENT:
+                self.store.release(key)
+                raise Rejected(c.ERR_TRANSACTION_FAILED, str(exc), auth.payer) from exc
+            if not isinstance(exc, ChainUnavailable):  # the node refused the signed tx
+                self.store.finish(
+                    key,
+                    success=False,
+                    tx_hash=current.tx_hash or "",
+                    reason=c.ERR_TRANSACTION_FAILED,
+                )
+                raise Rejected(c.ERR_TRANSACTION_FAILED, str(exc), auth.payer) from exc
+            assert current.tx_hash is not None  # signed and recorded: recovery re-broadcasts
+            return current.tx_hash
+        return sent.to_0x_hex()
+
+    async def _await_result(
+        self, req: PaymentRequirements, auth: Authorization, key: SettlementKey, tx_hash: str
+    ) -> SettleResponse:
+        receipt = await self._await_receipt(tx_hash)
+        if receipt is None:
+            return self._fail(
+                req,
+                c.ERR_SETTLEMENT_PENDING,
+                "no receipt yet; settle again to get the result",
+                auth.payer,
+                tx_hash,
+            )
+        ok = receipt["status"] == 1 and verify_eip3009_transfer_event(
+            list(receipt["logs"]),
+            req.asset,
+            from_address=auth.payer,
+            to=auth.to,
+            value=auth.value,
+        )
+        reason = None if ok else c.ERR_TRANSACTION_FAILED
+        await self._run(lambda: self.store.finish(key, success=ok, tx_hash=tx_hash, reason=reason))
+        if ok:
+            self.metrics.settled += 1
+            return self._ok(req, auth.payer, tx_hash, auth.value)
+        self.metrics.failed += 1
+        return self._fail(
+            req, c.ERR_TRANSACTION_FAILED, "the transfer reverted", auth.payer, tx_hash
+        )
+
+    async def _await_receipt(self, tx_hash: str) -> TxReceipt | None:
+        deadline = time.monotonic() + self.receipt_timeout
+        delay = 0.002
+        while True:
+            try:
+                receipt = await self._run(lambda: self.chain.receipt(tx_hash))
+            except ChainUnavailable:
+                receipt = None
+            if receipt is not None:
+                return receipt
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def metrics_snapshot(self) -> dict[str, int]:
+        counts = self.store.counts()
+        m = self.metrics
+        return {
+            "settled": m.settled,
+            "failed": m.failed,
+            "rejected": m.rejected,
+            "verified": m.verified,
+            "repeats": m.repeats,
+            "pending": counts["claimed"] + counts[SENT],
+            "stored_settled": counts["settled"],
+            "stored_failed": counts[FAILED],
+        }
+
+    # ---- start-up recovery -------------------------------------------------------------
+    def recover(self) -> int:
+        """Resolve settlements left ``sent`` by a crash; drop claims that never signed.
+
+        Returns the number of settlements re-broadcast or resolved."""
+        for record in self.store.with_status("claimed"):
+            self.store.release(record.key)
+        done = 0
+        for record in self.store.with_status(SENT):
+            if record.tx_hash is None or record.raw_tx is None:
+                continue
+            if self.chain.receipt(record.tx_hash) is None:
+                self.chain.broadcast_raw(record.raw_tx, action="re-broadcast a settlement")
+            try:
+                receipt = self.chain.wait_for_receipt(record.tx_hash, action="recovered settle")
+                ok = verify_eip3009_transfer_event(
+                    list(receipt["logs"]),
+                    record.key.asset,
+                    from_address=record.key.payer,
+                    to=record.pay_to,
+                    value=record.amount,
+                )
+            except TransactionReverted:
+                ok = False
+            self.store.finish(
+                record.key,
+                success=ok,
+                tx_hash=record.tx_hash,
+                reason=None if ok else c.ERR_TRANSACTION_FAILED,
+            )
+            done += 1
+        return done
+
+
+def _payer_hint(payload: PaymentPayload) -> str | None:
+    auth = payload.payload.get("authorization")
+    payer = auth.get("from") if isinstance(auth, dict) else None
+    return payer if isinstance(payer, str) else None

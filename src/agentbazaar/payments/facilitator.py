@@ -1,0 +1,262 @@
+"""Our x402 facilitator: a registry of scheme handlers and the HTTP service around it.
+
+``Facilitator`` routes each payment to the handler registered for its (scheme, network); it is also
+a drop-in in-process facilitator client for the SDK's ``x402ResourceServer`` (async ``verify`` and
+``settle``, sync ``get_supported``). ``create_app`` serves it over HTTP exactly as the SDK's
+``HTTPFacilitatorClient`` expects: ``POST /verify``, ``POST /settle``, ``GET /supported``, plus
+``/healthz`` and ``/metrics``.
+
+To add a scheme, implement ``SchemeHandler`` (``scheme``, ``networks``, ``signers()``,
+``extra(network)``, async ``verify`` / ``settle``) and ``Facilitator.register`` it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from x402.schemas import (
+    PaymentPayload,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedKind,
+    SupportedResponse,
+    VerifyResponse,
+)
+from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
+
+from agentbazaar.chain import Chain
+from agentbazaar.payments.exact import (
+    ERR_INVALID_PAYLOAD,
+    ERR_UNSUPPORTED_VERSION,
+    ExactEvmHandler,
+)
+from agentbazaar.payments.store import SettlementStore
+
+MAX_BODY_BYTES = 64 * 1024
+ERR_UNSUPPORTED_SCHEME = "unsupported_scheme"
+
+
+@runtime_checkable
+class SchemeHandler(Protocol):
+    """One payment scheme on one or more networks."""
+
+    scheme: str
+
+    @property
+    def networks(self) -> frozenset[str]: ...
+
+    def signers(self) -> list[str]: ...
+
+    def extra(self, network: str) -> dict[str, Any] | None: ...
+
+    async def verify(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse: ...
+
+    async def settle(self, payload: PaymentPayload, req: PaymentRequirements) -> SettleResponse: ...
+
+
+class Facilitator:
+    """Scheme handlers by (scheme, network); v2 only (v1 payloads get a clear refusal)."""
+
+    def __init__(self, handlers: list[SchemeHandler] | None = None) -> None:
+        self._handlers: dict[tuple[str, str], SchemeHandler] = {}
+        for handler in handlers or []:
+            self.register(handler)
+
+    def register(self, handler: SchemeHandler) -> Facilitator:
+        for network in handler.networks:
+            self._handlers[(handler.scheme, network)] = handler
+        return self
+
+    @property
+    def handlers(self) -> list[SchemeHandler]:
+        unique: dict[int, SchemeHandler] = {id(h): h for h in self._handlers.values()}
+        return list(unique.values())
+
+    def handler_for(self, scheme: str, network: str) -> SchemeHandler | None:
+        return self._handlers.get((scheme, network))
+
+    def get_supported(self) -> SupportedResponse:
+        kinds = [
+            SupportedKind(x402_version=2, scheme=scheme, network=network, extra=h.extra(network))
+            for (scheme, network), h in sorted(self._handlers.items(), key=lambda kv: kv[0])
+        ]
+        signers: dict[str, list[str]] = {}
+        for handler in self.handlers:
+            for address in handler.signers():
+                bucket = signers.setdefault("eip155:*", [])
+                if address not in bucket:
+                    bucket.append(address)
+        return SupportedResponse(kinds=kinds, extensions=[], signers=signers)
+
+    async def verify(
+        self,
+        payload: PaymentPayload | PaymentPayloadV1,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+    ) -> VerifyResponse:
+        if not isinstance(payload, PaymentPayload) or not isinstance(
+            requirements, PaymentRequirements
+        ):
+            return VerifyResponse(is_valid=False, invalid_reason=ERR_UNSUPPORTED_VERSION)
+        handler = self.handler_for(requirements.scheme, requirements.network)
+        if handler is None:
+            return VerifyResponse(
+                is_valid=False,
+                invalid_reason=ERR_UNSUPPORTED_SCHEME,
+                invalid_message=f"{requirements.scheme} on {requirements.network} is not served",
+            )
+        return await handler.verify(payload, requirements)
+
+    async def settle(
+        self,
+        payload: PaymentPayload | PaymentPayloadV1,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+    ) -> SettleResponse:
+        network = str(getattr(requirements, "network", "") or "unknown")
+        if not isinstance(payload, PaymentPayload) or not isinstance(
+            requirements, PaymentRequirements
+        ):
+            return _settle_failure(ERR_UNSUPPORTED_VERSION, "only x402 v2 is served", network)
+        handler = self.handler_for(requirements.scheme, requirements.network)
+        if handler is None:
+            return _settle_failure(ERR_UNSUPPORTED_SCHEME, "scheme not served", network)
+        return await handler.settle(payload, requirements)
+
+    def metrics(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for handler in self.handlers:
+            metrics = getattr(handler, "metrics_snapshot", None)
+            if callable(metrics):
+                for name, value in metrics().items():
+                    out[name] = out.get(name, 0) + int(value)
+        return out
+
+    def recover(self) -> int:
+        """Start-up recovery of every handler that keeps durable state."""
+        done = 0
+        for handler in self.handlers:
+            recover = getattr(handler, "recover", None)
+            if callable(recover):
+                done += int(recover())
+        return done
+
+
+def exact_facilitator(
+    chain: Chain,
+    account: LocalAccount,
+    *,
+    store_path: Path | None = None,
+    assets: list[str] | None = None,
+    workers: int = 16,
+) -> Facilitator:
+    """A facilitator for scheme ``exact`` on ``chain``, settling with ``account`` (its gas
+    wallet); ``assets`` limits the tokens it accepts (default: any EIP-3009 token)."""
+    handler = ExactEvmHandler(
+        chain,
+        account,
+        SettlementStore(store_path),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="x402-settle"),
+        assets=frozenset(a.lower() for a in assets) if assets is not None else None,
+    )
+    return Facilitator([handler])
+
+
+def _settle_failure(reason: str, message: str, network: str) -> SettleResponse:
+    return SettleResponse(
+        success=False, error_reason=reason, error_message=message, transaction="", network=network
+    )
+
+
+def _dump(model: VerifyResponse | SettleResponse | SupportedResponse) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _bad_request(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": ERR_INVALID_PAYLOAD, "message": message}, status_code=status)
+
+
+async def _read_request(
+    request: Request,
+) -> tuple[PaymentPayload | PaymentPayloadV1, PaymentRequirements | PaymentRequirementsV1]:
+    """Parse ``{x402Version, paymentPayload, paymentRequirements}``; ValueError when malformed."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise OverflowError(f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    payload, requirements = body.get("paymentPayload"), body.get("paymentRequirements")
+    if not isinstance(payload, dict) or not isinstance(requirements, dict):
+        raise ValueError("paymentPayload and paymentRequirements must be objects")
+    try:
+        if payload.get("x402Version") == 1 or body.get("x402Version") == 1:
+            return (
+                PaymentPayloadV1.model_validate(payload),
+                PaymentRequirementsV1.model_validate(requirements),
+            )
+        return (
+            PaymentPayload.model_validate(payload),
+            PaymentRequirements.model_validate(requirements),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"invalid {where or 'payload'}: {first['msg']}") from exc
+
+
+def create_app(facilitator: Facilitator, *, recover_on_start: bool = True) -> FastAPI:
+    """The facilitator's HTTP service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if recover_on_start:
+            facilitator.recover()
+        yield
+
+    app = FastAPI(title="agentbazaar x402 facilitator", lifespan=lifespan)
+
+    @app.post("/verify")
+    async def verify(request: Request) -> JSONResponse:
+        try:
+            payload, requirements = await _read_request(request)
+        except OverflowError as exc:
+            return _bad_request(str(exc), 413)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return JSONResponse(_dump(await facilitator.verify(payload, requirements)))
+
+    @app.post("/settle")
+    async def settle(request: Request) -> JSONResponse:
+        try:
+            payload, requirements = await _read_request(request)
+        except OverflowError as exc:
+            return _bad_request(str(exc), 413)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return JSONResponse(_dump(await facilitator.settle(payload, requirements)))
+
+    @app.get("/supported")
+    async def supported() -> JSONResponse:
+        return JSONResponse(_dump(facilitator.get_supported()))
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        kinds = [f"{k.scheme}@{k.network}" for k in facilitator.get_supported().kinds]
+        return JSONResponse({"ok": True, "kinds": kinds})
+
+    @app.get("/metrics")
+    async def metrics() -> JSONResponse:
+        return JSONResponse(facilitator.metrics())
+
+    return app

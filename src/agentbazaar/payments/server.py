@@ -1,0 +1,193 @@
+"""Selling side: put an x402 price on FastAPI routes with the SDK's own middleware.
+
+    app = FastAPI()
+    install_paywall(app, [RoutePrice("GET /quote", "0.001")], terms=PaymentTerms(...),
+                    facilitator="http://127.0.0.1:4020")
+
+Prices are human units of the configured token (USDC by default), parsed exactly to base units.
+The SDK's middleware verifies before the handler runs and settles only after it answered < 400.
+Around it, a guard makes every payment problem a 402 with a reason in the JSON body (garbage or
+oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator), never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from x402 import x402ResourceServer
+from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402.http.constants import PAYMENT_REQUIRED_HEADER, PAYMENT_SIGNATURE_HEADER
+from x402.http.facilitator_client_base import FacilitatorClient
+from x402.http.middleware.fastapi import payment_middleware
+from x402.http.types import PaymentOption, RouteConfig
+from x402.http.utils import decode_payment_required_header
+from x402.mechanisms.evm.exact import register_exact_evm_server
+from x402.schemas import AssetAmount
+
+from agentbazaar.chain import to_address
+from agentbazaar.errors import ConfigError
+from agentbazaar.tokens import Token
+from agentbazaar.units import parse_units
+
+log = logging.getLogger(__name__)
+
+MAX_PAYMENT_HEADER = 8 * 1024
+V1_HEADER = "x-payment"
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    """What a seller accepts: one token on one network, paid to one address."""
+
+    network: str
+    token: Token
+    pay_to: str
+    max_timeout_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if self.token.address is None:
+            raise ConfigError("x402 prices need an ERC-20 token with EIP-3009, not the native coin")
+        if not self.token.eip712_name or not self.token.eip712_version:
+            raise ConfigError(f"token {self.token.symbol} has no EIP-712 name/version")
+        to_address(self.pay_to)
+
+
+@dataclass(frozen=True)
+class RoutePrice:
+    """``route`` as the SDK writes it (``"GET /quote"``), ``price`` in human token units."""
+
+    route: str
+    price: str
+    description: str = ""
+    mime_type: str = "application/json"
+
+
+def route_config(price: RoutePrice, terms: PaymentTerms) -> RouteConfig:
+    amount = parse_units(price.price, terms.token.decimals)
+    if amount <= 0:
+        raise ConfigError(f"price of {price.route} must be positive, got {price.price!r}")
+    assert terms.token.address is not None
+    option = PaymentOption(
+        scheme="exact",
+        pay_to=to_address(terms.pay_to),
+        network=terms.network,
+        price=AssetAmount(
+            amount=str(amount),
+            asset=terms.token.address,
+            extra={"name": terms.token.eip712_name, "version": terms.token.eip712_version},
+        ),
+        max_timeout_seconds=terms.max_timeout_seconds,
+    )
+    return RouteConfig(
+        accepts=option, description=price.description or None, mime_type=price.mime_type
+    )
+
+
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
+
+
+def install_paywall(
+    app: FastAPI,
+    prices: list[RoutePrice],
+    *,
+    terms: PaymentTerms,
+    facilitator: str | FacilitatorClient,
+) -> x402ResourceServer:
+    """Price ``prices`` on ``app``; ``facilitator`` is a URL or an in-process client."""
+    client: FacilitatorClient = (
+        HTTPFacilitatorClient(FacilitatorConfig(url=facilitator, timeout=30.0))
+        if isinstance(facilitator, str)
+        else facilitator
+    )
+    server = x402ResourceServer(client)
+    register_exact_evm_server(server, terms.network)
+    routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
+    # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
+    # paid request; the guard turns a failure there into a 402.
+    sdk = payment_middleware(routes, server)
+    app.middleware("http")(_guard(sdk))
+    return server
+
+
+def _payment_header(request: Request) -> str | None:
+    return request.headers.get(PAYMENT_SIGNATURE_HEADER)
+
+
+def payment_error(reason: str, message: str, *, status: int = 402, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": reason, "message": message}, status_code=status, headers=headers or None
+    )
+
+
+def _guard(sdk: Middleware) -> Middleware:
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        header = _payment_header(request)
+        if header is not None and len(header) > MAX_PAYMENT_HEADER:
+            return payment_error(
+                "payment_header_too_large", f"PAYMENT-SIGNATURE over {MAX_PAYMENT_HEADER} bytes"
+            )
+        handler_failed: list[BaseException] = []
+
+        async def call_handler(req: Request) -> Response:
+            try:
+                return await call_next(req)
+            except BaseException as exc:
+                handler_failed.append(exc)
+                raise
+
+        try:
+            response = await sdk(request, call_handler)
+        except Exception as exc:
+            if handler_failed:
+                raise
+            log.warning("x402: payment processing failed: %s", exc)
+            return payment_error(
+                "facilitator_unavailable", f"payment could not be processed: {exc}"
+            )
+        if response.status_code == 402:
+            return _explain_402(request, response, header)
+        return response
+
+    return guard
+
+
+def _explain_402(request: Request, response: Response, header: str | None) -> Response:
+    """Put the reason of a 402 into its JSON body (the SDK leaves it in the header only)."""
+    encoded = response.headers.get(PAYMENT_REQUIRED_HEADER)
+    reason: str | None = None
+    if encoded:
+        try:
+            reason = decode_payment_required_header(encoded).error
+        except Exception:
+            reason = None
+    if header is None and request.headers.get(V1_HEADER) is not None:
+        reason = "x402_v1_not_supported"
+        message = "X-PAYMENT (x402 v1) is not accepted: pay with x402 v2 (PAYMENT-SIGNATURE)"
+    elif header is not None and reason in (None, "Payment required"):
+        reason = "invalid_payment_header"
+        message = "PAYMENT-SIGNATURE could not be decoded as an x402 v2 payment"
+    else:
+        message = reason or "payment required"
+    body: dict[str, Any] = {"error": reason or "payment_required", "message": message}
+    raw = getattr(response, "body", b"")
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        try:
+            previous = json.loads(raw)
+            if isinstance(previous, dict) and previous:
+                body["detail"] = previous
+        except ValueError:
+            pass
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-length", "content-type")
+    }
+    return JSONResponse(body, status_code=402, headers=headers)
