@@ -1,0 +1,69 @@
+"""Agent wallets: encrypted keys, an enforced spending policy, and a durable spend ledger.
+
+Every spend of every layer (transfers, EIP-3009 authorizations, x402 payments, channel deposits and
+vouchers, swaps) passes through ONE place, ``Wallet.spend``: the policy is checked and the spend
+is written to the ledger (with its idempotency key) before anything is signed::
+
+    from agentbazaar.wallet import open_wallet
+
+    wallet = open_wallet(cfg, "alice")          # passphrase: BAZAAR_PASSPHRASE or a prompt
+    with wallet.spend(kind="x402", token=usdc, amount=1_000, counterparty=pay_to,
+                      idempotency_key=key, approve=False, memo={"url": url}) as spend:
+        # PolicyViolation / ApprovalRequired were raised before this point; nothing was signed
+        if spend.replayed:                      # this key was signed before: never sign twice
+            signature = spend.payload["signature"]
+        else:
+            signature = spend.sign_typed_data(domain, types, message)   # recorded, then returned
+        ...                                     # send it; then, once it is on chain:
+        spend.settle(tx_hash=tx_hash)           # an exception before signing releases the spend
+
+    result = wallet.send(chain, to, 5_000_000, usdc, idempotency_key="invoice-7")  # ERC-20/native
+    wallet.balance(chain, suite.tokens)         # [Balance(token, units), ...]
+    reconcile(wallet.ledger, chain, rebroadcast=True)   # ledger vs chain, finish crashed spends
+
+- ``amount`` is always an ``int`` of base units (floats are refused); ``token`` is a ``Token``, a
+  token address, or ``None``/``"native"`` for the chain's currency.
+- ``approve`` is ``True`` (the CLI's ``--approve``) or a callback ``(SpendRequest) -> bool``; a
+  wallet-wide ``approver`` can be given to ``open_wallet``.
+- Spend statuses: ``reserved`` -> ``signed`` -> ``settled``, or ``failed`` (released: no longer
+  counts against the rolling budget). An exception inside the block before signing releases the
+  spend; after signing the entry stays ``signed`` until settled or reconciled.
+- ``Spend.sign_typed_data`` (EIP-712), ``Spend.sign_transaction`` (a full tx),
+  ``Spend.record_transaction`` (``Chain.send(on_signed=...)``), ``Spend.sign_with`` (any other
+  signer, e.g. an SDK's own encoder, given the account inside the spend).
+
+Files: ``keystores/NAME.json`` (keystore v3, scrypt), ``policies/NAME.toml``, ``ledger.sqlite``.
+"""
+
+from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt, validate_name
+from agentbazaar.wallet.ledger import Ledger, SpendRecord
+from agentbazaar.wallet.policy import (
+    NATIVE_KEY,
+    PolicyStore,
+    SpendingPolicy,
+    SpendRequest,
+    TokenLimits,
+)
+from agentbazaar.wallet.reconcile import Finding, reconcile
+from agentbazaar.wallet.wallet import Balance, SendResult, Spend, Wallet, balances, open_wallet
+
+__all__ = [
+    "NATIVE_KEY",
+    "Balance",
+    "Finding",
+    "KeyStore",
+    "Ledger",
+    "PolicyStore",
+    "SendResult",
+    "Spend",
+    "SpendRecord",
+    "SpendRequest",
+    "SpendingPolicy",
+    "TokenLimits",
+    "Wallet",
+    "balances",
+    "open_wallet",
+    "passphrase_from_env_or_prompt",
+    "reconcile",
+    "validate_name",
+]

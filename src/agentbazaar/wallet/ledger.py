@@ -1,0 +1,398 @@
+"""The spend ledger: SQLite (WAL) at ``cfg.ledger_path``, one row per spend, keyed by idempotency key.
+
+Life of a spend::
+
+    reserved ──sign──▶ signed ──mined──▶ settled
+        │                 │
+        └──error──▶ failed ◀──reverted / dropped (released: no longer counts against the budget)
+
+The rolling-budget check and the reservation happen in ONE ``BEGIN IMMEDIATE`` transaction, so
+concurrent spends (threads or processes, SQLite's write lock serialises them) can never together
+exceed the budget. A row is written before anything is signed; the signed payload (raw transaction,
+or EIP-712 signature) is written before it is broadcast, so a crash at any point leaves a row that
+``reconcile`` can finish. A retry with the same idempotency key returns the existing row: a spend
+is never paid twice. Amounts are stored as decimal text (uint256 does not fit SQLite's int64).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from agentbazaar.errors import LedgerError
+from agentbazaar.wallet.policy import SpendingPolicy, SpendRequest
+
+Status = Literal["reserved", "signed", "settled", "failed"]
+COUNTING: tuple[Status, ...] = ("reserved", "signed", "settled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spends (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    wallet TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    payer TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    chain_id INTEGER,
+    token TEXT NOT NULL,
+    symbol TEXT,
+    decimals INTEGER,
+    amount TEXT NOT NULL,
+    counterparty TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    owner TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    tx_hash TEXT,
+    raw_tx TEXT,
+    payload TEXT,
+    block_number INTEGER,
+    error TEXT,
+    memo TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (wallet, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS spends_window ON spends (wallet, token, status, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class SpendRecord:
+    id: int
+    wallet: str
+    idempotency_key: str
+    payer: str
+    kind: str
+    chain_id: int | None
+    token: str
+    symbol: str | None
+    decimals: int | None
+    amount: int
+    counterparty: str
+    status: Status
+    created_at: float
+    updated_at: float
+    owner: str
+    attempts: int
+    tx_hash: str | None = None
+    raw_tx: str | None = None
+    payload: dict[str, Any] | None = None
+    block_number: int | None = None
+    error: str | None = None
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["amount"] = str(self.amount)  # exact in JSON whatever the reader's number type
+        return out
+
+    @property
+    def counts(self) -> bool:
+        return self.status in COUNTING
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # cannot tell for another machine: assume it is still working
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+class Ledger:
+    """The spend ledger of one data directory. Safe across threads and processes."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.busy_timeout = busy_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    # ---- connections -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # ---- the one write path of a new spend -----------------------------------------------------
+    def reserve(self, req: SpendRequest, policy: SpendingPolicy) -> tuple[SpendRecord, bool]:
+        """Check the rolling budget and write the reservation, atomically.
+
+        Returns ``(record, replayed)``. ``replayed`` is True when the key was already signed or
+        settled: nothing new is reserved and the caller must reuse ``record.payload``. A failed
+        row (or a reservation whose process died before signing) is reserved again under the
+        same key. Raises ``PolicyViolation`` when the budget does not allow it (nothing written).
+        """
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
+                (req.wallet, req.idempotency_key),
+            ).fetchone()
+            existing = _record(row) if row is not None else None
+            if existing is not None:
+                _check_same(existing, req)
+                if existing.status in ("signed", "settled"):
+                    return existing, True
+                if existing.status == "reserved" and _owner_alive(existing.owner):
+                    raise LedgerError(
+                        f"spend {req.idempotency_key!r} is in progress in another process "
+                        f"({existing.owner}); retry when it has finished",
+                        idempotency_key=req.idempotency_key,
+                    )
+            spent = self._spent(conn, req, now, policy.window_seconds, existing)
+            policy.check_budget(req, spent)
+            if existing is None:
+                conn.execute(
+                    "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token,"
+                    " symbol, decimals, amount, counterparty, status, created_at, updated_at,"
+                    " owner, memo) VALUES (?,?,?,?,?,?,?,?,?,?,'reserved',?,?,?,?)",
+                    (
+                        req.wallet,
+                        req.idempotency_key,
+                        req.payer,
+                        req.kind,
+                        req.chain_id,
+                        req.token,
+                        req.symbol,
+                        req.decimals,
+                        str(req.amount),
+                        req.counterparty,
+                        now,
+                        now,
+                        _owner(),
+                        json.dumps(dict(req.memo), default=str, sort_keys=True),
+                    ),
+                )
+            else:
+                conn.execute(
+                    "UPDATE spends SET status = 'reserved', owner = ?, attempts = attempts + 1,"
+                    " created_at = ?, updated_at = ?, error = NULL, tx_hash = NULL,"
+                    " raw_tx = NULL, payload = NULL, block_number = NULL WHERE id = ?",
+                    (_owner(), now, now, existing.id),
+                )
+            fresh = conn.execute(
+                "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
+                (req.wallet, req.idempotency_key),
+            ).fetchone()
+            return _record(fresh), False
+
+    def _spent(
+        self,
+        conn: sqlite3.Connection,
+        req: SpendRequest,
+        now: float,
+        window: int,
+        exclude: SpendRecord | None,
+    ) -> int:
+        rows = conn.execute(
+            "SELECT id, amount FROM spends WHERE wallet = ? AND token = ? AND created_at > ?"
+            " AND status IN ('reserved', 'signed', 'settled')",
+            (req.wallet, req.token, now - window),
+        ).fetchall()
+        skip = exclude.id if exclude is not None else None
+        return sum(int(r["amount"]) for r in rows if r["id"] != skip)
+
+    # ---- transitions ---------------------------------------------------------------------------
+    def mark_signed(
+        self,
+        record_id: int,
+        *,
+        tx_hash: str | None = None,
+        raw_tx: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> SpendRecord:
+        """Store what was signed (before it leaves the process)."""
+        return self._transition(
+            record_id,
+            ("reserved", "signed"),
+            "signed",
+            tx_hash=tx_hash,
+            raw_tx=raw_tx,
+            payload=json.dumps(dict(payload), sort_keys=True) if payload is not None else None,
+        )
+
+    def mark_settled(
+        self, record_id: int, *, tx_hash: str | None = None, block_number: int | None = None
+    ) -> SpendRecord:
+        return self._transition(
+            record_id,
+            ("reserved", "signed", "settled"),
+            "settled",
+            tx_hash=tx_hash,
+            block_number=block_number,
+        )
+
+    def mark_failed(self, record_id: int, error: str, *, from_settled: bool = False) -> SpendRecord:
+        """Release the spend: it no longer counts against the budget.
+
+        ``from_settled`` only for reconciliation (the chain shows a "settled" spend reverted)."""
+        allowed: tuple[Status, ...] = (
+            ("reserved", "signed", "settled")
+            if from_settled
+            else (
+                "reserved",
+                "signed",
+            )
+        )
+        return self._transition(record_id, allowed, "failed", error=error[:500])
+
+    def _transition(
+        self, record_id: int, allowed: tuple[Status, ...], status: Status, **values: Any
+    ) -> SpendRecord:
+        sets = {k: v for k, v in values.items() if v is not None}
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no ledger entry with id {record_id}")
+            current = _record(row)
+            if current.status not in allowed:
+                raise LedgerError(
+                    f"ledger entry {current.idempotency_key!r} is {current.status}; "
+                    f"cannot mark it {status}",
+                    idempotency_key=current.idempotency_key,
+                )
+            columns = ", ".join(f"{k} = ?" for k in sets)
+            conn.execute(
+                f"UPDATE spends SET status = ?, updated_at = ?{', ' if columns else ''}{columns}"
+                " WHERE id = ?",
+                (status, self.clock(), *sets.values(), record_id),
+            )
+            return _record(
+                conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
+            )
+
+    # ---- reads -------------------------------------------------------------------------------
+    def get(self, wallet: str, idempotency_key: str) -> SpendRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
+                (wallet, idempotency_key),
+            ).fetchone()
+        return _record(row) if row is not None else None
+
+    def by_id(self, record_id: int) -> SpendRecord:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no ledger entry with id {record_id}")
+        return _record(row)
+
+    def records(
+        self, wallet: str | None = None, *, statuses: tuple[Status, ...] | None = None
+    ) -> list[SpendRecord]:
+        query, args = "SELECT * FROM spends", []
+        clauses = []
+        if wallet is not None:
+            clauses.append("wallet = ?")
+            args.append(wallet)
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            args.extend(statuses)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        with self._connect() as conn:
+            rows = conn.execute(query + " ORDER BY id", args).fetchall()
+        return [_record(r) for r in rows]
+
+    def spent_in_window(self, wallet: str, token: str, window_seconds: int) -> int:
+        """What counts against the rolling budget of ``token`` right now."""
+        now = self.clock()
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT amount FROM spends WHERE wallet = ? AND token = ? AND created_at > ?"
+                " AND status IN ('reserved', 'signed', 'settled')",
+                (wallet, token, now - window_seconds),
+            ).fetchall()
+        return sum(int(r["amount"]) for r in rows)
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM spends").fetchone()[0])
+
+
+def _record(row: sqlite3.Row) -> SpendRecord:
+    payload = json.loads(row["payload"]) if row["payload"] else None
+    return SpendRecord(
+        id=int(row["id"]),
+        wallet=row["wallet"],
+        idempotency_key=row["idempotency_key"],
+        payer=row["payer"],
+        kind=row["kind"],
+        chain_id=row["chain_id"],
+        token=row["token"],
+        symbol=row["symbol"],
+        decimals=row["decimals"],
+        amount=int(row["amount"]),
+        counterparty=row["counterparty"],
+        status=cast(Status, row["status"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        owner=row["owner"],
+        attempts=int(row["attempts"]),
+        tx_hash=row["tx_hash"],
+        raw_tx=row["raw_tx"],
+        payload=cast("dict[str, Any] | None", payload),
+        block_number=row["block_number"],
+        error=row["error"],
+        memo=json.loads(row["memo"] or "{}"),
+    )
+
+
+def _check_same(record: SpendRecord, req: SpendRequest) -> None:
+    """An idempotency key names one spend: reusing it for a different spend is refused."""
+    mine = (record.kind, record.token, record.amount, record.counterparty.lower(), record.chain_id)
+    theirs = (req.kind, req.token, req.amount, req.counterparty.lower(), req.chain_id)
+    if mine != theirs:
+        raise LedgerError(
+            f"idempotency key {req.idempotency_key!r} was already used for a different spend "
+            f"({record.kind} of {record.amount} to {record.counterparty}); use a new key",
+            idempotency_key=req.idempotency_key,
+        )
