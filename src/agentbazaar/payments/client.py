@@ -77,7 +77,8 @@ class Authorized(Protocol):
 
 
 class Payer(Protocol):
-    address: str
+    @property
+    def address(self) -> str: ...
 
     def authorize(self, intent: PaymentIntent, required: PaymentRequired) -> Authorized: ...
 

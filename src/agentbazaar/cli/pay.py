@@ -1,0 +1,163 @@
+"""``bazaar pay``, ``bazaar facilitator``, ``bazaar serve-example``: x402 from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import typer
+import uvicorn
+from eth_account.signers.local import LocalAccount
+
+from agentbazaar.chain import Chain
+from agentbazaar.cli._common import emit_json, err_console, run_context
+from agentbazaar.config import BazaarConfig
+from agentbazaar.errors import ConfigError, InputError
+from agentbazaar.tokens import Token
+
+DEV_FACILITATOR_INDEX = 9  # the local facilitator's gas account (its own nonce sequence)
+DEV_GAS_WEI = 10**20
+
+
+def _usdc(chain: Chain, cfg: BazaarConfig) -> Token:
+    from agentbazaar.suite import Suite
+
+    token = Suite(chain, cfg).tokens.get("USDC")
+    if token.address is None:
+        raise ConfigError("no USDC deployment on this chain: run `bazaar deploy` first")
+    return token
+
+
+def _gas_account(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAccount:
+    if wallet is not None:
+        from agentbazaar.wallet import open_wallet
+
+        return open_wallet(cfg, wallet).account_for_deploy()
+    if not chain.is_dev:
+        raise ConfigError("on a public chain the facilitator needs a funded gas wallet: --wallet W")
+    from agentbazaar.chain.devkeys import dev_account
+
+    account = dev_account(DEV_FACILITATOR_INDEX)
+    if chain.native_balance(account.address) < DEV_GAS_WEI // 10:
+        chain.fund_native(account.address, DEV_GAS_WEI)
+    return account
+
+
+def facilitator(
+    ctx: typer.Context,
+    port: int = typer.Option(4020, "--port", help="port on 127.0.0.1"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    wallet: str | None = typer.Option(None, "--wallet", help="gas wallet that sends settlements"),
+) -> None:
+    """Run our x402 facilitator (exact scheme) for the configured chain.
+
+    Example: bazaar facilitator --port 4020
+    """
+    from agentbazaar.payments.facilitator import create_app, exact_facilitator
+
+    cfg = run_context(ctx).config
+    chain = Chain.from_config(cfg)
+    fac = exact_facilitator(
+        chain,
+        _gas_account(chain, cfg, wallet),
+        store_path=cfg.home / "payments" / f"settlements-{chain.chain_id}.db",
+    )
+    err_console.print(f"facilitator for {chain.network} on http://{host}:{port}")
+    uvicorn.run(create_app(fac), host=host, port=port, log_level="warning")
+
+
+def serve_example(
+    ctx: typer.Context,
+    port: int = typer.Option(4021, "--port"),
+    pay_to: str = typer.Option(..., "--pay-to", help="address that receives the payments"),
+    facilitator_url: str | None = typer.Option(
+        None, "--facilitator", help="facilitator URL (default: an in-process one)"
+    ),
+) -> None:
+    """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402.
+
+    Example: bazaar serve-example --port 4021 --pay-to 0x90F7...b906
+    """
+    from agentbazaar.payments.example import create_example_app
+    from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
+    from agentbazaar.payments.server import PaymentTerms
+
+    cfg = run_context(ctx).config
+    chain = Chain.from_config(cfg)
+    token = _usdc(chain, cfg)
+    terms = PaymentTerms(network=chain.network, token=token, pay_to=pay_to)
+    target: str | Facilitator = facilitator_url or exact_facilitator(
+        chain,
+        _gas_account(chain, cfg, None),
+        store_path=cfg.home / "payments" / f"settlements-{chain.chain_id}.db",
+        assets=[str(token.address)],
+    )
+    if isinstance(target, Facilitator):
+        target.recover()
+    err_console.print(f"example paid service on http://127.0.0.1:{port} ({chain.network})")
+    uvicorn.run(create_example_app(terms, target), host="127.0.0.1", port=port, log_level="warning")
+
+
+def pay(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="URL of the paid resource"),
+    wallet: str = typer.Option("default", "--wallet", "-w", help="wallet that pays"),
+    max_price: str = typer.Option("0.05", "--max", help="most to pay for this call (USDC)"),
+    method: str = typer.Option("GET", "-X", "--request"),
+    data: str | None = typer.Option(None, "-d", "--data"),
+    key: str | None = typer.Option(None, "--idempotency-key", help="reuse to retry safely"),
+    approve: bool = typer.Option(False, "--approve", help="approve a spend above the threshold"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="print the payment made"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """curl for x402: pay (within your wallet's policy) and print the body.
+
+    Example: bazaar pay http://127.0.0.1:4021/quote --wallet alice --max 0.01 -v
+    """
+    from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
+    from agentbazaar.wallet import open_wallet
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"not an http(s) URL: {url!r}")
+    cfg = run_context(ctx).config
+    chain = Chain.from_config(cfg)
+    token = _usdc(chain, cfg)
+    limit = token.parse(max_price)
+    payer = WalletPayer(open_wallet(cfg, wallet), approve=approve)
+    client = PayingClient(
+        payer, [AcceptedToken(chain.network, str(token.address))], max_amount=limit
+    )
+
+    async def go() -> Any:
+        async with client:
+            return await client.request(
+                method.upper(),
+                url,
+                content=data.encode() if data is not None else None,
+                headers={"content-type": "application/json"} if data is not None else None,
+                idempotency_key=key,
+            )
+
+    paid = asyncio.run(go())
+    made = paid.payment.to_dict() if paid.payment else None
+    if json_out:
+        emit_json(
+            {"status": paid.response.status_code, "body": paid.response.text, "payment": made}
+        )
+    else:
+        sys.stdout.write(paid.response.text + "\n")
+        if verbose and made is not None:
+            err_console.print(
+                f"paid {token.format(int(made['amount']))} to {made['pay_to']} "
+                f"tx {made['transaction'] or '-'} key {made['idempotency_key']}"
+                + (f" error {made['error']}" if made["error"] else "")
+            )
+    if paid.response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("facilitator")(facilitator)
+    app.command("serve-example")(serve_example)
+    app.command("pay")(pay)
