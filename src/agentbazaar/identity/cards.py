@@ -47,7 +47,10 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from web3 import Web3
+from web3.contract import Contract
+from web3.logs import DISCARD
 
+from agentbazaar.chain import Chain
 from agentbazaar.errors import IdentityError
 from agentbazaar.tokens import TokenRegistry
 
@@ -564,3 +567,21 @@ def fetch_document(
 def resolve_card(uri: str, **limits: Any) -> Card:
     """Fetch and verify the card at ``uri`` (data: or https)."""
     return parse_card(fetch_document(uri, **limits))
+
+
+# ---- publishing --------------------------------------------------------------------------------
+def register_card(
+    chain: Chain, identity_registry: Contract, owner: LocalAccount, signed: Mapping[str, Any]
+) -> tuple[int, str]:
+    """Register an agent whose agentURI is the signed card as a ``data:`` URI.
+
+    The card is verified first (nothing is sent for a card that would be indexed as untrusted
+    because of its own signature). Returns (agentId, tx hash).
+    """
+    card = parse_card(signed)
+    uri = to_data_uri(card_bytes(signed))
+    receipt = chain.transact(owner, identity_registry.functions.register(uri))
+    events = identity_registry.events.Registered().process_receipt(receipt, errors=DISCARD)
+    if not events:
+        raise IdentityError(f"registering {card.name} emitted no Registered event")
+    return int(events[0]["args"]["agentId"]), receipt["transactionHash"].to_0x_hex()

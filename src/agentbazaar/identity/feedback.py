@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from web3 import Web3
+from web3.contract import Contract
 
 from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, IdentityError
@@ -270,3 +272,50 @@ def verify_feedback(
         chain, file.proofOfPayment, client=client, agent_wallet=agent_wallet, tokens=tokens
     )
     return file, payment
+
+
+def give_feedback(
+    chain: Chain,
+    reputation_registry: Contract,
+    client: LocalAccount,
+    *,
+    identity_registry: str,
+    agent_id: int,
+    agent_wallet: str,
+    value: int,
+    value_decimals: int = 0,
+    payment_tx: str,
+    tokens: Collection[str],
+    tag1: str = "",
+    tag2: str = "",
+    endpoint: str = "",
+) -> tuple[PreparedFeedback, str]:
+    """Give paid-only feedback: the payment is checked on chain before anything is sent.
+
+    Returns the prepared feedback file and the ``giveFeedback`` transaction hash.
+    """
+    prepared = prepare_feedback(
+        chain_id=chain.chain_id,
+        identity_registry=identity_registry,
+        agent_id=agent_id,
+        client=client.address,
+        agent_wallet=agent_wallet,
+        value=value,
+        value_decimals=value_decimals,
+        payment_tx=payment_tx,
+        tag1=tag1,
+        tag2=tag2,
+        endpoint=endpoint,
+    )
+    verify_payment(
+        chain,
+        prepared.file.proofOfPayment,
+        client=client.address,
+        agent_wallet=agent_wallet,
+        tokens=tokens,
+    )
+    fn = reputation_registry.functions.giveFeedback(
+        agent_id, value, value_decimals, tag1, tag2, endpoint, prepared.uri, prepared.hash
+    )
+    receipt = chain.transact(client, fn)
+    return prepared, receipt["transactionHash"].to_0x_hex()

@@ -1,0 +1,345 @@
+"""Discovery index: events -> SQLite, trust checks, proven reputation, queries, restart, reorgs."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from identity_helpers import Registries, skill
+from web3 import Web3
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.identity.cards import (
+    AgentConfig,
+    build_registration,
+    card_bytes,
+    sign_card,
+    to_data_uri,
+)
+from agentbazaar.identity.discovery import (
+    ChainResolver,
+    DiscoveryError,
+    DiscoveryIndex,
+    Follower,
+    Query,
+    RegistryEvent,
+    scan_query,
+)
+from agentbazaar.identity.feedback import give_feedback, prepare_feedback
+
+SKILLS = ["translate", "summarize", "search", "code"]
+TAGS = ["nlp", "fast", "web"]
+
+
+@dataclass
+class Expected:
+    """What the test registered, to recompute every query in plain Python."""
+
+    trusted: bool
+    active: bool
+    offers: list[tuple[str, set[str], int]]  # (skill id, tags, price units)
+    wallet: str = ""
+    proven: list[int] = field(default_factory=list)
+
+    def rep(self) -> Decimal | None:
+        return Decimal(sum(self.proven)) / len(self.proven) if self.proven else None
+
+    def score(self) -> Decimal:
+        rep = self.rep()
+        return rep * len(self.proven) / (len(self.proven) + 3) if rep is not None else Decimal(0)
+
+
+def expected_ids(agents: dict[int, Expected], q: Query) -> list[int]:
+    hits = []
+    for agent_id, a in agents.items():
+        if q.trusted_only and not a.trusted:
+            continue
+        if q.active is not None and a.active != q.active:
+            continue
+        rep = a.rep()
+        if q.min_rep is not None and (rep is None or rep < q.min_rep):
+            continue
+        offers = [o for o in a.offers if q.skill is None or q.skill == o[0] or q.skill in o[1]]
+        if q.max_price is not None:
+            offers = [o for o in offers if o[2] <= q.max_price]
+        if (q.skill or q.max_price is not None) and not offers:
+            continue
+        hits.append((-a.score(), agent_id))
+    return [agent_id for _, agent_id in sorted(hits)[: q.limit]]
+
+
+def _random_agents(reg: Registries, rnd: random.Random, n: int) -> dict[int, Expected]:
+    agents: dict[int, Expected] = {}
+    for i in range(n):
+        owner = reg.new_account()
+        offers = []
+        for sid in rnd.sample(SKILLS, rnd.randint(1, 2)):
+            tags = set(rnd.sample(TAGS, rnd.randint(0, 2)))
+            units = rnd.choice([1_000, 5_000, 10_000, 50_000])
+            offers.append((sid, tags, units))
+        skills = [skill(s, str(Decimal(u).scaleb(-6)), *sorted(t)) for s, t, u in offers]
+        mismatch = i % 7 == 3  # card signed by another wallet than the on-chain agentWallet
+        signer = reg.new_account() if mismatch else None
+        active = i % 5 != 4
+        agent_id = reg.register(owner, name=f"a{i}", skills=skills, signer=signer, active=active)
+        agents[agent_id] = Expected(not mismatch, active, offers, wallet=owner.address)
+    return agents
+
+
+def _feedback(
+    reg: Registries, client: LocalAccount, agent_id: int, wallet: str, value: int, pay: bool
+) -> None:
+    """A paid feedback through our client, or an unproven claim (the payment went elsewhere)."""
+    to = wallet if pay else reg.deployer.address
+    receipt = reg.chain.transact(client, reg.usdc.functions.transfer(to, 1_000))
+    tx = receipt["transactionHash"].to_0x_hex()
+    if pay:
+        give_feedback(
+            reg.chain,
+            reg.reputation,
+            client,
+            identity_registry=reg.identity.address,
+            agent_id=agent_id,
+            agent_wallet=wallet,
+            value=value,
+            payment_tx=tx,
+            tokens={reg.usdc.address},
+        )
+        return
+    # bypass our client's check to put an unproven claim on chain, as any other client could
+    prepared = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=agent_id,
+        client=client.address,
+        agent_wallet=wallet,
+        value=value,
+        value_decimals=0,
+        payment_tx=tx,
+    )
+    fn = reg.reputation.functions.giveFeedback(
+        agent_id, value, 0, "", "", "", prepared.uri, prepared.hash
+    )
+    reg.chain.transact(client, fn)
+
+
+def _index(reg: Registries, path: Path | str = ":memory:") -> DiscoveryIndex:
+    return DiscoveryIndex(
+        path,
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        reputation_registry=reg.reputation.address,
+    )
+
+
+def test_queries_match_recomputation(embedded: Registries) -> None:
+    reg, rnd = embedded, random.Random(8004)
+    agents = _random_agents(reg, rnd, 16)
+    clients = [reg.new_account() for _ in range(3)]
+    for c in clients:
+        reg.chain.transact(reg.deployer, reg.usdc.functions.mint(c.address, 10**9))
+    for agent_id, a in agents.items():
+        for _ in range(rnd.choice([0, 1, 1, 2])):
+            value, paid = rnd.randint(0, 100), rnd.random() < 0.75
+            _feedback(reg, rnd.choice(clients), agent_id, a.wallet, value, paid)
+            if paid:  # proven even when the card is untrusted: the payment is real
+                a.proven.append(value)
+    index = _index(reg)
+    stats = Follower(index, reg.chain, batch_blocks=50).sync()
+    assert stats.head == reg.chain.block_number()
+    assert index.count() == len(agents)
+    assert index.count(trusted=True) == sum(a.trusted for a in agents.values())
+    for agent_id, a in agents.items():
+        rec = index.agent(agent_id)
+        assert rec is not None and rec.trusted == a.trusted and rec.rep_count == len(a.proven)
+        if not a.trusted:
+            assert "WalletMismatch" in rec.reason
+    usdc = reg.usdc.address
+    queries = [
+        Query(limit=100),
+        Query(active=None, limit=100),
+        Query(trusted_only=False, active=None, limit=100),
+        Query(limit=5),
+        Query(min_rep=Decimal(50), limit=100),
+        Query(active=False, limit=100),
+        *(Query(skill=s, limit=100) for s in SKILLS + TAGS),
+        *(Query(asset=usdc, max_price=p, limit=100) for p in (999, 1_000, 5_000, 49_999)),
+        *(Query(skill=s, asset=usdc, max_price=5_000, limit=100) for s in SKILLS),
+        Query(skill="NLP", asset=usdc, max_price=10_000, min_rep=Decimal(20), limit=3),
+    ]
+    nonempty = 0
+    for q in queries:
+        want = expected_ids(agents, q if q.skill is None else _lower(q))
+        got = [r.agent_id for r in index.query(q)]
+        assert got == want, q
+        assert scan_query(index.db, q) == want, q
+        nonempty += bool(want)
+    assert nonempty > len(queries) // 2
+
+
+def _lower(q: Query) -> Query:
+    from dataclasses import replace
+
+    return replace(q, skill=q.skill.lower() if q.skill else None)
+
+
+def test_wallet_follows_chain_and_transfer_untrusts(embedded: Registries) -> None:
+    reg = embedded
+    owner, buyer = reg.new_account(), reg.new_account()
+    agent_id = reg.register(owner, skills=[skill("echo", "0.01")])
+    index = _index(reg)
+    follower = Follower(index, reg.chain)
+    follower.sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and rec.trusted
+    assert rec.wallet == reg.chain.call(reg.identity.functions.getAgentWallet(agent_id))
+    # the token moves: the standard clears agentWallet, so the card no longer matches
+    reg.chain.transact(
+        owner, reg.identity.functions.transferFrom(owner.address, buyer.address, agent_id)
+    )
+    follower.sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and not rec.trusted and rec.wallet is None
+    assert rec.owner == buyer.address and "no agentWallet" in rec.reason
+    assert reg.chain.call(reg.identity.functions.getAgentWallet(agent_id)) == "0x" + "0" * 40
+    assert index.query(Query(skill="echo")) == []
+
+
+def _event(block: int, name: str, agent_id: int, log: int = 0, **args: Any) -> RegistryEvent:
+    return RegistryEvent(block, log, "0x" + f"{block:064x}", name, agent_id, args)
+
+
+def _wallet_event(block: int, agent_id: int, wallet: str) -> RegistryEvent:
+    return _event(
+        block,
+        "MetadataSet",
+        agent_id,
+        1,
+        metadataKey="agentWallet",
+        indexedMetadataKey="0x",
+        metadataValue=wallet.lower(),
+    )
+
+
+def test_ingested_events_untrusted_reasons(embedded: Registries) -> None:
+    """Events fed straight into the ingestion function: every failure is indexed untrusted."""
+    reg = embedded
+    agent = dev_account(3)
+    card = build_registration(
+        AgentConfig(name="x", skills=[]), agent.address, reg.tokens, reg.chain.chain_id
+    )
+    signed = sign_card(card, agent, reg.chain.chain_id)
+    unsigned = {k: v for k, v in signed.items() if k != "signatures"}
+    tampered = dict(signed, name="y")
+    uris = {
+        1: (to_data_uri(card_bytes(signed)), agent.address, ""),
+        2: (to_data_uri(card_bytes(unsigned)), agent.address, "SignatureError"),
+        3: (to_data_uri(card_bytes(tampered)), agent.address, "SignatureError"),
+        4: (to_data_uri(b"{not json"), agent.address, "CardError"),
+        5: (to_data_uri(card_bytes(signed)), dev_account(4).address, "WalletMismatch"),
+        6: ("ftp://nowhere/card.json", agent.address, "CardFetchError"),
+        7: ("", agent.address, "no agentURI"),
+    }
+    events = []
+    for agent_id, (uri, wallet, _) in uris.items():
+        events.append(_event(10 + agent_id, "Registered", agent_id, agentURI=uri, owner=wallet))
+        events.append(_wallet_event(10 + agent_id, agent_id, wallet))
+    index = _index(reg)
+    resolver = ChainResolver(reg.chain, reg.identity.address)
+    stats = index.ingest(events, {}, 20, resolver)
+    assert (stats.events, stats.agents, index.last_block()) == (14, 7, 20)
+    for agent_id, (_, _, reason) in uris.items():
+        rec = index.agent(agent_id)
+        assert rec is not None
+        assert rec.trusted == (reason == ""), (agent_id, rec.reason)
+        assert reason in rec.reason
+    assert [r.agent_id for r in index.query(Query())] == [1]
+    # a URI update to a good card makes agent 3 trusted; going backwards is refused
+    index.ingest(
+        [_event(21, "URIUpdated", 3, newURI=uris[1][0], updatedBy=agent.address)], {}, 21, resolver
+    )
+    assert [r.agent_id for r in index.query(Query())] == [1, 3]
+    with pytest.raises(DiscoveryError):
+        index.ingest([], {}, 5, resolver)
+    # rollback to before the update forgets it
+    assert index.rollback(20, resolver) == 1
+    assert [r.agent_id for r in index.query(Query())] == [1]
+
+
+def test_query_validation(embedded: Registries) -> None:
+    index = _index(embedded)
+    for bad in (Query(limit=0), Query(max_price=5), Query(asset=embedded.usdc.address)):
+        with pytest.raises(DiscoveryError):
+            index.query(bad)
+
+
+def test_index_bound_to_its_registry(embedded: Registries, tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    _index(embedded, path).close()
+    with pytest.raises(DiscoveryError, match="belongs to"):
+        DiscoveryIndex(path, chain_id=1, identity_registry=embedded.identity.address)
+
+
+def test_catch_up_after_restart(embedded: Registries, tmp_path: Path) -> None:
+    reg = embedded
+    path = tmp_path / "discovery.sqlite"
+    owners = [reg.new_account() for _ in range(5)]
+    for i, o in enumerate(owners[:3]):
+        reg.register(o, name=f"first{i}", skills=[skill("echo", "0.01")])
+    index = _index(reg, path)
+    first = Follower(index, reg.chain, batch_blocks=7).sync()
+    # each registration: Registered + MetadataSet(agentWallet) + Transfer (mint)
+    assert (first.events, first.agents, index.count()) == (9, 3, 3)
+    head = index.last_block()
+    index.close()
+    for i, o in enumerate(owners[3:]):
+        reg.register(o, name=f"second{i}", skills=[skill("echo", "0.01")])
+    index = _index(reg, path)
+    assert index.last_block() == head
+    second = Follower(index, reg.chain, batch_blocks=7).sync()
+    assert (second.events, second.agents, index.count(), index.event_count()) == (6, 2, 5, 15)
+    again = Follower(index, reg.chain).sync()
+    assert (again.events, index.count()) == (0, 5)
+    names = sorted(r.name for r in index.query(Query(skill="echo", limit=10)))
+    assert names == ["first0", "first1", "first2", "second0", "second1"]
+
+
+@pytest.mark.anvil
+def test_reorg_rolls_back_to_fork_point(on_anvil: Registries) -> None:
+    reg = on_anvil
+    w3 = reg.chain.w3
+    owners = [reg.new_account() for _ in range(4)]
+    kept = [reg.register(o, name=f"kept{i}") for i, o in enumerate(owners[:2])]
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    fork_block = reg.chain.block_number()
+    orphaned = [reg.register(o, name=f"orphan{i}") for i, o in enumerate(owners[2:])]
+    index = _index(reg)
+    follower = Follower(index, reg.chain)
+    follower.sync()
+    assert index.count() == 4 and index.last_block() > fork_block
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    # the other branch: a different agent, and enough blocks to pass the old head
+    newcomer = reg.register(reg.new_account(), name="newcomer")
+    while reg.chain.block_number() <= index.last_block():
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    stats = follower.sync()
+    assert stats.reorgs == 1 and stats.rolled_back_to is not None
+    assert stats.rolled_back_to <= fork_block
+    names = sorted(r.name for r in index.query(Query(limit=10)))
+    assert names == ["kept0", "kept1", "newcomer"]
+    assert newcomer == orphaned[0]  # the same agent id now means another agent
+    assert kept == [0, 1]
+    assert index.block_hash(index.last_block()) == Web3.to_hex(
+        w3.eth.get_block(index.last_block())["hash"]
+    )
+
+
+def test_random_accounts_are_not_literals() -> None:
+    # guard for the helpers: accounts are generated at run time
+    assert Account.create().address != Account.create().address
