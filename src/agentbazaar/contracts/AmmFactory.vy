@@ -10,6 +10,19 @@
 
 MAX_POOLS: constant(uint256) = 4096
 MAX_POOLS_PER_PAIR: constant(uint256) = 32
+MAX_PAGE: constant(uint256) = 256
+
+
+interface IAmmPool:
+    def getReserves() -> (uint256, uint256): view
+
+
+struct PoolState:
+    pool: address
+    token0: address
+    token1: address
+    reserve0: uint256
+    reserve1: uint256
 
 event PoolCreated:
     token0: indexed(address)
@@ -21,6 +34,7 @@ poolBlueprint: public(immutable(address))
 allPools: public(DynArray[address, MAX_POOLS])
 isPool: public(HashMap[address, bool])
 _pairPools: HashMap[address, HashMap[address, DynArray[address, MAX_POOLS_PER_PAIR]]]
+_tokensOf: HashMap[address, address[2]]
 
 
 @deploy
@@ -53,6 +67,7 @@ def createPool(tokenA: address, tokenB: address) -> address:
     pool: address = create_from_blueprint(poolBlueprint, token0, token1)
     self.allPools.append(pool)
     self.isPool[pool] = True
+    self._tokensOf[pool] = [token0, token1]
     self._pairPools[token0][token1].append(pool)
     log PoolCreated(token0=token0, token1=token1, pool=pool, index=len(self.allPools) - 1)
     return pool
@@ -71,3 +86,24 @@ def poolsFor(tokenA: address, tokenB: address) -> DynArray[address, MAX_POOLS_PE
     token1: address = empty(address)
     token0, token1 = self._sorted(tokenA, tokenB)
     return self._pairPools[token0][token1]
+
+
+@view
+@external
+def poolStates(start: uint256, count: uint256) -> DynArray[PoolState, MAX_PAGE]:
+    """
+    @notice Pools `start` .. `start + count - 1` of `allPools` (clipped to the end, at most
+            MAX_PAGE) with their tokens and reserves, read in one call at one block.
+    """
+    states: DynArray[PoolState, MAX_PAGE] = []
+    n: uint256 = len(self.allPools)
+    for i: uint256 in range(MAX_PAGE):
+        if i >= count or start + i >= n:
+            break
+        pool: address = self.allPools[start + i]
+        tokens: address[2] = self._tokensOf[pool]
+        r0: uint256 = 0
+        r1: uint256 = 0
+        r0, r1 = staticcall IAmmPool(pool).getReserves()
+        states.append(PoolState(pool=pool, token0=tokens[0], token1=tokens[1], reserve0=r0, reserve1=r1))
+    return states

@@ -1,0 +1,30 @@
+"""Deploying the local suite for dex tests (imported by conftest.py and the tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentbazaar.chain import Chain
+from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.dex.onchain import Amm
+from agentbazaar.suite import Suite, deploy_suite
+
+
+@dataclass
+class Deployed:
+    chain: Chain
+    cfg: BazaarConfig
+    suite: Suite
+    amm: Amm
+
+
+def make_config(home: Path, artifacts: Path) -> BazaarConfig:
+    """A bazaar home whose compiled-contract cache is shared by the whole session."""
+    (home / "artifacts").symlink_to(artifacts, target_is_directory=True)
+    return load_config(home, env={})
+
+
+def deploy(chain: Chain, cfg: BazaarConfig) -> Deployed:
+    suite = Suite.from_context(deploy_suite(chain, cfg))
+    return Deployed(chain, cfg, suite, Amm.from_suite(suite))
