@@ -97,6 +97,7 @@ def _load_layers() -> None:
         "agentbazaar.identity.suite",
         "agentbazaar.payments.suite",
         "agentbazaar.dex.suite",
+        "agentbazaar.channels.suite",
     ):
         try:
             importlib.import_module(module)

@@ -1,0 +1,219 @@
+"""EIP-712 hashing and ECDSA for the batch-settlement scheme, fast enough for a hot path.
+
+Everything here is a pure function over bytes. The domain separator and each channel's id are
+computed once and cached by the caller; a voucher then costs two keccaks and one secp256k1
+recovery (libsecp256k1 through coincurve), instead of a full typed-data encoding per voucher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coincurve import PrivateKey, PublicKey
+from eth_hash.auto import keccak
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+
+from agentbazaar.channels.errors import ChannelInputError
+
+ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
+DOMAIN_NAME = "x402 Batch Settlement"
+DOMAIN_VERSION = "1"
+MIN_WITHDRAW_DELAY = 900
+MAX_WITHDRAW_DELAY = 2_592_000
+UINT128_MAX = 2**128 - 1
+
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+CHANNEL_CONFIG_TYPEHASH = keccak(
+    b"ChannelConfig(address payer,address payerAuthorizer,address receiver,"
+    b"address receiverAuthorizer,address token,uint40 withdrawDelay,bytes32 salt)"
+)
+VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint128 maxClaimableAmount)")
+REFUND_TYPEHASH = keccak(b"Refund(bytes32 channelId,uint256 nonce,uint128 amount)")
+CLAIM_ENTRY_TYPEHASH = keccak(
+    b"ClaimEntry(bytes32 channelId,uint128 maxClaimableAmount,uint128 totalClaimed)"
+)
+CLAIM_BATCH_TYPEHASH = keccak(
+    b"ClaimBatch(ClaimEntry[] claims)ClaimEntry(bytes32 channelId,uint128 maxClaimableAmount,"
+    b"uint128 totalClaimed)"
+)
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _addr_word(address: str) -> bytes:
+    return b"\x00" * 12 + bytes.fromhex(address[2:])
+
+
+def _address(value: Any, field: str) -> ChecksumAddress:
+    if not isinstance(value, str) or len(value) != 42 or not value.startswith("0x"):
+        raise ChannelInputError(f"channelConfig.{field} is not a 20-byte hex address")
+    try:
+        return to_checksum_address(value)
+    except ValueError as exc:
+        raise ChannelInputError(f"channelConfig.{field} is not a hex address") from exc
+
+
+def parse_bytes32(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
+        raise ChannelInputError(f"{field} must be 0x followed by 64 hex digits")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise ChannelInputError(f"{field} must be 0x followed by 64 hex digits") from exc
+
+
+def parse_amount(value: Any, field: str) -> int:
+    """A uint128 amount given as a decimal string (or int) on the wire."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ChannelInputError(f"{field} must be a decimal integer string")
+    if isinstance(value, str) and not value.isdigit():
+        raise ChannelInputError(f"{field} must be a decimal integer string")
+    amount = int(value)
+    if not 0 <= amount <= UINT128_MAX:
+        raise ChannelInputError(f"{field} is out of the uint128 range")
+    return amount
+
+
+def parse_signature(value: Any, field: str = "voucher.signature") -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) > 2 + 2 * 1024:
+        raise ChannelInputError(f"{field} must be a 0x-prefixed hex signature")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise ChannelInputError(f"{field} must be a 0x-prefixed hex signature") from exc
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """The immutable identity of a channel (the contract's `ChannelConfig` struct)."""
+
+    payer: ChecksumAddress
+    payer_authorizer: ChecksumAddress
+    receiver: ChecksumAddress
+    receiver_authorizer: ChecksumAddress
+    token: ChecksumAddress
+    withdraw_delay: int
+    salt: bytes
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ChannelConfig:
+        if not isinstance(data, dict):
+            raise ChannelInputError("channelConfig must be an object")
+        delay = data.get("withdrawDelay")
+        if isinstance(delay, str) and delay.isdigit():
+            delay = int(delay)
+        if not isinstance(delay, int) or isinstance(delay, bool):
+            raise ChannelInputError("channelConfig.withdrawDelay must be an integer")
+        if not MIN_WITHDRAW_DELAY <= delay <= MAX_WITHDRAW_DELAY:
+            raise ChannelInputError("channelConfig.withdrawDelay must be 15 minutes to 30 days")
+        return cls(
+            payer=_address(data.get("payer"), "payer"),
+            payer_authorizer=_address(data.get("payerAuthorizer"), "payerAuthorizer"),
+            receiver=_address(data.get("receiver"), "receiver"),
+            receiver_authorizer=_address(data.get("receiverAuthorizer"), "receiverAuthorizer"),
+            token=_address(data.get("token"), "token"),
+            withdraw_delay=delay,
+            salt=parse_bytes32(data.get("salt"), "channelConfig.salt"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "payer": self.payer,
+            "payerAuthorizer": self.payer_authorizer,
+            "receiver": self.receiver,
+            "receiverAuthorizer": self.receiver_authorizer,
+            "token": self.token,
+            "withdrawDelay": self.withdraw_delay,
+            "salt": "0x" + self.salt.hex(),
+        }
+
+    def as_tuple(self) -> tuple[str, str, str, str, str, int, bytes]:
+        """The struct as web3.py encodes it for the contract."""
+        return (
+            self.payer,
+            self.payer_authorizer,
+            self.receiver,
+            self.receiver_authorizer,
+            self.token,
+            self.withdraw_delay,
+            self.salt,
+        )
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            CHANNEL_CONFIG_TYPEHASH
+            + _addr_word(self.payer)
+            + _addr_word(self.payer_authorizer)
+            + _addr_word(self.receiver)
+            + _addr_word(self.receiver_authorizer)
+            + _addr_word(self.token)
+            + _word(self.withdraw_delay)
+            + self.salt
+        )
+
+
+def domain_separator(chain_id: int, contract: str) -> bytes:
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(DOMAIN_NAME.encode())
+        + keccak(DOMAIN_VERSION.encode())
+        + _word(chain_id)
+        + _addr_word(to_checksum_address(contract))
+    )
+
+
+def typed_hash(domain: bytes, struct_hash: bytes) -> bytes:
+    return keccak(b"\x19\x01" + domain + struct_hash)
+
+
+def channel_id(domain: bytes, config: ChannelConfig) -> bytes:
+    return typed_hash(domain, config.struct_hash())
+
+
+def voucher_digest(domain: bytes, channel: bytes, max_claimable: int) -> bytes:
+    return typed_hash(domain, keccak(VOUCHER_TYPEHASH + channel + _word(max_claimable)))
+
+
+def refund_digest(domain: bytes, channel: bytes, nonce: int, amount: int) -> bytes:
+    return typed_hash(domain, keccak(REFUND_TYPEHASH + channel + _word(nonce) + _word(amount)))
+
+
+def claim_batch_digest(domain: bytes, entries: list[tuple[bytes, int, int]]) -> bytes:
+    """Digest of a `ClaimBatch`: entries are (channelId, maxClaimableAmount, totalClaimed)."""
+    hashes = b"".join(
+        keccak(CLAIM_ENTRY_TYPEHASH + cid + _word(ceiling) + _word(total))
+        for cid, ceiling, total in entries
+    )
+    return typed_hash(domain, keccak(CLAIM_BATCH_TYPEHASH + keccak(hashes)))
+
+
+def recover(digest: bytes, signature: bytes) -> bytes | None:
+    """The 20-byte signer of a 65-byte (r, s, v) signature, or None when it is not valid.
+
+    Same acceptance rule as the contract: v in {27, 28} (or {0, 1}), s in the lower half.
+    """
+    if len(signature) != 65:
+        return None
+    v = signature[64]
+    if v >= 27:
+        v -= 27
+    if v not in (0, 1) or int.from_bytes(signature[32:64], "big") > _HALF_N:
+        return None
+    try:
+        pub = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
+    except Exception:  # coincurve raises plain Exception for an invalid point
+        return None
+    return keccak(pub.format(compressed=False)[1:])[12:]
+
+
+def sign(private_key: bytes, digest: bytes) -> bytes:
+    """A 65-byte (r, s, v=27/28) signature over a 32-byte digest."""
+    raw = PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    return raw[:64] + bytes([raw[64] + 27])

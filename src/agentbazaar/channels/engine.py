@@ -1,0 +1,345 @@
+"""The seller's channel engine: verify a voucher, run the handler, commit the charge durably.
+
+Transport-agnostic: it takes the inner x402 `payload` of a `batch-settlement` payment and the
+price of the request. Per voucher it costs two keccaks and one secp256k1 recovery (the domain
+separator and each channel's id are cached), requests on one channel are serialised by a lock,
+and a charge is committed (and the response allowed out) only after the handler succeeded and
+the new state is on disk.
+
+    ticket = await engine.begin(payload, price)     # verify; holds the channel's lock
+    try:
+        body = await handler()
+    except Exception:
+        engine.abort(ticket)                         # nothing charged, voucher can be retried
+        raise
+    extra = await engine.commit(ticket, charge)      # durable, then the lock is released
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+
+from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels._crypto import ChannelConfig
+from agentbazaar.channels.errors import ChannelInputError, VoucherRejected
+from agentbazaar.channels.store import ChannelRecord, ChannelStore
+from agentbazaar.channels.wire import (
+    BATCH_SETTLEMENT_ADDRESS,
+    ERR_CHANNEL_ID_MISMATCH,
+    ERR_CHANNEL_NOT_FOUND,
+    ERR_CUMULATIVE_AMOUNT_MISMATCH,
+    ERR_CUMULATIVE_EXCEEDS_BALANCE,
+    ERR_INVALID_VOUCHER_SIGNATURE,
+    ERR_RECEIVER_AUTHORIZER_MISMATCH,
+    ERR_RECEIVER_MISMATCH,
+    ERR_TOKEN_MISMATCH,
+    ERR_WITHDRAW_DELAY_MISMATCH,
+)
+
+T = TypeVar("T")
+_CONFIG_KEYS = (
+    "payer",
+    "payerAuthorizer",
+    "receiver",
+    "receiverAuthorizer",
+    "token",
+    "withdrawDelay",
+    "salt",
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class OnchainState:
+    """A channel as the contract sees it (`channels`, `pendingWithdrawals`, `refundNonce`)."""
+
+    balance: int
+    total_claimed: int
+    withdraw_requested_at: int = 0
+    refund_nonce: int = 0
+    transaction: str = ""
+
+
+class ChannelChain(Protocol):
+    """What the engine needs from the chain (see `agentbazaar.channels.onchain`)."""
+
+    async def read_state(self, channel_id: bytes) -> OnchainState: ...
+
+    async def deposit(
+        self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
+    ) -> OnchainState: ...
+
+
+@dataclass(frozen=True)
+class SellerTerms:
+    """The seller's side of every channel config it accepts."""
+
+    chain_id: int
+    receiver: ChecksumAddress
+    receiver_authorizer: ChecksumAddress
+    token: ChecksumAddress
+    withdraw_delay: int = 900
+    contract: ChecksumAddress = BATCH_SETTLEMENT_ADDRESS
+
+    def requirement_extra(self, token_name: str, token_version: str) -> dict[str, Any]:
+        return {
+            "receiverAuthorizer": self.receiver_authorizer,
+            "withdrawDelay": self.withdraw_delay,
+            "name": token_name,
+            "version": token_version,
+        }
+
+
+@dataclass
+class Ticket:
+    """A verified voucher holding its channel's lock until `commit` or `abort`."""
+
+    record: ChannelRecord
+    max_claimable: int
+    signature: bytes
+    price: int
+    deposit: OnchainState | None = None
+    _lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    @property
+    def payer(self) -> ChecksumAddress:
+        return self.record.config.payer
+
+
+def channel_state_wire(rec: ChannelRecord) -> dict[str, Any]:
+    """The `channelState` object of payment responses and corrective 402s."""
+    return {
+        "channelId": rec.channel_hex,
+        "balance": str(rec.balance),
+        "totalClaimed": str(rec.total_claimed),
+        "withdrawRequestedAt": rec.withdraw_requested_at,
+        "refundNonce": str(rec.refund_nonce),
+        "chargedCumulativeAmount": str(rec.charged),
+    }
+
+
+class ChannelEngine:
+    def __init__(
+        self,
+        store: ChannelStore,
+        terms: SellerTerms,
+        *,
+        chain: ChannelChain | None = None,
+    ) -> None:
+        self.store = store
+        self.terms = terms
+        self.chain = chain
+        self.domain = cx.domain_separator(terms.chain_id, terms.contract)
+        self._records: dict[bytes, ChannelRecord] = store.load_all()
+        self._locks: dict[bytes, asyncio.Lock] = {}
+        self._configs: dict[tuple[Any, ...], tuple[ChannelConfig, bytes]] = {}
+
+    # ---- reads ----------------------------------------------------------------------------
+    def record(self, channel_id: bytes) -> ChannelRecord | None:
+        return self._records.get(channel_id)
+
+    def records(self) -> list[ChannelRecord]:
+        return list(self._records.values())
+
+    def corrective_extra(self, channel_id: bytes) -> dict[str, Any] | None:
+        """`channelState` + `voucherState` for a corrective 402 (None for an unknown channel)."""
+        rec = self._records.get(channel_id)
+        if rec is None:
+            return None
+        return {
+            "channelState": channel_state_wire(rec),
+            "voucherState": {
+                "signedMaxClaimable": str(rec.signed_max),
+                "signature": "0x" + rec.signature.hex(),
+            },
+        }
+
+    # ---- the request path -----------------------------------------------------------------
+    def resolve_config(self, raw: Any) -> tuple[ChannelConfig, bytes]:
+        """Parse and check a wire `channelConfig`; cached, so a known channel costs a dict hit."""
+        if not isinstance(raw, dict):
+            raise ChannelInputError("channelConfig must be an object")
+        key = tuple(raw.get(k) for k in _CONFIG_KEYS)
+        hit = self._configs.get(key)
+        if hit is not None:
+            return hit
+        config = ChannelConfig.from_wire(raw)
+        t = self.terms
+        for ours, theirs, reason in (
+            (t.receiver, config.receiver, ERR_RECEIVER_MISMATCH),
+            (t.receiver_authorizer, config.receiver_authorizer, ERR_RECEIVER_AUTHORIZER_MISMATCH),
+            (t.token, config.token, ERR_TOKEN_MISMATCH),
+        ):
+            if ours != theirs:
+                raise VoucherRejected(
+                    f"channel config does not match this seller ({reason})", reason=reason
+                )
+        if config.withdraw_delay != t.withdraw_delay:
+            raise VoucherRejected(
+                "channel withdraw delay differs from this seller's",
+                reason=ERR_WITHDRAW_DELAY_MISMATCH,
+            )
+        resolved = (config, cx.channel_id(self.domain, config))
+        if len(self._configs) < 1_000_000:
+            self._configs[key] = resolved
+        return resolved
+
+    async def begin(self, payload: Mapping[str, Any], price: int) -> Ticket:
+        """Verify a `voucher` or `deposit` payload for a request costing ``price``."""
+        if not isinstance(payload, Mapping):
+            raise ChannelInputError("payment payload must be an object")
+        kind = payload.get("type")
+        if kind not in ("voucher", "deposit"):
+            raise ChannelInputError(f"unsupported batch-settlement payload type {kind!r}")
+        config, cid = self.resolve_config(payload.get("channelConfig"))
+        voucher = payload.get("voucher")
+        if not isinstance(voucher, Mapping):
+            raise ChannelInputError("payload.voucher must be an object")
+        if cx.parse_bytes32(voucher.get("channelId"), "voucher.channelId") != cid:
+            raise VoucherRejected(
+                "voucher.channelId is not the id of channelConfig", reason=ERR_CHANNEL_ID_MISMATCH
+            )
+        max_claimable = cx.parse_amount(voucher.get("maxClaimableAmount"), "maxClaimableAmount")
+        signature = cx.parse_signature(voucher.get("signature"))
+        self._check_signature(config, cid, max_claimable, signature)
+
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = self._locks[cid] = asyncio.Lock()
+        await lock.acquire()
+        try:
+            rec, deposited = await self._current(config, cid, kind, payload)
+            expected = rec.charged + price
+            if max_claimable != expected:
+                raise VoucherRejected(
+                    f"voucher ceiling {max_claimable} != charged {rec.charged} + price {price}",
+                    reason=ERR_CUMULATIVE_AMOUNT_MISMATCH,
+                    channel_id=rec.channel_hex,
+                )
+            if max_claimable > rec.balance:
+                raise VoucherRejected(
+                    f"voucher ceiling {max_claimable} exceeds the channel balance {rec.balance}",
+                    reason=ERR_CUMULATIVE_EXCEEDS_BALANCE,
+                    channel_id=rec.channel_hex,
+                )
+        except BaseException:
+            lock.release()
+            raise
+        return Ticket(rec, max_claimable, signature, price, deposited, lock)
+
+    async def commit(self, ticket: Ticket, charge: int | None = None) -> dict[str, Any]:
+        """Charge ``charge`` (default: the price) durably, release the channel; response extra."""
+        amount = ticket.price if charge is None else charge
+        if not 0 <= amount <= ticket.price:
+            self.abort(ticket)
+            raise ChannelInputError(f"charge {amount} is outside 0..{ticket.price}")
+        rec = ticket.record
+        new = rec.evolve(
+            charged=rec.charged + amount,
+            signed_max=ticket.max_claimable,
+            signature=ticket.signature,
+            updated_at_ms=_now_ms(),
+        )
+        try:
+            await self.store.commit(new)
+            self._records[new.channel_id] = new
+        finally:
+            self._release(ticket)
+        return {"chargedAmount": str(amount), "channelState": channel_state_wire(new)}
+
+    def abort(self, ticket: Ticket) -> None:
+        """The handler failed: nothing is charged (a deposit already made stays recorded)."""
+        self._release(ticket)
+
+    async def pay(
+        self, payload: Mapping[str, Any], price: int, handler: Callable[[], Awaitable[T]]
+    ) -> tuple[T, dict[str, Any]]:
+        ticket = await self.begin(payload, price)
+        try:
+            result = await handler()
+        except BaseException:
+            self.abort(ticket)
+            raise
+        return result, await self.commit(ticket)
+
+    async def mirror(self, channel_id: bytes, state: OnchainState) -> ChannelRecord | None:
+        """Record fresh on-chain state for a channel (after a claim, refund or withdrawal)."""
+        lock = self._locks.setdefault(channel_id, asyncio.Lock())
+        async with lock:
+            rec = self._records.get(channel_id)
+            if rec is None:
+                return None
+            new = self._apply(rec, state)
+            await self.store.commit(new)
+            self._records[channel_id] = new
+            return new
+
+    # ---- internals ------------------------------------------------------------------------
+    def _check_signature(
+        self, config: ChannelConfig, cid: bytes, max_claimable: int, signature: bytes
+    ) -> None:
+        signer = (
+            config.payer_authorizer if config.payer_authorizer != cx.ZERO_ADDRESS else config.payer
+        )
+        recovered = cx.recover(cx.voucher_digest(self.domain, cid, max_claimable), signature)
+        if recovered is None or to_checksum_address(recovered) != signer:
+            raise VoucherRejected(
+                "voucher signature is not the payer's", reason=ERR_INVALID_VOUCHER_SIGNATURE
+            )
+
+    @staticmethod
+    def _apply(rec: ChannelRecord, state: OnchainState) -> ChannelRecord:
+        return rec.evolve(
+            balance=state.balance,
+            total_claimed=state.total_claimed,
+            charged=max(rec.charged, state.total_claimed),
+            withdraw_requested_at=state.withdraw_requested_at,
+            refund_nonce=state.refund_nonce,
+            synced_at_ms=_now_ms(),
+        )
+
+    async def _current(
+        self, config: ChannelConfig, cid: bytes, kind: str, payload: Mapping[str, Any]
+    ) -> tuple[ChannelRecord, OnchainState | None]:
+        rec = self._records.get(cid)
+        if kind == "deposit":
+            if self.chain is None:
+                raise VoucherRejected(
+                    "this seller cannot take deposits (no chain access)",
+                    reason=ERR_CHANNEL_NOT_FOUND,
+                )
+            deposit = payload.get("deposit")
+            if not isinstance(deposit, Mapping):
+                raise ChannelInputError("payload.deposit must be an object")
+            state = await self.chain.deposit(config, cid, deposit)
+            rec = self._apply(rec or ChannelRecord(channel_id=cid, config=config), state)
+            await self.store.commit(rec)
+            self._records[cid] = rec
+            return rec, state
+        if rec is None:
+            if self.chain is None:
+                raise VoucherRejected(
+                    "unknown channel: deposit first", reason=ERR_CHANNEL_NOT_FOUND
+                )
+            state = await self.chain.read_state(cid)
+            if state.balance == 0:
+                raise VoucherRejected(
+                    "unknown channel: deposit first", reason=ERR_CHANNEL_NOT_FOUND
+                )
+            rec = self._apply(ChannelRecord(channel_id=cid, config=config), state)
+        return rec, None
+
+    def _release(self, ticket: Ticket) -> None:
+        lock, ticket._lock = ticket._lock, None
+        if lock is not None and lock.locked():
+            lock.release()

@@ -1,0 +1,166 @@
+"""The batch-settlement contracts on a chain: placement at the canonical addresses, reads, and
+the receiver-side transactions (deposit relay, claim, settle, refund).
+
+The x402 SDK hard-codes the escrow and collector addresses (CREATE2 deployments on public
+chains). On a development chain `install` deploys our Vyper contracts and copies their runtime
+code to those addresses, so SDK clients, servers and facilitators work unchanged. The escrow has
+no constructor state; the collector's one immutable (the escrow address) lives in its runtime
+code, so a verbatim copy is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from eth_typing import ChecksumAddress
+from web3.contract import Contract
+
+from agentbazaar.chain import Chain
+from agentbazaar.chain.compiler import compile_contract
+from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels._crypto import ChannelConfig
+from agentbazaar.channels.engine import OnchainState
+from agentbazaar.channels.errors import ChannelError, ChannelInputError, VoucherRejected
+from agentbazaar.channels.store import ChannelRecord
+from agentbazaar.channels.wire import (
+    BATCH_SETTLEMENT_ADDRESS,
+    ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+    ERR_DEPOSIT_TRANSACTION_FAILED,
+)
+from agentbazaar.errors import ChainError
+
+_WITHDRAW_INITIATED_TOPIC = "0x" + keccak(b"WithdrawInitiated(bytes32,uint128,uint40)").hex()
+
+
+def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
+    """Place the escrow and the ERC-3009 deposit collector at their canonical addresses.
+
+    Idempotent; on a public chain the canonical deployments are used as they are.
+    """
+    placed = {
+        "BatchSettlement": BATCH_SETTLEMENT_ADDRESS,
+        "ERC3009DepositCollector": ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+    }
+    if not chain.is_dev:
+        return placed
+    for name, target, args in (
+        ("BatchSettlement", BATCH_SETTLEMENT_ADDRESS, ()),
+        ("ERC3009DepositCollector", ERC3009_DEPOSIT_COLLECTOR_ADDRESS, (BATCH_SETTLEMENT_ADDRESS,)),
+    ):
+        art = compile_contract(name)
+        staging, _ = chain.deploy(deployer, art.abi, art.bytecode, *args, name=name)
+        code = chain.code_at(staging.address)
+        if chain.code_at(target) != code:
+            chain.set_code(target, code)
+    return placed
+
+
+class ChannelContracts:
+    """Typed access to the escrow at its canonical address, sending as ``account``."""
+
+    def __init__(self, chain: Chain, account: LocalAccount) -> None:
+        self.chain = chain
+        self.account = account
+        self.escrow: Contract = chain.contract(
+            BATCH_SETTLEMENT_ADDRESS, compile_contract("BatchSettlement").abi
+        )
+
+    # ---- reads ----------------------------------------------------------------------------
+    def state(self, channel_id: bytes) -> OnchainState:
+        fns = self.escrow.functions
+        balance, claimed = fns.channels(channel_id).call()
+        _, initiated_at = fns.pendingWithdrawals(channel_id).call()
+        nonce = fns.refundNonce(channel_id).call()
+        return OnchainState(int(balance), int(claimed), int(initiated_at), int(nonce))
+
+    def receiver_totals(self, receiver: str, token: str) -> tuple[int, int]:
+        """(totalClaimed, totalSettled) of a receiver for a token."""
+        claimed, settled = self.escrow.functions.receivers(receiver, token).call()
+        return int(claimed), int(settled)
+
+    def withdrawals_since(self, from_block: int) -> tuple[set[bytes], int]:
+        """Channel ids with a timed withdrawal initiated since ``from_block``; next block."""
+        head = self.chain.block_number()
+        if from_block > head:
+            return set(), from_block
+        logs = self.chain.w3.eth.get_logs(
+            {
+                "address": BATCH_SETTLEMENT_ADDRESS,
+                "fromBlock": from_block,
+                "toBlock": head,
+                "topics": [_WITHDRAW_INITIATED_TOPIC],
+            }
+        )
+        return {bytes(log["topics"][1]) for log in logs}, head + 1
+
+    async def read_state(self, channel_id: bytes) -> OnchainState:
+        return await asyncio.to_thread(self.state, channel_id)
+
+    # ---- transactions ---------------------------------------------------------------------
+    def deposit_sync(
+        self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
+    ) -> OnchainState:
+        """Relay an ERC-3009 deposit authorization into the channel (the payer pays no gas)."""
+        amount = cx.parse_amount(deposit.get("amount"), "deposit.amount")
+        auth = deposit.get("authorization")
+        erc3009 = auth.get("erc3009Authorization") if isinstance(auth, Mapping) else None
+        if not isinstance(erc3009, Mapping):
+            raise ChannelInputError("deposit.authorization.erc3009Authorization is required")
+        data = abi_encode(
+            ["uint256", "uint256", "uint256", "bytes"],
+            [
+                cx.parse_amount(erc3009.get("validAfter"), "validAfter"),
+                cx.parse_amount(erc3009.get("validBefore"), "validBefore"),
+                int.from_bytes(cx.parse_bytes32(erc3009.get("salt"), "salt"), "big"),
+                cx.parse_signature(erc3009.get("signature"), "erc3009Authorization.signature"),
+            ],
+        )
+        fn = self.escrow.functions.deposit(
+            config.as_tuple(), amount, ERC3009_DEPOSIT_COLLECTOR_ADDRESS, data
+        )
+        try:
+            receipt = self.chain.transact(self.account, fn)
+        except ChainError as exc:
+            raise VoucherRejected(
+                f"the deposit was not accepted on chain: {exc}",
+                reason=ERR_DEPOSIT_TRANSACTION_FAILED,
+            ) from exc
+        state = self.state(channel_id)
+        return OnchainState(
+            state.balance,
+            state.total_claimed,
+            state.withdraw_requested_at,
+            state.refund_nonce,
+            transaction="0x" + bytes(receipt["transactionHash"]).hex(),
+        )
+
+    async def deposit(
+        self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
+    ) -> OnchainState:
+        return await asyncio.to_thread(self.deposit_sync, config, channel_id, deposit)
+
+    def claim(self, records: Sequence[ChannelRecord]) -> str:
+        """Claim each channel's charged total with its latest voucher, in one transaction."""
+        rows = [
+            ((r.config.as_tuple(), r.signed_max), r.signature, r.charged)
+            for r in records
+            if r.charged > r.total_claimed
+        ]
+        if not rows:
+            raise ChannelError("nothing to claim")
+        receipt = self.chain.transact(self.account, self.escrow.functions.claim(rows))
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    def settle(self, receiver: str, token: str) -> str:
+        receipt = self.chain.transact(self.account, self.escrow.functions.settle(receiver, token))
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    def refund(self, config: ChannelConfig, amount: int) -> str:
+        fn = self.escrow.functions.refund(config.as_tuple(), amount)
+        receipt = self.chain.transact(self.account, fn)
+        return "0x" + bytes(receipt["transactionHash"]).hex()

@@ -1,0 +1,25 @@
+"""Wire constants of the x402 `batch-settlement` scheme (EVM), as the official SDK spells them."""
+
+from __future__ import annotations
+
+from eth_utils.address import to_checksum_address
+
+SCHEME = "batch-settlement"
+BATCH_SETTLEMENT_ADDRESS = to_checksum_address("0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003")
+ERC3009_DEPOSIT_COLLECTOR_ADDRESS = to_checksum_address(
+    "0x4020806089470a89826cB9fB1f4059150b550004"
+)
+MULTICALL3_ADDRESS = to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
+
+_P = "invalid_batch_settlement_evm_"
+ERR_CHANNEL_NOT_FOUND = _P + "channel_not_found"
+ERR_CHANNEL_ID_MISMATCH = _P + "channel_id_mismatch"
+ERR_RECEIVER_MISMATCH = _P + "receiver_mismatch"
+ERR_RECEIVER_AUTHORIZER_MISMATCH = _P + "receiver_authorizer_mismatch"
+ERR_TOKEN_MISMATCH = _P + "token_mismatch"
+ERR_WITHDRAW_DELAY_MISMATCH = _P + "withdraw_delay_mismatch"
+ERR_INVALID_VOUCHER_SIGNATURE = _P + "voucher_signature"
+ERR_CUMULATIVE_EXCEEDS_BALANCE = _P + "cumulative_exceeds_balance"
+ERR_CUMULATIVE_AMOUNT_MISMATCH = _P + "cumulative_amount_mismatch"
+ERR_DEPOSIT_TRANSACTION_FAILED = _P + "deposit_transaction_failed"
+ERR_VOUCHER_PAYLOAD = _P + "voucher_payload"

@@ -1,0 +1,97 @@
+"""Helpers for channel tests: sign deposits (EIP-3009) and vouchers, decode custom errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boa
+import pytest
+from eth_abi import encode as abi_encode
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+
+from agentbazaar.channels import _crypto as cx
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
+USDC_ARGS = ("USD Coin", "USDC", "USD Coin", "2")
+
+_AUTH_FIELDS = [
+    {"name": "from", "type": "address"},
+    {"name": "to", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
+    {"name": "nonce", "type": "bytes32"},
+]
+_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def selector(error: str) -> bytes:
+    return keccak(error.encode())[:4]
+
+
+@contextmanager
+def reverts_with(error: str) -> Iterator[None]:
+    """Expect a titanoboa call to revert with the custom error ``error`` (e.g. "ZeroDeposit()")."""
+    with pytest.raises(boa.BoaError) as info:
+        yield
+    data = info.value.stack_trace.last_frame.vm_error.args[0]
+    assert bytes(data)[:4] == selector(error), f"reverted with {bytes(data)!r}, not {error}"
+
+
+def collector_data(
+    payer: LocalAccount,
+    *,
+    token: str,
+    chain_id: int,
+    collector: str,
+    channel_id: bytes,
+    amount: int,
+    valid_before: int,
+    salt: int | None = None,
+) -> bytes:
+    """`collectorData` for ERC3009DepositCollector: a ReceiveWithAuthorization to the collector."""
+    salt = int.from_bytes(os.urandom(32), "big") if salt is None else salt
+    nonce = keccak(abi_encode(["bytes32", "uint256"], [channel_id, salt]))
+    signable = encode_typed_data(
+        full_message={
+            "types": {"EIP712Domain": _DOMAIN_FIELDS, "ReceiveWithAuthorization": _AUTH_FIELDS},
+            "primaryType": "ReceiveWithAuthorization",
+            "domain": {
+                "name": "USD Coin",
+                "version": "2",
+                "chainId": chain_id,
+                "verifyingContract": token,
+            },
+            "message": {
+                "from": payer.address,
+                "to": collector,
+                "value": amount,
+                "validAfter": 0,
+                "validBefore": valid_before,
+                "nonce": nonce,
+            },
+        }
+    )
+    sig = payer.sign_message(signable).signature
+    return abi_encode(
+        ["uint256", "uint256", "uint256", "bytes"], [0, valid_before, salt, bytes(sig)]
+    )
+
+
+def voucher_sig(key: LocalAccount, domain: bytes, channel_id: bytes, ceiling: int) -> bytes:
+    return cx.sign(bytes(key.key), cx.voucher_digest(domain, channel_id, ceiling))
+
+
+def config_tuple(config: cx.ChannelConfig) -> tuple[Any, ...]:
+    return config.as_tuple()
