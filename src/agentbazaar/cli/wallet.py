@@ -1,0 +1,352 @@
+"""`bazaar wallet new|import|list|balance|send|policy|ledger`: thin shells over ``agentbazaar.wallet``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agentbazaar.chain import Chain
+from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.cli.core import connect, resolve_target
+from agentbazaar.config import BazaarConfig
+from agentbazaar.errors import InputError, LedgerError
+from agentbazaar.suite import Suite
+from agentbazaar.tokens import Token, TokenRegistry
+from agentbazaar.units import format_units, parse_units
+from agentbazaar.wallet import (
+    KeyStore,
+    Ledger,
+    PolicyStore,
+    SpendingPolicy,
+    SpendRecord,
+    balances,
+    open_wallet,
+    passphrase_from_env_or_prompt,
+    reconcile,
+)
+from agentbazaar.wallet.keystore import validate_name
+
+app = typer.Typer(
+    help="Agent wallets: keys, balances, payments under a spending policy, the ledger.",
+    no_args_is_help=True,
+)
+PRIVATE_KEY_ENV = "BAZAAR_PRIVATE_KEY"
+IMPORT_PASSPHRASE_ENV = "BAZAAR_IMPORT_PASSPHRASE"
+
+
+def _new_passphrase(text: str) -> str:
+    return str(typer.prompt(text, hide_input=True, confirmation_prompt=True))
+
+
+def _passphrase(text: str) -> str:
+    return str(typer.prompt(text, hide_input=True))
+
+
+def _tokens(cfg: BazaarConfig) -> tuple[Chain, TokenRegistry]:
+    chain = connect(cfg)
+    return chain, Suite(chain, cfg).tokens
+
+
+def _amount(tokens: TokenRegistry, amount: str, token: str | None) -> tuple[Token, int]:
+    if token and len(amount.split()) > 1:
+        raise InputError("give the token once: either '12.5 USDC' or '12.5' USDC")
+    return tokens.parse_amount(amount, default_token=token or "ETH")
+
+
+@app.command()
+def new(ctx: typer.Context, name: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """Create a wallet with a new random key (passphrase: BAZAAR_PASSPHRASE or a prompt).
+
+    Example: bazaar wallet new carol
+    """
+    store = KeyStore(run_context(ctx).config.keystore_dir)
+    validate_name(name)
+    if store.exists(name):
+        store.create(name, "-")  # raises WalletExists before asking for a passphrase
+    address = store.create(name, passphrase_from_env_or_prompt(_new_passphrase))
+    if json_out:
+        emit_json({"name": name, "address": address})
+    else:
+        console.print(f"wallet {name}: {address}")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    name: str,
+    keystore: Path | None = typer.Option(None, "--keystore", help="a keystore v3 JSON file"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import a private key (from stdin or BAZAAR_PRIVATE_KEY, never an argument) or a keystore.
+
+    Example: echo "$KEY" | bazaar wallet import carol
+    """
+    store = KeyStore(run_context(ctx).config.keystore_dir)
+    validate_name(name)
+    if store.exists(name):
+        store.create(name, "-")  # WalletExists
+    if keystore is not None:
+        file_pass = os.environ.get(IMPORT_PASSPHRASE_ENV) or _passphrase("keystore passphrase")
+        address = store.import_keystore(
+            name, keystore, file_pass, passphrase_from_env_or_prompt(_new_passphrase)
+        )
+    else:
+        key = os.environ.get(PRIVATE_KEY_ENV)
+        if not key:
+            key = sys.stdin.readline() if not sys.stdin.isatty() else _passphrase("private key")
+        address = store.import_key(name, key, passphrase_from_env_or_prompt(_new_passphrase))
+    if json_out:
+        emit_json({"name": name, "address": address})
+    else:
+        console.print(f"imported wallet {name}: {address}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+    """List the wallets of this data directory (no passphrase needed).
+
+    Example: bazaar wallet list --json
+    """
+    rows = KeyStore(run_context(ctx).config.keystore_dir).wallets()
+    if json_out:
+        emit_json([{"name": n, "address": a} for n, a in rows])
+    else:
+        emit_table("wallets", ["name", "address"], rows)
+
+
+@app.command()
+def balance(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="wallet name or 0x address"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Native and token balances of a wallet or any address.
+
+    Example: bazaar wallet balance alice
+    """
+    cfg = run_context(ctx).config
+    address = resolve_target(cfg, target)
+    chain, tokens = _tokens(cfg)
+    with waiting("reading balances..."):
+        found = balances(chain, address, tokens)
+    if json_out:
+        emit_json({"address": address, "chain_id": chain.chain_id, "balances": _dicts(found)})
+    else:
+        rows = [
+            [b.token.symbol, b.token.format(b.units), b.token.address or "native"] for b in found
+        ]
+        emit_table(f"balances of {address}", ["token", "amount", "address"], rows)
+
+
+def _dicts(items: list[Any]) -> list[dict[str, Any]]:
+    return [i.to_dict() for i in items]
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def send(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="paying wallet"),
+    to: str = typer.Argument(..., help="wallet name or 0x address"),
+    amount: str = typer.Argument(..., help='e.g. 12.5 or "12.5 USDC"'),
+    token: str | None = typer.Argument(None, help="ETH (default) or a token symbol/address"),
+    approve: bool = typer.Option(False, "--approve", help="approve a spend above the threshold"),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="retry-safe key: the same key never pays twice"
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pay from a wallet, under its spending policy, exactly once.
+
+    Example: bazaar wallet send alice bob "12.5 USDC" --idempotency-key invoice-7
+    """
+    cfg = run_context(ctx).config
+    payer = KeyStore(cfg.keystore_dir).address_of(name)
+    recipient = resolve_target(cfg, to)
+    chain, tokens = _tokens(cfg)
+    tok, units = _amount(tokens, amount, token)
+    wallet = open_wallet(cfg, name, prompt=_passphrase)
+    assert wallet.address == payer
+    with waiting(f"sending {tok.format(units)}..."):
+        result = wallet.send(
+            chain,
+            recipient,
+            units,
+            None if tok.is_native else tok,
+            idempotency_key=idempotency_key,
+            approve=approve,
+        )
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    again = " (already paid under this key: nothing sent again)" if result.replayed else ""
+    console.print(
+        f"sent {tok.format(units)} from {name} to {recipient}: tx {result.tx_hash} "
+        f"in block {result.block_number}{again}"
+    )
+
+
+@app.command()
+def policy(
+    ctx: typer.Context,
+    name: str,
+    max_per_payment: list[str] = typer.Option([], "--max-per-payment", help='e.g. "5 USDC"'),
+    daily: list[str] = typer.Option([], "--daily", help='rolling 24 h budget, e.g. "50 USDC"'),
+    approve_above: list[str] = typer.Option(
+        [], "--approve-above", help='spends above this need --approve, e.g. "2 USDC"'
+    ),
+    allow: list[str] = typer.Option([], "--allow", help="only pay these (wallet or address)"),
+    deny: list[str] = typer.Option([], "--deny", help="never pay these (wallet or address)"),
+    clear: list[str] = typer.Option([], "--clear", help="remove every limit of a token"),
+    unlisted: str | None = typer.Option(None, "--unlisted-tokens", help="allow | deny"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show or change a wallet's spending policy (amounts are human; stored as base units).
+
+    Example: bazaar wallet policy alice --max-per-payment "5 USDC" --daily "50 USDC"
+    """
+    cfg = run_context(ctx).config
+    KeyStore(cfg.keystore_dir).address_of(name)  # UnknownWallet
+    store = PolicyStore(cfg.policy_dir)
+    current = store.load(name)
+    updated = current.with_counterparties(
+        allow=tuple(resolve_target(cfg, a) for a in allow),
+        deny=tuple(resolve_target(cfg, d) for d in deny),
+    )
+    if unlisted is not None:
+        if unlisted not in ("allow", "deny"):
+            raise InputError("--unlisted-tokens is 'allow' or 'deny'")
+        updated = replace(updated, unlisted_tokens="allow" if unlisted == "allow" else "deny")
+    if max_per_payment or daily or approve_above or clear:
+        _, tokens = _tokens(cfg)
+        for tok_name in clear:
+            tok = tokens.get(tok_name)
+            rest = {k: v for k, v in updated.tokens.items() if k != _key(tok)}
+            updated = replace(updated, tokens=rest)
+        for field_name, values in (
+            ("max_per_payment", max_per_payment),
+            ("daily", daily),
+            ("approve_above", approve_above),
+        ):
+            for text in values:
+                tok, units = _limit(tokens, text)
+                updated = updated.with_limits(
+                    tok.address or "native", tok.symbol, tok.decimals, **{field_name: units}
+                )
+    if updated != current:
+        store.save(name, updated)
+    _show_policy(name, updated, json_out)
+
+
+def _key(tok: Token) -> str:
+    return (tok.address or "native").lower()
+
+
+def _limit(tokens: TokenRegistry, text: str) -> tuple[Token, int]:
+    parts = text.split()
+    if len(parts) != 2:
+        raise InputError(f"write a limit with its token, like '5 USDC', not {text!r}")
+    tok = tokens.get(parts[1])
+    return tok, parse_units(parts[0], tok.decimals, allow_zero=True)
+
+
+def _show_policy(name: str, pol: SpendingPolicy, json_out: bool) -> None:
+    if json_out:
+        emit_json({"wallet": name, **pol.to_dict()})
+        return
+    rows = []
+    for key, lim in sorted(pol.tokens.items(), key=lambda kv: kv[1].symbol):
+
+        def fmt(v: int | None, d: int = lim.decimals, s: str = lim.symbol) -> str:
+            return "-" if v is None else f"{format_units(v, d)} {s}"
+
+        rows.append(
+            [lim.symbol, fmt(lim.max_per_payment), fmt(lim.daily), fmt(lim.approve_above), key]
+        )
+    emit_table(
+        f"spending policy of {name}",
+        ["token", "max per payment", "per 24 h", "approve above", "address"],
+        rows,
+    )
+    console.print(
+        f"allow: {', '.join(sorted(pol.allow)) or 'anyone'}   deny: "
+        f"{', '.join(sorted(pol.deny)) or 'nobody'}   unlisted tokens: {pol.unlisted_tokens}"
+    )
+
+
+@app.command()
+def ledger(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="only this wallet"),
+    do_reconcile: bool = typer.Option(False, "--reconcile", help="compare with the chain"),
+    rebroadcast: bool = typer.Option(
+        False, "--rebroadcast", help="with --reconcile: re-send signed but unsent transactions"
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """The spend ledger; with --reconcile, each signed/settled entry checked on chain.
+
+    Example: bazaar wallet ledger alice --reconcile
+    """
+    cfg = run_context(ctx).config
+    if name is not None:
+        KeyStore(cfg.keystore_dir).address_of(name)
+    book = Ledger(cfg.ledger_path)
+    if not do_reconcile:
+        records = book.records(name)
+        if json_out:
+            emit_json([r.to_dict() for r in records])
+        else:
+            _ledger_table(records)
+        return
+    chain = connect(cfg)
+    with waiting("reconciling with the chain..."):
+        findings = reconcile(book, chain, wallet=name, rebroadcast=rebroadcast)
+    bad = [f for f in findings if f.outcome in ("mismatch", "missing")]
+    if json_out:
+        emit_json(
+            {"chain_id": chain.chain_id, "findings": _dicts(findings), "differences": len(bad)}
+        )
+    else:
+        rows = [
+            [f.id, f.wallet, f.idempotency_key, f.before, f.after, f.outcome, f.detail]
+            for f in findings
+        ]
+        emit_table(
+            f"ledger vs chain {chain.chain_id}",
+            ["id", "wallet", "key", "was", "now", "outcome", "detail"],
+            rows,
+        )
+    if bad:
+        raise LedgerError(f"{len(bad)} ledger entries differ from the chain (see above)")
+
+
+def _ledger_table(records: list[SpendRecord]) -> None:
+    rows = []
+    for r in records:
+        amount = (
+            f"{format_units(r.amount, r.decimals)} {r.symbol}"
+            if r.decimals is not None
+            else f"{r.amount} units of {r.token}"
+        )
+        rows.append(
+            [
+                r.id,
+                r.wallet,
+                r.idempotency_key,
+                r.kind,
+                amount,
+                r.counterparty,
+                r.status,
+                r.tx_hash or "-",
+            ]
+        )
+    emit_table("ledger", ["id", "wallet", "key", "kind", "amount", "to", "status", "tx"], rows)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="wallet")
