@@ -1,0 +1,347 @@
+"""Hiring: find providers of a skill, pick one by price and proven trust, pay, check, review.
+
+1. Discover: the discovery index (ERC-8004 events in SQLite, cards verified against the on-chain
+   agent wallet, feedback counted only when its payment is proven) lists trusted agents offering
+   the skill.
+2. Trust: a provider that the buyer's trusted validators have failed is avoided: its validation
+   average on the ValidationRegistry (tag ``embedding``) must be at least ``MIN_VALIDATION``.
+3. Choose: among the rest, the cheapest quote for this input, then the best proven reputation.
+4. Pay with x402 (the buyer's wallet policy applies), then verify the receipt: signature by the
+   provider's on-chain wallet, input and output hashes, price, payment nonce, model and weights,
+   and, when the buyer names validators, the provider's on-chain validation request for it.
+5. Give paid-only feedback on the ReputationRegistry (the feedback file carries the settlement
+   tx hash as proof of payment): 100 for a verified delivery, 0 with the receipt id as evidence
+   for a bad one (and the buyer gets ``BadReceipt``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from agentbazaar.agents.payment import PaidResponse, ProviderUnavailable, pay_and_post
+from agentbazaar.agents.receipts import (
+    BadReceipt,
+    Expected,
+    SignedReceipt,
+    matrix_from_json,
+    output_bytes,
+    verify_receipt,
+)
+from agentbazaar.agents.runtime import VALIDATION_TAG
+from agentbazaar.errors import AgentError, BazaarError, InputError
+from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
+from agentbazaar.identity.feedback import prepare_feedback
+
+if TYPE_CHECKING:
+    from agentbazaar.agents.embedding import Matrix
+    from agentbazaar.agents.runtime import Agent
+
+MIN_VALIDATION = 90
+HTTP_TIMEOUT = 60.0
+
+
+class NoProvider(AgentError):
+    """No trusted provider offers the skill within the price."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    agent_id: int
+    name: str
+    wallet: str
+    base_url: str
+    unit_price: int
+    rep_count: int
+    rep_avg: float | None
+    score: float
+    validations: int
+    validation_avg: int | None
+
+    @property
+    def avoided(self) -> bool:
+        return self.validation_avg is not None and self.validation_avg < MIN_VALIDATION
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__, avoided=self.avoided)
+
+
+@dataclass
+class Hire:
+    provider: Offer
+    price: int
+    units: int
+    tx_hash: str | None
+    nonce: str
+    receipt: SignedReceipt
+    output: Matrix
+    feedback_index: int | None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider.name,
+            "providerAgentId": self.provider.agent_id,
+            "price": str(self.price),
+            "units": self.units,
+            "txHash": self.tx_hash,
+            "nonce": self.nonce,
+            "receiptId": self.receipt.id,
+            "feedbackIndex": self.feedback_index,
+            "skipped": self.skipped,
+        }
+
+
+class Buyer:
+    """The buying side of an agent (``Agent.hire`` style), with its own discovery index."""
+
+    def __init__(self, agent: Agent, *, validators: list[str] | None = None) -> None:
+        self.agent = agent
+        self.validators = list(validators or [])
+        net = agent.network
+        self.index = DiscoveryIndex(
+            ":memory:",
+            chain_id=net.chain.chain_id,
+            identity_registry=net.identity_address,
+            reputation_registry=str(net.registries.reputation.address),
+        )
+        self.follower = Follower(self.index, net.chain)
+        self.http = httpx.Client(timeout=HTTP_TIMEOUT)
+
+    def close(self) -> None:
+        self.http.close()
+        self.index.close()
+
+    # ---- discovery ----------------------------------------------------------------------------
+    def offers(self, skill: str) -> list[Offer]:
+        self.follower.sync()
+        token = self.agent.token.address
+        assert token is not None
+        out: list[Offer] = []
+        for rec in self.index.query(Query(skill=skill, limit=100)):
+            if rec.agent_id == self.agent.agent_id or not rec.wallet:
+                continue
+            price = _unit_price(rec.skills, skill, token)
+            url = _base_url(rec.skills, skill)
+            if price is None or url is None:
+                continue
+            count, avg = self._validation(rec.agent_id)
+            out.append(
+                Offer(
+                    rec.agent_id, rec.name, rec.wallet, url, price, rec.rep_count, rec.rep_avg,
+                    rec.score, count, avg,
+                )
+            )  # fmt: skip
+        return out
+
+    def _validation(self, agent_id: int) -> tuple[int, int | None]:
+        if not self.validators:
+            return 0, None
+        summary = self.agent.network.registries.validation.summary(
+            agent_id, self.validators, VALIDATION_TAG
+        )
+        return summary.count, (summary.average_response if summary.count else None)
+
+    # ---- hiring -------------------------------------------------------------------------------
+    def hire(self, skill: str, payload: dict[str, Any], max_price: int) -> Hire:
+        """Buy ``skill`` on ``payload`` for at most ``max_price`` base units."""
+        if isinstance(max_price, bool) or not isinstance(max_price, int) or max_price <= 0:
+            raise InputError("max_price is a positive integer of base units")
+        skipped: list[dict[str, Any]] = []
+        quotes: list[tuple[int, float, Offer, dict[str, Any]]] = []
+        for offer in self.offers(skill):
+            if offer.avoided:
+                skipped.append({"provider": offer.name, "reason": "failed validation"})
+                continue
+            try:
+                quote = self._quote(offer, skill, payload)
+            except BazaarError as exc:
+                skipped.append({"provider": offer.name, "reason": str(exc)})
+                continue
+            price = int(quote["price"])
+            if price > max_price:
+                skipped.append({"provider": offer.name, "reason": f"price {price} > {max_price}"})
+                continue
+            quotes.append((price, -offer.score, offer, quote))
+        if not quotes:
+            raise NoProvider(
+                f"no trusted provider of {skill!r} within {max_price} base units",
+                skill=skill,
+                skipped=str(skipped),
+            )
+        quotes.sort(key=lambda q: (q[0], q[1], q[2].agent_id))
+        price, _score, offer, quote = quotes[0]
+        hired = self._buy(offer, skill, payload, quote, max_price)
+        hired.skipped = skipped
+        return hired
+
+    def _quote(self, offer: Offer, skill: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = f"{offer.base_url}/skills/{skill}/quote"
+        try:
+            resp = self.http.post(url, json=payload)
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"{offer.name} is offline ({exc})") from exc
+        if resp.status_code >= 400:
+            raise _refusal(offer, resp)
+        quote = resp.json()
+        if not isinstance(quote, dict) or not str(quote.get("price", "")).isdigit():
+            raise ProviderUnavailable(f"{offer.name} answered a malformed quote")
+        return quote
+
+    def _buy(
+        self,
+        offer: Offer,
+        skill: str,
+        payload: dict[str, Any],
+        quote: dict[str, Any],
+        max_price: int,
+    ) -> Hire:
+        paid = pay_and_post(
+            self.http,
+            f"{offer.base_url}/skills/{skill}?quote={quote['quote']}",
+            payload,
+            wallet=self.agent.wallet,
+            token=self.agent.token,
+            network=self.agent.chain.network,
+            pay_to=offer.wallet,
+            max_price=min(max_price, int(quote["price"])),
+            memo={"skill": skill, "provider": offer.agent_id},
+        )
+        if paid.status >= 400 or not paid.settled:
+            raise _refusal(offer, None, paid)
+        texts = list(payload.get("texts", []))
+        try:
+            signed, output = self._check(offer, paid, texts, max_price)
+        except BadReceipt as exc:
+            self._record_failure(offer, paid, texts, exc)
+            raise
+        self.agent.receipts.add(
+            signed, role="received", texts=texts, output=output_bytes(output), tx_hash=paid.tx_hash
+        )
+        index = self._feedback(offer, paid, 100, "delivered")
+        return Hire(
+            offer,
+            paid.amount,
+            int(quote.get("units", 0)),
+            paid.tx_hash,
+            paid.nonce,
+            signed,
+            output,
+            index,
+        )
+
+    def _check(
+        self, offer: Offer, paid: PaidResponse, texts: list[str], max_price: int
+    ) -> tuple[SignedReceipt, Matrix]:
+        body = paid.body if isinstance(paid.body, dict) else {}
+        signed = SignedReceipt.from_json(body.get("receipt"))
+        output = matrix_from_json(body.get("embeddings"))
+        from agentbazaar.agents.embedding import MODEL_ID
+
+        verify_receipt(
+            signed,
+            Expected(
+                provider=offer.wallet,
+                provider_agent_id=offer.agent_id,
+                chain_id=self.agent.chain.chain_id,
+                texts=texts,
+                output=output,
+                asset=self.agent.token.address or "",
+                max_price=min(max_price, paid.amount),
+                payment_ref=paid.nonce,
+                model_id=MODEL_ID,
+            ),
+        )
+        if self.validators:
+            status = self.agent.network.registries.validation.status(signed.id)
+            if status.agent_id != offer.agent_id or status.validator.lower() not in {
+                v.lower() for v in self.validators
+            }:
+                raise BadReceipt(
+                    "the provider did not submit this sale to a trusted validator",
+                    field="validation",
+                )
+        return signed, output
+
+    def _record_failure(
+        self, offer: Offer, paid: PaidResponse, texts: list[str], exc: BadReceipt
+    ) -> None:
+        body = paid.body if isinstance(paid.body, dict) else {}
+        try:
+            signed = SignedReceipt.from_json(body.get("receipt"))
+            output = matrix_from_json(body.get("embeddings"))
+            self.agent.receipts.add(
+                signed, role="received", texts=texts, output=output_bytes(output),
+                tx_hash=paid.tx_hash, status="rejected", note=str(exc),
+            )  # fmt: skip
+        except BazaarError:
+            pass  # unparseable: the feedback below still records the failure against the payment
+        self._feedback(offer, paid, 0, "bad-receipt")
+
+    def _feedback(self, offer: Offer, paid: PaidResponse, value: int, tag2: str) -> int | None:
+        if not paid.tx_hash:
+            return None
+        net = self.agent.network
+        prepared = prepare_feedback(
+            chain_id=net.chain.chain_id,
+            identity_registry=net.identity_address,
+            agent_id=offer.agent_id,
+            client=self.agent.address,
+            agent_wallet=offer.wallet,
+            value=value,
+            value_decimals=0,
+            payment_tx=paid.tx_hash,
+            tag1="embed",
+            tag2=tag2,
+            endpoint=offer.base_url,
+        )
+        return net.registries.reputation.give_feedback(
+            self.agent.signer,
+            offer.agent_id,
+            value,
+            0,
+            tag1="embed",
+            tag2=tag2,
+            endpoint=offer.base_url,
+            feedback_uri=prepared.uri,
+            feedback_hash=prepared.hash,
+        )
+
+
+def _refusal(
+    offer: Offer, resp: httpx.Response | None, paid: PaidResponse | None = None
+) -> BazaarError:
+    status = resp.status_code if resp is not None else (paid.status if paid else 0)
+    body: Any = paid.body if paid else None
+    if resp is not None:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text[:200]
+    message = body.get("message") if isinstance(body, dict) else body
+    if status == 400 or status == 422:
+        return InputError(f"{offer.name} refused the input: {message}", status=status)
+    return ProviderUnavailable(f"{offer.name} answered {status}: {message}", status=status)
+
+
+def _unit_price(skills: list[dict[str, Any]], skill: str, token: str) -> int | None:
+    for s in skills:
+        if skill.lower() not in {str(s.get("id", "")).lower(), *map(str.lower, s.get("tags", []))}:
+            continue
+        for p in s.get("prices", []):
+            if str(p.get("asset", "")).lower() == token.lower():
+                return int(p["amount"])
+    return None
+
+
+def _base_url(skills: list[dict[str, Any]], skill: str) -> str | None:
+    for s in skills:
+        if str(s.get("id", "")).lower() != skill.lower():
+            continue
+        for p in s.get("prices", []):
+            endpoint = p.get("endpoint")
+            if isinstance(endpoint, str) and endpoint.startswith(("http://", "https://")):
+                return endpoint.rsplit("/skills/", 1)[0]
+    return None

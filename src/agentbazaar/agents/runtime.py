@@ -1,0 +1,435 @@
+"""The agent runtime: a wallet, an ERC-8004 identity, priced skills and an HTTP service.
+
+An ``Agent`` serves, on ``127.0.0.1`` (uvicorn in a thread, free port by default):
+
+- ``GET /.well-known/agent-card.json``: its A2A card, signed by its wallet;
+- ``GET /healthz``;
+- ``POST /a2a``: JSON-RPC 2.0 ``message/send`` (a data part ``{"skill": id, "input": {...}}``
+  answers a quote; the assistant also takes a plain-text task there);
+- ``POST /skills/<id>/quote`` (free) and ``POST /skills/<id>?quote=<id>`` (paid with x402);
+- ``GET /evidence/<receipt id>``: the texts, output and signed receipt of a sale, for validators.
+
+On ``start`` it registers itself on the identity registry (or, when it already has an agent id,
+updates its agent URI) with a signed ERC-8004 registration file in a ``data:`` URI that names
+its A2A endpoint and its priced skills, and binds its wallet as the agent wallet. Settlement of
+its sales goes through an in-process facilitator (the payments layer's ``exact`` handler) that
+pays gas from the agent's own account.
+
+Bad input to any route is a 4xx with a JSON error body, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from hexbytes import HexBytes
+
+from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
+from agentbazaar.agents.receipts import SignedReceipt, matrix_from_bytes
+from agentbazaar.agents.skills import Payment, QuoteBook, Skill, evidence
+from agentbazaar.agents.store import ReceiptStore
+from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import free_port
+from agentbazaar.errors import AgentError, BazaarError, InputError
+from agentbazaar.identity.cards import (
+    AgentCard,
+    Interface,
+    Price,
+    RegistrationFile,
+    RegistrationRef,
+    Service,
+    card_bytes,
+    sign_card,
+    to_data_uri,
+)
+from agentbazaar.identity.cards import Skill as CardSkill
+from agentbazaar.identity.contracts import Registries
+from agentbazaar.tokens import Token
+from agentbazaar.wallet import Wallet
+
+MAX_BODY_BYTES = 1 << 20
+CARD_PATH = "/.well-known/agent-card.json"
+VALIDATION_TAG = "embedding"
+
+
+@dataclass
+class Network:
+    """What every agent on one deployment shares: the chain, the registries, the payment token."""
+
+    chain: Chain
+    registries: Registries
+    token: Token
+
+    @property
+    def identity_address(self) -> str:
+        return str(self.registries.identity.address)
+
+
+class Agent:
+    """One agent: ``start()`` serves it and registers it; ``stop()`` stops the server."""
+
+    def __init__(
+        self,
+        name: str,
+        wallet: Wallet,
+        network: Network,
+        *,
+        description: str = "",
+        skills: list[Skill] | None = None,
+        data_dir: Path | None = None,
+        validator: str | None = None,
+        agent_id: int | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.wallet = wallet
+        self.network = network
+        self.skills: dict[str, Skill] = {s.id: s for s in skills or []}
+        self.validator = validator
+        self.agent_id = agent_id
+        self.data_dir = data_dir
+        self.receipts = ReceiptStore(data_dir / "receipts.sqlite" if data_dir else None)
+        self.quotes = QuoteBook()
+        self.url: str | None = None
+        self.registration_tx: str | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tx_lock = threading.Lock()
+
+    # ---- facts --------------------------------------------------------------------------------
+    @property
+    def chain(self) -> Chain:
+        return self.network.chain
+
+    @property
+    def token(self) -> Token:
+        return self.network.token
+
+    @property
+    def address(self) -> str:
+        return str(self.wallet.address)
+
+    @property
+    def signer(self) -> LocalAccount:
+        """The agent's key for what is not a spend: receipts, cards, registry transactions
+        (gas only), and settling its own sales."""
+        return self.wallet.account_for_deploy()
+
+    def require_agent_id(self) -> int:
+        if self.agent_id is None:
+            raise AgentError(f"agent {self.name!r} is not registered yet: start it first")
+        return self.agent_id
+
+    # ---- documents ----------------------------------------------------------------------------
+    def _card_skills(self) -> list[CardSkill]:
+        assert self.token.address is not None
+        return [
+            CardSkill(
+                id=s.id,
+                name=s.name,
+                description=s.description,
+                tags=list(s.tags),
+                prices=[
+                    Price.model_validate(
+                        {
+                            "network": self.chain.network,
+                            "asset": self.token.address,
+                            "symbol": self.token.symbol,
+                            "amount": str(s.unit_price),
+                            "unit": s.unit,
+                            "endpoint": f"{self.url}/skills/{s.id}",
+                        }
+                    )
+                ],
+            )
+            for s in self.skills.values()
+        ]
+
+    def registration(self) -> RegistrationFile:
+        refs = []
+        if self.agent_id is not None:
+            refs = [
+                RegistrationRef(
+                    agentId=self.agent_id,
+                    agentRegistry=f"eip155:{self.chain.chain_id}:{self.network.identity_address}",
+                )
+            ]
+        return RegistrationFile(
+            name=self.name,
+            description=self.description,
+            wallet=self.address,
+            skills=self._card_skills(),
+            services=[Service(name="A2A", endpoint=f"{self.url}{CARD_PATH}", version="0.3.0")],
+            registrations=refs,
+            supportedTrust=["reputation", "crypto-economic"],
+        )
+
+    def card(self) -> dict[str, Any]:
+        card = AgentCard(
+            name=self.name,
+            description=self.description,
+            wallet=self.address,
+            skills=self._card_skills(),
+            supportedInterfaces=[Interface(url=f"{self.url}/a2a")],
+        )
+        return sign_card(card, self.signer, self.chain.chain_id)
+
+    # ---- on-chain identity --------------------------------------------------------------------
+    def register(self) -> int:
+        """Register (or update the URI of) this agent and bind its wallet; returns the id."""
+        ident = self.network.registries.identity
+        with self._tx_lock:
+            if self.agent_id is None:
+                self.agent_id = ident.register(self.signer, "")
+            uri = to_data_uri(
+                card_bytes(sign_card(self.registration(), self.signer, self.chain.chain_id))
+            )
+            receipt = ident.set_agent_uri(self.signer, self.agent_id, uri)
+            self.registration_tx = HexBytes(receipt["transactionHash"]).to_0x_hex()
+            if ident.get_agent_wallet(self.agent_id) != self.address:
+                ident.bind_wallet(self.signer, self.agent_id, self.signer)
+        return self.agent_id
+
+    def request_validation(self, signed: SignedReceipt) -> None:
+        """Ask the named validator on-chain to check a sale (request hash = receipt id)."""
+        if self.validator is None:
+            return
+        with self._tx_lock:
+            self.network.registries.validation.request(
+                self.signer,
+                self.validator,
+                self.require_agent_id(),
+                f"{self.url}/evidence/{signed.id}",
+                signed.id,
+            )
+
+    # ---- HTTP service -------------------------------------------------------------------------
+    def app(self) -> FastAPI:
+        app = FastAPI(title=self.name, docs_url=None, redoc_url=None, openapi_url=None)
+        self._routes(app)
+        for skill_id in self.skills:
+            install_priced_route(
+                app,
+                f"POST /skills/{skill_id}",
+                terms=SellerTerms(self.chain.network, self.token, self.address),
+                price_for=self._price_for(skill_id),
+                facilitator=self._facilitator(),
+            )
+        return app
+
+    def _facilitator(self) -> Any:
+        from agentbazaar.payments.facilitator import exact_facilitator
+
+        assert self.token.address is not None
+        return exact_facilitator(self.chain, self.signer, assets=[self.token.address], workers=4)
+
+    def _price_for(self, skill_id: str) -> Callable[[str | None], int | None]:
+        def price(quote_id: str | None) -> int | None:
+            quote = self.quotes.get(quote_id, skill_id)
+            return quote.price if quote else None
+
+        return price
+
+    def _routes(self, app: FastAPI) -> None:
+        @app.exception_handler(BazaarError)
+        async def bazaar_error(request: Request, exc: BazaarError) -> JSONResponse:
+            return JSONResponse(exc.to_dict(), status_code=400)
+
+        @app.get("/healthz")
+        def healthz() -> dict[str, Any]:
+            return {"ok": True, "name": self.name, "agentId": self.agent_id}
+
+        @app.get(CARD_PATH)
+        def agent_card() -> dict[str, Any]:
+            return self.card()
+
+        @app.post("/skills/{skill_id}/quote")
+        async def quote(skill_id: str, request: Request) -> JSONResponse:
+            skill = self._skill(skill_id)
+            payload = await _json_body(request)
+            price, units, in_hash = skill.quote(payload)
+            issued = self.quotes.issue(skill_id, price, units, in_hash)
+            return JSONResponse(
+                {**issued.to_json(), "asset": self.token.address, "payTo": self.address}
+            )
+
+        for skill_id in self.skills:
+            self._paid_route(app, skill_id)
+
+        @app.get("/evidence/{receipt_id}")
+        def evidence_of(receipt_id: str) -> JSONResponse:
+            found = [s for s in self.receipts.query(receipt_id=receipt_id) if s.role == "issued"]
+            if not found:
+                return JSONResponse({"error": "unknown_receipt"}, status_code=404)
+            s = found[0]
+            return JSONResponse(evidence(s.signed, s.texts, matrix_from_bytes(s.output)))
+
+        @app.post("/a2a")
+        async def a2a(request: Request) -> JSONResponse:
+            return JSONResponse(await self._jsonrpc(request))
+
+    def _paid_route(self, app: FastAPI, skill_id: str) -> None:
+        async def paid(request: Request) -> JSONResponse:
+            skill = self._skill(skill_id)
+            payload = await _json_body(request)
+            quote = self.quotes.get(request.query_params.get("quote"), skill_id)
+            if quote is None:
+                raise InputError("unknown or expired quote")
+            _price, _units, in_hash = skill.quote(payload)
+            if in_hash != quote.input_hash:
+                raise InputError("the input differs from the quoted input: ask for a new quote")
+            nonce, payer, amount = payment_nonce(request)
+            result = await _in_thread(
+                lambda: skill.perform(self, payload, Payment(nonce, payer, amount))
+            )
+            self.quotes.use(quote.id)
+            return JSONResponse(result)
+
+        app.post(f"/skills/{skill_id}")(paid)
+
+    def _skill(self, skill_id: str) -> Skill:
+        skill = self.skills.get(skill_id)
+        if skill is None:
+            raise InputError(
+                f"unknown skill {skill_id!r}; this agent offers: {', '.join(self.skills) or 'none'}"
+            )
+        return skill
+
+    async def _jsonrpc(self, request: Request) -> dict[str, Any]:
+        try:
+            body = await _json_body(request)
+        except InputError as exc:
+            return _rpc_error(None, -32700, exc.message)
+        rid = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
+            return _rpc_error(rid, -32600, "not a JSON-RPC 2.0 request")
+        if body.get("method") != "message/send":
+            return _rpc_error(rid, -32601, f"unknown method {body.get('method')!r}")
+        try:
+            result = await _in_thread(lambda: self.handle_message(body.get("params")))
+        except BazaarError as exc:
+            return _rpc_error(rid, -32602, exc.message)
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    def handle_message(self, params: Any) -> dict[str, Any]:
+        """A2A ``message/send``: a data part ``{"skill", "input"}`` gets a quote and the paid
+        endpoint (the payment itself is x402 on that endpoint)."""
+        data = _data_part(params)
+        skill = self._skill(str(data.get("skill", "")))
+        price, units, in_hash = skill.quote(data.get("input"))
+        quote = self.quotes.issue(skill.id, price, units, in_hash)
+        return _task(
+            "input-required",
+            {
+                **quote.to_json(),
+                "endpoint": f"{self.url}/skills/{skill.id}?quote={quote.id}",
+                "asset": self.token.address,
+                "payTo": self.address,
+            },
+        )
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self, *, port: int | None = None, register: bool = True) -> str:
+        """Serve on 127.0.0.1 (free port unless given), then register on-chain."""
+        if self._server is not None:
+            raise AgentError(f"agent {self.name!r} is already running at {self.url}")
+        port = port or free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"agent-{self.name}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise AgentError(f"agent {self.name!r} could not listen on port {port}")
+            time.sleep(0.01)
+        if register:
+            try:
+                self.register()
+            except BaseException:
+                self.stop()
+                raise
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _in_thread(fn: Callable[[], Any]) -> Any:
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(fn)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InputError(f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise InputError(f"request body is not JSON: {exc}") from exc
+
+
+def _data_part(params: Any) -> dict[str, Any]:
+    message = params.get("message") if isinstance(params, dict) else None
+    parts = message.get("parts") if isinstance(message, dict) else None
+    if not isinstance(parts, list):
+        raise InputError("message/send needs params.message.parts")
+    for part in parts:
+        if (
+            isinstance(part, dict)
+            and part.get("kind") == "data"
+            and isinstance(part.get("data"), dict)
+        ):
+            return dict(part["data"])
+    raise InputError('message/send needs a data part {"skill": ..., "input": ...}')
+
+
+def text_part(params: Any) -> str:
+    message = params.get("message") if isinstance(params, dict) else None
+    parts = message.get("parts") if isinstance(message, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        if (
+            isinstance(part, dict)
+            and part.get("kind") == "text"
+            and isinstance(part.get("text"), str)
+        ):
+            return str(part["text"])
+    raise InputError("message/send needs a text part")
+
+
+def _task(state: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "task",
+        "status": {"state": state},
+        "artifacts": [{"parts": [{"kind": "data", "data": data}]}],
+    }
+
+
+def _rpc_error(rid: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
