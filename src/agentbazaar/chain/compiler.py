@@ -88,8 +88,33 @@ def source_hash(name: str) -> str:
             continue
         seen.add(path)
         h.update(str(path.relative_to(CONTRACTS_DIR)).encode() + b"\0" + path.read_bytes())
+        extra = _extra_abi_path(path)
+        if extra.is_file():
+            h.update(str(extra.relative_to(CONTRACTS_DIR)).encode() + b"\0" + extra.read_bytes())
         todo.extend(_local_imports(path))
     return h.hexdigest()
+
+
+def _extra_abi_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.abi-extra.json")
+
+
+def _extra_abi(path: Path) -> list[dict[str, Any]]:
+    """ABI entries for functions a contract dispatches itself in ``__default__``.
+
+    Vyper has no overloading by argument type, so e.g. the ``bytes signature`` overloads of
+    EIP-3009 are routed by selector in the fallback; ``<Name>.abi-extra.json`` describes them.
+    """
+    extra = _extra_abi_path(path)
+    if not extra.is_file():
+        return []
+    try:
+        entries = json.loads(extra.read_text())
+    except ValueError as exc:
+        raise ContractError(f"{extra.name} is not valid JSON: {exc}") from exc
+    if not isinstance(entries, list):
+        raise ContractError(f"{extra.name} must hold a JSON list of ABI entries")
+    return entries
 
 
 def default_cache_dir() -> Path:
@@ -139,7 +164,7 @@ def _compile(name: str, digest: str) -> Artifact:
         raise ContractError(f"contract {name} does not compile: {exc}") from exc
     return Artifact(
         name=name,
-        abi=out["abi"],
+        abi=[*out["abi"], *_extra_abi(path)],
         bytecode=bytes.fromhex(out["bytecode"][2:]),
         runtime=bytes.fromhex(out["bytecode_runtime"][2:]),
         source_hash=digest,
