@@ -8,10 +8,10 @@ from typing import Any
 
 import boa
 import pytest
+from channel_helpers import CONTRACTS, USDC_ARGS, collector_data, reverts_with, voucher_sig
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from helpers import CONTRACTS, USDC_ARGS, collector_data, reverts_with, voucher_sig
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule

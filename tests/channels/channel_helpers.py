@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boa
 import pytest
+import uvicorn
 from eth_abi import encode as abi_encode
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from web3.contract import Contract
 
+from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import free_port
+from agentbazaar.chain.compiler import compile_contract
+from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels import install
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
 USDC_ARGS = ("USD Coin", "USDC", "USD Coin", "2")
@@ -95,3 +105,50 @@ def voucher_sig(key: LocalAccount, domain: bytes, channel_id: bytes, ceiling: in
 
 def config_tuple(config: cx.ChannelConfig) -> tuple[Any, ...]:
     return config.as_tuple()
+
+
+@dataclass
+class Deployed:
+    chain: Chain
+    usdc: Contract
+    deployer: LocalAccount
+
+    @property
+    def token(self) -> str:
+        return str(self.usdc.address)
+
+    def mint(self, to: str, amount: int) -> None:
+        self.chain.transact(self.deployer, self.usdc.functions.mint(to, amount))
+
+    def balance(self, who: str) -> int:
+        return int(self.usdc.functions.balanceOf(who).call())
+
+
+def deploy_channels(chain: Chain) -> Deployed:
+    deployer = dev_account(0)
+    for i in range(6):
+        chain.fund_native(dev_account(i).address, 10**21)
+    art = compile_contract("Stablecoin")
+    usdc, _ = chain.deploy(deployer, art.abi, art.bytecode, *USDC_ARGS, name="Stablecoin")
+    install(chain, deployer)
+    return Deployed(chain, usdc, deployer)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; always stopped."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
