@@ -1,0 +1,19 @@
+"""x402 benchmark entry point: see ``x402_paid_calls.py`` for what is measured.
+
+Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8]
+
+This file shares its name with the ``x402`` SDK package, so it drops its own directory from
+``sys.path`` before running the benchmark (otherwise ``import x402`` would import this file).
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+if __name__ == "__main__":
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != HERE]
+    runpy.run_path(os.path.join(HERE, "x402_paid_calls.py"), run_name="__main__")
