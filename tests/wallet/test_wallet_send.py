@@ -106,9 +106,7 @@ def test_reconcile_releases_a_dropped_transaction(chain: Chain, ledger: Ledger) 
 
 
 @pytest.mark.anvil
-def test_process_killed_after_signing_is_reconciled(
-    anvil_node: AnvilNode, tmp_path: Path
-) -> None:
+def test_process_killed_after_signing_is_reconciled(anvil_node: AnvilNode, tmp_path: Path) -> None:
     """A real process signs, records, and dies (os._exit) before broadcasting or settling."""
     chain = Chain.rpc(anvil_node.running_url(), backend="local")
     ledger_path = tmp_path / "crash.sqlite"

@@ -165,12 +165,11 @@ def send(
     Example: bazaar wallet send alice bob "12.5 USDC" --idempotency-key invoice-7
     """
     cfg = run_context(ctx).config
-    payer = KeyStore(cfg.keystore_dir).address_of(name)
+    KeyStore(cfg.keystore_dir).address_of(name)  # UnknownWallet before anything else
     recipient = resolve_target(cfg, to)
     chain, tokens = _tokens(cfg)
     tok, units = _amount(tokens, amount, token)
     wallet = open_wallet(cfg, name, prompt=_passphrase)
-    assert wallet.address == payer
     with waiting(f"sending {tok.format(units)}..."):
         result = wallet.send(
             chain,

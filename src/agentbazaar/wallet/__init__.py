@@ -31,6 +31,9 @@ is written to the ledger (with its idempotency key) before anything is signed::
 - ``Spend.sign_typed_data`` (EIP-712), ``Spend.sign_transaction`` (a full tx),
   ``Spend.record_transaction`` (``Chain.send(on_signed=...)``), ``Spend.sign_with`` (any other
   signer, e.g. an SDK's own encoder, given the account inside the spend).
+- ``PolicySigner(wallet)``: the x402 SDK's ``ClientEvmSigner`` over a wallet, so the SDK's
+  ``exact`` scheme signs EIP-3009 / Permit2 authorizations only through ``Wallet.spend``;
+  ``wallet.settle(key, tx_hash=...)`` when the settlement is known.
 
 Files: ``keystores/NAME.json`` (keystore v3, scrypt), ``policies/NAME.toml``, ``ledger.sqlite``.
 """
@@ -45,6 +48,7 @@ from agentbazaar.wallet.policy import (
     TokenLimits,
 )
 from agentbazaar.wallet.reconcile import Finding, reconcile
+from agentbazaar.wallet.signers import PolicySigner
 from agentbazaar.wallet.wallet import Balance, SendResult, Spend, Wallet, balances, open_wallet
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "Finding",
     "KeyStore",
     "Ledger",
+    "PolicySigner",
     "PolicyStore",
     "SendResult",
     "Spend",

@@ -9,7 +9,7 @@ For every ``signed`` or ``settled`` entry on this chain:
   (``rebroadcast=True``), the SAME signed bytes are broadcast again (never re-signed);
 - a ``settled`` entry whose transaction the chain does not know -> ``missing`` (e.g. a reset node);
 - an EIP-3009 authorization (no transaction of ours): ``authorizationState`` on the token says
-  whether it was used (``settled``) or is still ``pending``.
+  whether it was used (``settled``), is still ``pending``, or ``expired`` unused (released).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _check(ledger: Ledger, chain: Chain, rec: SpendRecord, rebroadcast: bool) ->
         return _check_missing(ledger, chain, rec, rebroadcast)
     auth = (rec.payload or {}).get("message") or (rec.payload or {}).get("authorization")
     if isinstance(auth, dict) and auth.get("nonce") and rec.token != NATIVE_KEY:
-        return _check_authorization(ledger, chain, rec, str(auth["nonce"]))
+        return _check_authorization(ledger, chain, rec, auth)
     return "ok" if rec.status == "settled" else "pending", "no transaction to check"
 
 
@@ -186,13 +186,12 @@ def _raw_nonce(raw: bytes) -> int:
 
 
 def _check_authorization(
-    ledger: Ledger, chain: Chain, rec: SpendRecord, nonce: str
+    ledger: Ledger, chain: Chain, rec: SpendRecord, auth: dict[str, Any]
 ) -> tuple[str, str]:
     token = chain.contract(to_address(rec.token), _AUTH_STATE_ABI)
+    nonce = bytes(HexBytes(str(auth["nonce"])))
     try:
-        used = bool(
-            chain.call(token.functions.authorizationState(rec.payer, bytes(HexBytes(nonce))))
-        )
+        used = bool(chain.call(token.functions.authorizationState(rec.payer, nonce)))
     except BazaarError as exc:
         return "unknown", f"cannot read authorizationState: {exc}"
     if used and rec.status == "signed":
@@ -202,4 +201,8 @@ def _check_authorization(
         return "ok", "authorization used on chain"
     if rec.status == "settled":
         return "missing", "ledger says settled but the authorization is unused on chain"
+    valid_before = int(str(auth.get("validBefore", 0)) or 0)
+    if valid_before and chain.timestamp() >= valid_before:
+        ledger.mark_failed(rec.id, "authorization expired unused")
+        return "expired", "expired without being used: it can never be; released"
     return "pending", "authorization not used yet"

@@ -63,6 +63,7 @@ class Spend:
         self.record = record
         self.request = request
         self.replayed = replayed
+        self._own_tx = False
 
     # ---- facts -------------------------------------------------------------------------------
     @property
@@ -128,8 +129,13 @@ class Spend:
         return HexBytes(signed.hash), bytes(signed.raw_transaction)
 
     def record_transaction(self, tx_hash: HexBytes, raw: bytes) -> None:
-        """Store a transaction signed for this spend (the ``on_signed`` hook of ``Chain.send``)."""
-        self._require_unsigned()
+        """Store a transaction signed for this spend (the ``on_signed`` hook of ``Chain.send``).
+
+        Called again by the same ``Chain.send`` only when the node refused the first bytes for
+        their nonce (then they can never be mined): the new transaction replaces them."""
+        if not self._own_tx:
+            self._require_unsigned()
+        self._own_tx = True
         self.record = self._wallet.ledger.mark_signed(
             self.record.id,
             tx_hash=HexBytes(tx_hash).to_0x_hex(),
@@ -324,6 +330,15 @@ class Wallet:
         if approve:
             return True
         return bool(self.approver(request)) if self.approver is not None else False
+
+    def settle(
+        self, idempotency_key: str, *, tx_hash: str | None = None, block_number: int | None = None
+    ) -> SpendRecord:
+        """Mark a signed spend settled once its settlement is known (e.g. an x402 response)."""
+        record = self.ledger.get(self.name, idempotency_key)
+        if record is None:
+            raise LedgerError(f"no spend {idempotency_key!r} in the ledger of {self.name!r}")
+        return self.ledger.mark_settled(record.id, tx_hash=tx_hash, block_number=block_number)
 
     # ---- transfers ---------------------------------------------------------------------------
     def send(
