@@ -152,3 +152,71 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+class Payer:
+    """A buyer's view of one channel, for driving a seller in tests: builds signed payloads."""
+
+    def __init__(
+        self, account: LocalAccount, terms: Any, *, salt: bytes | None = None, chain: Any = None
+    ) -> None:
+        self.account = account
+        self.terms = terms
+        self.domain = cx.domain_separator(terms.chain_id, terms.contract)
+        self.config = cx.ChannelConfig(
+            payer=account.address,
+            payer_authorizer=account.address,
+            receiver=terms.receiver,
+            receiver_authorizer=terms.receiver_authorizer,
+            token=terms.token,
+            withdraw_delay=terms.withdraw_delay,
+            salt=salt or os.urandom(32),
+        )
+        self.cid = cx.channel_id(self.domain, self.config)
+        self.charged = 0  # acknowledged by the seller
+
+    def voucher(self, ceiling: int, *, key: LocalAccount | None = None) -> dict[str, Any]:
+        sig = voucher_sig(key or self.account, self.domain, self.cid, ceiling)
+        return {
+            "type": "voucher",
+            "channelConfig": self.config.to_wire(),
+            "voucher": {
+                "channelId": "0x" + self.cid.hex(),
+                "maxClaimableAmount": str(ceiling),
+                "signature": "0x" + sig.hex(),
+            },
+        }
+
+    def next_voucher(self, price: int) -> dict[str, Any]:
+        return self.voucher(self.charged + price)
+
+    def deposit(self, price: int, amount: int, *, valid_before: int) -> dict[str, Any]:
+        payload = self.next_voucher(price)
+        payload["type"] = "deposit"
+        salt = os.urandom(32)
+        data = collector_data(
+            self.account,
+            token=self.terms.token,
+            chain_id=self.terms.chain_id,
+            collector=ERC3009_COLLECTOR,
+            channel_id=self.cid,
+            amount=amount,
+            valid_before=valid_before,
+            salt=int.from_bytes(salt, "big"),
+        )
+        signature = data[128 + 32 : 128 + 32 + 65]
+        payload["deposit"] = {
+            "amount": str(amount),
+            "authorization": {
+                "erc3009Authorization": {
+                    "validAfter": "0",
+                    "validBefore": str(valid_before),
+                    "salt": "0x" + salt.hex(),
+                    "signature": "0x" + signature.hex(),
+                }
+            },
+        }
+        return payload
+
+
+ERC3009_COLLECTOR = "0x4020806089470a89826cB9fB1f4059150b550004"

@@ -1,0 +1,243 @@
+"""The seller's channel engine on the embedded chain: deposits, vouchers, every rejection path
+(nothing changes on a rejection), handler failure, concurrency on one channel, durability across
+restarts, and the claim loop (threshold and withdrawal-triggered claims)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channel_helpers import Deployed, Payer
+from eth_account import Account
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import (
+    ChannelContracts,
+    ChannelEngine,
+    ChannelInputError,
+    ChannelStore,
+    SellerTerms,
+    VoucherRejected,
+    wire,
+)
+from agentbazaar.channels.settlement import ClaimLoop, ClaimPolicy
+
+PRICE = 1_000
+DEPOSIT = 50_000
+
+
+def make_engine(d: Deployed, path: Path) -> tuple[ChannelEngine, ChannelContracts]:
+    authorizer = dev_account(2)
+    contracts = ChannelContracts(d.chain, authorizer)
+    terms = SellerTerms(
+        chain_id=d.chain.chain_id,
+        receiver=dev_account(4).address,
+        receiver_authorizer=authorizer.address,
+        token=d.usdc.address,
+    )
+    return ChannelEngine(ChannelStore(path), terms, chain=contracts), contracts
+
+
+async def pay(
+    engine: ChannelEngine, payer: Payer, payload: dict[str, Any], price: int = PRICE
+) -> None:
+    ticket = await engine.begin(payload, price)
+    extra = await engine.commit(ticket)
+    payer.charged = int(extra["channelState"]["chargedCumulativeAmount"])
+
+
+async def open_channel(d: Deployed, engine: ChannelEngine, *, account_index: int = 1) -> Payer:
+    account = dev_account(account_index)
+    d.mint(account.address, 10**9)
+    payer = Payer(account, engine.terms)
+    await pay(engine, payer, payer.deposit(PRICE, DEPOSIT, valid_before=d.chain.timestamp() + 3600))
+    return payer
+
+
+@pytest.fixture
+def seller(embedded: Deployed, tmp_path: Path) -> Any:
+    engine, contracts = make_engine(embedded, tmp_path / "seller.db")
+    yield embedded, engine, contracts
+    engine.store.close()
+
+
+def test_deposit_then_vouchers_and_state_survives_restart(seller: Any, tmp_path: Path) -> None:
+    d, engine, contracts = seller
+
+    async def go() -> Payer:
+        payer = await open_channel(d, engine)
+        for _ in range(9):
+            await pay(engine, payer, payer.next_voucher(PRICE))
+        return payer
+
+    payer = asyncio.run(go())
+    rec = engine.record(payer.cid)
+    assert rec is not None
+    assert (rec.charged, rec.signed_max, rec.balance) == (10 * PRICE, 10 * PRICE, DEPOSIT)
+    assert contracts.state(payer.cid).balance == DEPOSIT
+    engine.store.close()
+    again = ChannelEngine(ChannelStore(tmp_path / "seller.db"), engine.terms)
+    assert again.record(payer.cid) == rec
+    again.store.close()
+
+
+def test_rejections_change_nothing(seller: Any) -> None:
+    d, engine, _ = seller
+
+    async def go() -> None:
+        payer = await open_channel(d, engine)
+        before = engine.record(payer.cid)
+        stranger = Account.create()
+        cases: list[tuple[dict[str, Any], str]] = [
+            (payer.voucher(2 * PRICE, key=stranger), wire.ERR_INVALID_VOUCHER_SIGNATURE),
+            (payer.voucher(PRICE), wire.ERR_CUMULATIVE_AMOUNT_MISMATCH),  # replay
+            (payer.voucher(3 * PRICE), wire.ERR_CUMULATIVE_AMOUNT_MISMATCH),  # skips ahead
+        ]
+        wrong_id = payer.next_voucher(PRICE)
+        wrong_id["voucher"]["channelId"] = "0x" + "11" * 32
+        cases.append((wrong_id, wire.ERR_CHANNEL_ID_MISMATCH))
+        for field, value, reason in (
+            ("receiver", stranger.address, wire.ERR_RECEIVER_MISMATCH),
+            ("token", stranger.address, wire.ERR_TOKEN_MISMATCH),
+            ("withdrawDelay", 86_400, wire.ERR_WITHDRAW_DELAY_MISMATCH),
+        ):
+            bad = payer.next_voucher(PRICE)
+            bad["channelConfig"][field] = value
+            cases.append((bad, reason))
+        for payload, reason in cases:
+            with pytest.raises(VoucherRejected) as info:
+                await engine.begin(payload, PRICE)
+            assert info.value.reason == reason
+        # above the channel balance: a price that the deposit cannot cover
+        with pytest.raises(VoucherRejected) as info:
+            await engine.begin(payer.voucher(PRICE + DEPOSIT), DEPOSIT)
+        assert info.value.reason == wire.ERR_CUMULATIVE_EXCEEDS_BALANCE
+        garbage: list[Any] = [
+            None,
+            {"type": "voucher"},
+            {"type": "refund"},
+            {**payer.next_voucher(PRICE), "channelConfig": {"payer": "0x12"}},
+            {**payer.next_voucher(PRICE), "voucher": {"channelId": "0xzz"}},
+        ]
+        neg = payer.next_voucher(PRICE)
+        neg["voucher"]["maxClaimableAmount"] = "-5"
+        huge = payer.next_voucher(PRICE)
+        huge["voucher"]["maxClaimableAmount"] = str(2**128)
+        badsig = payer.next_voucher(PRICE)
+        badsig["voucher"]["signature"] = "0xnothex"
+        for payload in [*garbage, neg, huge, badsig]:
+            with pytest.raises(ChannelInputError):
+                await engine.begin(payload, PRICE)
+        assert engine.record(payer.cid) == before
+        await pay(engine, payer, payer.next_voucher(PRICE))  # the channel still works
+        assert payer.charged == 2 * PRICE
+
+    asyncio.run(go())
+
+
+def test_corrective_state_lets_a_buyer_resynchronise(seller: Any) -> None:
+    d, engine, _ = seller
+
+    async def go() -> None:
+        payer = await open_channel(d, engine)
+        await pay(engine, payer, payer.next_voucher(PRICE))
+        payer.charged = 0  # the buyer lost its local state
+        with pytest.raises(VoucherRejected):
+            await engine.begin(payer.next_voucher(PRICE), PRICE)
+        extra = engine.corrective_extra(payer.cid)
+        assert extra is not None
+        assert extra["channelState"]["chargedCumulativeAmount"] == str(2 * PRICE)
+        proof = extra["voucherState"]
+        digest_ok = payer.voucher(int(proof["signedMaxClaimable"]))["voucher"]["signature"]
+        assert proof["signature"] == digest_ok  # the seller proves it with the buyer's own voucher
+        payer.charged = int(extra["channelState"]["chargedCumulativeAmount"])
+        await pay(engine, payer, payer.next_voucher(PRICE))
+        assert payer.charged == 3 * PRICE
+
+    asyncio.run(go())
+
+
+def test_handler_failure_charges_nothing_and_dynamic_price(seller: Any) -> None:
+    d, engine, _ = seller
+
+    async def go() -> None:
+        payer = await open_channel(d, engine)
+        voucher = payer.next_voucher(PRICE)
+
+        async def broken() -> None:
+            raise RuntimeError("handler failed")
+
+        with pytest.raises(RuntimeError):
+            await engine.pay(voucher, PRICE, broken)
+        assert engine.record(payer.cid).charged == PRICE  # type: ignore[union-attr]
+        ticket = await engine.begin(voucher, PRICE)  # the same voucher is good for a retry
+        extra = await engine.commit(ticket, charge=400)  # the actual cost was lower
+        assert extra["chargedAmount"] == "400"
+        payer.charged = int(extra["channelState"]["chargedCumulativeAmount"])
+        assert payer.charged == PRICE + 400
+        await pay(engine, payer, payer.next_voucher(PRICE))
+        assert payer.charged == 2 * PRICE + 400
+
+    asyncio.run(go())
+
+
+def test_concurrent_requests_on_one_channel_are_serialised(seller: Any) -> None:
+    d, engine, _ = seller
+    n = 20
+
+    async def go() -> list[int]:
+        payer = await open_channel(d, engine)
+        base = payer.charged
+        accepted: list[int] = []
+
+        async def request(k: int) -> None:
+            payload = payer.voucher(base + k * PRICE)
+            while True:
+                try:
+                    ticket = await engine.begin(payload, PRICE)
+                except VoucherRejected:
+                    await asyncio.sleep(0)  # not its turn yet: the seller has not charged k-1
+                    continue
+                await asyncio.sleep(random.random() / 1000)  # the handler
+                await engine.commit(ticket)
+                accepted.append(k)
+                return
+
+        order = list(range(1, n + 1))
+        random.shuffle(order)
+        await asyncio.gather(*(request(k) for k in order))
+        return accepted
+
+    accepted = asyncio.run(go())
+    assert accepted == list(range(1, n + 1))
+    [rec] = engine.records()
+    assert rec.charged == (n + 1) * PRICE
+
+
+def test_claim_loop_threshold_and_withdrawal(seller: Any) -> None:
+    d, engine, contracts = seller
+    loop = ClaimLoop(engine, contracts, ClaimPolicy(threshold=5 * PRICE, period_s=3600))
+
+    async def go() -> None:
+        a = await open_channel(d, engine, account_index=1)
+        b = await open_channel(d, engine, account_index=3)
+        for _ in range(5):
+            await pay(engine, a, a.next_voucher(PRICE))
+        report = await loop.tick()
+        assert report.claimed == [a.cid]  # b is below the threshold and not in a hurry
+        assert contracts.state(a.cid).total_claimed == 6 * PRICE
+        assert d.balance(engine.terms.receiver) == 6 * PRICE
+        # b's payer starts a timed withdrawal: the seller claims at once
+        cfg = b.config.as_tuple()
+        d.chain.transact(b.account, contracts.escrow.functions.initiateWithdraw(cfg, 10_000))
+        report = await loop.tick()
+        assert report.urgent == {b.cid} and report.claimed == [b.cid]
+        assert contracts.state(b.cid).total_claimed == PRICE
+        rec = engine.record(b.cid)
+        assert rec is not None and rec.withdraw_requested_at > 0
+        assert d.balance(engine.terms.receiver) == 7 * PRICE
+
+    asyncio.run(go())
