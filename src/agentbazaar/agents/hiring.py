@@ -109,6 +109,7 @@ class Buyer:
         )
         self.follower = Follower(self.index, net.chain)
         self.http = httpx.Client(timeout=HTTP_TIMEOUT)
+        self.blocked: dict[int, str] = {}  # providers that delivered a bad receipt to us
 
     def close(self) -> None:
         self.http.close()
@@ -154,6 +155,9 @@ class Buyer:
         for offer in self.offers(skill):
             if offer.avoided:
                 skipped.append({"provider": offer.name, "reason": "failed validation"})
+                continue
+            if offer.agent_id in self.blocked:
+                skipped.append({"provider": offer.name, "reason": self.blocked[offer.agent_id]})
                 continue
             try:
                 quote = self._quote(offer, skill, payload)
@@ -215,6 +219,7 @@ class Buyer:
         try:
             signed, output = self._check(offer, paid, texts, max_price)
         except BadReceipt as exc:
+            self.blocked[offer.agent_id] = f"delivered a bad receipt: {exc}"
             self._record_failure(offer, paid, texts, exc)
             raise
         self.agent.receipts.add(
