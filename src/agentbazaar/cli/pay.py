@@ -49,20 +49,29 @@ def facilitator(
     port: int = typer.Option(4020, "--port", help="port on 127.0.0.1"),
     host: str = typer.Option("127.0.0.1", "--host"),
     wallet: str | None = typer.Option(None, "--wallet", help="gas wallet that sends settlements"),
+    batch: bool = typer.Option(False, "--batch", help="settle in batches via BatchSettler"),
 ) -> None:
     """Run our x402 facilitator (exact scheme) for the configured chain.
 
-    Example: bazaar facilitator --port 4020
+    Example: bazaar facilitator --port 4020 [--batch]
     """
     from agentbazaar.payments.facilitator import create_app, exact_facilitator
 
     cfg = run_context(ctx).config
     chain = Chain.from_config(cfg)
-    fac = exact_facilitator(
-        chain,
-        _gas_account(chain, cfg, wallet),
-        store_path=cfg.home / "payments" / f"settlements-{chain.chain_id}.db",
-    )
+    gas = _gas_account(chain, cfg, wallet)
+    store = cfg.home / "payments" / f"settlements-{chain.chain_id}.db"
+    if batch:
+        from agentbazaar.payments.batch import batching_facilitator
+        from agentbazaar.suite import Suite
+
+        suite = Suite(chain, cfg)
+        if not suite.has("BatchSettler"):
+            raise ConfigError("no BatchSettler on this chain: run `bazaar deploy` first")
+        settler = str(suite.contract("BatchSettler").address)
+        fac = batching_facilitator(chain, gas, settler=settler, store_path=store)
+    else:
+        fac = exact_facilitator(chain, gas, store_path=store)
     err_console.print(f"facilitator for {chain.network} on http://{host}:{port}")
     uvicorn.run(create_app(fac), host=host, port=port, log_level="warning")
 

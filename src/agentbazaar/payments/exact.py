@@ -473,11 +473,35 @@ class ExactEvmHandler:
             self.metrics.repeats += 1
             return await self._answer_existing(req, auth, existing)
         try:
-            tx_hash = await self._run(lambda: self._claim_and_send(payload, req, auth, key))
+            return await self._submit(payload, req, auth, key)
         except Rejected as exc:
             self.metrics.rejected += 1
             return self._fail(req, exc.reason, exc.message, auth.payer)
+
+    async def _submit(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        auth: Authorization,
+        key: SettlementKey,
+    ) -> SettleResponse:
+        """Send this one authorization in its own transaction (batching overrides this)."""
+        tx_hash = await self._run(lambda: self._claim_and_send(payload, req, auth, key))
         return await self._await_result(req, auth, key, tx_hash)
+
+    def _claim(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        auth: Authorization,
+        key: SettlementKey,
+    ) -> None:
+        self._checked(payload, req)
+        prior = self.store.claim(
+            key, signature="0x" + auth.signature.hex(), pay_to=auth.to, amount=auth.value
+        )
+        if prior is not None:
+            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already claimed", auth.payer)
 
     async def _answer_existing(
         self, req: PaymentRequirements, auth: Authorization, record: SettlementRecord
@@ -507,12 +531,7 @@ class ExactEvmHandler:
         auth: Authorization,
         key: SettlementKey,
     ) -> str:
-        self._checked(payload, req)
-        prior = self.store.claim(
-            key, signature="0x" + auth.signature.hex(), pay_to=auth.to, amount=auth.value
-        )
-        if prior is not None:
-            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already claimed", auth.payer)
+        self._claim(payload, req, auth, key)
 
         def record(tx_hash: HexBytes, raw: bytes) -> None:
             self.store.mark_sent(key, tx_hash.to_0x_hex(), raw)
@@ -630,12 +649,8 @@ class ExactEvmHandler:
                 self.chain.broadcast_raw(record.raw_tx, action="re-broadcast a settlement")
             try:
                 receipt = self.chain.wait_for_receipt(record.tx_hash, action="recovered settle")
-                ok = verify_eip3009_transfer_event(
-                    list(receipt["logs"]),
-                    record.key.asset,
-                    from_address=record.key.payer,
-                    to=record.pay_to,
-                    value=record.amount,
+                ok = authorization_used(
+                    list(receipt["logs"]), record.key.asset, record.key.payer, record.key.nonce
                 )
             except TransactionReverted:
                 ok = False
@@ -647,6 +662,32 @@ class ExactEvmHandler:
             )
             done += 1
         return done
+
+
+AUTHORIZATION_USED_TOPIC = "0x" + Web3.keccak(text="AuthorizationUsed(address,bytes32)").hex()
+
+
+def authorization_used(logs: list[Any], token: str, payer: str, nonce: str) -> bool:
+    """True when ``logs`` hold the token's ``AuthorizationUsed(payer, nonce)`` (exactly this
+    authorization was consumed; unambiguous even when a batch repeats payer, payee and value)."""
+    want = (AUTHORIZATION_USED_TOPIC, "0x" + payer.lower()[2:].rjust(64, "0"), nonce.lower())
+    for log in logs:
+        address = str(_field(log, "address") or "").lower()
+        topics = [_hex(t) for t in (_field(log, "topics") or [])]
+        if address == token.lower() and tuple(topics[:3]) == want:
+            return True
+    return False
+
+
+def _field(log: Any, name: str) -> Any:
+    return log.get(name) if isinstance(log, Mapping) else getattr(log, name, None)
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    text = str(value).lower()
+    return text if text.startswith("0x") else "0x" + text
 
 
 def _payer_hint(payload: PaymentPayload) -> str | None:

@@ -1,0 +1,51 @@
+"""Batching mode: many concurrent settles, one BatchSettler transaction, each answered alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eth_account import Account
+from x402.schemas import PaymentPayload, PaymentRequirements
+from x402_helpers import PayEnv, payment, requirements, sign_authorization
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.payments.batch import batching_facilitator, deploy_batch_settler
+
+pytestmark = pytest.mark.anvil
+
+
+def test_batch_settles_each_once_and_skips_bad_ones(pay_env: PayEnv) -> None:
+    settler = deploy_batch_settler(pay_env.chain, dev_account(0))
+    gas = dev_account(6)
+    fac = batching_facilitator(
+        pay_env.chain, gas, settler=settler, store_path=pay_env.tmp / "batch.db", window=0.05
+    )
+    good = [sign_authorization(pay_env, pay_env.payer, value=10) for _ in range(9)]
+    # signed correctly but unfunded: it fails inside the batch without sinking the others
+    pauper = sign_authorization(pay_env, Account.create(), value=10)
+    req = PaymentRequirements.model_validate(requirements(pay_env, 10))
+
+    def pp(p: dict[str, object]) -> PaymentPayload:
+        return PaymentPayload.model_validate(payment(pay_env, p, 10))
+
+    before = pay_env.balance(pay_env.seller)
+
+    async def go():  # type: ignore[no-untyped-def]
+        results = await asyncio.gather(
+            *(fac.settle(pp(p), req) for p in [*good, *good[:3], pauper])
+        )
+        again = await fac.settle(pp(good[0]), req)
+        return results[:-1], results[-1], again
+
+    results, failed, again = asyncio.run(go())
+    assert not failed.success and failed.error_reason == "transaction_failed"
+    assert failed.transaction == results[0].transaction
+    assert all(r.success for r in results), results
+    txs = {r.transaction for r in results}
+    assert len(txs) == 1  # one transaction for the whole batch
+    assert again.success and again.transaction in txs
+    assert pay_env.balance(pay_env.seller) == before + 90
+    receipt = pay_env.chain.w3.eth.get_transaction_receipt(txs.pop())
+    assert receipt["to"] == settler
+    assert fac.metrics()["batches"] == 1
