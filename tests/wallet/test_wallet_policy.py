@@ -4,12 +4,15 @@ and concurrent spends (threads and processes) that together exceed the budget.""
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wallet_helpers import USDC_ADDRESS, Clock
 
 from agentbazaar.chain.devkeys import dev_account
@@ -276,3 +279,47 @@ def test_concurrent_processes_never_exceed_the_budget(ledger: Ledger) -> None:
     assert all(total + r > 100 for r in refused)  # each refusal: it did not fit
     assert counted(ledger) == total
     assert sorted(r.amount for r in ledger.records() if r.status == "signed") == sorted(paid)
+
+
+# ---- property: the ledger agrees with a model of the policy, step by step ------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=40),  # amount
+            st.integers(min_value=0, max_value=30_000),  # seconds since the previous spend
+            st.booleans(),  # the payment fails before signing
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_budget_matches_a_model(steps: list[tuple[int, int, bool]]) -> None:
+    daily, max_pay, window = 100, 30, 86_400
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = Clock()
+        ledger = Ledger(Path(tmp) / "ledger.sqlite", clock=clock, synchronous="NORMAL")
+        wallet = Wallet(
+            "alice", dev_account(1), usdc_policy(daily=daily, max_per_payment=max_pay), ledger
+        )
+        token = Token("USDC", 6, USDC_ADDRESS)
+        model: list[tuple[float, int]] = []  # (time, amount) of what counts
+        for amount, wait, fails in steps:
+            clock.now += wait
+            live = sum(a for t, a in model if t > clock.now - window)
+            fits = amount <= max_pay and live + amount <= daily
+            try:
+                if fails:
+                    with wallet.spend(kind="swap", token=token, amount=amount, counterparty=BOB):
+                        raise RuntimeError("the swap failed")
+                pay(wallet, token, amount)
+                accepted = True
+            except PolicyViolation:
+                accepted = False
+            except RuntimeError:
+                accepted = True
+            assert accepted == fits
+            if fits and not fails:
+                model.append((clock.now, amount))
+            expected = sum(a for t, a in model if t > clock.now - window)
+            assert ledger.spent_in_window("alice", USDC_ADDRESS.lower(), window) == expected
