@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from channel_helpers import Deployed, serve
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
@@ -65,6 +66,7 @@ async def _pay(url: str, client: x402Client, n: int) -> list[int]:
     return statuses
 
 
+@pytest.mark.anvil
 def test_sdk_client_pays_our_seller_and_claims_reconcile(
     on_anvil: Deployed, tmp_path: Path
 ) -> None:
