@@ -3,6 +3,8 @@ round-trip through the Python wrappers on the embedded chain after ``deploy_suit
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,24 @@ from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.identity.contracts import sign_agent_wallet
+from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.errors import TransactionReverted
+from agentbazaar.identity.contracts import (
+    MetadataEntry,
+    Registries,
+    RegistryInputError,
+    ReputationSummary,
+    ValidationSummary,
+    sign_agent_wallet,
+    summarize_feedback,
+)
+from agentbazaar.suite import Suite, deploy_suite
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -685,32 +702,25 @@ def test_fresh_random_wallet_can_be_bound(env: Env) -> None:
     assert env.identity.getAgentWallet(agent) == fresh.address
 
 
-# ---- the suite on the embedded chain, through the Python wrappers -------------------------------
-def test_deploy_suite_and_wrapper_round_trip(tmp_path: Path) -> None:
-    from agentbazaar.chain import Chain
-    from agentbazaar.config import load_config
-    from agentbazaar.errors import TransactionReverted
-    from agentbazaar.identity.contracts import (
-        MetadataEntry,
-        Registries,
-        RegistryInputError,
-    )
-    from agentbazaar.suite import Suite, deploy_suite
-
-    chain = Chain.embedded()
-    ctx = deploy_suite(chain, load_config(tmp_path, env={}))
+# ---- the suite on a chain, through the Python wrappers -------------------------------------------
+def _deploy(chain: Chain, cfg: BazaarConfig) -> Registries:
+    ctx = deploy_suite(chain, cfg)
     for key in ("IdentityRegistry", "ReputationRegistry", "ValidationRegistry"):
         assert ctx.statuses[key] == "deployed"
     regs = Registries.from_suite(Suite.from_context(ctx))
     assert regs.reputation.identity_registry() == regs.identity.address
     assert regs.validation.identity_registry() == regs.identity.address
+    for i in (1, 2, 4, 5):
+        chain.fund_native(dev_account(i).address, 10**19)
+    return regs
 
+
+def _round_trip(chain: Chain, regs: Registries) -> None:
     owner, wallet, client = dev_account(1), dev_account(4), dev_account(2)
-    for acct in (owner, client):
-        chain.fund_native(acct.address, 10**19)
     agent = regs.identity.register(
         owner, "https://agent.example/card.json", [MetadataEntry("a2a", b"https://a/a2a")]
     )
+    assert regs.identity.exists(agent) and not regs.identity.exists(agent + 1000)
     assert regs.identity.owner_of(agent) == owner.address
     assert regs.identity.agent_uri(agent) == "https://agent.example/card.json"
     assert regs.identity.get_metadata(agent, "a2a") == b"https://a/a2a"
@@ -718,17 +728,163 @@ def test_deploy_suite_and_wrapper_round_trip(tmp_path: Path) -> None:
 
     regs.identity.bind_wallet(owner, agent, wallet)
     assert regs.identity.get_agent_wallet(agent) == wallet.address
-    with pytest.raises(RegistryInputError, match="passed"):
-        regs.identity.bind_wallet(owner, agent, wallet, deadline=chain.timestamp() - 1)
-    with pytest.raises(RegistryInputError, match="reserved"):
-        regs.identity.set_metadata(owner, agent, "agentWallet", b"\x00" * 20)
+    assert regs.identity.get_metadata(agent, "agentWallet") == bytes.fromhex(wallet.address[2:])
 
     index = regs.reputation.give_feedback(client, agent, 87, tag1="quality")
     assert index == 1
     assert regs.reputation.clients(agent) == [client.address]
-    assert regs.reputation.summary(agent, [client.address]).summary_value == 87
+    assert regs.reputation.summary(agent, [client.address]) == ReputationSummary(1, 87, 0)
     with pytest.raises(TransactionReverted, match="self-feedback"):
         regs.reputation.give_feedback(owner, agent, 100)
 
     regs.identity.transfer(owner, agent, client.address)
     assert regs.identity.get_agent_wallet(agent) is None
+    assert regs.identity.owner_of(agent) == client.address
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home for the embedded deployments (their manifests live in memory), so the suite's
+    contracts are compiled once per module."""
+    return tmp_path_factory.mktemp("home")
+
+
+def test_deploy_suite_and_wrapper_round_trip_embedded(shared_home: Path) -> None:
+    chain = Chain.embedded()
+    _round_trip(chain, _deploy(chain, load_config(shared_home, env={})))
+
+
+@pytest.mark.anvil
+def test_wrapper_round_trip_on_anvil(
+    anvil_node: AnvilNode, anvil_config: BazaarConfig, shared_home: Path
+) -> None:
+    warm = load_config(shared_home, env={}).artifacts_dir
+    if warm.is_dir():
+        shutil.copytree(warm, anvil_config.artifacts_dir, dirs_exist_ok=True)
+    chain = Chain.rpc(anvil_node.running_url(), backend="local")
+    _round_trip(chain, _deploy(chain, anvil_config))
+
+
+@pytest.fixture(scope="module")
+def deployed(shared_home: Path) -> tuple[Chain, Registries]:
+    chain = Chain.embedded()
+    return chain, _deploy(chain, load_config(shared_home, env={}))
+
+
+def test_wrapper_rejects_bad_input_before_sending(deployed: tuple[Chain, Registries]) -> None:
+    chain, regs = deployed
+    owner = dev_account(1)
+    nonce = chain.w3.eth.get_transaction_count(owner.address)
+    agent = regs.identity.register(owner)
+    ident, rep, val = regs.identity, regs.reputation, regs.validation
+    bad: list[tuple[Callable[[], object], str]] = [
+        (lambda: ident.register(owner, "x" * 16385), "16385 bytes"),
+        (lambda: ident.register(owner, "u", [MetadataEntry("k", b"")] * 17), "at most 16"),
+        (lambda: ident.register(owner, "u", [MetadataEntry("k" * 129, b"")]), "metadata key"),
+        (lambda: ident.set_metadata(owner, agent, "k", b"x" * 1025), "1025 bytes"),
+        (lambda: ident.set_metadata(owner, agent, "agentWallet", b""), "reserved"),
+        (lambda: ident.set_agent_uri(owner, agent, "é" * 8193), "16386 bytes"),
+        (lambda: ident.bind_wallet(owner, agent, dev_account(4), deadline=1), "has passed"),
+        (
+            lambda: ident.bind_wallet(
+                owner, agent, dev_account(4), deadline=ident.default_deadline() + 600
+            ),
+            "more than 5 minutes",
+        ),
+        (lambda: ident.set_agent_wallet(owner, agent, ZERO, 10**12, b""), "zero address"),
+        (
+            lambda: ident.set_agent_wallet(
+                owner, agent, dev_account(4).address, ident.default_deadline(), b"\x01" * 64
+            ),
+            "65 bytes",
+        ),
+        (lambda: ident.owner_of(-1), "agentId"),
+        (lambda: rep.give_feedback(owner, agent, 1, 19), "valueDecimals"),
+        (lambda: rep.give_feedback(owner, agent, 10**38 + 1), "1e38"),
+        (lambda: rep.give_feedback(owner, agent, 1, tag1="t" * 65), "tag1"),
+        (lambda: rep.give_feedback(owner, agent, 1, feedback_hash=b"\x01"), "32 bytes"),
+        (lambda: rep.summary(agent, []), "non-empty"),
+        (lambda: rep.summary(agent, "0x" + "11" * 20), "list of addresses"),
+        (lambda: rep.append_response(owner, agent, owner.address, 1, ""), "empty"),
+        (lambda: rep.read_feedback(agent, "not-an-address", 1), "client"),
+        (lambda: val.respond(owner, b"\x01" * 32, 101), "0..100"),
+        (lambda: val.request(owner, "0x12", agent, "", b"\x01" * 32), "validator"),
+    ]
+    for call, message in bad:
+        with pytest.raises(RegistryInputError, match=message):
+            call()
+    assert chain.w3.eth.get_transaction_count(owner.address) == nonce + 1  # only the register
+
+
+def test_wrapper_reverts_become_typed_errors(deployed: tuple[Chain, Registries]) -> None:
+    _, regs = deployed
+    owner, stranger, validator = dev_account(1), dev_account(2), dev_account(5)
+    agent = regs.identity.register(owner, "https://a.example/card.json")
+    with pytest.raises(TransactionReverted, match="not the agent's owner or operator"):
+        regs.identity.set_agent_uri(stranger, agent, "https://evil.example")
+    with pytest.raises(TransactionReverted, match="invalid token ID"):
+        regs.identity.agent_uri(10**9)
+    h = keccak(text="request-1")
+    regs.validation.request(owner, validator.address, agent, "ipfs://req", h)
+    with pytest.raises(TransactionReverted, match="not the requested validator"):
+        regs.validation.respond(stranger, h, 50)
+    regs.validation.respond(validator, h, 40, tag="soft")
+    regs.validation.respond(validator, h, 90, tag="hard", response_uri="ipfs://r")
+    status = regs.validation.status(h)
+    assert (status.validator, status.agent_id, status.response, status.tag) == (
+        validator.address,
+        agent,
+        90,
+        "hard",
+    )
+    assert regs.validation.summary(agent) == ValidationSummary(1, 90)
+    assert regs.validation.agent_requests(agent) == [h]
+    assert regs.validation.validator_requests(validator.address) == [h]
+    index = regs.reputation.give_feedback(stranger, agent, 3, tag1="a")
+    regs.reputation.append_response(owner, agent, stranger.address, index, "ipfs://thanks")
+    assert regs.reputation.response_count(agent, stranger.address, index) == 1
+    [fb] = regs.reputation.read_all_feedback(agent)
+    assert (fb.client, fb.index, fb.value, fb.tag1, fb.is_revoked) == (
+        stranger.address,
+        1,
+        3,
+        "a",
+        False,
+    )
+    regs.reputation.revoke_feedback(stranger, agent, index)
+    assert regs.reputation.read_feedback(agent, stranger.address, index).is_revoked
+    assert regs.reputation.last_index(agent, stranger.address) == 1
+    assert regs.reputation.read_all_feedback(agent) == []
+    with pytest.raises(TransactionReverted, match="already revoked"):
+        regs.reputation.revoke_feedback(stranger, agent, index)
+
+
+# ---- getSummary arithmetic: contract == the off-chain model, on random feedback ----------------
+_feedback_entry = st.tuples(
+    st.integers(min_value=0, max_value=2),  # which client
+    st.integers(min_value=-(10**38), max_value=10**38),
+    st.integers(min_value=0, max_value=18),
+    st.booleans(),  # revoke it afterwards
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entries=st.lists(_feedback_entry, min_size=1, max_size=8))
+def test_summary_matches_offchain_model(
+    partials: dict[str, Any], entries: list[tuple[int, int, int, bool]]
+) -> None:
+    with boa.env.anchor():
+        env = Env(partials)
+        agent = env.register()
+        clients = [dev_account(i).address for i in (2, 3, 4)]
+        for who, value, decimals, revoke in entries:
+            env.give(agent, value, decimals, sender=clients[who])
+            if revoke:
+                with boa.env.prank(clients[who]):
+                    env.reputation.revokeFeedback(
+                        agent, env.reputation.getLastIndex(agent, clients[who])
+                    )
+        live = [(v, d) for _, v, d, revoked in entries if not revoked]
+        expected = summarize_feedback(live)
+        got = env.reputation.getSummary(agent, clients, "", "")
+        assert got == (expected.count, expected.summary_value, expected.summary_value_decimals)

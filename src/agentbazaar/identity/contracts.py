@@ -15,7 +15,8 @@ local key.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +161,32 @@ def check_feedback_value(value: int, value_decimals: int) -> None:
         raise RegistryInputError(f"valueDecimals must be 0..18, got {value_decimals}")
     if abs(value) > MAX_ABS_VALUE:
         raise RegistryInputError(f"feedback value {value} is beyond +-1e38")
+
+
+def _div_toward_zero(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def summarize_feedback(entries: Iterable[tuple[int, int]]) -> ReputationSummary:
+    """``getSummary``'s arithmetic over (value, valueDecimals) pairs, for off-chain use.
+
+    Each value is scaled to 18 decimals, the sum is divided by the count and the average is
+    returned at the most frequent ``valueDecimals`` (ties: the smaller), truncating toward zero.
+    """
+    pairs = list(entries)
+    if not pairs:
+        return ReputationSummary(0, 0, 0)
+    for value, decimals in pairs:
+        check_feedback_value(value, decimals)
+    total = sum(value * 10 ** (MAX_VALUE_DECIMALS - decimals) for value, decimals in pairs)
+    counts = Counter(decimals for _, decimals in pairs)
+    top = max(counts.values())
+    mode = min(d for d, n in counts.items() if n == top)
+    average = _div_toward_zero(total, len(pairs))
+    return ReputationSummary(
+        len(pairs), _div_toward_zero(average, 10 ** (MAX_VALUE_DECIMALS - mode)), mode
+    )
 
 
 # ---- EIP-712 AgentWalletSet -------------------------------------------------------------
