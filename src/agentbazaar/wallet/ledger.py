@@ -12,6 +12,11 @@ exceed the budget. A row is written before anything is signed; the signed payloa
 or EIP-712 signature) is written before it is broadcast, so a crash at any point leaves a row that
 ``reconcile`` can finish. A retry with the same idempotency key returns the existing row: a spend
 is never paid twice. Amounts are stored as decimal text (uint256 does not fit SQLite's int64).
+
+Durability: the ``signed`` write is fsynced before the payload leaves the process
+(``synchronous="FULL"``, the default), so even a power cut cannot lose what may be paid; other
+writes use WAL's ``NORMAL`` (safe against a crash of the process; a reservation or settlement lost
+to a power cut is harmless or restored by ``reconcile``). ``synchronous="NORMAL"`` skips the fsync.
 """
 
 from __future__ import annotations
@@ -151,7 +156,7 @@ class Ledger:
                     check_same_thread=False,
                 )
                 conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
             self._local.conn, self._local.pid = conn, os.getpid()
@@ -168,17 +173,30 @@ class Ledger:
         self._local.conn = None
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
+
+        ``durable``: the commit is fsynced (with ``synchronous="FULL"``) before this returns.
+        Only the ``signed`` transition needs it: a lost reservation or settlement costs nothing
+        (nothing was signed yet / reconcile restores it from the chain), a lost signed payload
+        could be paid twice.
+        """
+        sync = durable and self.synchronous == "FULL"
         with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            if sync:
+                conn.execute("PRAGMA synchronous=FULL")
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if sync:
+                    conn.execute("PRAGMA synchronous=NORMAL")
 
     # ---- the one write path of a new spend -----------------------------------------------------
     def reserve(self, req: SpendRequest, policy: SpendingPolicy) -> tuple[SpendRecord, bool]:
@@ -273,6 +291,7 @@ class Ledger:
             record_id,
             ("reserved", "signed"),
             "signed",
+            durable=True,
             tx_hash=tx_hash,
             raw_tx=raw_tx,
             payload=json.dumps(dict(payload), sort_keys=True) if payload is not None else None,
@@ -304,10 +323,16 @@ class Ledger:
         return self._transition(record_id, allowed, "failed", error=error[:500])
 
     def _transition(
-        self, record_id: int, allowed: tuple[Status, ...], status: Status, **values: Any
+        self,
+        record_id: int,
+        allowed: tuple[Status, ...],
+        status: Status,
+        *,
+        durable: bool = False,
+        **values: Any,
     ) -> SpendRecord:
         sets = {k: v for k, v in values.items() if v is not None}
-        with self._write() as conn:
+        with self._write(durable=durable) as conn:
             row = conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
             if row is None:
                 raise LedgerError(f"no ledger entry with id {record_id}")
