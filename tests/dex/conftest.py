@@ -1,6 +1,6 @@
 """Fixtures for the dex: the whole local suite (with the seeded pools) on embedded and anvil.
 
-The suite is deployed once per module and backend; tests that move funds measure balance
+The suite is deployed once per session and backend; tests that move funds measure balance
 deltas, so they do not depend on each other's order. Compiled contracts are cached for the
 session (a symlinked ``artifacts`` directory), as ``bazaar`` caches them in its home.
 """
@@ -22,13 +22,13 @@ def artifacts_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
 
-@pytest.fixture(scope="module", params=["embedded", "local"])
+@pytest.fixture(scope="session", params=["embedded", "local"])
 def deployed(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     artifacts_cache: Path,
 ) -> Iterator[Deployed]:
-    """The suite on the embedded chain and on a real anvil (stopped after the module)."""
+    """The suite on the embedded chain and on a real anvil (stopped at the end)."""
     cfg = make_config(tmp_path_factory.mktemp("dex-home"), artifacts_cache)
     if request.param == "embedded":
         yield deploy(Chain.embedded(), cfg)

@@ -1,0 +1,454 @@
+"""From an ``Intent`` to a checked plan, and from a plan to an executed, verified swap.
+
+A swap plan holds the route (from ``agentbazaar.dex``), the exact expected output, the minimum
+output (expected minus the slippage limit), the gas, the pool fees, the deadline and the result
+of simulating it with ``eth_call`` at the current state. Planning signs nothing. Before any
+signature the plan is checked against the wallet's spending policy (per-payment maximum,
+counterparty lists, unlisted tokens, approval threshold) and the wallet's balance.
+
+Executing goes through ``Wallet.spend`` only:
+1. if the router's allowance is short, an ``approve`` of exactly the input amount is signed in
+   its own policy-checked spend (released afterwards: it moves no tokens; the swap spend below
+   carries the amount, so the budget counts it once);
+2. the swap is simulated again with ``eth_call`` and refused if it would pay less than the
+   minimum (e.g. the pool was drained since the quote);
+3. the swap transaction is signed inside the swap spend (recorded before broadcast), sent, and
+   its receipt checked: the token_out received must be at least the plan's minimum.
+An on-chain revert (below minimum, deadline passed) releases the spend and costs only gas.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from hexbytes import HexBytes
+from web3.contract.contract import ContractFunction
+
+from agentbazaar.chain import Chain
+from agentbazaar.dex import Quote
+from agentbazaar.dex.onchain import Amm
+from agentbazaar.errors import InsufficientFunds, TransactionReverted
+from agentbazaar.intents._errors import PlanError, PlanMismatch
+from agentbazaar.intents.model import Intent
+from agentbazaar.tokens import Token, TokenRegistry
+from agentbazaar.units import parse_units
+from agentbazaar.wallet import SpendingPolicy, SpendRequest, Wallet
+from agentbazaar.wallet.policy import token_key
+
+DEFAULT_SLIPPAGE_BPS = 50
+MAX_SLIPPAGE_BPS = 500
+DEFAULT_DEADLINE_SECONDS = 600
+POOL_FEE_PER_MILLE = 3
+_BALANCE_ABI: list[dict[str, Any]] = [
+    {
+        "name": name,
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "a", "type": "address"}] * n,
+        "outputs": [{"name": "", "type": "uint256"}],
+    }
+    for name, n in (("balanceOf", 1), ("allowance", 2))
+]
+_APPROVE_ABI: list[dict[str, Any]] = [
+    {
+        "name": "approve",
+        "type": "function",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "s", "type": "address"}, {"name": "a", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
+]
+
+
+@dataclass(frozen=True)
+class SwapPlan:
+    """A priced, simulated swap; every amount in integer base units."""
+
+    intent: Intent
+    payer: str
+    token_in: Token
+    token_out: Token
+    amount_in: int
+    expected_out: int
+    min_out: int
+    slippage_bps: int
+    deadline: int
+    quote: Quote
+    simulated_out: int
+    gas_estimate: int
+    gas_price_wei: int
+    allowance_short: bool
+    pool_fees: tuple[tuple[str, int], ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        fmt_in, fmt_out = self.token_in.format, self.token_out.format
+        return {
+            "action": "swap",
+            "payer": self.payer,
+            "token_in": self.token_in.symbol,
+            "token_out": self.token_out.symbol,
+            "amount_in": str(self.amount_in),
+            "amount_in_human": fmt_in(self.amount_in),
+            "expected_out": str(self.expected_out),
+            "expected_out_human": fmt_out(self.expected_out),
+            "min_out": str(self.min_out),
+            "min_out_human": fmt_out(self.min_out),
+            "simulated_out": str(self.simulated_out),
+            "slippage_bps": self.slippage_bps,
+            "deadline": self.deadline,
+            "gas_estimate": self.gas_estimate,
+            "gas_price_wei": str(self.gas_price_wei),
+            "gas_cost_wei": str(self.gas_estimate * self.gas_price_wei),
+            "approval_needed": self.allowance_short,
+            "routes": [
+                {
+                    "pools": list(route.path.addresses),
+                    "tokens": list(route.path.tokens),
+                    "amount_in": str(route.amount_in),
+                    "amount_out": str(route.amount_out),
+                }
+                for route in self.quote.routes
+            ],
+            "pool_fees": [{"token": t, "amount": str(a)} for t, a in self.pool_fees],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    plan: SwapPlan
+    tx_hash: str
+    block_number: int
+    received: int
+    idempotency_key: str
+    approval_tx: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_dict(),
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "received": str(self.received),
+            "received_human": self.plan.token_out.format(self.received),
+            "at_least_min_out": self.received >= self.plan.min_out,
+            "idempotency_key": self.idempotency_key,
+            "approval_tx": self.approval_tx,
+        }
+
+
+# ---- planning --------------------------------------------------------------------------------
+def plan_swap(
+    intent: Intent,
+    *,
+    chain: Chain,
+    amm: Amm,
+    tokens: TokenRegistry,
+    payer: str,
+    policy: SpendingPolicy | None = None,
+    wallet_name: str = "",
+) -> SwapPlan:
+    """Route, price, simulate and check ``intent`` (a swap) for ``payer``. Signs nothing."""
+    if intent.action != "swap" or intent.token_in is None or intent.token_out is None:
+        raise PlanError(f"not a swap: {intent.action}")
+    token_in, token_out = (
+        _swap_token(tokens, intent.token_in),
+        _swap_token(tokens, intent.token_out),
+    )
+    slippage = _slippage(intent)
+    weth = tokens.get("WETH") if _has(tokens, "WETH") else None
+    pools = amm.pools()
+    gas_price = amm.gas_price()
+    balance = erc20_balance(chain, token_in, payer)
+    amount_in = _amount_in(intent, token_in, token_out, balance, amm, pools, weth, gas_price)
+    quote = amm.quote(
+        token_in, token_out, amount_in, gas_price_wei=gas_price, weth=weth, pools=pools
+    )
+    if intent.amount_side == "out" and quote.amount_out < token_out.parse(intent.amount or "0"):
+        raise PlanError("the pools cannot deliver that much output", token=token_out.symbol)
+    min_out = quote.min_amount_out(slippage)
+    _check_price(intent, token_in, token_out, quote)
+    if policy is not None:
+        check_policy(policy, wallet_name, payer, token_in, amount_in, str(amm.router.address))
+    if balance < amount_in:
+        raise InsufficientFunds(
+            f"{payer} holds {token_in.format(balance)}, the swap needs {token_in.format(amount_in)}",
+            balance=balance,
+            amount=amount_in,
+        )
+    deadline = chain.timestamp() + (intent.deadline_seconds or DEFAULT_DEADLINE_SECONDS)
+    allowance = erc20_allowance(chain, token_in, payer, str(amm.router.address))
+    simulated, gas = _simulate(amm, quote, min_out, payer, deadline, allowance >= amount_in)
+    if simulated < min_out:
+        raise PlanError(
+            f"simulation pays {token_out.format(simulated)}, below the minimum "
+            f"{token_out.format(min_out)}: the pools moved; try again",
+        )
+    return SwapPlan(
+        intent=intent,
+        payer=payer,
+        token_in=token_in,
+        token_out=token_out,
+        amount_in=amount_in,
+        expected_out=quote.amount_out,
+        min_out=min_out,
+        slippage_bps=slippage,
+        deadline=deadline,
+        quote=quote,
+        simulated_out=simulated,
+        gas_estimate=gas,
+        gas_price_wei=gas_price,
+        allowance_short=allowance < amount_in,
+        pool_fees=_pool_fees(quote, tokens),
+    )
+
+
+def _has(tokens: TokenRegistry, symbol: str) -> bool:
+    return any(t.symbol == symbol for t in tokens.all())
+
+
+def _swap_token(tokens: TokenRegistry, symbol: str) -> Token:
+    token = tokens.get(symbol)
+    if token.is_native:
+        raise PlanError(
+            f"the AMM trades ERC-20 tokens: say WETH instead of {token.symbol} "
+            "(wrap it first with WETH.deposit)",
+            token=token.symbol,
+        )
+    return token
+
+
+def _slippage(intent: Intent) -> int:
+    slippage = DEFAULT_SLIPPAGE_BPS if intent.max_slippage_bps is None else intent.max_slippage_bps
+    if slippage > MAX_SLIPPAGE_BPS:
+        raise PlanError(
+            f"slippage of {Decimal(slippage) / 100}% is beyond the limit of "
+            f"{Decimal(MAX_SLIPPAGE_BPS) / 100}%",
+            slippage_bps=slippage,
+            limit=MAX_SLIPPAGE_BPS,
+        )
+    return slippage
+
+
+def _amount_in(
+    intent: Intent,
+    token_in: Token,
+    token_out: Token,
+    balance: int,
+    amm: Amm,
+    pools: list[Any],
+    weth: Token | None,
+    gas_price: int,
+) -> int:
+    if intent.fraction is not None:
+        amount = balance * _ratio(intent.fraction)[0] // _ratio(intent.fraction)[1]
+        if amount <= 0:
+            raise InsufficientFunds(f"{token_in.symbol} balance is zero", balance=balance)
+        return amount
+    assert intent.amount is not None
+    if intent.amount_side == "in":
+        return token_in.parse(intent.amount)
+    return _input_for_output(
+        amm, pools, token_in, token_out, token_out.parse(intent.amount), weth, gas_price
+    )
+
+
+def _ratio(fraction: str) -> tuple[int, int]:
+    num, den = Decimal(fraction).as_integer_ratio()
+    return num, den
+
+
+def _input_for_output(
+    amm: Amm,
+    pools: list[Any],
+    token_in: Token,
+    token_out: Token,
+    want: int,
+    weth: Token | None,
+    gas_price: int,
+) -> int:
+    """The least input (to about one part in a million) whose best quote pays ``want``."""
+
+    def out(amount: int) -> int:
+        q = amm.quote(token_in, token_out, amount, gas_price_wei=gas_price, weth=weth, pools=pools)
+        return q.amount_out
+
+    total_in = sum(p.reserve0 + p.reserve1 for p in pools)
+    lo, hi = 0, 1
+    while out(hi) < want:
+        lo, hi = hi, hi * 2
+        if hi > total_in * 4:
+            raise PlanError("the pools cannot deliver that much output", token=token_out.symbol)
+    while hi - lo > max(1, hi // 1_000_000):
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if out(mid) >= want else (mid, hi)
+    return hi
+
+
+def _check_price(intent: Intent, token_in: Token, token_out: Token, quote: Quote) -> None:
+    if intent.max_price is None:
+        return
+    limit = parse_units(intent.max_price, token_in.decimals)
+    # amount_in / amount_out (human) <= limit (human, token_in per token_out)
+    if quote.amount_in * 10**token_out.decimals > limit * quote.amount_out:
+        price = Decimal(quote.amount_in * 10**token_out.decimals) / Decimal(
+            quote.amount_out * 10**token_in.decimals
+        )
+        raise PlanError(
+            f"price {price:.6f} {token_in.symbol} per {token_out.symbol} is above the limit "
+            f"{intent.max_price}",
+            max_price=intent.max_price,
+        )
+
+
+def _simulate(
+    amm: Amm, quote: Quote, min_out: int, payer: str, deadline: int, approved: bool
+) -> tuple[int, int]:
+    """eth_call of the swap itself when allowed; else eth_call of the router's own maths per
+    route (its ``getAmountsOut``; routes are pool-disjoint, so the sum is the split's output)."""
+    if approved:
+        sim = amm.simulate(quote, min_out, payer, deadline)
+        return sim.amount_out, sim.gas
+    total = 0
+    for pools, amount in quote.router_routes():
+        amounts = amm.chain.call(amm.router.functions.getAmountsOut(pools, quote.token_in, amount))
+        total += int(amounts[-1])
+    return total, quote.gas_estimate + 50_000
+
+
+def _pool_fees(quote: Quote, tokens: TokenRegistry) -> tuple[tuple[str, int], ...]:
+    """The 0.3% each hop keeps, in that hop's input token (summed per token)."""
+    fees: dict[str, int] = {}
+    for route in quote.routes:
+        entering = (route.amount_in, *route.hop_amounts[:-1])
+        for token, amount in zip(route.path.tokens, entering, strict=False):
+            symbol = tokens.get(token).symbol
+            fees[symbol] = fees.get(symbol, 0) + amount * POOL_FEE_PER_MILLE // 1000
+    return tuple(sorted(fees.items()))
+
+
+def check_policy(
+    policy: SpendingPolicy, wallet: str, payer: str, token: Token, amount: int, counterparty: str
+) -> None:
+    """The static policy checks of a spend, at plan time (the spend repeats them when signing)."""
+    request = SpendRequest(
+        wallet=wallet,
+        payer=payer,  # type: ignore[arg-type]
+        kind="swap",
+        token=token_key(token.address),
+        amount=amount,
+        counterparty=counterparty,  # type: ignore[arg-type]
+        idempotency_key="plan-check",
+        symbol=token.symbol,
+        decimals=token.decimals,
+    )
+    policy.check_static(request)
+
+
+def erc20_balance(chain: Chain, token: Token, owner: str) -> int:
+    contract = chain.contract(str(token.address), _BALANCE_ABI)
+    return int(chain.call(contract.functions.balanceOf(owner)))
+
+
+def erc20_allowance(chain: Chain, token: Token, owner: str, spender: str) -> int:
+    contract = chain.contract(str(token.address), _BALANCE_ABI)
+    return int(chain.call(contract.functions.allowance(owner, spender)))
+
+
+# ---- execution -------------------------------------------------------------------------------
+def execute_swap(
+    plan: SwapPlan,
+    *,
+    chain: Chain,
+    amm: Amm,
+    wallet: Wallet,
+    approve: bool = False,
+    idempotency_key: str | None = None,
+) -> SwapResult:
+    """Execute ``plan`` from ``wallet`` through its spending policy; verify what arrived."""
+    if wallet.address != plan.payer:
+        raise PlanError(f"the plan is for {plan.payer}, not wallet {wallet.name!r}")
+    key = idempotency_key or f"swap-{secrets.token_hex(12)}"
+    router = str(amm.router.address)
+    memo = {"plan": f"{plan.token_in.format(plan.amount_in)} -> {plan.token_out.symbol}"}
+    approval_tx = None
+    if erc20_allowance(chain, plan.token_in, wallet.address, router) < plan.amount_in:
+        approval_tx = _approve(plan, chain, wallet, router, key, approve)
+    fn = amm.swap_function(plan.quote, plan.min_out, wallet.address, plan.deadline)
+    with wallet.spend(
+        kind="swap",
+        token=plan.token_in,
+        amount=plan.amount_in,
+        counterparty=router,
+        idempotency_key=key,
+        approve=approve,
+        memo={**memo, "min_out": str(plan.min_out)},
+        chain_id=chain.chain_id,
+    ) as spend:
+        if spend.replayed:
+            raise PlanError(f"swap {key!r} was already signed: see `bazaar wallet history`")
+        sim = amm.simulate(plan.quote, plan.min_out, wallet.address, plan.deadline)
+        if sim.amount_out < plan.min_out:  # the router reverts before this; kept as a guard
+            raise PlanError("the simulation pays less than the minimum: nothing was signed")
+        tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, sim.gas))
+        chain.broadcast_raw(raw, action="send the swap")
+        try:
+            receipt = chain.wait_for_receipt(tx_hash, action="swap")
+        except TransactionReverted as exc:
+            spend.fail(f"reverted on chain: {exc.fields.get('reason') or exc}")
+            raise
+        received = amm.received(receipt, str(plan.token_out.address), wallet.address)
+        spend.settle(tx_hash=HexBytes(tx_hash).to_0x_hex(), block_number=receipt["blockNumber"])
+    if received < plan.min_out:
+        raise PlanMismatch(
+            f"received {plan.token_out.format(received)}, below the plan's minimum "
+            f"{plan.token_out.format(plan.min_out)}",
+            tx_hash=HexBytes(tx_hash).to_0x_hex(),
+        )
+    return SwapResult(
+        plan=plan,
+        tx_hash=HexBytes(tx_hash).to_0x_hex(),
+        block_number=int(receipt["blockNumber"]),
+        received=received,
+        idempotency_key=key,
+        approval_tx=approval_tx,
+    )
+
+
+def _approve(
+    plan: SwapPlan, chain: Chain, wallet: Wallet, router: str, key: str, approve: bool
+) -> str:
+    token = chain.contract(str(plan.token_in.address), _APPROVE_ABI)
+    fn = token.functions.approve(router, plan.amount_in)
+    with wallet.spend(
+        kind="swap",
+        token=plan.token_in,
+        amount=plan.amount_in,
+        counterparty=router,
+        idempotency_key=f"{key}:allowance",
+        approve=approve,
+        memo={"step": "allowance for the swap", "swap": key},
+        chain_id=chain.chain_id,
+    ) as spend:
+        tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, None))
+        chain.broadcast_raw(raw, action="approve the router")
+        chain.wait_for_receipt(tx_hash, action="approve the router")
+        spend.fail(f"allowance only: the amount is spent by swap {key}")
+    return HexBytes(tx_hash).to_0x_hex()
+
+
+def _full_tx(chain: Chain, sender: str, fn: ContractFunction, gas: int | None) -> dict[str, Any]:
+    tx: dict[str, Any] = {
+        "from": sender,
+        "to": fn.address,
+        "data": fn._encode_transaction_data(),
+        "value": 0,
+        "chainId": chain.chain_id,
+        **chain.fee_params(),
+    }
+    tx["gas"] = gas if gas is not None else chain.estimate_gas(tx, action="estimate gas")  # type: ignore[arg-type]
+    tx["nonce"] = int(chain.w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+    return tx

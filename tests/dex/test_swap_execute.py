@@ -1,0 +1,161 @@
+"""End-to-end swaps from a sentence, on the embedded chain and on anvil: plan (route, expected
+and minimum output, gas, fees, eth_call simulation), policy check before any signature,
+execution through the wallet's spend, and the result checked against the plan."""
+
+from __future__ import annotations
+
+import pytest
+from dex_fixtures import Deployed
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.errors import InsufficientFunds, PolicyViolation, TransactionReverted
+from agentbazaar.intents import PlanError, parse_intent
+from agentbazaar.intents.plan import (
+    erc20_balance,
+    execute_swap,
+    plan_swap,
+)
+from agentbazaar.wallet import KeyStore, PolicyStore, Wallet, open_wallet
+
+PASSPHRASE = "swap-test-passphrase"
+_created: dict[tuple[str, int], Wallet] = {}
+
+
+def wallet_for(d: Deployed, index: int, usdc: str = "10000") -> Wallet:
+    """A keystore wallet on dev account ``index``, holding ``usdc`` USDC and some gas."""
+    key = (str(d.cfg.home), index)
+    if key not in _created:
+        name = f"trader{index}"
+        KeyStore(d.cfg.keystore_dir).import_key(name, bytes(dev_account(index).key), PASSPHRASE)
+        _created[key] = open_wallet(d.cfg, name, PASSPHRASE)
+        wallet = _created[key]
+        d.chain.fund_native(wallet.address, 10**19)
+        token = d.suite.token_contract("USDC")
+        units = d.suite.tokens.get("USDC").parse(usdc)
+        d.chain.transact(dev_account(0), token.functions.mint(wallet.address, units))
+    return _created[key]
+
+
+def plan_for(d: Deployed, wallet: Wallet, sentence: str):  # type: ignore[no-untyped-def]
+    return plan_swap(
+        parse_intent(sentence),
+        chain=d.chain,
+        amm=d.amm,
+        tokens=d.suite.tokens,
+        payer=wallet.address,
+        policy=wallet.policy,
+        wallet_name=wallet.name,
+    )
+
+
+def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
+    d = deployed
+    wallet = wallet_for(d, 5)
+    usdc, weth = d.suite.tokens.get("USDC"), d.suite.tokens.get("WETH")
+    plan = plan_for(d, wallet, "swap 100 USDC for WETH with at most 0.5% slippage")
+    assert plan.amount_in == 100_000_000
+    assert plan.simulated_out == plan.expected_out > 0
+    assert plan.min_out == plan.expected_out * 9950 // 10000
+    assert plan.pool_fees[0] == ("USDC", 300_000)  # 0.3% of the input stays in the pools
+    assert plan.to_dict()["routes"]
+    before_in = erc20_balance(d.chain, usdc, wallet.address)
+    before_out = erc20_balance(d.chain, weth, wallet.address)
+    result = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
+    assert result.received == plan.expected_out  # nobody traded in between: exact
+    assert erc20_balance(d.chain, usdc, wallet.address) == before_in - plan.amount_in
+    assert erc20_balance(d.chain, weth, wallet.address) == before_out + result.received
+    record = wallet.ledger.get(wallet.name, result.idempotency_key)
+    assert record is not None and record.status == "settled" and record.amount == plan.amount_in
+    if result.approval_tx is not None:
+        allowance = wallet.ledger.get(wallet.name, f"{result.idempotency_key}:allowance")
+        assert allowance is not None and allowance.status == "failed"  # released, counted once
+
+
+def test_buy_exact_output_gets_at_least_that_much(deployed: Deployed) -> None:
+    d = deployed
+    wallet = wallet_for(d, 6)
+    weth = d.suite.tokens.get("WETH")
+    plan = plan_for(d, wallet, "buy 0.5 WETH with USDC")
+    assert plan.expected_out >= weth.parse("0.5")
+    assert plan.expected_out < weth.parse("0.5") * 1_000_010 // 1_000_000  # not overpaying
+    result = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
+    assert result.received >= plan.min_out
+
+
+def test_policy_refuses_before_anything_is_signed(deployed: Deployed) -> None:
+    d = deployed
+    wallet = wallet_for(d, 7)
+    usdc = d.suite.tokens.get("USDC")
+    store = PolicyStore(d.cfg.policy_dir)
+    store.save(
+        wallet.name,
+        store.load(wallet.name).with_limits(
+            str(usdc.address), "USDC", 6, max_per_payment=usdc.parse("50")
+        ),
+    )
+    nonce = d.chain.w3.eth.get_transaction_count(wallet.address)
+    records = wallet.ledger.count()
+    with pytest.raises(PolicyViolation, match="per-payment maximum"):
+        plan_for(d, wallet, "swap 100 USDC for WETH")
+    assert d.chain.w3.eth.get_transaction_count(wallet.address) == nonce
+    assert wallet.ledger.count() == records
+
+
+@pytest.mark.parametrize(
+    ("sentence", "error", "match"),
+    [
+        ("swap 100 USDC for WETH with 10% slippage", PlanError, "beyond the limit"),
+        ("swap 100000000 USDC for WETH", InsufficientFunds, "needs"),
+        ("swap 1 ETH for USDC", PlanError, "say WETH"),
+        ("swap 100 USDC for WETH at most 1 USDC per WETH", PlanError, "above the limit"),
+        ("swap 100 FOO for WETH", Exception, "unknown token"),
+    ],
+)
+def test_bad_requests_are_refused_at_plan_time(
+    deployed: Deployed, sentence: str, error: type[Exception], match: str
+) -> None:
+    wallet = wallet_for(deployed, 8)
+    with pytest.raises(error, match=match):
+        plan_for(deployed, wallet, sentence)
+
+
+def test_pool_drained_between_quote_and_execution(deployed: Deployed) -> None:
+    d = deployed
+    wallet = wallet_for(d, 9, usdc="200000")
+    usdc = d.suite.tokens.get("USDC")
+    plan = plan_for(d, wallet, "swap 20000 USDC for WETH with at most 0.1% slippage")
+    # someone else buys WETH with a lot of USDC through the same pools first
+    whale = dev_account(4)
+    big = usdc.parse("900000")
+    d.chain.fund_native(whale.address, 10**19)
+    token = d.suite.token_contract("USDC")
+    d.chain.transact(dev_account(0), token.functions.mint(whale.address, big))
+    d.chain.transact(whale, token.functions.approve(d.amm.router.address, big))
+    weth = d.suite.tokens.get("WETH")
+    whale_quote = d.amm.quote(usdc, weth, big, weth=weth)
+    deadline = d.chain.timestamp() + 600
+    d.chain.transact(whale, d.amm.swap_function(whale_quote, 0, whale.address, deadline))
+    before = erc20_balance(d.chain, usdc, wallet.address)
+    with pytest.raises(TransactionReverted, match="slippage"):
+        execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
+    assert erc20_balance(d.chain, usdc, wallet.address) == before
+    swaps = [r for r in wallet.ledger.records(wallet.name) if ":allowance" not in r.idempotency_key]
+    assert swaps and all(r.status == "failed" for r in swaps)
+
+
+def test_below_minimum_reverts_on_chain_and_costs_only_gas(deployed: Deployed) -> None:
+    d = deployed
+    me = dev_account(10)
+    d.chain.fund_native(me.address, 10**19)
+    usdc, weth = d.suite.tokens.get("USDC"), d.suite.tokens.get("WETH")
+    amount = usdc.parse("10")
+    token = d.suite.token_contract("USDC")
+    d.chain.transact(dev_account(0), token.functions.mint(me.address, amount))
+    d.chain.transact(me, token.functions.approve(d.amm.router.address, amount))
+    quote = d.amm.quote(usdc, weth, amount, weth=weth)
+    fn = d.amm.swap_function(quote, quote.amount_out + 1, me.address, d.chain.timestamp() + 600)
+    native = d.chain.native_balance(me.address)
+    with pytest.raises(TransactionReverted):
+        d.chain.transact(me, fn, gas=400_000)  # skip estimation: it is mined, and reverts
+    assert erc20_balance(d.chain, usdc, me.address) == amount
+    assert d.chain.native_balance(me.address) < native  # gas was paid
