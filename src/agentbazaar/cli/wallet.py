@@ -59,7 +59,11 @@ def _amount(tokens: TokenRegistry, amount: str, token: str | None) -> tuple[Toke
 
 
 @app.command()
-def new(ctx: typer.Context, name: str, json_out: bool = typer.Option(False, "--json")) -> None:
+def new(
+    ctx: typer.Context,
+    name: str,
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
     """Create a wallet with a new random key (passphrase: BAZAAR_PASSPHRASE or a prompt).
 
     Example: bazaar wallet new carol
@@ -80,7 +84,7 @@ def import_(
     ctx: typer.Context,
     name: str,
     keystore: Path | None = typer.Option(None, "--keystore", help="a keystore v3 JSON file"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Import a private key (from stdin or BAZAAR_PRIVATE_KEY, never an argument) or a keystore.
 
@@ -107,7 +111,10 @@ def import_(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+def list_(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
     """List the wallets of this data directory (no passphrase needed).
 
     Example: bazaar wallet list --json
@@ -123,7 +130,7 @@ def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) ->
 def balance(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="wallet name or 0x address"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Native and token balances of a wallet or any address.
 
@@ -158,7 +165,7 @@ def send(
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="retry-safe key: the same key never pays twice"
     ),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Pay from a wallet, under its spending policy, exactly once.
 
@@ -194,7 +201,9 @@ def policy(
     ctx: typer.Context,
     name: str,
     max_per_payment: list[str] = typer.Option([], "--max-per-payment", help='e.g. "5 USDC"'),
-    daily: list[str] = typer.Option([], "--daily", help='rolling 24 h budget, e.g. "50 USDC"'),
+    daily: list[str] = typer.Option(
+        [], "--daily", "--daily-budget", help='rolling 24 h budget, e.g. "50 USDC"'
+    ),
     approve_above: list[str] = typer.Option(
         [], "--approve-above", help='spends above this need --approve, e.g. "2 USDC"'
     ),
@@ -202,7 +211,7 @@ def policy(
     deny: list[str] = typer.Option([], "--deny", help="never pay these (wallet or address)"),
     clear: list[str] = typer.Option([], "--clear", help="remove every limit of a token"),
     unlisted: str | None = typer.Option(None, "--unlisted-tokens", help="allow | deny"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Show or change a wallet's spending policy (amounts are human; stored as base units).
 
@@ -285,7 +294,7 @@ def ledger(
     rebroadcast: bool = typer.Option(
         False, "--rebroadcast", help="with --reconcile: re-send signed but unsent transactions"
     ),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The spend ledger; with --reconcile, each signed/settled entry checked on chain.
 
