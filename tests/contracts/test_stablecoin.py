@@ -9,9 +9,14 @@ import boa
 import pytest
 from eth.exceptions import Revert
 from eth_utils import function_signature_to_4byte_selector, keccak
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from token_helpers import (
+    Authorization,
     authorize,
     bytes_overloads,
+    deploy_stablecoin,
     domain_of,
     new_account,
     random_nonce,
@@ -28,6 +33,8 @@ from agentbazaar.config import load_config
 from agentbazaar.suite import Suite, deploy_suite
 
 MILLION = 10**6 * 10**6  # one million USDC in base units
+ACCOUNT = st.integers(min_value=0, max_value=2)
+AMOUNT = st.integers(min_value=0, max_value=10**12)
 
 
 def fund(usdc: Any, minter: str, to: str, amount: int = MILLION) -> None:
@@ -403,3 +410,105 @@ def test_deploy_suite_deploys_both_tokens(tmp_path: Path) -> None:
     chain.transact(depositor, weth.functions.deposit(), value=4 * 10**17)
     assert weth.functions.balanceOf(depositor.address).call() == 4 * 10**17
     assert chain.native_balance(weth.address) == weth.functions.totalSupply().call()
+
+
+# ---- conservation, stateful --------------------------------------------------------------------
+
+
+class StablecoinMachine(RuleBasedStateMachine):
+    """Mints, transfers, transferFrom, EIP-3009 transfers (both overloads, plus replays) and
+    burns in random order: balances follow the model, and totalSupply == sum of balances."""
+
+    @initialize()
+    def setup(self) -> None:
+        self.minter = str(boa.env.generate_address("machine-minter"))
+        self.usdc = deploy_stablecoin(self.minter)
+        self.accounts = [new_account() for _ in range(3)]
+        self.model = {a.address: 0 for a in self.accounts}
+        self.used: list[Authorization] = []
+
+    def _addr(self, i: int) -> str:
+        return str(self.accounts[i].address)
+
+    @rule(who=ACCOUNT, amount=AMOUNT)
+    def mint(self, who: int, amount: int) -> None:
+        self.usdc.mint(self._addr(who), amount, sender=self.minter)
+        self.model[self._addr(who)] += amount
+
+    @rule(src=ACCOUNT, dst=ACCOUNT, amount=AMOUNT)
+    def transfer(self, src: int, dst: int, amount: int) -> None:
+        a, b = self._addr(src), self._addr(dst)
+        if amount > self.model[a]:
+            with boa.reverts("erc20: transfer amount exceeds balance"):
+                self.usdc.transfer(b, amount, sender=a)
+            return
+        self.usdc.transfer(b, amount, sender=a)
+        self.model[a] -= amount
+        self.model[b] += amount
+
+    @rule(src=ACCOUNT, dst=ACCOUNT, allowance=AMOUNT, amount=AMOUNT)
+    def transfer_from(self, src: int, dst: int, allowance: int, amount: int) -> None:
+        a, b = self._addr(src), self._addr(dst)
+        self.usdc.approve(b, allowance, sender=a)
+        if amount > allowance:
+            with boa.reverts("erc20: insufficient allowance"):
+                self.usdc.transferFrom(a, b, amount, sender=b)
+        elif amount > self.model[a]:
+            with boa.reverts("erc20: transfer amount exceeds balance"):
+                self.usdc.transferFrom(a, b, amount, sender=b)
+        else:
+            self.usdc.transferFrom(a, b, amount, sender=b)
+            self.model[a] -= amount
+            self.model[b] += amount
+
+    @rule(src=ACCOUNT, dst=ACCOUNT, amount=AMOUNT, use_bytes=st.booleans())
+    def transfer_with_authorization(self, src: int, dst: int, amount: int, use_bytes: bool) -> None:
+        a, b = self._addr(src), self._addr(dst)
+        auth = authorize(self.usdc, self.accounts[src], b, amount)
+        send = (
+            (lambda: bytes_overloads(self.usdc).transferWithAuthorization(*auth.bytes_args))
+            if use_bytes
+            else (lambda: self.usdc.transferWithAuthorization(*auth.vrs_args))
+        )
+        if amount > self.model[a]:
+            with boa.reverts("erc20: transfer amount exceeds balance"):
+                send()
+            assert not self.usdc.authorizationState(a, auth.nonce)
+            return
+        send()
+        self.model[a] -= amount
+        self.model[b] += amount
+        self.used.append(auth)
+
+    @precondition(lambda self: bool(self.used))
+    @rule(pick=st.integers(min_value=0))
+    def replay(self, pick: int) -> None:
+        auth = self.used[pick % len(self.used)]
+        with boa.reverts("authorization is used or canceled"):
+            self.usdc.transferWithAuthorization(*auth.vrs_args)
+
+    @rule(who=ACCOUNT, amount=AMOUNT)
+    def burn(self, who: int, amount: int) -> None:
+        a = self._addr(who)
+        if amount > self.model[a]:
+            with boa.reverts("erc20: burn amount exceeds balance"):
+                self.usdc.burn(amount, sender=a)
+            return
+        self.usdc.burn(amount, sender=a)
+        self.model[a] -= amount
+
+    @invariant()
+    def supply_is_sum_of_balances(self) -> None:
+        balances = [self.usdc.balanceOf(a) for a in self.model]
+        assert balances == list(self.model.values())
+        assert all(b >= 0 for b in balances)
+        assert self.usdc.totalSupply() == sum(balances)
+
+
+TestStablecoinMachine = StablecoinMachine.TestCase
+TestStablecoinMachine.settings = settings(
+    max_examples=30,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

@@ -8,13 +8,13 @@ import boa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from token_helpers import WRAPPED_NATIVE
+from token_helpers import WRAPPED_NATIVE, deployer_of
 
 ETHER = 10**18
 
 
 def deploy(value: int = 0) -> Any:
-    return boa.load(str(WRAPPED_NATIVE), "Wrapped Ether", "WETH", value=value)
+    return deployer_of(WRAPPED_NATIVE).deploy("Wrapped Ether", "WETH", value=value)
 
 
 def funded(wei: int = 100 * ETHER) -> str:
@@ -140,7 +140,7 @@ class WrappedNativeMachine(RuleBasedStateMachine):
 
 TestWrappedNativeMachine = WrappedNativeMachine.TestCase
 TestWrappedNativeMachine.settings = settings(
-    max_examples=15,
+    max_examples=30,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

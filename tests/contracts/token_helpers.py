@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -172,9 +173,15 @@ def sign_permit(
     return sign_typed(owner, domain_of(token), "Permit", message)
 
 
+@functools.cache
+def deployer_of(path: Path) -> Any:
+    """Compile once per test process; deploy many times (hypothesis deploys per example)."""
+    return boa.load_partial(str(path))
+
+
 def deploy_stablecoin(minter: str) -> Any:
     with boa.env.prank(minter):
-        return boa.load(str(STABLECOIN), *USDC_ARGS)
+        return deployer_of(STABLECOIN).deploy(*USDC_ARGS)
 
 
 def bytes_overloads(token: Any) -> Any:
