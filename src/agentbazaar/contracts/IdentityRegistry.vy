@@ -152,6 +152,8 @@ def setAgentURI(agentId: uint256, newURI: String[URI_MAX]):
 @external
 @view
 def getMetadata(agentId: uint256, metadataKey: String[KEY_MAX]) -> Bytes[VALUE_MAX]:
+    if self._is_reserved(metadataKey):
+        return self._wallet_bytes(self._agent_wallets[agentId])
     return self._metadata[agentId][metadataKey]
 
 
@@ -252,17 +254,22 @@ def _is_reserved(key: String[KEY_MAX]) -> bool:
 
 @internal
 def _store_wallet(agent_id: uint256, wallet: address):
+    # the reserved `agentWallet` metadata is read from `_agent_wallets` (one slot, not two)
     self._agent_wallets[agent_id] = wallet
-    value: Bytes[VALUE_MAX] = b""
-    if wallet != empty(address):
-        value = concat(convert(wallet, bytes20), b"")
-    self._metadata[agent_id][AGENT_WALLET_KEY] = value
     log MetadataSet(
         agentId=agent_id,
         indexedMetadataKey=AGENT_WALLET_KEY,
         metadataKey=AGENT_WALLET_KEY,
-        metadataValue=value,
+        metadataValue=self._wallet_bytes(wallet),
     )
+
+
+@internal
+@pure
+def _wallet_bytes(wallet: address) -> Bytes[VALUE_MAX]:
+    if wallet == empty(address):
+        return b""
+    return concat(convert(wallet, bytes20), b"")
 
 
 @internal
