@@ -1,0 +1,184 @@
+"""`bazaar do`, `bazaar quote` and `bazaar intent`: plain-language transactions.
+
+bazaar intent "swap 100 USDC for WETH" --json      # parse only: the Intent, stable keys
+bazaar quote 100 USDC WETH                          # best execution at the current pools
+bazaar do "swap 100 USDC for WETH" --wallet alice   # plan, simulate, check; --yes executes
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.errors import InputError
+from agentbazaar.intents import Intent, parse_intent
+
+
+def _parse(sentence: str, llm_url: str | None, model: str | None) -> Intent:
+    if llm_url:
+        from agentbazaar.intents.llm import parse_with_llm
+
+        return parse_with_llm(sentence, url=llm_url, model=model or "default")
+    return parse_intent(sentence)
+
+
+def intent(
+    sentence: str = typer.Argument(..., help="what to do, in English"),
+    json_out: bool = typer.Option(False, "--json"),
+    llm_url: str | None = typer.Option(
+        None, "--llm-url", help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8080/v1)"
+    ),
+    model: str | None = typer.Option(None, "--model", help="model name for --llm-url"),
+) -> None:
+    """Parse a sentence into an Intent and print it (nothing is planned or signed).
+
+    Example: bazaar intent "buy 0.5 WETH with USDC with at most 0.5% slippage" --json
+    """
+    parsed = _parse(sentence, llm_url, model)
+    if json_out:
+        emit_json(parsed.stable())
+        return
+    rows = [[k, "" if v is None else v] for k, v in parsed.model_dump().items()]
+    emit_table("intent", ["field", "value"], rows)
+
+
+def quote(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="amount to sell, e.g. 100"),
+    token_in: str = typer.Argument(..., help="token to sell, e.g. USDC"),
+    token_out: str = typer.Argument(..., help="token to buy, e.g. WETH"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Best execution (split across pools and hops, net of gas) for selling an amount.
+
+    Example: bazaar quote 100 USDC WETH --json
+    """
+    from agentbazaar.chain import Chain
+    from agentbazaar.dex.onchain import Amm
+    from agentbazaar.suite import Suite
+
+    cfg = run_context(ctx).config
+    with waiting("reading the pools..."):
+        suite = Suite(Chain.from_config(cfg), cfg)
+        amm = Amm.from_suite(suite)
+        tin, tout = suite.tokens.get(token_in), suite.tokens.get(token_out)
+        weth = (
+            suite.tokens.get("WETH") if "WETH" in {t.symbol for t in suite.tokens.all()} else None
+        )
+        q = amm.quote(tin, tout, tin.parse(amount), weth=weth)
+    doc: dict[str, Any] = {
+        "token_in": tin.symbol,
+        "token_out": tout.symbol,
+        "amount_in": str(q.amount_in),
+        "amount_out": str(q.amount_out),
+        "amount_out_human": tout.format(q.amount_out),
+        "gas_estimate": q.gas_estimate,
+        "gas_cost_out": str(q.gas_cost_out),
+        "routes": [
+            {
+                "pools": list(r.path.addresses),
+                "tokens": [suite.tokens.get(t).symbol for t in r.path.tokens],
+                "amount_in": str(r.amount_in),
+                "amount_out": str(r.amount_out),
+            }
+            for r in q.routes
+        ],
+    }
+    if json_out:
+        emit_json(doc)
+        return
+    console.print(
+        f"{tin.format(q.amount_in)} -> {tout.format(q.amount_out)} (gas ~{q.gas_estimate})"
+    )
+    emit_table(
+        "routes",
+        ["path", "in", "out"],
+        [
+            [
+                " -> ".join(r["tokens"]),
+                tin.format(int(r["amount_in"])),
+                tout.format(int(r["amount_out"])),
+            ]
+            for r in doc["routes"]
+        ],
+    )
+
+
+def do(
+    ctx: typer.Context,
+    sentence: str = typer.Argument(..., help="what to do, in English"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", help="wallet name (default: BAZAAR_WALLET)"
+    ),
+    yes: bool = typer.Option(False, "--yes", help="execute without asking"),
+    approve: bool = typer.Option(
+        False, "--approve", help="approve spends above the policy's approval threshold"
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+    llm_url: str | None = typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint"),
+    model: str | None = typer.Option(None, "--model", help="model name for --llm-url"),
+) -> None:
+    """Understand a sentence, plan it (route, expected and minimum output, gas, fees), simulate
+    it, check it against the wallet's policy, and execute it on --yes (or after confirming).
+
+    Example: bazaar do "swap 100 USDC for WETH with at most 0.5% slippage" --wallet alice --yes
+    """
+    from agentbazaar.chain import Chain
+    from agentbazaar.intents.act import carry_out
+    from agentbazaar.suite import Suite
+    from agentbazaar.wallet import open_wallet
+
+    parsed = _parse(sentence, llm_url, model)
+    name = wallet or os.environ.get("BAZAAR_WALLET")
+    if not name:
+        raise InputError("which wallet? give --wallet NAME (or set BAZAAR_WALLET)")
+    cfg = run_context(ctx).config
+    w = open_wallet(cfg, name)
+    with waiting("planning..."):
+        suite = Suite(Chain.from_config(cfg), cfg)
+        planned = carry_out(parsed, suite=suite, wallet=w, execute=False, approve=approve)
+    execute = yes
+    if not planned.executed and not yes and not json_out and sys.stdin.isatty():
+        _show(planned.to_dict())
+        execute = typer.confirm("execute this plan?", default=False)
+    if planned.executed or not execute:
+        _emit(planned.to_dict(), json_out, note=None if planned.executed else "dry run: add --yes")
+        return
+    with waiting("executing..."):
+        done = carry_out(parsed, suite=suite, wallet=w, execute=True, approve=approve)
+    _emit(done.to_dict(), json_out, note=None)
+
+
+def _show(doc: dict[str, Any]) -> None:
+    plan = doc["plan"]
+    rows = [[k, v] for k, v in plan.items() if not isinstance(v, (list, dict))]
+    emit_table(f"plan: {plan.get('action')}", ["field", "value"], rows)
+    for route in plan.get("routes", []):
+        console.print(
+            f"  route {route['amount_in']} via {len(route['pools'])} pool(s) -> {route['amount_out']}"
+        )
+
+
+def _emit(doc: dict[str, Any], json_out: bool, note: str | None) -> None:
+    if json_out:
+        emit_json(doc)
+        return
+    _show(doc)
+    result = doc.get("result")
+    if result:
+        keys = ("tx_hash", "received_human", "status", "balances")
+        for key in keys:
+            if key in result:
+                console.print(f"{key}: {result[key]}")
+    if note:
+        console.print(note)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("do")(do)
+    app.command("quote")(quote)
+    app.command("intent")(intent)

@@ -1,0 +1,171 @@
+"""One call from an ``Intent`` to a plan, and (when asked) to its execution: what ``bazaar do``
+runs. Swaps go through ``plan``; sends and agent payments through ``Wallet.send`` (the same
+policy-checked spend); balances are read only. Hiring and buying data are understood by the
+parser but carried out by the market commands, so here they are refused with that hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from agentbazaar.chain import Chain, to_address
+from agentbazaar.dex.onchain import Amm
+from agentbazaar.errors import InsufficientFunds
+from agentbazaar.intents._errors import PlanError
+from agentbazaar.intents.model import Intent
+from agentbazaar.intents.plan import SwapPlan, check_policy, execute_swap, plan_swap
+from agentbazaar.suite import Suite
+from agentbazaar.tokens import Token, TokenRegistry
+from agentbazaar.wallet import Wallet, balances
+from agentbazaar.wallet.keystore import KeyStore
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """A send or an agent payment: ``amount`` of ``token`` to ``to`` (resolved address)."""
+
+    intent: Intent
+    token: Token
+    amount: int
+    to: str
+    recipient: str  # as the user named it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.intent.action,
+            "token": self.token.symbol,
+            "amount": str(self.amount),
+            "amount_human": self.token.format(self.amount),
+            "to": self.to,
+            "recipient": self.recipient,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    intent: Intent
+    plan: dict[str, Any]
+    executed: bool
+    result: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intent": self.intent.stable(),
+            "plan": self.plan,
+            "executed": self.executed,
+            "result": self.result,
+        }
+
+
+def carry_out(
+    intent: Intent,
+    *,
+    suite: Suite,
+    wallet: Wallet,
+    execute: bool,
+    approve: bool = False,
+    idempotency_key: str | None = None,
+) -> Outcome:
+    """Plan ``intent`` for ``wallet``; execute it when ``execute`` is True."""
+    chain = suite.chain
+    if intent.action == "balance":
+        tokens = [suite.tokens.get(intent.token_in)] if intent.token_in else suite.tokens.all()
+        rows = [b.to_dict() for b in balances(chain, wallet.address, _registry(suite, tokens))]
+        return Outcome(
+            intent, {"action": "balance", "address": wallet.address}, True, {"balances": rows}
+        )
+    if intent.action in ("hire", "buy_data"):
+        raise PlanError(
+            f"understood ({intent.action} {intent.to}), but `bazaar do` only swaps, sends and "
+            "pays: use the market commands to hire agents or buy data",
+        )
+    if intent.action == "swap":
+        amm = Amm.from_suite(suite)
+        plan = plan_swap(
+            intent,
+            chain=chain,
+            amm=amm,
+            tokens=suite.tokens,
+            payer=wallet.address,
+            policy=wallet.policy,
+            wallet_name=wallet.name,
+        )
+        if not execute:
+            return Outcome(intent, plan.to_dict(), False, None)
+        result = execute_swap(
+            plan,
+            chain=chain,
+            amm=amm,
+            wallet=wallet,
+            approve=approve,
+            idempotency_key=idempotency_key,
+        )
+        return Outcome(intent, plan.to_dict(), True, result.to_dict())
+    transfer = plan_transfer(intent, suite=suite, wallet=wallet)
+    if not execute:
+        return Outcome(intent, transfer.to_dict(), False, None)
+    sent = wallet.send(
+        chain,
+        transfer.to,
+        transfer.amount,
+        None if transfer.token.is_native else transfer.token,
+        idempotency_key=idempotency_key,
+        approve=approve,
+    )
+    return Outcome(intent, transfer.to_dict(), True, sent.to_dict())
+
+
+def plan_transfer(intent: Intent, *, suite: Suite, wallet: Wallet) -> TransferPlan:
+    """Resolve the recipient and amount of a send or pay; check policy and balance."""
+    assert intent.token_in is not None and intent.to is not None
+    token = suite.tokens.get(intent.token_in)
+    to = resolve_recipient(intent.to, suite)
+    balance = _balance(suite.chain, wallet.address, token, suite)
+    if intent.fraction is not None:
+        num, den = Decimal(intent.fraction).as_integer_ratio()
+        amount = balance * num // den
+    else:
+        assert intent.amount is not None
+        amount = token.parse(intent.amount)
+    check_policy(wallet.policy, wallet.name, wallet.address, token, amount, to)
+    if amount <= 0 or balance < amount:
+        raise InsufficientFunds(
+            f"{wallet.name} holds {token.format(balance)}, needs {token.format(amount)}",
+            balance=balance,
+            amount=amount,
+        )
+    return TransferPlan(intent=intent, token=token, amount=amount, to=to, recipient=intent.to)
+
+
+def resolve_recipient(to: str, suite: Suite) -> str:
+    """0x address, wallet name of this data directory, or ``agent:<id>`` (its ERC-8004 wallet)."""
+    if to.startswith("agent:"):
+        ref = to.removeprefix("agent:")
+        if not ref.isdigit():
+            raise PlanError(
+                f"pay agents by their numeric id (found {ref!r}): look it up with the "
+                "discovery commands first"
+            )
+        from agentbazaar.identity.contracts import IdentityRegistry
+
+        wallet = IdentityRegistry.from_suite(suite).get_agent_wallet(int(ref))
+        if wallet is None:
+            raise PlanError(f"agent {ref} has no verified wallet to pay")
+        return wallet
+    if to.startswith("0x"):
+        return to_address(to)
+    return to_address(KeyStore(suite.cfg.keystore_dir).address_of(to))
+
+
+def _balance(chain: Chain, address: str, token: Token, suite: Suite) -> int:
+    found = balances(chain, address, _registry(suite, [token]))
+    return next((b.units for b in found if b.token.symbol == token.symbol), 0)
+
+
+def _registry(suite: Suite, tokens: list[Token]) -> TokenRegistry:
+    return TokenRegistry(tokens)
+
+
+__all__ = ["Outcome", "SwapPlan", "TransferPlan", "carry_out", "plan_transfer", "resolve_recipient"]
