@@ -258,6 +258,18 @@ def test_malformed_signatures_revert(usdc: Any, minter: str) -> None:
     assert usdc.balanceOf(payee) == 5
 
 
+def test_zero_address_cannot_authorize(usdc: Any) -> None:
+    """ecrecover yields the zero address for garbage; that must never count as its signature."""
+    zero = "0x" + "00" * 20
+    args = (zero, new_account().address, 0, 0, boa.env.evm.patch.timestamp + 60, random_nonce())
+    with boa.reverts("invalid signature"):
+        usdc.transferWithAuthorization(*args, 27, bytes(32), bytes(32))
+    with boa.reverts("invalid signature"):
+        bytes_overloads(usdc).transferWithAuthorization(*args, bytes(65))
+    with boa.reverts("invalid signature"):
+        usdc.cancelAuthorization(zero, args[5], 28, b"\x01" * 32, b"\x01" * 32)
+
+
 def test_authorization_over_balance_reverts_and_keeps_nonce(usdc: Any, minter: str) -> None:
     payer, payee = new_account(), new_account().address
     fund(usdc, minter, payer.address, 10)

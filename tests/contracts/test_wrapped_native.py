@@ -56,6 +56,19 @@ def test_withdraw_more_than_balance_reverts() -> None:
     assert boa.env.get_balance(str(weth.address)) == ETHER
 
 
+def test_transfer_from_self_needs_no_allowance() -> None:
+    weth = deploy()
+    alice, bob = funded(), funded()
+    weth.deposit(value=ETHER, sender=alice)
+    weth.transferFrom(alice, bob, ETHER // 4, sender=alice)
+    with boa.reverts("erc20: insufficient allowance"):
+        weth.transferFrom(alice, bob, 1, sender=bob)
+    weth.approve(bob, 2**256 - 1, sender=alice)
+    weth.transferFrom(alice, bob, ETHER // 4, sender=bob)
+    assert weth.allowance(alice, bob) == 2**256 - 1
+    assert weth.balanceOf(bob) == ETHER // 2 == weth.balanceOf(alice)
+
+
 def test_deploy_with_value_wraps_for_deployer() -> None:
     deployer = funded()
     with boa.env.prank(deployer):

@@ -7,7 +7,8 @@
         otherwise, so the contract's native balance always equals `totalSupply`
         (native currency forced in by SELFDESTRUCT or as a coinbase reward only adds to it).
         ERC-20 and EIP-2612 `permit` come from snekmate's `erc20` module; its minter and
-        burn functions are deliberately not exported.
+        burn functions are deliberately not exported. As in WETH9, `transferFrom` by the
+        owner itself needs no allowance, and an allowance of max(uint256) never decreases.
 """
 
 from ethereum.ercs import IERC20
@@ -35,7 +36,6 @@ exports: (
     erc20.allowance,
     erc20.transfer,
     erc20.approve,
-    erc20.transferFrom,
     erc20.permit,
     erc20.nonces,
     erc20.DOMAIN_SEPARATOR,
@@ -95,6 +95,17 @@ def withdraw(wad: uint256):
     erc20._burn(msg.sender, wad)
     log Withdrawal(src=msg.sender, wad=wad)
     raw_call(msg.sender, b"", value=wad)
+
+
+@external
+def transferFrom(src: address, dst: address, wad: uint256) -> bool:
+    """
+    @dev Moves `wad` tokens from `src` to `dst`; a caller other than `src` spends allowance.
+    """
+    if src != msg.sender:
+        erc20._spend_allowance(src, msg.sender, wad)
+    erc20._transfer(src, dst, wad)
+    return True
 
 
 @internal
