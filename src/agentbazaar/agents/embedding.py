@@ -113,6 +113,7 @@ class EmbeddingModel:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 import torch
                 from sentence_transformers import SentenceTransformer
@@ -122,6 +123,7 @@ class EmbeddingModel:
                     "pip install 'agentbazaar[inference]'"
                 ) from exc
             torch.set_num_threads(self.threads)
+            _quiet_transformers()
             try:
                 self._model = SentenceTransformer(str(self.path), device="cpu")
             except OSError as exc:
@@ -178,6 +180,17 @@ class EmbeddingModel:
                 texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
             )
         return Embedded(np.ascontiguousarray(vectors, dtype=np.float32), sum(counts))
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or info lines from transformers while loading (services log JSON)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    except ImportError:
+        return
 
 
 def check_texts(texts: object) -> list[str]:

@@ -152,6 +152,7 @@ class Buyer:
             raise InputError("max_price is a positive integer of base units")
         skipped: list[dict[str, Any]] = []
         quotes: list[tuple[int, float, Offer, dict[str, Any]]] = []
+        refusals: list[InputError] = []
         for offer in self.offers(skill):
             if offer.avoided:
                 skipped.append({"provider": offer.name, "reason": "failed validation"})
@@ -161,6 +162,10 @@ class Buyer:
                 continue
             try:
                 quote = self._quote(offer, skill, payload)
+            except InputError as exc:
+                refusals.append(exc)
+                skipped.append({"provider": offer.name, "reason": str(exc)})
+                continue
             except BazaarError as exc:
                 skipped.append({"provider": offer.name, "reason": str(exc)})
                 continue
@@ -169,6 +174,8 @@ class Buyer:
                 skipped.append({"provider": offer.name, "reason": f"price {price} > {max_price}"})
                 continue
             quotes.append((price, -offer.score, offer, quote))
+        if not quotes and refusals:
+            raise refusals[0]  # no provider took it and at least one refused the input itself
         if not quotes:
             raise NoProvider(
                 f"no trusted provider of {skill!r} within {max_price} base units",
