@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
+from agentbazaar.chain.deploy import deploy_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig, load_config
 from agentbazaar.errors import TransactionReverted
@@ -888,3 +889,28 @@ def test_summary_matches_offchain_model(
         expected = summarize_feedback(live)
         got = env.reputation.getSummary(agent, clients, "", "")
         assert got == (expected.count, expected.summary_value, expected.summary_value_decimals)
+
+
+def test_redeployed_identity_gets_fresh_bound_registries(shared_home: Path) -> None:
+    chain = Chain.embedded()
+    cfg = load_config(shared_home, env={})
+    first = deploy_suite(chain, cfg)
+    old_identity = first.contracts["IdentityRegistry"].address
+    deploy_contract(  # a new identity registry, as after a change of its source
+        chain,
+        first.deployer,
+        first.manifest,
+        "IdentityRegistry",
+        "IdentityRegistry",
+        ("agentbazaar Agent", "AGENT"),
+        artifacts_dir=cfg.artifacts_dir,
+        force=True,
+    )
+    again = deploy_suite(chain, cfg, manifest=first.manifest)
+    new_identity = again.contracts["IdentityRegistry"].address
+    assert new_identity != old_identity
+    assert again.statuses["IdentityRegistry"] == "reused"
+    for key in ("ReputationRegistry", "ValidationRegistry"):
+        assert again.statuses[key] == "changed"
+        assert chain.call(again.contracts[key].functions.getIdentityRegistry()) == new_identity
+        assert first.manifest.contracts[key].address == again.contracts[key].address
