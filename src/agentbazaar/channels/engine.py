@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from eth_typing import ChecksumAddress
-from eth_utils.address import to_checksum_address
 
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
@@ -143,6 +142,7 @@ class ChannelEngine:
         self._records: dict[bytes, ChannelRecord] = store.load_all()
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._configs: dict[tuple[Any, ...], tuple[ChannelConfig, bytes]] = {}
+        self._signer_keys: dict[bytes, bytes] = {}  # channel id -> verified signer public key
 
     # ---- reads ----------------------------------------------------------------------------
     def record(self, channel_id: bytes) -> ChannelRecord | None:
@@ -288,14 +288,22 @@ class ChannelEngine:
     def _check_signature(
         self, config: ChannelConfig, cid: bytes, max_claimable: int, signature: bytes
     ) -> None:
-        signer = (
-            config.payer_authorizer if config.payer_authorizer != cx.ZERO_ADDRESS else config.payer
+        """ECDSA recovery; the signer's public key is remembered per channel, so after the first
+        voucher a check is one recovery and a 64-byte comparison (no address hashing)."""
+        pub = cx.recover_public_key(cx.voucher_digest(self.domain, cid, max_claimable), signature)
+        if pub is not None:
+            known = self._signer_keys.get(cid)
+            if known is not None and pub == known:
+                return
+            signer = config.payer_authorizer
+            if signer == cx.ZERO_ADDRESS:
+                signer = config.payer
+            if known is None and cx.address_of(pub) == bytes.fromhex(signer[2:]):
+                self._signer_keys[cid] = pub
+                return
+        raise VoucherRejected(
+            "voucher signature is not the payer's", reason=ERR_INVALID_VOUCHER_SIGNATURE
         )
-        recovered = cx.recover(cx.voucher_digest(self.domain, cid, max_claimable), signature)
-        if recovered is None or to_checksum_address(recovered) != signer:
-            raise VoucherRejected(
-                "voucher signature is not the payer's", reason=ERR_INVALID_VOUCHER_SIGNATURE
-            )
 
     @staticmethod
     def _apply(rec: ChannelRecord, state: OnchainState) -> ChannelRecord:

@@ -10,6 +10,7 @@ load one fsync covers hundreds of charges.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import queue
 import sqlite3
@@ -46,6 +47,9 @@ ON CONFLICT(channel_id) DO UPDATE SET
 """
 _MAX_GROUP = 4096
 
+# who waits for a record to be durable: a thread (concurrent Future) or an event loop
+_Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
 
 @dataclass(frozen=True)
 class ChannelRecord:
@@ -76,10 +80,15 @@ class ChannelRecord:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=65536)
+def _config_json(config: ChannelConfig) -> str:
+    return json.dumps(config.to_wire(), sort_keys=True)
+
+
 def _row(rec: ChannelRecord) -> tuple[object, ...]:
     return (
         rec.channel_hex,
-        json.dumps(rec.config.to_wire(), sort_keys=True),
+        _config_json(rec.config),
         str(rec.charged),
         str(rec.signed_max),
         rec.signature,
@@ -122,9 +131,7 @@ class ChannelStore:
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise ChannelStoreError(f"cannot open the channel store {self.path}: {exc}") from exc
-        self._queue: queue.SimpleQueue[tuple[ChannelRecord, Future[None]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[ChannelRecord, _Waiter] | None] = queue.SimpleQueue()
         self.commits = 0  # transactions written (for diagnostics and benchmarks)
         self._closed = False
         self._writer = threading.Thread(target=self._run, name="channel-store", daemon=True)
@@ -155,8 +162,15 @@ class ChannelStore:
         self.submit(rec).result()
 
     async def commit(self, rec: ChannelRecord) -> None:
-        """Write ``rec``; returns once it is durable (awaitable from an event loop)."""
-        await asyncio.wrap_future(self.submit(rec))
+        """Write ``rec``; returns once it is durable (awaitable from an event loop).
+
+        The writer wakes each event loop once per group commit, not once per record."""
+        if self._closed:
+            raise ChannelStoreError("the channel store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put((rec, (loop, fut)))
+        await fut
 
     def close(self) -> None:
         if self._closed:
@@ -186,7 +200,7 @@ class ChannelStore:
             if stop:
                 return
 
-    def _write(self, batch: list[tuple[ChannelRecord, Future[None]]]) -> None:
+    def _write(self, batch: list[tuple[ChannelRecord, _Waiter]]) -> None:
         latest: dict[bytes, ChannelRecord] = {}
         for rec, _ in batch:
             latest[rec.channel_id] = rec  # later updates of one channel supersede earlier ones
@@ -200,9 +214,33 @@ class ChannelStore:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            err = ChannelStoreError(f"channel store write failed: {exc}")
-            for _, fut in batch:
-                fut.set_exception(err)
+            _notify(batch, ChannelStoreError(f"channel store write failed: {exc}"))
             return
-        for _, fut in batch:
+        _notify(batch, None)
+
+
+def _notify(batch: list[tuple[ChannelRecord, _Waiter]], error: Exception | None) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for _, waiter in batch:
+        if isinstance(waiter, Future):
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        else:
+            by_loop.setdefault(waiter[0], []).append(waiter[1])
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, futures, error)
+        except RuntimeError:  # that event loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for fut in futures:
+        if fut.done():  # the awaiting request was cancelled
+            continue
+        if error is None:
             fut.set_result(None)
+        else:
+            fut.set_exception(error)
