@@ -4,10 +4,14 @@ Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8]
 
 Variants (all paid by the SDK's own httpx client, each service in a uvicorn thread on 127.0.0.1):
 - unpaid:    the same FastAPI service, a free route (the floor);
-- ours:      our paywall (SDK middleware) + our facilitator over HTTP (a second uvicorn);
+- ours:      our paywall (SDK middleware) + our facilitator in-process (the same topology as
+             the reference, and the default of `bazaar serve-example`);
+- ours_http: the same with our facilitator as a separate HTTP service (`bazaar facilitator`);
 - reference: the SDK's middleware + an in-process ``x402Facilitator`` with the SDK's
              ``FacilitatorWeb3Signer`` (as the SDK documents it);
-- batched:   ours with the facilitator in batching mode (one BatchSettler tx per batch).
+- batched:   ours with the in-process facilitator in batching mode (one BatchSettler tx per
+             batch).
+The load (the SDK's httpx client, signing every payment) runs in a forked process.
 Each runs sequentially and with --concurrency clients, on a fresh chain and again after
 ``anvil_mine`` of 2,000 blocks. Prints one JSON line per figure; ratios are ours / reference.
 Gas per payment: mean gasUsed of the settlement transactions (batched: tx gas / payments in it).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -116,11 +121,12 @@ class Load:
                 if header:
                     txs.append(decode_payment_response_header(header).transaction)
 
-    def run(self, url: str, n: int, clients: int) -> dict[str, Any]:
+    def _measure(self, url: str, n: int, clients: int) -> dict[str, Any]:
         lat: list[float] = []
         txs: list[str] = []
 
         async def go() -> float:
+            await self._worker(url, 3, [], [])  # warm-up: connections, facilitator init
             t0 = time.perf_counter()
             await asyncio.gather(
                 *(self._worker(url, n // clients, lat, txs) for _ in range(clients))
@@ -135,6 +141,19 @@ class Load:
             "p99_ms": 1000 * q[98],
             "txs": txs,
         }
+
+    def run(self, url: str, n: int, clients: int) -> dict[str, Any]:
+        """The load runs in a forked process: the clients' CPU (signing, HTTP) does not share
+        the servers' interpreter lock, as with real remote buyers."""
+        ctx = multiprocessing.get_context("fork")
+        out: Any = ctx.Queue()
+        proc = ctx.Process(target=lambda: out.put(self._measure(url, n, clients)))
+        proc.start()
+        try:
+            result: dict[str, Any] = out.get(timeout=600)
+        finally:
+            proc.join(timeout=30)
+        return result
 
 
 def gas_per_payment(chain: Chain, txs: list[str]) -> float:
@@ -153,11 +172,16 @@ def services(env: dict[str, Any], tmp: Path, batch: bool) -> Iterator[dict[str, 
         ours_fac = exact_facilitator(
             chain, dev_account(5), store_path=tmp / "ours.db", assets=[env["asset"]]
         )
-        fac_url = stack.enter_context(serve_in_thread(create_app(ours_fac)))
+        http_fac = exact_facilitator(
+            chain, dev_account(8), store_path=tmp / "ours-http.db", assets=[env["asset"]]
+        )
+        fac_url = stack.enter_context(serve_in_thread(create_app(http_fac)))
         urls = {
             "unpaid": stack.enter_context(serve_in_thread(create_example_app(terms, fac_url)))
             + "/free",
-            "ours": stack.enter_context(serve_in_thread(create_example_app(terms, fac_url)))
+            "ours": stack.enter_context(serve_in_thread(create_example_app(terms, ours_fac)))
+            + "/quote",
+            "ours_http": stack.enter_context(serve_in_thread(create_example_app(terms, fac_url)))
             + "/quote",
             "reference": stack.enter_context(
                 serve_in_thread(reference_app(terms, dev_account(6).key.hex(), env["rpc"]))
@@ -174,9 +198,8 @@ def services(env: dict[str, Any], tmp: Path, batch: bool) -> Iterator[dict[str, 
                 assets=[env["asset"]],
                 settler=env["settler"],
             )
-            burl = stack.enter_context(serve_in_thread(create_app(bfac)))
             urls["batched"] = (
-                stack.enter_context(serve_in_thread(create_example_app(terms, burl))) + "/quote"
+                stack.enter_context(serve_in_thread(create_example_app(terms, bfac))) + "/quote"
             )
         yield urls
 
