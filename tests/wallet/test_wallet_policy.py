@@ -4,6 +4,7 @@ and concurrent spends (threads and processes) that together exceed the budget.""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wallet_helpers import USDC_ADDRESS, Clock
 
+from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.errors import (
     AmountError,
@@ -31,6 +33,7 @@ from agentbazaar.wallet import (
     SpendingPolicy,
     SpendRequest,
     Wallet,
+    reconcile,
 )
 
 BOB = dev_account(2).address
@@ -323,3 +326,33 @@ def test_budget_matches_a_model(steps: list[tuple[int, int, bool]]) -> None:
                 model.append((clock.now, amount))
             expected = sum(a for t, a in model if t > clock.now - window)
             assert ledger.spent_in_window("alice", USDC_ADDRESS.lower(), window) == expected
+
+
+def _reserve_and_die(ledger_path: str, key: str) -> None:
+    wallet = Wallet("alice", dev_account(1), usdc_policy(daily=100), Ledger(Path(ledger_path)))
+    with wallet.spend(
+        kind="x402", token=USDC_ADDRESS, amount=30, counterparty=BOB, idempotency_key=key
+    ):
+        os._exit(3)  # killed between the reservation and the signature
+
+
+def test_abandoned_reservation_is_released(ledger: Ledger) -> None:
+    ctx = multiprocessing.get_context("fork")
+    for key in ("dies-1", "dies-2"):
+        proc = ctx.Process(target=_reserve_and_die, args=(str(ledger.path), key))
+        proc.start()
+        proc.join(timeout=30)
+        assert proc.exitcode == 3
+    assert [r.status for r in ledger.records()] == ["reserved", "reserved"]
+    assert counted(ledger) == 60
+    wallet = Wallet("alice", dev_account(1), usdc_policy(daily=100), ledger)
+    usdc = Token("USDC", 6, USDC_ADDRESS)
+    retried = pay(wallet, usdc, 30, key="dies-2")  # a retry takes the dead reservation over
+    assert not retried.replayed and retried.record.attempts == 2 and counted(ledger) == 60
+    findings = reconcile(ledger, Chain.embedded())  # releases the other one
+    assert [(f.idempotency_key, f.outcome, f.after) for f in findings] == [
+        ("dies-1", "abandoned", "failed"),
+        ("dies-2", "pending", "signed"),  # signed: never released without evidence
+    ]
+    assert counted(ledger) == 30
+    assert ledger.release_abandoned() == []  # a signed spend is left alone

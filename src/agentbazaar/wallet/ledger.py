@@ -220,8 +220,8 @@ class Ledger:
                     return existing, True
                 if existing.status == "reserved" and _owner_alive(existing.owner):
                     raise LedgerError(
-                        f"spend {req.idempotency_key!r} is in progress in another process "
-                        f"({existing.owner}); retry when it has finished",
+                        f"spend {req.idempotency_key!r} is already in progress "
+                        f"(by {existing.owner}); retry when it has finished",
                         idempotency_key=req.idempotency_key,
                     )
             spent = self._spent(conn, req, now, policy.window_seconds, existing)
@@ -352,6 +352,24 @@ class Ledger:
             return _record(
                 conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
             )
+
+    def release_abandoned(self, wallet: str | None = None) -> list[SpendRecord]:
+        """Release reservations whose process ended before signing (nothing left the process)."""
+        released = []
+        for rec in self.records(wallet, statuses=("reserved",)):
+            if not _owner_alive(rec.owner):
+                try:
+                    released.append(
+                        self._transition(
+                            rec.id,
+                            ("reserved",),
+                            "failed",
+                            error=f"abandoned: process {rec.owner} ended before signing",
+                        )
+                    )
+                except LedgerError:
+                    continue  # taken over or finished meanwhile
+        return released
 
     # ---- reads -------------------------------------------------------------------------------
     def get(self, wallet: str, idempotency_key: str) -> SpendRecord | None:

@@ -8,6 +8,7 @@ For every ``signed`` or ``settled`` entry on this chain:
   can never be mined -> released (``dropped``); otherwise it is ``unsent`` and, on request
   (``rebroadcast=True``), the SAME signed bytes are broadcast again (never re-signed);
 - a ``settled`` entry whose transaction the chain does not know -> ``missing`` (e.g. a reset node);
+- a ``reserved`` entry whose process has ended -> ``abandoned`` (nothing was signed; released);
 - an EIP-3009 authorization (no transaction of ours): ``authorizationState`` on the token says
   whether it was used (``settled``), is still ``pending``, or ``expired`` unused (released).
 """
@@ -68,8 +69,22 @@ class Finding:
 def reconcile(
     ledger: Ledger, chain: Chain, *, wallet: str | None = None, rebroadcast: bool = False
 ) -> list[Finding]:
-    """Check every signed/settled entry of ``wallet`` (or all) on ``chain``; fix what is certain."""
-    findings = []
+    """Check every signed/settled entry of ``wallet`` (or all) on ``chain``; fix what is certain.
+
+    Reservations whose process ended before signing are released first (``abandoned``)."""
+    findings = [
+        Finding(
+            id=rec.id,
+            wallet=rec.wallet,
+            idempotency_key=rec.idempotency_key,
+            before="reserved",
+            after=rec.status,
+            outcome="abandoned",
+            detail="its process ended before signing; released",
+            tx_hash=None,
+        )
+        for rec in ledger.release_abandoned(wallet)
+    ]
     for rec in ledger.records(wallet, statuses=("signed", "settled")):
         if rec.chain_id is not None and rec.chain_id != chain.chain_id:
             continue
