@@ -302,8 +302,9 @@ def __init__(owner_: address):
 
 @external
 @view
-def isValidSignature(digest: bytes32, signature: Bytes[256]) -> bytes4:
-    if len(signature) != 65:
+def isValidSignature(digest: bytes32, signature: Bytes[1024]) -> bytes4:
+    # The owner's 65-byte signature, optionally followed by opaque wallet data.
+    if len(signature) < 65:
         return 0xffffffff
     r: uint256 = extract32(signature, 0, output_type=uint256)
     s: uint256 = extract32(signature, 32, output_type=uint256)
@@ -325,6 +326,32 @@ def test_contract_signer_via_erc1271(usdc: Any, minter: str) -> None:
     stranger = authorize(usdc, new_account(), payee, 40, from_=str(wallet.address))
     with boa.reverts("invalid signature"):
         bytes_overloads(usdc).transferWithAuthorization(*stranger.bytes_args)
+
+
+@pytest.mark.parametrize("extra", [1, 31, 32, 63, 100, 191])
+def test_long_contract_signatures_up_to_256_bytes(usdc: Any, minter: str, extra: int) -> None:
+    """Every ABI length of the bytes overloads decodes (the calldata is sliced per length)."""
+    owner, payee = new_account(), new_account().address
+    wallet = boa.loads(ERC1271_WALLET, owner.address)
+    fund(usdc, minter, str(wallet.address), 100)
+    auth = authorize(usdc, owner, payee, 10, from_=str(wallet.address))
+    long_sig = auth.signature + b"\xee" * extra
+    bytes_overloads(usdc).transferWithAuthorization(*auth.args, long_sig)
+    assert usdc.balanceOf(payee) == 10
+    nonce = random_nonce()
+    cancel = sign_cancel(usdc, owner, nonce, authorizer=str(wallet.address))
+    bytes_overloads(usdc).cancelAuthorization(str(wallet.address), nonce, cancel + b"\xee" * extra)
+    assert usdc.authorizationState(str(wallet.address), nonce)
+
+
+def test_signature_longer_than_256_bytes_is_refused(usdc: Any, minter: str) -> None:
+    owner, payee = new_account(), new_account().address
+    wallet = boa.loads(ERC1271_WALLET, owner.address)
+    fund(usdc, minter, str(wallet.address), 100)
+    auth = authorize(usdc, owner, payee, 10, from_=str(wallet.address))
+    with boa.reverts():
+        bytes_overloads(usdc).transferWithAuthorization(*auth.args, auth.signature + bytes(192))
+    assert usdc.balanceOf(payee) == 0
 
 
 # ---- EIP-2612 permit ---------------------------------------------------------------------------

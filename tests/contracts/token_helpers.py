@@ -151,12 +151,14 @@ def authorize(
     return Authorization(**{**auth.__dict__, "signature": signature})
 
 
-def sign_cancel(token: Any, signer: LocalAccount, nonce: bytes) -> bytes:
+def sign_cancel(
+    token: Any, signer: LocalAccount, nonce: bytes, authorizer: str | None = None
+) -> bytes:
     return sign_typed(
         signer,
         domain_of(token),
         "CancelAuthorization",
-        {"authorizer": signer.address, "nonce": nonce},
+        {"authorizer": authorizer or signer.address, "nonce": nonce},
     )
 
 
