@@ -450,6 +450,12 @@ def test_self_review_by_owner_or_operators_rejected(env: Env) -> None:
         env.give(agent, 100, sender=env.stranger.address)
     with boa.reverts("reputation: self-feedback not allowed"):
         env.give(agent, 100, sender=env.validator.address)
+    deadline = boa.env.timestamp + 60
+    sig = env.wallet_signature(agent, env.wallet, deadline)
+    with boa.env.prank(env.owner.address):
+        env.identity.setAgentWallet(agent, env.wallet.address, deadline, sig)
+    with boa.reverts("reputation: self-feedback not allowed"):
+        env.give(agent, 100, sender=env.wallet.address)
     assert env.reputation.getClients(agent) == []
 
 

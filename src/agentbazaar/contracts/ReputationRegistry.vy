@@ -2,8 +2,8 @@
 """
 @title ERC-8004 Reputation Registry
 @notice Clients give signed-decimal feedback (`value` with `valueDecimals` 0..18, |value| at
-        most 1e38) to agents of one identity registry; the agent's owner and its operators may
-        not review it. Feedback is 1-indexed per (agent, client), append-only, and can only be
+        most 1e38) to agents of one identity registry; the agent's owner, its operators and its
+        verified agentWallet may not review it. Feedback is 1-indexed per (agent, client), append-only, and can only be
         revoked by the client who gave it. Anyone may append responses. `getSummary` needs an
         explicit, non-empty list of clients (against Sybil reviewers) and returns the average
         of the matching, unrevoked values: each value is normalised to 18 decimals, the sum is
@@ -32,6 +32,7 @@ interface IIdentityRegistry:
     def ownerOf(tokenId: uint256) -> address: view
     def isApprovedForAll(owner: address, operator: address) -> bool: view
     def getApproved(tokenId: uint256) -> address: view
+    def getAgentWallet(agentId: uint256) -> address: view
 
 
 struct Feedback:
@@ -115,6 +116,7 @@ def giveFeedback(
         msg.sender != owner
         and not staticcall registry.isApprovedForAll(owner, msg.sender)
         and staticcall registry.getApproved(agentId) != msg.sender
+        and staticcall registry.getAgentWallet(agentId) != msg.sender
     ), "reputation: self-feedback not allowed"
     index: uint64 = self._last_index[agentId][msg.sender] + 1
     self._last_index[agentId][msg.sender] = index
