@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.wallet import Ledger
+from agentbazaar.wallet import KeyStore, Ledger, open_wallet
 
 pytestmark = pytest.mark.anvil
 BAZAAR = str(Path(sys.executable).with_name("bazaar"))
@@ -196,3 +197,32 @@ def test_bad_input_one_line_nothing_paid(cli: Env) -> None:
     assert "per-payment maximum" in messages[7] and "wrong passphrase" in messages[8]
     assert "not running" in messages[9] and "expected 1" in messages[10]
     assert cli.ledger_rows() == before  # nothing signed, nothing recorded
+
+
+def test_reconcile_rebroadcasts_what_a_crash_left_signed(cli: Env) -> None:
+    cfg = load_config(cli.home, env={})
+    wallet = open_wallet(cfg, "bob", "cli-pass")
+    chain = Chain.from_config(cfg)
+    alice = KeyStore(cfg.keystore_dir).address_of("alice")
+    tx = {"to": alice, "value": 10**15, "gas": 21_000, "chainId": chain.chain_id}
+    tx.update(chain.fee_params(), nonce=chain.w3.eth.get_transaction_count(wallet.address))
+    with wallet.spend(
+        kind="transfer",
+        token=None,
+        amount=10**15,
+        counterparty=alice,
+        idempotency_key="crashed",
+        chain_id=chain.chain_id,
+    ) as spend:
+        spend.sign_transaction(tx)  # the process "dies" here: signed, never broadcast
+    before = chain.native_balance(alice)
+    found = cli.ok("wallet", "ledger", "bob", "--reconcile", "--json")
+    outcomes = {f["idempotency_key"]: f["outcome"] for f in found["findings"]}  # type: ignore[index]
+    assert outcomes["crashed"] == "unsent" and chain.native_balance(alice) == before
+    fixed = cli.ok("wallet", "ledger", "bob", "--reconcile", "--rebroadcast", "--json")
+    outcomes = {f["idempotency_key"]: f["outcome"] for f in fixed["findings"]}  # type: ignore[index]
+    assert outcomes["crashed"] == "rebroadcast"
+    assert chain.native_balance(alice) == before + 10**15
+    again = cli.ok("wallet", "ledger", "bob", "--reconcile", "--rebroadcast", "--json")
+    assert {f["outcome"] for f in again["findings"]} == {"ok"}  # type: ignore[index]
+    assert chain.native_balance(alice) == before + 10**15
