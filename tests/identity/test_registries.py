@@ -3,7 +3,6 @@ round-trip through the Python wrappers on the embedded chain after ``deploy_suit
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
+from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.chain.deploy import deploy_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig, load_config
@@ -752,8 +752,12 @@ def _round_trip(chain: Chain, regs: Registries) -> None:
 @pytest.fixture(scope="module")
 def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One home for the embedded deployments (their manifests live in memory), so the suite's
-    contracts are compiled once per module."""
-    return tmp_path_factory.mktemp("home")
+    contracts are compiled once, into the compiler's default cache shared with other runs."""
+    home = tmp_path_factory.mktemp("home")
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    (home / "artifacts").symlink_to(cache, target_is_directory=True)
+    return home
 
 
 def test_deploy_suite_and_wrapper_round_trip_embedded(shared_home: Path) -> None:
@@ -765,9 +769,11 @@ def test_deploy_suite_and_wrapper_round_trip_embedded(shared_home: Path) -> None
 def test_wrapper_round_trip_on_anvil(
     anvil_node: AnvilNode, anvil_config: BazaarConfig, shared_home: Path
 ) -> None:
-    warm = load_config(shared_home, env={}).artifacts_dir
-    if warm.is_dir():
-        shutil.copytree(warm, anvil_config.artifacts_dir, dirs_exist_ok=True)
+    if not anvil_config.artifacts_dir.exists():  # reuse the compiled contracts
+        anvil_config.artifacts_dir.parent.mkdir(parents=True, exist_ok=True)
+        anvil_config.artifacts_dir.symlink_to(
+            load_config(shared_home, env={}).artifacts_dir.resolve(), target_is_directory=True
+        )
     chain = Chain.rpc(anvil_node.running_url(), backend="local")
     _round_trip(chain, _deploy(chain, anvil_config))
 
