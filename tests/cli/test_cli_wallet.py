@@ -174,6 +174,7 @@ def test_bad_input_one_line_nothing_paid(cli: Env) -> None:
         (["wallet", "send", "bob", "alice", "1 USDC"], down),
         (["--rpc", cli.url, "wallet", "send", "bob", "alice", "1 USDC"], wrong_id),
         (["wallet", "new", "Bad Name"], {}),
+        (["wallet", "new", "alice"], {}),  # exists
         (["wallet", "balance", "nobody"], {}),
         (["wallet", "import", "carol"], {"BAZAAR_PRIVATE_KEY": "0xnot-a-key"}),
     ]

@@ -14,7 +14,7 @@ from agentbazaar.chain import Chain
 from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
 from agentbazaar.cli.core import connect, resolve_target
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import InputError, LedgerError
+from agentbazaar.errors import InputError, LedgerError, WalletExists
 from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import format_units, parse_units
@@ -71,7 +71,7 @@ def new(
     store = KeyStore(run_context(ctx).config.keystore_dir)
     validate_name(name)
     if store.exists(name):
-        store.create(name, "-")  # raises WalletExists before asking for a passphrase
+        raise WalletExists(f"a wallet named {name!r} already exists", name=name)
     address = store.create(name, passphrase_from_env_or_prompt(_new_passphrase))
     if json_out:
         emit_json({"name": name, "address": address})
@@ -93,7 +93,7 @@ def import_(
     store = KeyStore(run_context(ctx).config.keystore_dir)
     validate_name(name)
     if store.exists(name):
-        store.create(name, "-")  # WalletExists
+        raise WalletExists(f"a wallet named {name!r} already exists", name=name)
     if keystore is not None:
         file_pass = os.environ.get(IMPORT_PASSPHRASE_ENV) or _passphrase("keystore passphrase")
         address = store.import_keystore(
