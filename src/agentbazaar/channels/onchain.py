@@ -60,15 +60,18 @@ def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
     return placed
 
 
+def escrow_contract(chain: Chain) -> Contract:
+    """The escrow at its canonical address."""
+    return chain.contract(BATCH_SETTLEMENT_ADDRESS, compile_contract("BatchSettlement").abi)
+
+
 class ChannelContracts:
     """Typed access to the escrow at its canonical address, sending as ``account``."""
 
     def __init__(self, chain: Chain, account: LocalAccount) -> None:
         self.chain = chain
         self.account = account
-        self.escrow: Contract = chain.contract(
-            BATCH_SETTLEMENT_ADDRESS, compile_contract("BatchSettlement").abi
-        )
+        self.escrow: Contract = escrow_contract(chain)
 
     # ---- reads ----------------------------------------------------------------------------
     def state(self, channel_id: bytes) -> OnchainState:

@@ -1,0 +1,314 @@
+"""The buying side of `batch-settlement`: deposit once per channel, then one cumulative voucher
+per request, every signature through the wallet's spending policy and ledger.
+
+- A deposit is a wallet spend of kind ``"deposit"`` (the ERC-3009 authorization that funds the
+  escrow); each request is a spend of kind ``"voucher"`` for its price, keyed by
+  ``(channel, cumulative ceiling)``: a retry of the same request reuses the signed voucher from
+  the ledger and never signs twice.
+- The seller's state is checked, not trusted: a payment response must charge exactly what the
+  voucher allowed; a corrective 402 is adopted only when the seller proves its charged total
+  with a voucher this buyer signed (so a buyer that lost its local state picks up where it was).
+- With a chain, a buyer that lost its state reads the channel's balance on chain before
+  deciding to deposit.
+
+    buyer = ChannelBuyer(wallet, chain_id=31337, chain=chain)
+    async with httpx.AsyncClient() as http:
+        response = await buyer.get(http, "http://127.0.0.1:8000/quote")
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from eth_abi.abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+
+from agentbazaar.chain import Chain
+from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels._crypto import ChannelConfig
+from agentbazaar.channels.errors import ChannelError
+from agentbazaar.channels.wire import (
+    BATCH_SETTLEMENT_ADDRESS,
+    ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+    ERR_CUMULATIVE_AMOUNT_MISMATCH,
+    SCHEME,
+)
+from agentbazaar.wallet import Wallet
+
+_RECEIVE_TYPEHASH = cx.keccak(
+    b"ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
+    b"uint256 validBefore,bytes32 nonce)"
+)
+
+
+@dataclass
+class BuyerChannel:
+    config: ChannelConfig
+    channel_id: bytes
+    charged: int = 0  # the seller's acknowledged cumulative charge
+    balance: int = 0  # deposited minus refunded/withdrawn (as last seen)
+    known: bool = False  # state came from a response, a proof, or the chain
+
+
+def _token_domain(chain_id: int, token: str, name: str, version: str) -> bytes:
+    return cx.keccak(
+        cx.keccak(
+            b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+        )
+        + cx.keccak(name.encode())
+        + cx.keccak(version.encode())
+        + chain_id.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(token[2:])
+    )
+
+
+class ChannelBuyer:
+    def __init__(
+        self,
+        wallet: Wallet,
+        *,
+        chain_id: int,
+        chain: Chain | None = None,
+        deposit_multiplier: int = 100,
+        salt: bytes = bytes(32),
+        approve: bool = False,
+    ) -> None:
+        self.wallet = wallet
+        self.chain_id = chain_id
+        self.chain = chain
+        self.deposit_multiplier = deposit_multiplier
+        self.salt = salt
+        self.approve = approve
+        self.domain = cx.domain_separator(chain_id, BATCH_SETTLEMENT_ADDRESS)
+        self.channels: dict[bytes, BuyerChannel] = {}
+
+    # ---- the payment payloads ---------------------------------------------------------------
+    def channel_for(self, req: Mapping[str, Any]) -> BuyerChannel:
+        extra = req.get("extra") or {}
+        me = self.wallet.address
+        config = ChannelConfig.from_wire(
+            {
+                "payer": me,
+                "payerAuthorizer": me,
+                "receiver": req.get("payTo"),
+                "receiverAuthorizer": extra.get("receiverAuthorizer"),
+                "token": req.get("asset"),
+                "withdrawDelay": extra.get("withdrawDelay"),
+                "salt": "0x" + self.salt.hex(),
+            }
+        )
+        cid = cx.channel_id(self.domain, config)
+        channel = self.channels.get(cid)
+        if channel is None:
+            channel = self.channels[cid] = BuyerChannel(config, cid)
+        if not channel.known and self.chain is not None:
+            self._read_chain(channel)
+        return channel
+
+    def payload_for(self, req: Mapping[str, Any]) -> dict[str, Any]:
+        """The inner `payload` paying requirement ``req`` (deposit + voucher, or voucher)."""
+        if req.get("scheme") != SCHEME or req.get("network") != f"eip155:{self.chain_id}":
+            raise ChannelError(f"not a {SCHEME} requirement on eip155:{self.chain_id}")
+        price = cx.parse_amount(req.get("amount"), "amount")
+        channel = self.channel_for(req)
+        ceiling = channel.charged + price
+        payload: dict[str, Any] = {
+            "type": "voucher",
+            "channelConfig": channel.config.to_wire(),
+            "voucher": self._voucher(channel, ceiling, price),
+        }
+        if ceiling > channel.balance:
+            amount = max(price * self.deposit_multiplier, ceiling - channel.balance)
+            payload["type"] = "deposit"
+            payload["deposit"] = self._deposit(channel, amount, req)
+        return payload
+
+    def _voucher(self, channel: BuyerChannel, ceiling: int, price: int) -> dict[str, str]:
+        cid_hex = "0x" + channel.channel_id.hex()
+        digest = cx.voucher_digest(self.domain, channel.channel_id, ceiling)
+        with self.wallet.spend(
+            kind="voucher",
+            token=channel.config.token,
+            amount=max(price, 1),
+            counterparty=channel.config.receiver,
+            idempotency_key=f"voucher:{cid_hex}:{ceiling}",
+            approve=self.approve,
+            chain_id=self.chain_id,
+            memo={"channel": cid_hex, "maxClaimableAmount": str(ceiling)},
+        ) as spend:
+            if spend.replayed and spend.payload:
+                signature = str(spend.payload["signature"])
+            else:
+                signature = spend.sign_with(
+                    lambda acct: "0x" + cx.sign(bytes(acct.key), digest).hex(),
+                    lambda sig: {"type": "voucher", "channelId": cid_hex, "signature": sig},
+                )
+        return {"channelId": cid_hex, "maxClaimableAmount": str(ceiling), "signature": signature}
+
+    def _deposit(
+        self, channel: BuyerChannel, amount: int, req: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        extra = req.get("extra") or {}
+        token = channel.config.token
+        salt = os.urandom(32)
+        valid_before = int(time.time()) + int(req.get("maxTimeoutSeconds") or 3600)
+        nonce = cx.keccak(abi_encode(["bytes32", "bytes32"], [channel.channel_id, salt]))
+        struct = cx.keccak(
+            _RECEIVE_TYPEHASH
+            + bytes(12)
+            + bytes.fromhex(self.wallet.address[2:])
+            + bytes(12)
+            + bytes.fromhex(ERC3009_DEPOSIT_COLLECTOR_ADDRESS[2:])
+            + amount.to_bytes(32, "big")
+            + bytes(32)
+            + valid_before.to_bytes(32, "big")
+            + nonce
+        )
+        name, version = str(extra.get("name", "USD Coin")), str(extra.get("version", "2"))
+        digest = cx.typed_hash(_token_domain(self.chain_id, token, name, version), struct)
+
+        def sign(acct: LocalAccount) -> str:
+            return "0x" + cx.sign(bytes(acct.key), digest).hex()
+
+        cid_hex = "0x" + channel.channel_id.hex()
+        with self.wallet.spend(
+            kind="deposit",
+            token=token,
+            amount=amount,
+            counterparty=channel.config.receiver,
+            idempotency_key=f"deposit:{cid_hex}:0x{salt.hex()}",
+            approve=self.approve,
+            chain_id=self.chain_id,
+            memo={"channel": cid_hex, "escrow": BATCH_SETTLEMENT_ADDRESS},
+        ) as spend:
+            signature = spend.sign_with(sign, lambda sig: {"type": "deposit", "signature": sig})
+        return {
+            "amount": str(amount),
+            "authorization": {
+                "erc3009Authorization": {
+                    "validAfter": "0",
+                    "validBefore": str(valid_before),
+                    "salt": "0x" + salt.hex(),
+                    "signature": signature,
+                }
+            },
+        }
+
+    # ---- what the seller answers --------------------------------------------------------------
+    def on_settled(self, req: Mapping[str, Any], payload: Mapping[str, Any], settle: Any) -> None:
+        """Check and apply a PAYMENT-RESPONSE."""
+        if not isinstance(settle, dict) or settle.get("success") is not True:
+            raise ChannelError("the seller's payment response is not a success")
+        channel = self.channel_for(req)
+        extra = settle.get("extra") or {}
+        state = extra.get("channelState") or {}
+        ceiling = int(payload["voucher"]["maxClaimableAmount"])
+        charged = cx.parse_amount(state.get("chargedCumulativeAmount"), "chargedCumulativeAmount")
+        if not channel.charged <= charged <= ceiling:
+            raise ChannelError(
+                f"the seller claims {charged} charged, outside {channel.charged}..{ceiling}"
+            )
+        channel.charged = charged
+        if "balance" in state:
+            channel.balance = cx.parse_amount(state["balance"], "balance")
+        elif payload.get("type") == "deposit":
+            channel.balance += int(payload["deposit"]["amount"])
+        channel.known = True
+        key = f"voucher:0x{channel.channel_id.hex()}:{ceiling}"
+        record = self.wallet.ledger.get(self.wallet.name, key)
+        if record is not None and record.status == "signed":
+            self.wallet.ledger.mark_settled(record.id)
+
+    def on_corrective(self, req: Mapping[str, Any]) -> bool:
+        """Adopt the seller's charged total from a corrective 402 if it proves it; True if so."""
+        extra = req.get("extra") or {}
+        state, proof = extra.get("channelState"), extra.get("voucherState")
+        if not isinstance(state, dict) or not isinstance(proof, dict):
+            return False
+        channel = self.channel_for(req)
+        if state.get("channelId", "").lower() != "0x" + channel.channel_id.hex():
+            return False
+        charged = cx.parse_amount(state.get("chargedCumulativeAmount"), "chargedCumulativeAmount")
+        ceiling = cx.parse_amount(proof.get("signedMaxClaimable"), "signedMaxClaimable")
+        signature = cx.parse_signature(proof.get("signature"), "voucherState.signature")
+        signer = cx.recover(cx.voucher_digest(self.domain, channel.channel_id, ceiling), signature)
+        if signer is None or to_checksum_address(signer) != self.wallet.address:
+            return False  # not a voucher of ours: the seller cannot prove that charge
+        if charged > ceiling:
+            return False
+        channel.charged = charged
+        channel.balance = max(channel.balance, cx.parse_amount(state.get("balance", "0"), "bal"))
+        channel.known = True
+        return True
+
+    def _read_chain(self, channel: BuyerChannel) -> None:
+        assert self.chain is not None
+        from agentbazaar.channels.onchain import escrow_contract
+
+        balance, claimed = escrow_contract(self.chain).functions.channels(channel.channel_id).call()
+        channel.balance = int(balance)
+        channel.charged = max(channel.charged, int(claimed))
+        channel.known = True
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+    async def get(self, http: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+        """GET ``url``, paying with this channel when the server answers 402."""
+        return await self.request(http, "GET", url, **kwargs)
+
+    async def request(
+        self, http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        response = await http.request(method, url, headers=headers, **kwargs)
+        resynced = paid = False
+        while response.status_code == 402:
+            required = _decode(response.headers.get("PAYMENT-REQUIRED"))
+            req = _pick(required, self.chain_id)
+            if required.get("error") == ERR_CUMULATIVE_AMOUNT_MISMATCH:
+                if resynced or not self.on_corrective(req):
+                    return response  # the seller cannot prove its state: do not pay on
+                resynced = True
+            elif paid:
+                return response  # paid and still refused: the reason is in the body
+            payload = self.payload_for(req)
+            envelope = {"x402Version": 2, "accepted": req, "payload": payload}
+            paid_headers = {**headers, "PAYMENT-SIGNATURE": _encode(envelope)}
+            response = await http.request(method, url, headers=paid_headers, **kwargs)
+            paid = True
+            if response.status_code < 400 and "PAYMENT-RESPONSE" in response.headers:
+                self.on_settled(req, payload, _decode(response.headers["PAYMENT-RESPONSE"]))
+        return response
+
+
+def _encode(obj: Any) -> str:
+    return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
+
+
+def _decode(value: str | None) -> Any:
+    if not value:
+        raise ChannelError("the server's 402 has no PAYMENT-REQUIRED header")
+    try:
+        return json.loads(base64.b64decode(value))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ChannelError("the server sent a header that is not base64 JSON") from exc
+
+
+def _pick(required: Any, chain_id: int) -> dict[str, Any]:
+    accepts = required.get("accepts") if isinstance(required, dict) else None
+    for req in accepts or []:
+        if (
+            isinstance(req, dict)
+            and req.get("scheme") == SCHEME
+            and req.get("network") == f"eip155:{chain_id}"
+        ):
+            return req
+    raise ChannelError(f"the server does not accept {SCHEME} on eip155:{chain_id}")

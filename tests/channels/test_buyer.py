@@ -1,0 +1,88 @@
+"""Our buyer (wallet-checked deposits and vouchers) pays our seller over HTTP on the embedded
+chain: ledger records, exactly-once vouchers, recovery after losing local state, policy refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from channel_helpers import Deployed, serve
+from fastapi import FastAPI
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
+from agentbazaar.channels.buyer import ChannelBuyer
+from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.errors import PolicyViolation
+from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
+
+PRICE = 1_000
+
+
+def seller(d: Deployed, path: Path) -> tuple[FastAPI, ChannelEngine]:
+    authorizer = dev_account(2)
+    terms = SellerTerms(
+        chain_id=d.chain.chain_id,
+        receiver=dev_account(4).address,
+        receiver_authorizer=authorizer.address,
+        token=d.usdc.address,
+    )
+    engine = ChannelEngine(ChannelStore(path), terms, chain=ChannelContracts(d.chain, authorizer))
+    app = FastAPI()
+    app.middleware("http")(
+        ChannelPaywall(engine, {"GET /quote": PRICE}, token_name="USD Coin", token_version="2")
+    )
+
+    @app.get("/quote")
+    async def quote() -> dict[str, int]:
+        return {"price": 42}
+
+    return app, engine
+
+
+def wallet(tmp: Path, policy: SpendingPolicy | None = None) -> Wallet:
+    return Wallet("buyer", dev_account(1), policy or SpendingPolicy(), Ledger(tmp / "ledger.db"))
+
+
+async def calls(buyer: ChannelBuyer, url: str, n: int) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return [(await buyer.get(http, url)).status_code for _ in range(n)]
+
+
+def test_buyer_pays_records_in_ledger_and_recovers_after_losing_state(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    d.mint(dev_account(1).address, 10**9)
+    app, engine = seller(d, tmp_path / "seller.db")
+    w = wallet(tmp_path)
+    with serve(app) as url:
+        buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
+        assert asyncio.run(calls(buyer, url + "/quote", 25)) == [200] * 25
+        # a new buyer process with no local state, but the chain to read the deposit from
+        fresh = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=10)
+        assert asyncio.run(calls(fresh, url + "/quote", 5)) == [200] * 5
+    [rec] = engine.records()
+    assert rec.charged == 30 * PRICE
+    assert rec.balance == 3 * 10 * PRICE  # 10-call deposits: the first, then two top-ups
+    deposits = [r for r in w.ledger.records(w.name) if r.kind == "deposit"]
+    assert sum(r.amount for r in deposits) == rec.balance
+    vouchers = [
+        w.ledger.get(w.name, f"voucher:0x{rec.channel_id.hex()}:{k * PRICE}") for k in range(1, 31)
+    ]
+    assert all(v is not None and v.status == "settled" for v in vouchers)
+    assert sum(v.amount for v in vouchers if v) == rec.charged
+    assert d.balance(dev_account(1).address) == 10**9 - rec.balance
+
+
+def test_policy_refuses_a_voucher_over_the_limit(embedded: Deployed, tmp_path: Path) -> None:
+    d = embedded
+    d.mint(dev_account(1).address, 10**9)
+    app, engine = seller(d, tmp_path / "seller.db")
+    limits = TokenLimits("USDC", 6, max_per_payment=PRICE - 1)
+    w = wallet(tmp_path, SpendingPolicy(tokens={d.token.lower(): limits}))
+    with serve(app) as url, pytest.raises(PolicyViolation):
+        asyncio.run(calls(ChannelBuyer(w, chain_id=d.chain.chain_id), url + "/quote", 1))
+    assert engine.records() == []  # nothing was signed, nothing deposited
