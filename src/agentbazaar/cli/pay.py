@@ -133,7 +133,9 @@ def pay(
     chain = Chain.from_config(cfg)
     token = _usdc(chain, cfg)
     limit = token.parse(max_price)
-    payer = WalletPayer(open_wallet(cfg, wallet), approve=approve)
+    payer = WalletPayer(
+        open_wallet(cfg, wallet), approve=approve, tokens={str(token.address): token}
+    )
     client = PayingClient(
         payer, [AcceptedToken(chain.network, str(token.address))], max_amount=limit
     )

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.mechanisms.evm.signers import EthAccountSigner
@@ -28,6 +27,8 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, S
 
 from agentbazaar.errors import PaymentError, PolicyViolation
 from agentbazaar.payments._errors import PaymentHeaderError, PaymentRefused
+from agentbazaar.tokens import Token
+from x402 import x402ClientSync
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,12 @@ class WalletPayer:
     """Our wallet: ``Wallet.spend`` checks the spending policy and reserves in the ledger before
     the SDK signs; a replayed idempotency key returns the payload signed the first time."""
 
-    def __init__(self, wallet: Any, *, approve: bool = False) -> None:
+    def __init__(
+        self, wallet: Any, *, approve: bool = False, tokens: Mapping[str, Token] | None = None
+    ) -> None:
         self.wallet = wallet
         self.approve = approve
+        self.tokens = {k.lower(): v for k, v in (tokens or {}).items()}
 
     @property
     def address(self) -> str:
@@ -174,12 +178,13 @@ class WalletPayer:
         chosen = _chosen(required, intent)
         with self.wallet.spend(
             kind="x402",
-            token=intent.asset,
+            token=self.tokens.get(intent.asset.lower(), intent.asset),
             amount=intent.amount,
             counterparty=intent.pay_to,
             idempotency_key=intent.idempotency_key,
             approve=self.approve,
             memo={"url": intent.url, "network": intent.network},
+            chain_id=_chain_id(intent.network),
         ) as spend:
             if spend.replayed:
                 stored = spend.payload or {}
@@ -195,6 +200,11 @@ class WalletPayer:
                 spend.settle(tx_hash=settle.transaction)
 
         return _Done(payload, replayed=bool(spend.replayed), on_settled=on_settled)
+
+
+def _chain_id(network: str) -> int | None:
+    prefix, _, ref = network.partition(":")
+    return int(ref) if prefix == "eip155" and ref.isdigit() else None
 
 
 # ---- the client ----------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""`bazaar serve-example` and `bazaar pay`, the real console script, against a real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.compiler import default_cache_dir
+from agentbazaar.config import load_config
+
+pytestmark = pytest.mark.anvil
+BAZAAR = str(Path(sys.executable).with_name("bazaar"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    home = tmp_path_factory.mktemp("paycli") / "home"
+    home.mkdir(parents=True)
+    (home / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {free_port()}\n')
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    (home / "artifacts").symlink_to(cache, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
+    env.update(BAZAAR_HOME=str(home), BAZAAR_PASSPHRASE="pay-pass", BAZAAR_SCRYPT_N="1024")
+    node = AnvilNode(load_config(home, env={}))
+    try:
+        proc = subprocess.run(
+            [BAZAAR, "init", "--json"], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        yield home, env
+    finally:
+        node.stop()
+
+
+def bazaar(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BAZAAR, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_serve_example_and_pay(home: tuple[Path, dict[str, str]]) -> None:
+    _, env = home
+    wallets = json.loads(bazaar(env, "wallet", "list", "--json").stdout)
+    bob = next(w["address"] for w in wallets if w["name"] == "bob")
+    port = free_port()
+    server = subprocess.Popen(
+        [BAZAAR, "serve-example", "--port", str(port), "--pay-to", bob],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "serve-example did not start"
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/quote").status_code == 402
+
+        paid = bazaar(env, "pay", f"{url}/quote", "--wallet", "alice", "--max", "0.01", "--json")
+        assert paid.returncode == 0, paid.stderr
+        out = json.loads(paid.stdout)
+        assert out["status"] == 200 and "quote_id" in json.loads(out["body"])
+        assert out["payment"]["amount"] == "1000" and out["payment"]["success"]
+        assert out["payment"]["transaction"].startswith("0x")
+
+        echo = bazaar(env, "pay", f"{url}/echo", "-w", "alice", "-X", "POST", "-d", '{"a":1}', "-v")
+        assert echo.returncode == 0, echo.stderr
+        assert json.loads(echo.stdout) == {"echo": '{"a":1}'}
+        assert "paid 0.002 USDC" in echo.stderr
+
+        refused = bazaar(env, "pay", f"{url}/echo", "-w", "alice", "--max", "0.001", "-X", "POST")
+        assert refused.returncode == 1
+        assert "limit" in refused.stderr and "Traceback" not in refused.stderr
+
+        ledger = json.loads(bazaar(env, "wallet", "ledger", "alice", "--json").stdout)
+        settled = [r for r in ledger if r["kind"] == "x402" and r["status"] == "settled"]
+        assert sorted(r["amount"] for r in settled) == ["1000", "2000"]
+        assert all(r["tx_hash"].startswith("0x") and r["chain_id"] == 31337 for r in settled)
+        assert {r["decimals"] for r in settled} == {6}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
