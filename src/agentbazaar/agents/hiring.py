@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from web3.logs import DISCARD
 
 from agentbazaar.agents.payment import PaidResponse, ProviderUnavailable, pay_and_post
 from agentbazaar.agents.receipts import (
@@ -309,17 +310,14 @@ class Buyer:
             tag2=tag2,
             endpoint=offer.base_url,
         )
-        return net.registries.reputation.give_feedback(
-            self.agent.signer,
-            offer.agent_id,
-            value,
-            0,
-            tag1="embed",
-            tag2=tag2,
-            endpoint=offer.base_url,
-            feedback_uri=prepared.uri,
-            feedback_hash=prepared.hash,
+        fn = net.registries.reputation.contract.functions.giveFeedback(
+            offer.agent_id, value, 0, "embed", tag2, offer.base_url, prepared.uri, prepared.hash
         )
+        receipt = net.gas.transact(net.chain, self.agent.signer, fn)
+        events = net.registries.reputation.contract.events.NewFeedback().process_receipt(
+            receipt, errors=DISCARD
+        )
+        return int(events[0]["args"]["feedbackIndex"]) if events else None
 
 
 def _refusal(

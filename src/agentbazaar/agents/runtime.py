@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
 
+from agentbazaar.agents._tx import GasBook
 from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
 from agentbazaar.agents.receipts import SignedReceipt, matrix_from_bytes
 from agentbazaar.agents.skills import Payment, QuoteBook, Skill, evidence
 from agentbazaar.agents.store import ReceiptStore
-from agentbazaar.chain import Chain
+from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.anvil import free_port
 from agentbazaar.errors import AgentError, BazaarError, InputError
 from agentbazaar.identity.cards import (
@@ -69,6 +70,7 @@ class Network:
     chain: Chain
     registries: Registries
     token: Token
+    gas: GasBook = field(default_factory=GasBook)
 
     @property
     def identity_address(self) -> str:
@@ -204,14 +206,14 @@ class Agent:
         """Ask the named validator on-chain to check a sale (request hash = receipt id)."""
         if self.validator is None:
             return
-        with self._tx_lock:
-            self.network.registries.validation.request(
-                self.signer,
-                self.validator,
-                self.require_agent_id(),
-                f"{self.url}/evidence/{signed.id}",
-                signed.id,
-            )
+        registry = self.network.registries.validation.contract
+        fn = registry.functions.validationRequest(
+            to_address(self.validator),
+            self.require_agent_id(),
+            f"{self.url}/evidence/{signed.id}",
+            HexBytes(signed.id),
+        )
+        self.network.gas.transact(self.chain, self.signer, fn)
 
     # ---- HTTP service -------------------------------------------------------------------------
     def app(self) -> FastAPI:

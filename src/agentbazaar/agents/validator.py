@@ -105,14 +105,10 @@ class Validator:
              "maxAbsDiff": _finite(comparison.max_abs_diff), "minCosine": comparison.min_cosine},
             sort_keys=True, separators=(",", ":"),
         ).encode()  # fmt: skip
-        receipt = reg.respond(
-            self.agent.signer,
-            request_hash,
-            comparison.score,
-            response_uri=to_data_uri(doc),
-            response_hash=keccak(doc),
-            tag=VALIDATION_TAG,
+        fn = reg.contract.functions.validationResponse(
+            HexBytes(request_hash), comparison.score, to_data_uri(doc), keccak(doc), VALIDATION_TAG
         )
+        receipt = self.agent.network.gas.transact(self.agent.chain, self.agent.signer, fn)
         tx = HexBytes(receipt["transactionHash"]).to_0x_hex()
         verdict = Verdict(
             request_hash, agent_id, comparison.score, comparison.reason,

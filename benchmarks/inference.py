@@ -1,0 +1,121 @@
+"""Embeddings per second through a paid agent vs calling the model directly, in the same run.
+
+The paid path is everything a buyer does with ``Buyer.hire``: discovery sync, a quote over HTTP,
+the x402 round trip (402, EIP-3009 authorization signed through the wallet policy and ledger,
+verify, settle on chain), the provider's receipt signing and on-chain validation request, the
+buyer's receipt verification, and its paid feedback transaction. The reference is
+``EmbeddingModel.embed`` on the same batches. Also measured: the provider's HTTP route alone
+(quote + paid call, without discovery and feedback), to split what HTTP + x402 cost from what
+the buyer's bookkeeping costs. Embedded chain; one JSON line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# benchmarks/x402.py would shadow the x402 package for a script run from this directory
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # before imports
+
+
+def _texts(i: int, batch: int) -> list[str]:
+    return [f"request {i} sentence {j}: agents pay each other for small jobs" for j in range(batch)]
+
+
+def _rate(n: int, batch: int, fn: Callable[[int], None]) -> float:
+    fn(-1)  # warm-up
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    from agentbazaar.agents.embedding import shared_model
+    from agentbazaar.agents.hiring import Buyer
+    from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
+    from agentbazaar.agents.payment import pay_and_post
+    from agentbazaar.agents.runtime import Agent
+    from agentbazaar.agents.skills import EmbeddingSkill
+    from agentbazaar.chain import Chain
+    from agentbazaar.config import load_config
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20, help="requests per measurement")
+    parser.add_argument("--batch", type=int, default=10, help="texts per request")
+    args = parser.parse_args()
+    n, batch = args.n, args.batch
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        net, minter = deploy_agent_network(Chain.embedded(), load_config(home, env={}))
+        model = shared_model()
+        model.load()
+        provider = Agent(
+            "bench-provider",
+            new_wallet("provider", home, net.token),
+            net,
+            skills=[EmbeddingSkill(model, 1_000)],
+            data_dir=home / "provider",
+        )
+        fund(net, minter, provider.address, 0)
+        buyer_wallet = new_wallet("buyer", home, net.token)
+        fund(net, minter, buyer_wallet.address, 10**9)
+        buyer_agent = Agent("bench-buyer", buyer_wallet, net, data_dir=home / "buyer")
+        provider.start()
+        buyer_agent.start()
+        buyer = Buyer(buyer_agent)
+        try:
+
+            def direct(i: int) -> None:
+                model.embed(_texts(i, batch))
+
+            def paid(i: int) -> None:
+                buyer.hire("embed", {"texts": _texts(i, batch)}, 10**6)
+
+            def route(i: int) -> None:
+                body = {"texts": _texts(i, batch)}
+                quote = buyer.http.post(f"{provider.url}/skills/embed/quote", json=body).json()
+                pay_and_post(
+                    buyer.http,
+                    f"{provider.url}/skills/embed?quote={quote['quote']}",
+                    body,
+                    wallet=buyer_wallet,
+                    token=net.token,
+                    network=net.chain.network,
+                    pay_to=provider.address,
+                    max_price=int(quote["price"]),
+                )
+
+            r_direct = _rate(n, batch, direct)
+            r_paid = _rate(n, batch, paid)
+            r_route = _rate(n, batch, route)
+        finally:
+            buyer.close()
+            provider.stop()
+            buyer_agent.stop()
+    for name, value in (
+        ("direct_model", r_direct),
+        ("paid_agent_hire", r_paid),
+        ("paid_route", r_route),
+    ):
+        print(
+            json.dumps(
+                {
+                    "name": f"inference.embeddings_per_s.batch{batch}.{name}",
+                    "value": round(value, 1),
+                    "unit": "embeddings/s",
+                    "reference": "direct_model",
+                    "ratio": round(value / r_direct, 3),
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`bazaar demo --json`, what `make demo` runs, end to end on the embedded chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from agentbazaar.cli import _register_optional, app
+
+pytestmark = pytest.mark.inference
+
+
+def test_demo_json_report_tells_the_whole_story() -> None:
+    _register_optional()
+    result = CliRunner().invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = {a["name"]: a for a in report["agents"]}
+    assert {"validator", "assistant", "minilm-honest"} <= set(names)
+    assert all(
+        a["agentId"] is not None and a["url"].startswith("http://127.0.0.1:")
+        for a in report["agents"]
+    )
+    # the dishonest providers were tried, caught, and then avoided
+    by_provider = {v["provider"]: v for v in report["validation"]}
+    assert (
+        by_provider["minilm-honest"]["failed"] == 0 and by_provider["minilm-honest"]["passed"] >= 3
+    )
+    for cheat in ("minilm-cut-price", "minilm-bargain"):
+        assert by_provider[cheat]["failed"] >= 1 and by_provider[cheat]["passed"] == 0
+    avoided = {o["name"] for o in report["reputation"] if o["avoided"]}
+    assert avoided == {"minilm-cut-price", "minilm-bargain"}
+    paid_to = [p["to"] for p in report["payments"]]
+    assert paid_to[:2] == ["minilm-cut-price", "minilm-bargain"]
+    assert set(paid_to[2:]) == {"minilm-honest"}
+    assert all(p["txHash"].startswith("0x") and len(p["txHash"]) == 66 for p in report["payments"])
+    assert len(report["receipts"]) == len(report["payments"])
+    # the last task was over budget: refused, nothing paid
+    last = report["tasks"][-1]
+    assert last["spent"] == "0" and last["failures"][0]["error"] == "NoProvider"
+    assert all(b["reconciled"] for b in report["balances"])
+
+
+def test_demo_refuses_an_unknown_chain() -> None:
+    _register_optional()
+    result = CliRunner().invoke(app, ["demo", "--chain", "mainnet"])
+    assert result.exit_code != 0
