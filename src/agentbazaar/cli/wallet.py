@@ -161,7 +161,9 @@ def send(
     to: str = typer.Argument(..., help="wallet name or 0x address"),
     amount: str = typer.Argument(..., help='e.g. 12.5 or "12.5 USDC"'),
     token: str | None = typer.Argument(None, help="ETH (default) or a token symbol/address"),
-    approve: bool = typer.Option(False, "--approve", help="approve a spend above the threshold"),
+    approve: bool = typer.Option(
+        False, "--approve", help="approve a spend above the threshold (else asked at a terminal)"
+    ),
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="retry-safe key: the same key never pays twice"
     ),
@@ -177,6 +179,7 @@ def send(
     chain, tokens = _tokens(cfg)
     tok, units = _amount(tokens, amount, token)
     wallet = open_wallet(cfg, name, prompt=_passphrase)
+    approved = approve or _ask_approval(wallet.policy, tok, units, recipient)
     with waiting(f"sending {tok.format(units)}..."):
         result = wallet.send(
             chain,
@@ -184,7 +187,7 @@ def send(
             units,
             None if tok.is_native else tok,
             idempotency_key=idempotency_key,
-            approve=approve,
+            approve=approved,
         )
     if json_out:
         emit_json(result.to_dict())
@@ -193,6 +196,18 @@ def send(
     console.print(
         f"sent {tok.format(units)} from {name} to {recipient}: tx {result.tx_hash} "
         f"in block {result.block_number}{again}"
+    )
+
+
+def _ask_approval(pol: SpendingPolicy, tok: Token, units: int, to: str) -> bool:
+    """Above the threshold without --approve: ask at a terminal; elsewhere the policy refuses."""
+    limits = pol.limits_for(tok.address or "native")
+    if limits is None or limits.approve_above is None or units <= limits.approve_above:
+        return False
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    return bool(
+        typer.confirm(f"approve paying {tok.format(units)} to {to}?", default=False, err=True)
     )
 
 
