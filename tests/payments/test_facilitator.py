@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.schemas import PaymentPayload, PaymentRequirements
 from x402_helpers import PayEnv, payment, requirements, sign_authorization
@@ -201,3 +203,59 @@ def test_crash_between_send_and_receipt_is_recovered_at_start(pay_env: PayEnv) -
     assert pay_env.balance(pay_env.seller) == before + 4242
     assert SENT != record.status
     _ = (os, time)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.dictionaries(
+        st.sampled_from(["x402Version", "accepted", "payload", "resource", "extensions"]), _json
+    ),
+    reqs=st.dictionaries(
+        st.sampled_from(["scheme", "network", "asset", "amount", "payTo", "extra"]), _json
+    ),
+    path=st.sampled_from(["/verify", "/settle"]),
+)
+def test_fuzzed_bodies_never_500(
+    pay_env: PayEnv, facilitator_url: str, payload: dict, reqs: dict, path: str
+) -> None:
+    before = pay_env.balance(pay_env.seller)
+    r = httpx.post(
+        f"{facilitator_url}{path}",
+        json={"x402Version": 2, "paymentPayload": payload, "paymentRequirements": reqs},
+    )
+    assert r.status_code in (200, 400), r.text
+    body = r.json()
+    assert body.get("isValid") is not True and body.get("success") is not True
+    assert pay_env.balance(pay_env.seller) == before
+
+
+def test_valid_envelope_with_mangled_authorization(pay_env: PayEnv, facilitator_url: str) -> None:
+    good = sign_authorization(pay_env, pay_env.payer, value=1000)
+    auth = dict(good["authorization"])  # type: ignore[call-overload]
+    cases = [
+        {**good, "signature": "0x1234"},
+        {**good, "signature": "0x" + "00" * 65},
+        {**good, "authorization": {**auth, "value": "-1"}},
+        {**good, "authorization": {**auth, "value": str(2**256)}},
+        {**good, "authorization": {**auth, "nonce": "0x12"}},
+        {**good, "authorization": {**auth, "from": "not an address"}},
+        {**good, "authorization": "nope"},
+    ]
+    for payload in cases:
+        for path in ("/verify", "/settle"):
+            r = httpx.post(f"{facilitator_url}{path}", json=body(pay_env, payload))
+            assert r.status_code == 200, r.text
+            out = r.json()
+            assert out.get("isValid") is False or out.get("success") is False
+            assert out.get("invalidReason") or out.get("errorReason")

@@ -13,6 +13,7 @@ To add a scheme, implement ``SchemeHandler`` (``scheme``, ``networks``, ``signer
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -43,6 +44,8 @@ from agentbazaar.payments.store import SettlementStore
 
 MAX_BODY_BYTES = 64 * 1024
 ERR_UNSUPPORTED_SCHEME = "unsupported_scheme"
+ERR_UNEXPECTED = "unexpected_facilitator_error"
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -113,7 +116,13 @@ class Facilitator:
                 invalid_reason=ERR_UNSUPPORTED_SCHEME,
                 invalid_message=f"{requirements.scheme} on {requirements.network} is not served",
             )
-        return await handler.verify(payload, requirements)
+        try:
+            return await handler.verify(payload, requirements)
+        except Exception as exc:  # a handler bug or an unreachable dependency: refuse, never 500
+            log.exception("x402 verify failed unexpectedly")
+            return VerifyResponse(
+                is_valid=False, invalid_reason=ERR_UNEXPECTED, invalid_message=str(exc)
+            )
 
     async def settle(
         self,
@@ -128,7 +137,11 @@ class Facilitator:
         handler = self.handler_for(requirements.scheme, requirements.network)
         if handler is None:
             return _settle_failure(ERR_UNSUPPORTED_SCHEME, "scheme not served", network)
-        return await handler.settle(payload, requirements)
+        try:
+            return await handler.settle(payload, requirements)
+        except Exception as exc:  # whatever was recorded stays recorded; a retry resolves it
+            log.exception("x402 settle failed unexpectedly")
+            return _settle_failure(ERR_UNEXPECTED, str(exc), network)
 
     def metrics(self) -> dict[str, int]:
         out: dict[str, int] = {}
