@@ -8,7 +8,6 @@ Layout of the data directory (``BAZAAR_HOME``, default ``~/.bazaar``)::
     ledger.sqlite          the spend ledger (idempotency keys, status, tx hashes)
     chain/                 local anvil node: state dump, pid, port, log
     deployments/ID.json    deployment manifest per chain id
-    artifacts/             compiled contracts cached by source hash
 """
 
 from __future__ import annotations
@@ -85,7 +84,10 @@ class BazaarConfig:
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.home / "artifacts"
+        """Compiled contracts, keyed by source hash: safe to share between data directories."""
+        from agentbazaar.chain.compiler import default_cache_dir
+
+        return default_cache_dir()
 
     def with_chain(self, **changes: Any) -> BazaarConfig:
         return replace(self, chain=replace(self.chain, **changes))
