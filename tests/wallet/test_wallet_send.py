@@ -144,3 +144,43 @@ def test_process_killed_after_signing_is_reconciled(anvil_node: AnvilNode, tmp_p
     wallet = Wallet("alice", dev_account(9), SpendingPolicy(), ledger)
     assert wallet.send(chain, BOB, 4242, idempotency_key="killed").replayed
     assert chain.native_balance(BOB) == before + 4242
+
+
+def test_reconcile_reports_reverted_mismatched_and_missing(chain: Chain, ledger: Ledger) -> None:
+    usdc, token = deploy_usdc(chain)
+    wallet = fresh_wallet(chain, ledger, 12, SpendingPolicy())
+    mint(chain, usdc, wallet.address, 1_000)
+    nonce = chain.w3.eth.get_transaction_count(wallet.address, "pending")
+
+    def send_signed(key: str, amount: int, moved: int, n: int) -> HexBytes:
+        data = usdc.functions.transfer(BOB, moved)._encode_transaction_data()
+        tx = {"to": usdc.address, "data": data, "value": 0, "gas": 90_000, "nonce": n}
+        tx.update(chainId=chain.chain_id, **chain.fee_params())
+        with wallet.spend(
+            kind="transfer",
+            token=token,
+            amount=amount,
+            counterparty=BOB,
+            idempotency_key=key,
+            chain_id=chain.chain_id,
+        ) as spend:
+            _, raw = spend.sign_transaction(tx)
+        return chain.broadcast_raw(raw)
+
+    send_signed("short", 500, 499, nonce)  # the ledger says 500, the chain moves 499
+    reverts = send_signed("too-much", 5_000, 5_000, nonce + 1)  # the balance is only 501
+    with pytest.raises(TransactionReverted):
+        chain.wait_for_receipt(reverts, timeout=30)
+    with wallet.spend(
+        kind="transfer", token=token, amount=7, counterparty=BOB, idempotency_key="ghost"
+    ) as spend:
+        spend.sign_with(lambda account: None, lambda _: {"type": "test"})
+        spend.settle(tx_hash="0x" + "11" * 32, block_number=1)  # a hash the chain never saw
+    got = {f.idempotency_key: (f.outcome, f.after) for f in reconcile(ledger, chain)}
+    assert got == {
+        "short": ("mismatch", "signed"),
+        "too-much": ("reverted", "failed"),
+        "ghost": ("missing", "settled"),
+    }
+    assert usdc.functions.balanceOf(BOB).call() == 499
+    assert ledger.spent_in_window("alice", token.address.lower(), 86_400) == 507  # type: ignore[union-attr]
