@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from channel_helpers import Deployed, serve
 from eth_account.signers.local import LocalAccount
@@ -14,8 +16,17 @@ from x402.http.clients import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
+from agentbazaar.channels import (
+    ChannelContracts,
+    ChannelEngine,
+    ChannelRecord,
+    ChannelStore,
+    SellerTerms,
+)
+from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.channels.settlement import ClaimLoop
+from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 from x402 import x402Client
 
 PRICE = 1_000
@@ -86,3 +97,130 @@ def test_sdk_client_pays_our_seller_and_claims_reconcile(
     assert d.balance(engine.terms.receiver) == 25 * PRICE
     assert contracts.state(rec.channel_id).total_claimed == 25 * PRICE
     engine.store.close()
+
+
+def sdk_seller_app(d: Deployed, receiver: str) -> tuple[FastAPI, Any]:
+    """A paid route built with the SDK's batch-settlement server and its in-process facilitator."""
+    from x402.http import PaymentOption, RouteConfig
+    from x402.http.middleware.fastapi import payment_middleware
+    from x402.mechanisms.evm import FacilitatorWeb3Signer
+    from x402.mechanisms.evm.batch_settlement.authorizer_signer import LocalAuthorizerSigner
+    from x402.mechanisms.evm.batch_settlement.facilitator import BatchSettlementEvmFacilitator
+    from x402.mechanisms.evm.batch_settlement.server import BatchSettlementEvmScheme as Server
+    from x402.schemas import AssetAmount
+
+    from x402 import x402Facilitator, x402ResourceServer
+
+    network = f"eip155:{d.chain.chain_id}"
+    facilitator = x402Facilitator()
+    facilitator.register(
+        [network],
+        BatchSettlementEvmFacilitator(
+            FacilitatorWeb3Signer(
+                private_key="0x" + bytes(dev_account(5).key).hex(), rpc_url=d.chain.url
+            ),
+            authorizer_signer=LocalAuthorizerSigner(dev_account(2)),
+        ),
+    )
+    scheme = Server(receiver)
+    server = x402ResourceServer(facilitator)  # type: ignore[arg-type]
+    server.register(network, scheme)
+    price = AssetAmount(
+        amount=str(PRICE), asset=d.token, extra={"name": "USD Coin", "version": "2"}
+    )
+    routes = {
+        "GET /quote": RouteConfig(
+            accepts=PaymentOption(
+                scheme="batch-settlement", pay_to=receiver, network=network, price=price
+            ),
+            mime_type="application/json",
+        )
+    }
+    mw = payment_middleware(routes, server)
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def x402(request: Any, call_next: Any) -> Any:
+        return await mw(request, call_next)
+
+    @app.get("/quote")
+    async def quote() -> dict[str, int]:
+        return {"price": 42}
+
+    return app, scheme
+
+
+@pytest.mark.anvil
+def test_our_buyer_pays_an_sdk_batch_settlement_server(on_anvil: Deployed, tmp_path: Path) -> None:
+    d = on_anvil
+    buyer_account = dev_account(1)
+    d.mint(buyer_account.address, 10**9)
+    receiver = dev_account(4).address
+    app, scheme = sdk_seller_app(d, receiver)
+    wallet = Wallet("buyer", buyer_account, SpendingPolicy(), Ledger(tmp_path / "ledger.db"))
+    buyer = ChannelBuyer(wallet, chain_id=d.chain.chain_id, chain=d.chain)
+
+    async def go(url: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            return [(await buyer.get(http, url + "/quote")).status_code for _ in range(20)]
+
+    with serve(app) as url:
+        assert asyncio.run(go(url)) == [200] * 20
+    [channel] = buyer.channels.values()
+    sdk_state = scheme.get_storage().get("0x" + channel.channel_id.hex())
+    assert int(sdk_state.charged_cumulative_amount) == channel.charged == 20 * PRICE
+    # the SDK server's latest voucher claims on our contract
+    record = ChannelRecord(
+        channel.channel_id,
+        channel.config,
+        charged=int(sdk_state.charged_cumulative_amount),
+        signed_max=int(sdk_state.signed_max_claimable),
+        signature=bytes.fromhex(sdk_state.signature[2:]),
+    )
+    contracts = ChannelContracts(d.chain, dev_account(2))
+    contracts.claim([record])
+    contracts.settle(receiver, d.token)
+    assert d.balance(receiver) == 20 * PRICE
+    assert d.balance(buyer_account.address) == 10**9 - channel.balance
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_path: Path) -> None:
+    """deposit -> 1,000 vouchers -> claim -> settle -> refund -> withdraw, to the last unit."""
+    d = on_anvil
+    payer = dev_account(1)
+    start = 10**9
+    d.mint(payer.address, start)
+    app, engine, contracts = seller_app(d, tmp_path / "seller.db")
+    wallet = Wallet("buyer", payer, SpendingPolicy(), Ledger(tmp_path / "ledger.db"))
+    buyer = ChannelBuyer(wallet, chain_id=d.chain.chain_id, deposit_multiplier=1_500)
+
+    async def go(url: str) -> None:
+        async with httpx.AsyncClient(timeout=60) as http:
+            for _ in range(1_000):
+                assert (await buyer.get(http, url + "/quote")).status_code == 200
+
+    with serve(app) as url:
+        asyncio.run(go(url))
+    [rec] = engine.records()
+    deposit = 1_500 * PRICE
+    assert (rec.charged, rec.balance) == (1_000 * PRICE, deposit)
+    report = asyncio.run(ClaimLoop(engine, contracts).tick(force=True))
+    assert report.amount == 1_000 * PRICE
+    receiver, token = engine.terms.receiver, d.token
+    assert d.balance(receiver) == 1_000 * PRICE
+    contracts.refund(rec.config, 200 * PRICE)  # the seller refunds part of the rest
+    cfg = rec.config.as_tuple()
+    escrow = contracts.escrow.functions
+    d.chain.transact(payer, escrow.initiateWithdraw(cfg, 300 * PRICE))
+    d.chain.w3.provider.make_request("evm_increaseTime", [900])  # type: ignore[arg-type]
+    d.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    d.chain.transact(payer, escrow.finalizeWithdraw(cfg))
+    assert d.balance(payer.address) == start - 1_000 * PRICE
+    assert d.balance(receiver) == 1_000 * PRICE
+    assert d.balance(contracts.escrow.address) == 0
+    assert contracts.state(rec.channel_id).balance == 1_000 * PRICE  # = claimed: nothing left
+    assert contracts.receiver_totals(receiver, token) == (1_000 * PRICE, 1_000 * PRICE)
+    vouchers = [r for r in wallet.ledger.records(wallet.name) if r.kind == "voucher"]
+    assert len(vouchers) == 1_000 and sum(r.amount for r in vouchers) == 1_000 * PRICE

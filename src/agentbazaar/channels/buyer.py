@@ -127,7 +127,13 @@ class ChannelBuyer:
             "voucher": self._voucher(channel, ceiling, price),
         }
         if ceiling > channel.balance:
-            amount = max(price * self.deposit_multiplier, ceiling - channel.balance)
+            extra = req.get("extra") or {}
+            floor = extra.get("minDeposit", 0)
+            amount = max(
+                price * self.deposit_multiplier,
+                ceiling - channel.balance,
+                cx.parse_amount(floor, "extra.minDeposit"),
+            )
             payload["type"] = "deposit"
             payload["deposit"] = self._deposit(channel, amount, req)
         return payload

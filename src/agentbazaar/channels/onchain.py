@@ -31,6 +31,7 @@ from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     ERR_DEPOSIT_TRANSACTION_FAILED,
+    MULTICALL3_ADDRESS,
 )
 from agentbazaar.errors import ChainError
 
@@ -38,9 +39,9 @@ _WITHDRAW_INITIATED_TOPIC = "0x" + keccak(b"WithdrawInitiated(bytes32,uint128,ui
 
 
 def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
-    """Place the escrow and the ERC-3009 deposit collector at their canonical addresses.
-
-    Idempotent; on a public chain the canonical deployments are used as they are.
+    """Place the escrow and the ERC-3009 deposit collector at their canonical addresses (and a
+    Multicall3 `tryAggregate` at Multicall3's address when that is empty, for the SDK's
+    facilitator). Idempotent; on a public chain the canonical deployments are used as they are.
     """
     placed = {
         "BatchSettlement": BATCH_SETTLEMENT_ADDRESS,
@@ -57,6 +58,11 @@ def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
         code = chain.code_at(staging.address)
         if chain.code_at(target) != code:
             chain.set_code(target, code)
+    if not chain.code_at(MULTICALL3_ADDRESS):
+        art = compile_contract("BatchSettlementMulticall")
+        staging, _ = chain.deploy(deployer, art.abi, art.bytecode, name="BatchSettlementMulticall")
+        chain.set_code(MULTICALL3_ADDRESS, chain.code_at(staging.address))
+        placed["Multicall3"] = MULTICALL3_ADDRESS
     return placed
 
 
