@@ -91,6 +91,7 @@ class Agent:
         data_dir: Path | None = None,
         validator: str | None = None,
         agent_id: int | None = None,
+        trusted_validators: list[str] | None = None,
     ) -> None:
         self.name = name
         self.description = description
@@ -98,7 +99,9 @@ class Agent:
         self.network = network
         self.skills: dict[str, Skill] = {s.id: s for s in skills or []}
         self.validator = validator
+        self.trusted_validators = list(trusted_validators or [])
         self.agent_id = agent_id
+        self._buyer: Any = None
         self.data_dir = data_dir
         self.receipts = ReceiptStore(data_dir / "receipts.sqlite" if data_dir else None)
         self.quotes = QuoteBook()
@@ -340,6 +343,17 @@ class Agent:
             },
         )
 
+    # ---- buying ---------------------------------------------------------------------------------
+    def hire(self, skill: str, payload: dict[str, Any], max_price: int) -> Any:
+        """Buy ``skill`` from another agent for at most ``max_price`` base units: discover,
+        choose by price and proven trust, pay with x402, verify the receipt, give paid feedback
+        (see ``agents.hiring``). Returns a ``Hire``."""
+        if self._buyer is None:
+            from agentbazaar.agents.hiring import Buyer
+
+            self._buyer = Buyer(self, validators=self.trusted_validators)
+        return self._buyer.hire(skill, payload, max_price)
+
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self, *, port: int | None = None, register: bool = True) -> str:
         """Serve on 127.0.0.1 (free port unless given), then register on-chain."""
@@ -368,6 +382,9 @@ class Agent:
         return self.url
 
     def stop(self) -> None:
+        if self._buyer is not None:
+            self._buyer.close()
+            self._buyer = None
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -1,0 +1,46 @@
+"""Agents that sell and buy AI work: runtime, embedding provider, receipts, validator, assistant.
+
+    from agentbazaar.agents import Agent, EmbeddingSkill, Network, shared_model
+
+    provider = Agent("embedder", wallet, network, skills=[EmbeddingSkill(shared_model(), 2_000)],
+                     validator=validator_address)
+    provider.start()                    # HTTP on 127.0.0.1, registered on the identity registry
+    buyer.hire("embed", {"texts": [...]}, max_price=10_000)   # discover, pay, verify, review
+
+Modules: ``embedding`` (the MiniLM model, token pricing, weights hash), ``receipts`` (EIP-712
+inference receipts, canonical hashes), ``store`` (SQLite receipts and verdicts), ``validation``
+(the re-run tolerance), ``skills``, ``runtime`` (``Agent``), ``payment`` (x402 both ways),
+``hiring`` (``Buyer``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
+(TOML agents), ``demo``. Importing this package loads neither torch nor the model.
+"""
+
+from agentbazaar.agents.embedding import EmbeddingModel, price_for_tokens, shared_model
+from agentbazaar.agents.receipts import (
+    BadReceipt,
+    Expected,
+    Receipt,
+    SignedReceipt,
+    sign_receipt,
+    verify_receipt,
+)
+from agentbazaar.agents.runtime import Agent, Network
+from agentbazaar.agents.skills import EmbeddingSkill
+from agentbazaar.agents.store import ReceiptStore
+from agentbazaar.agents.validation import compare_embeddings
+
+__all__ = [
+    "Agent",
+    "BadReceipt",
+    "EmbeddingModel",
+    "EmbeddingSkill",
+    "Expected",
+    "Network",
+    "Receipt",
+    "ReceiptStore",
+    "SignedReceipt",
+    "compare_embeddings",
+    "price_for_tokens",
+    "shared_model",
+    "sign_receipt",
+    "verify_receipt",
+]
