@@ -379,8 +379,14 @@ class Wallet:
                 )
             elif spend.record.status == "settled":
                 return self._result(spend, recipient, amount, token)
+            elif spend.record.raw_tx:  # signed before, maybe never sent: the SAME bytes again
+                tx_hash = chain.broadcast_raw(HexBytes(spend.record.raw_tx))
             else:
-                tx_hash = chain.broadcast_raw(HexBytes(spend.record.raw_tx or "0x"))
+                raise LedgerError(
+                    f"spend {spend.key!r} was signed without a stored transaction; "
+                    "check it with `bazaar wallet ledger --reconcile`",
+                    idempotency_key=spend.key,
+                )
             try:
                 receipt = chain.wait_for_receipt(tx_hash, timeout=timeout, action="transfer")
             except TransactionReverted as exc:
