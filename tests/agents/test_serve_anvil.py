@@ -3,11 +3,13 @@ keystore wallets, the deployment manifest, the validator's background loop, rest
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from agentbazaar.agents.assistant import AssistantAgent
 from agentbazaar.agents.network import deploy_agent_network, fund, usdc_balance
@@ -15,6 +17,7 @@ from agentbazaar.agents.runtime import Network
 from agentbazaar.agents.spec import load_spec, start_agent
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
+from agentbazaar.cli import _register_optional, app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.identity.contracts import Registries
 from agentbazaar.suite import Suite
@@ -71,6 +74,12 @@ def test_served_agents_trade_on_anvil_and_keep_their_identity(
         (hired,) = report.hires
         assert hired.provider.agent_id == provider.agent.agent_id
         assert usdc_balance(net, addr["emb"]) == hired.price > 0
+        _register_optional()
+        out = CliRunner().invoke(app, ["--home", str(cfg.home), "receipts", "a", "--json"])
+        assert out.exit_code == 0, out.output
+        (row,) = json.loads(out.stdout)
+        assert row["id"] == hired.receipt.id and row["role"] == "received"
+        assert row["txHash"] == hired.tx_hash
         # the validator's background loop answers the provider's request on chain
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

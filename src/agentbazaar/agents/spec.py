@@ -107,6 +107,11 @@ def _state_path(cfg: BazaarConfig, name: str) -> Path:
     return cfg.home / "agents" / f"{name}.json"
 
 
+def receipts_path(cfg: BazaarConfig, name: str) -> Path:
+    """Where a served agent keeps its receipts (``<home>/agents/<name>/receipts.sqlite``)."""
+    return cfg.home / "agents" / name / "receipts.sqlite"
+
+
 def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running:
     """Open the wallet, build the agent of ``spec``, start it (it registers itself)."""
     from agentbazaar.wallet import open_wallet

@@ -132,6 +132,56 @@ def serve(
         running.stop()
 
 
+def receipts(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="the agent's name (as in its TOML file)"),
+    role: str | None = typer.Option(None, "--role", help="issued (sold) | received (bought)"),
+    provider: int | None = typer.Option(None, "--provider", help="provider agent id"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the inference receipts an agent served by `bazaar serve` issued or received.
+
+    Example: bazaar receipts assistant --role received --json
+    """
+    from agentbazaar.agents.spec import receipts_path
+    from agentbazaar.agents.store import ReceiptStore
+
+    if role not in (None, "issued", "received"):
+        raise ConfigError("--role is 'issued' or 'received'")
+    path = receipts_path(run_context(ctx).config, name)
+    if not path.is_file():
+        raise ConfigError(f"no receipts for agent {name!r} (looked in {path})")
+    store = ReceiptStore(path)
+    try:
+        found = store.query(role=role, provider_agent_id=provider)
+    finally:
+        store.close()
+    rows = [
+        {
+            "id": s.id,
+            "role": s.role,
+            "status": s.status,
+            "txHash": s.tx_hash,
+            "texts": len(s.texts),
+            **s.signed.to_json(),
+        }
+        for s in found
+    ]
+    if json_out:
+        emit_json(rows)
+        return
+    emit_table(
+        f"receipts of {name}",
+        ["receipt id", "role", "provider", "price", "status", "settlement tx"],
+        [
+            [r["id"], r["role"], s.signed.receipt.provider_agent_id, s.signed.receipt.price,
+             r["status"], r["txHash"] or ""]
+            for r, s in zip(rows, found, strict=True)
+        ],
+    )  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("serve")(serve)
+    app.command("receipts")(receipts)
