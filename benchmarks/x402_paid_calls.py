@@ -50,7 +50,7 @@ from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
 from agentbazaar.payments._serve import serve_in_thread
-from agentbazaar.payments.example import create_example_app
+from agentbazaar.payments.example import create_example_app, example_prices
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms, route_config
 from agentbazaar.tokens import Token
@@ -73,8 +73,6 @@ def reference_app(terms: PaymentTerms, signer_key: str, rpc_url: str) -> FastAPI
     )
     server = x402ResourceServer(facilitator)  # type: ignore[arg-type]
     register_exact_evm_server(server, terms.network)
-    from agentbazaar.payments.example import example_prices
-
     routes = {p.route: route_config(p, terms) for p in example_prices()}
     mw = payment_middleware(routes, server)
     app = FastAPI()
@@ -234,17 +232,85 @@ def setup(tmp: Path) -> tuple[AnvilNode, dict[str, Any]]:
     return node, env
 
 
+def batch_gas(env: dict[str, Any], tmp: Path, size: int) -> None:
+    """Gas per payment, one-by-one vs one batch of ``size`` (distinct payers and one payee, as
+    many buyers paying one service), settled in-process."""
+    from eth_account import Account
+    from x402.schemas import PaymentPayload, PaymentRequirements
+
+    from agentbazaar.payments.batch import batching_facilitator
+
+    chain: Chain = env["chain"]
+    terms: PaymentTerms = env["terms"]
+    usdc = chain.contract(env["asset"], compile_contract("Stablecoin").abi)
+    payers = [Account.create() for _ in range(2 * size)]
+    for p in payers:
+        chain.transact(dev_account(0), usdc.functions.mint(p.address, 10**9))
+    requirements = PaymentRequirements(
+        scheme="exact",
+        network=terms.network,
+        asset=env["asset"],
+        amount=str(PRICE),
+        pay_to=terms.pay_to,
+        max_timeout_seconds=300,
+        extra={"name": "USD Coin", "version": "2"},
+    )
+
+    def signed(account: Any) -> PaymentPayload:
+        from x402.schemas import PaymentRequired
+
+        from agentbazaar.payments.client import sign_with_sdk
+
+        return sign_with_sdk(account, PaymentRequired(accepts=[requirements]), requirements)
+
+    for i in (10, 11):  # anvil pre-funds only accounts 0-9
+        chain.fund_native(dev_account(i).address, 10**20)
+    single = exact_facilitator(chain, dev_account(10), assets=[env["asset"]])
+    batched = batching_facilitator(
+        chain,
+        dev_account(11),
+        settler=env["settler"],
+        assets=[env["asset"]],
+        max_batch=size,
+        window=5.0,
+    )
+
+    async def go() -> tuple[list[str], list[str]]:
+        one = [(await single.settle(signed(p), requirements)).transaction for p in payers[:size]]
+        many = await asyncio.gather(
+            *(batched.settle(signed(p), requirements) for p in payers[size:])
+        )
+        return one, [r.transaction for r in many]
+
+    one, many = asyncio.run(go())
+    if "" in one or "" in many:
+        raise RuntimeError("a settlement failed while measuring gas")
+    g1, gb = gas_per_payment(chain, one), gas_per_payment(chain, many)
+    emit(
+        name="x402_gas_per_payment_batch",
+        batch=size,
+        value=round(gb),
+        unit="gas",
+        reference=round(g1),
+        ratio=round(gb / g1, 2),
+        transactions=len(set(many)),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--age-blocks", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         node, env = setup(tmp)
         try:
             chain: Chain = env["chain"]
+            if env["settler"] is not None:
+                batch_gas(env, tmp, args.batch_size)
             with services(env, tmp, batch=env["settler"] is not None) as urls:
                 for age in ("fresh", "aged"):
                     if age == "aged":
