@@ -64,6 +64,7 @@ def _expected(**changes: Any) -> Expected:
         asset=ASSET,
         max_price=120,
         payment_ref=NONCE,
+        price=120,
         model_id="sentence-transformers/all-MiniLM-L6-v2",
         weights_hash="0x" + "22" * 32,
     )
@@ -135,6 +136,7 @@ def test_signed_by_someone_else_is_refused() -> None:
     [
         {"texts": ["hello world", "ünïcødé text ✓ "]},
         {"max_price": 119},
+        {"price": 121},
         {"payment_ref": "0x" + "13" * 32},
         {"asset": "0x" + "ef" * 20},
         {"weights_hash": "0x" + "24" * 32},

@@ -34,7 +34,7 @@ from x402.http.utils import decode_payment_response_header
 from x402.mechanisms.evm.exact import register_exact_evm_client, register_exact_evm_server
 from x402.schemas import AssetAmount
 
-from agentbazaar.errors import BazaarError, PaymentError
+from agentbazaar.errors import BazaarError, InputError, PaymentError
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Spend, Wallet
 from x402 import x402ClientSync, x402ResourceServer
@@ -203,6 +203,8 @@ def pay_and_post(
     """POST ``body`` to an x402-priced ``url``, paying at most ``max_price`` to ``pay_to``."""
     assert token.address is not None
     first = _post(http, url, body)
+    if first.status_code in (400, 413, 422):
+        raise InputError(f"{url} refused the request: {_text(first)[:200]}")
     if first.status_code != 402:
         raise ProviderUnavailable(
             f"{url} answered {first.status_code} instead of 402 Payment Required: {_text(first)}"

@@ -275,6 +275,7 @@ class Expected:
     asset: str
     max_price: int
     payment_ref: str | None = None
+    price: int | None = None  # the exact amount paid, when known
     model_id: str | None = None
     weights_hash: str | None = None
 
@@ -294,6 +295,8 @@ def verify_receipt(signed: SignedReceipt, expected: Expected) -> None:
         ("asset", r.asset.lower() == expected.asset.lower()),
         ("price", 0 <= r.price <= expected.max_price),
     ]
+    if expected.price is not None:
+        checks.append(("price", r.price == expected.price))
     if expected.payment_ref is not None:
         checks.append(("payment_ref", r.payment_ref.lower() == expected.payment_ref.lower()))
     if expected.model_id is not None:

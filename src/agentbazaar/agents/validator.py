@@ -89,11 +89,17 @@ class Validator:
             out = []
             for request_hash in self.pending():
                 self.seen.add(request_hash)
+                if self._answered(request_hash):
+                    continue  # answered before (e.g. by this validator before a restart)
                 if not should_sample(self.sample_rate, self.rng):
                     self.skipped.append(request_hash)
                     continue
                 out.append(self.validate(request_hash))
             return out
+
+    def _answered(self, request_hash: str) -> bool:
+        status = self.agent.network.registries.validation.status(request_hash)
+        return status.tag == VALIDATION_TAG
 
     def validate(self, request_hash: str) -> Verdict:
         reg = self.agent.network.registries.validation
