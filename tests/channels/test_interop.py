@@ -224,3 +224,96 @@ def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_pa
     assert contracts.receiver_totals(receiver, token) == (1_000 * PRICE, 1_000 * PRICE)
     vouchers = [r for r in wallet.ledger.records(wallet.name) if r.kind == "voucher"]
     assert len(vouchers) == 1_000 and sum(r.amount for r in vouchers) == 1_000 * PRICE
+
+
+@pytest.mark.anvil
+def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: Deployed) -> None:
+    """The SDK's batch-settlement server delegates to our facilitator (deposit relay, receiver
+    authorizer from /supported, claim and settle); the SDK's client pays it."""
+    from x402.http import PaymentOption, RouteConfig
+    from x402.http.middleware.fastapi import payment_middleware
+    from x402.mechanisms.evm.batch_settlement.server import BatchSettlementEvmScheme as Server
+    from x402.schemas import AssetAmount, PaymentPayload, PaymentRequirements
+
+    from agentbazaar.channels.facilitator import BatchSettlementHandler
+    from agentbazaar.payments.facilitator import Facilitator
+    from x402 import x402ResourceServer
+
+    d = on_anvil
+    network = f"eip155:{d.chain.chain_id}"
+    buyer, receiver, authorizer = dev_account(1), dev_account(4).address, dev_account(2)
+    d.mint(buyer.address, 10**9)
+    facilitator = Facilitator([BatchSettlementHandler(d.chain, dev_account(5), authorizer)])
+    [kind] = facilitator.get_supported().kinds
+    assert (kind.scheme, kind.extra) == (
+        "batch-settlement",
+        {"receiverAuthorizer": authorizer.address},
+    )
+    scheme = Server(receiver)
+    server = x402ResourceServer(facilitator)  # type: ignore[arg-type]
+    server.register(network, scheme)
+    price = AssetAmount(
+        amount=str(PRICE), asset=d.token, extra={"name": "USD Coin", "version": "2"}
+    )
+    option = PaymentOption(scheme="batch-settlement", pay_to=receiver, network=network, price=price)
+    mw = payment_middleware({"GET /quote": RouteConfig(accepts=option)}, server)
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def x402(request: Any, call_next: Any) -> Any:
+        return await mw(request, call_next)
+
+    @app.get("/quote")
+    async def quote() -> dict[str, int]:
+        return {"price": 42}
+
+    with serve(app) as url:
+        assert asyncio.run(_pay(url, sdk_client(d, buyer), 15)) == [200] * 15
+    [channel] = scheme.get_storage().list()
+    assert int(channel.charged_cumulative_amount) == 15 * PRICE
+    req = PaymentRequirements(
+        scheme="batch-settlement",
+        network=network,
+        asset=d.token,
+        amount=str(PRICE),
+        pay_to=receiver,
+        max_timeout_seconds=300,
+        extra={},
+    )
+    claim = {
+        "type": "claim",
+        "claims": [
+            {
+                "voucher": {
+                    "channel": channel.channel_config.to_dict(),
+                    "maxClaimableAmount": channel.signed_max_claimable,
+                },
+                "signature": channel.signature,
+                "totalClaimed": channel.charged_cumulative_amount,
+            }
+        ],
+    }
+
+    def settle(payload: dict[str, Any]) -> Any:
+        pp = PaymentPayload(x402_version=2, payload=payload, accepted=req)
+        return asyncio.run(facilitator.settle(pp, req))
+
+    assert settle(claim).success
+    assert settle({"type": "settle", "receiver": receiver, "token": d.token}).success
+    assert d.balance(receiver) == 15 * PRICE
+    # a forged voucher is refused by our facilitator's verify
+    forged = dict(claim["claims"][0])
+    bad = {
+        "type": "voucher",
+        "channelConfig": channel.channel_config.to_dict(),
+        "voucher": {
+            "channelId": channel.channel_id,
+            "maxClaimableAmount": str(16 * PRICE),
+            "signature": "0x" + "11" * 65,
+        },
+    }
+    assert forged["totalClaimed"] == str(15 * PRICE)
+    pp = PaymentPayload(x402_version=2, payload=bad, accepted=req)
+    verdict = asyncio.run(facilitator.verify(pp, req))
+    assert not verdict.is_valid
+    assert verdict.invalid_reason == "invalid_batch_settlement_evm_voucher_signature"

@@ -239,3 +239,46 @@ def sign(private_key: bytes, digest: bytes) -> bytes:
     """A 65-byte (r, s, v=27/28) signature over a 32-byte digest."""
     raw = PrivateKey(private_key).sign_recoverable(digest, hasher=None)
     return raw[:64] + bytes([raw[64] + 27])
+
+
+RECEIVE_WITH_AUTHORIZATION_TYPEHASH = keccak(
+    b"ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
+    b"uint256 validBefore,bytes32 nonce)"
+)
+
+
+def token_domain(chain_id: int, token: str, name: str, version: str) -> bytes:
+    """The EIP-712 domain separator of an EIP-3009 token (name and version from `extra`)."""
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(name.encode())
+        + keccak(version.encode())
+        + _word(chain_id)
+        + _addr_word(to_checksum_address(token))
+    )
+
+
+def deposit_nonce(channel: bytes, salt: bytes) -> bytes:
+    """The ERC-3009 nonce the deposit collector uses: keccak256(abi.encode(channelId, salt))."""
+    return keccak(channel + salt)
+
+
+def receive_authorization_digest(
+    domain: bytes,
+    sender: str,
+    to: str,
+    value: int,
+    valid_after: int,
+    valid_before: int,
+    nonce: bytes,
+) -> bytes:
+    struct = keccak(
+        RECEIVE_WITH_AUTHORIZATION_TYPEHASH
+        + _addr_word(sender)
+        + _addr_word(to)
+        + _word(value)
+        + _word(valid_after)
+        + _word(valid_before)
+        + nonce
+    )
+    return typed_hash(domain, struct)

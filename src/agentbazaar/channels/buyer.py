@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
@@ -43,11 +42,6 @@ from agentbazaar.channels.wire import (
 )
 from agentbazaar.wallet import Wallet
 
-_RECEIVE_TYPEHASH = cx.keccak(
-    b"ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
-    b"uint256 validBefore,bytes32 nonce)"
-)
-
 
 @dataclass
 class BuyerChannel:
@@ -56,19 +50,6 @@ class BuyerChannel:
     charged: int = 0  # the seller's acknowledged cumulative charge
     balance: int = 0  # deposited minus refunded/withdrawn (as last seen)
     known: bool = False  # state came from a response, a proof, or the chain
-
-
-def _token_domain(chain_id: int, token: str, name: str, version: str) -> bytes:
-    return cx.keccak(
-        cx.keccak(
-            b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-        )
-        + cx.keccak(name.encode())
-        + cx.keccak(version.encode())
-        + chain_id.to_bytes(32, "big")
-        + bytes(12)
-        + bytes.fromhex(token[2:])
-    )
 
 
 class ChannelBuyer:
@@ -167,20 +148,17 @@ class ChannelBuyer:
         token = channel.config.token
         salt = os.urandom(32)
         valid_before = int(time.time()) + int(req.get("maxTimeoutSeconds") or 3600)
-        nonce = cx.keccak(abi_encode(["bytes32", "bytes32"], [channel.channel_id, salt]))
-        struct = cx.keccak(
-            _RECEIVE_TYPEHASH
-            + bytes(12)
-            + bytes.fromhex(self.wallet.address[2:])
-            + bytes(12)
-            + bytes.fromhex(ERC3009_DEPOSIT_COLLECTOR_ADDRESS[2:])
-            + amount.to_bytes(32, "big")
-            + bytes(32)
-            + valid_before.to_bytes(32, "big")
-            + nonce
-        )
+        nonce = cx.deposit_nonce(channel.channel_id, salt)
         name, version = str(extra.get("name", "USD Coin")), str(extra.get("version", "2"))
-        digest = cx.typed_hash(_token_domain(self.chain_id, token, name, version), struct)
+        digest = cx.receive_authorization_digest(
+            cx.token_domain(self.chain_id, token, name, version),
+            self.wallet.address,
+            ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+            amount,
+            0,
+            valid_before,
+            nonce,
+        )
 
         def sign(acct: LocalAccount) -> str:
             return "0x" + cx.sign(bytes(acct.key), digest).hex()

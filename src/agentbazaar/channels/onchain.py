@@ -111,10 +111,7 @@ class ChannelContracts:
         return await asyncio.to_thread(self.state, channel_id)
 
     # ---- transactions ---------------------------------------------------------------------
-    def deposit_sync(
-        self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
-    ) -> OnchainState:
-        """Relay an ERC-3009 deposit authorization into the channel (the payer pays no gas)."""
+    def _deposit_call(self, config: ChannelConfig, deposit: Mapping[str, Any]) -> Any:
         amount = cx.parse_amount(deposit.get("amount"), "deposit.amount")
         auth = deposit.get("authorization")
         erc3009 = auth.get("erc3009Authorization") if isinstance(auth, Mapping) else None
@@ -129,9 +126,23 @@ class ChannelContracts:
                 cx.parse_signature(erc3009.get("signature"), "erc3009Authorization.signature"),
             ],
         )
-        fn = self.escrow.functions.deposit(
+        return self.escrow.functions.deposit(
             config.as_tuple(), amount, ERC3009_DEPOSIT_COLLECTOR_ADDRESS, data
         )
+
+    def simulate_deposit(self, config: ChannelConfig, deposit: Mapping[str, Any]) -> None:
+        """eth_call the deposit (raises ChainError with the reason when it would revert)."""
+        fn = self._deposit_call(config, deposit)
+        self.chain.estimate_gas(
+            {"from": self.account.address, "to": fn.address, "data": fn._encode_transaction_data()},
+            action="simulate the deposit",
+        )
+
+    def deposit_sync(
+        self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
+    ) -> OnchainState:
+        """Relay an ERC-3009 deposit authorization into the channel (the payer pays no gas)."""
+        fn = self._deposit_call(config, deposit)
         try:
             receipt = self.chain.transact(self.account, fn)
         except ChainError as exc:
