@@ -404,7 +404,7 @@ def test_amm_conservation() -> None:
     try:
         run_state_machine_as_test(
             AmmConservation,
-            settings=settings(max_examples=40, stateful_step_count=15, deadline=None),
+            settings=settings(max_examples=25, stateful_step_count=12, deadline=None),
         )
     finally:
         AmmConservation.shared = None

@@ -2,7 +2,7 @@
 
 The suite is deployed once per session and backend; tests that move funds measure balance
 deltas, so they do not depend on each other's order. Compiled contracts are cached for the
-session (a symlinked ``artifacts`` directory), as ``bazaar`` caches them in its home.
+session and with other test runs (a symlink to the shared compile cache), as ``bazaar`` caches them in its home.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from dex_fixtures import Deployed, deploy, make_config
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.compiler import default_cache_dir
 
 
 @pytest.fixture(scope="session")
-def artifacts_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("artifacts")
+def artifacts_cache() -> Path:
+    """The shared compile cache (keyed by source hash, so never stale)."""
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 @pytest.fixture(scope="session", params=["embedded", "local"])

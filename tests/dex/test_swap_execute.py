@@ -18,6 +18,14 @@ from agentbazaar.intents.plan import (
 from agentbazaar.wallet import KeyStore, PolicyStore, Wallet, open_wallet
 
 PASSPHRASE = "swap-test-passphrase"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_keystores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test keystores with the lowest scrypt cost the keystore accepts (speed only)."""
+    monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")
+
+
 _created: dict[tuple[str, int], Wallet] = {}
 
 

@@ -137,11 +137,7 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
     size = cli.ledger_size()
     for sentence, message in [
         ("swap 100000 USDC for WETH", "the swap needs"),
-        ("swap 10 USDC for WETH with 20% slippage", "beyond the limit"),
-        ("swap 10 FOO for WETH", "unknown token"),
-        ("send 5 USDC to nobody-known", "nobody-known"),
         ("hire an agent to translate text for 1 USDC", "market commands"),
-        ("make me rich", "say one of"),
     ]:
         proc = cli.run("do", sentence, "--wallet", "alice", "--yes")
         assert proc.returncode == 1, (sentence, proc.stdout)

@@ -276,11 +276,14 @@ def _input_for_output(
         q = amm.quote(token_in, token_out, amount, gas_price_wei=gas_price, weth=weth, pools=pools)
         return q.amount_out
 
-    total_in = sum(p.reserve0 + p.reserve1 for p in pools)
-    lo, hi = 0, 1
+    limit: int = 4 * sum(p.reserve0 + p.reserve1 for p in pools)
+    one: int = 10**token_in.decimals
+    rate = out(one)  # output for one whole token_in: the starting estimate
+    hi = max(1, want * one // rate) if rate > 0 else one
+    lo = 0
     while out(hi) < want:
         lo, hi = hi, hi * 2
-        if hi > total_in * 4:
+        if hi > limit:
             raise PlanError("the pools cannot deliver that much output", token=token_out.symbol)
     while hi - lo > max(1, hi // 1_000_000):
         mid = (lo + hi) // 2
