@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import tomllib
@@ -88,7 +89,26 @@ def canonical_json(value: Any) -> bytes:
     Numbers must be integers within +-(2**53 - 1) (amounts travel as strings); floats are refused
     because their canonical form would depend on binary rounding.
     """
+    if _plain(value):  # code-point key order == UTF-16 order: the C encoder gives RFC 8785
+        return json.dumps(
+            value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
     return _jcs(value).encode("utf-8")
+
+
+def _plain(value: Any) -> bool:
+    """True for data whose RFC 8785 form equals ``json.dumps(sort_keys=True)``'s."""
+    if isinstance(value, str):
+        return value.isascii()
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= _MAX_SAFE_INT
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    return False
 
 
 def _jcs(value: Any) -> str:
@@ -258,8 +278,19 @@ Card = RegistrationFile | AgentCard
 
 
 def _checksum(value: str, what: str) -> str:
-    if not isinstance(value, str) or not Web3.is_address(value):
+    if not isinstance(value, str):
         raise ValueError(f"{what} must be an Ethereum address")
+    out = checksum_address(value)
+    if out is None:
+        raise ValueError(f"{what} must be an Ethereum address")
+    return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def checksum_address(value: str) -> str | None:
+    """EIP-55 form of ``value``, or None if it is not an address (cached: cards repeat them)."""
+    if not Web3.is_address(value):
+        return None
     return str(Web3.to_checksum_address(value))
 
 

@@ -30,15 +30,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from eth_abi.abi import decode as abi_decode
 from hexbytes import HexBytes
 from web3 import Web3
-from web3._utils.events import get_event_data
 from web3.types import FilterParams, LogReceipt
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain._errors import chain_errors
 from agentbazaar.errors import BazaarError, IdentityError
-from agentbazaar.identity.cards import Card, check_wallet, fetch_document, parse_card
+from agentbazaar.identity.cards import (
+    Card,
+    check_wallet,
+    checksum_address,
+    fetch_document,
+    parse_card,
+)
 from agentbazaar.identity.feedback import read_feedback_uri, registry_id, verify_feedback
 
 AGENT_WALLET_KEY = "agentWallet"
@@ -130,32 +136,75 @@ class RegistryEvent:
     tx_hash: str = ""
 
 
+@dataclass(frozen=True)
+class _Decoder:
+    name: str
+    indexed: tuple[tuple[str, str], ...]  # (name, type) of topics 1..n
+    data: tuple[tuple[str, str], ...]  # (name, type) of the data part
+
+
+def _decoders(abis: list[dict[str, Any]]) -> dict[bytes, _Decoder]:
+    out = {}
+    for abi in abis:
+        ins = abi["inputs"]
+        out[bytes(_topic(abi))] = _Decoder(
+            name=abi["name"],
+            indexed=tuple((i["name"], i["type"]) for i in ins if i["indexed"]),
+            data=tuple((i["name"], i["type"]) for i in ins if not i["indexed"]),
+        )
+    return out
+
+
+_IDENTITY_DECODERS = _decoders(IDENTITY_EVENTS)
+_REPUTATION_DECODERS = _decoders(REPUTATION_EVENTS)
+
+
+def _topic_value(kind: str, topic: bytes) -> Any:
+    if kind == "address":
+        return _cs("0x" + topic[-20:].hex())
+    if kind.startswith("uint"):
+        return int.from_bytes(topic, "big")
+    return "0x" + topic.hex()  # indexed strings are only their keccak hash
+
+
 def decode_log(log: LogReceipt, identity: str, reputation: str | None) -> RegistryEvent | None:
     """Decode a log of the identity or reputation registry (None for logs we do not index)."""
     address = str(log["address"]).lower()
-    abis = IDENTITY_EVENTS if address == identity.lower() else []
-    if reputation and address == reputation.lower():
-        abis = REPUTATION_EVENTS
-    topics = log["topics"]
-    if not topics:
+    decoders: dict[bytes, _Decoder] = {}
+    if address == identity.lower():
+        decoders = _IDENTITY_DECODERS
+    elif reputation and address == reputation.lower():
+        decoders = _REPUTATION_DECODERS
+    topics = [bytes(HexBytes(t)) for t in log["topics"]]
+    dec = decoders.get(topics[0]) if topics else None
+    if dec is None or len(topics) != 1 + len(dec.indexed):
         return None
-    for abi in abis:
-        if _topic(abi) == HexBytes(topics[0]) and len(topics) == 1 + sum(
-            1 for i in abi["inputs"] if i["indexed"]
-        ):
-            data = get_event_data(Web3().codec, cast(Any, abi), log)
-            args = {k: _jsonable(v) for k, v in data["args"].items()}
-            agent_id = int(args["tokenId"] if abi["name"] == "Transfer" else args["agentId"])
-            return RegistryEvent(
-                block_number=int(log["blockNumber"]),
-                log_index=int(log["logIndex"]),
-                block_hash=HexBytes(log["blockHash"]).to_0x_hex(),
-                name=str(abi["name"]),
-                agent_id=agent_id,
-                args=args,
-                tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
-            )
-    return None
+    args: dict[str, Any] = {
+        name: _topic_value(kind, t) for (name, kind), t in zip(dec.indexed, topics[1:], strict=True)
+    }
+    try:
+        values = abi_decode([k for _, k in dec.data], bytes(HexBytes(log["data"])))
+    except Exception:  # a log that only looks like ours (another contract's event layout)
+        return None
+    for (name, kind), value in zip(dec.data, values, strict=True):
+        args[name] = _cs(value) if kind == "address" else _jsonable(value)
+    agent_id = int(args["tokenId"] if dec.name == "Transfer" else args["agentId"])
+    return RegistryEvent(
+        block_number=int(log["blockNumber"]),
+        log_index=int(log["logIndex"]),
+        block_hash=HexBytes(log["blockHash"]).to_0x_hex(),
+        name=dec.name,
+        agent_id=agent_id,
+        args=args,
+        tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+    )
+
+
+def _cs(address: str) -> str:
+    out = checksum_address(address)
+    if out is None:
+        raise DiscoveryError(f"not an address in a registry event: {address!r}")
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -251,6 +300,8 @@ CREATE TABLE IF NOT EXISTS agents (
   active INTEGER NOT NULL, rep_count INTEGER NOT NULL, rep_avg REAL, score REAL NOT NULL,
   skills TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS agents_rank ON agents (trusted, active, score DESC, agent_id);
+CREATE INDEX IF NOT EXISTS agents_rank_any ON agents (trusted, score DESC, agent_id);
+CREATE INDEX IF NOT EXISTS agents_score ON agents (score DESC, agent_id);
 CREATE TABLE IF NOT EXISTS terms (
   term TEXT NOT NULL, agent_id INTEGER NOT NULL, skill_id TEXT NOT NULL,
   PRIMARY KEY (term, agent_id, skill_id)) WITHOUT ROWID;
@@ -432,7 +483,7 @@ class DiscoveryIndex:
                 state.uri = args["newURI"]
             elif name == "MetadataSet" and args["metadataKey"] == AGENT_WALLET_KEY:
                 raw = HexBytes(args["metadataValue"])
-                wallet = Web3.to_checksum_address(raw[-20:]) if len(raw) >= 20 else None
+                wallet = _cs("0x" + raw[-20:].hex()) if len(raw) >= 20 else None
                 state.wallet = None if wallet == _ZERO else wallet
             elif name == "Transfer":
                 state.owner = args["to"]
@@ -485,7 +536,7 @@ class DiscoveryIndex:
             "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent_id,
-                Web3.to_checksum_address(state.owner),
+                _cs(state.owner),
                 state.uri,
                 state.wallet,
                 card.name if card else "",
@@ -602,14 +653,14 @@ def _query_sql(q: Query) -> tuple[str, list[Any]]:
     price_args: list[Any] = []
     if q.asset is not None and q.max_price is not None:
         price_args = [q.asset.lower(), str(q.max_price).zfill(_AMOUNT_WIDTH)]
-    if q.skill:
-        sub = "SELECT t.agent_id FROM terms t WHERE t.term = ?"
+    if q.skill:  # correlated EXISTS: walk agents by score, stop at ``limit`` matches
+        sub = "SELECT 1 FROM terms t WHERE t.term = ? AND t.agent_id = a.agent_id"
         if price_args:
             sub += (
                 " AND EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = t.agent_id"
                 f" AND o.skill_id = t.skill_id AND {price})"
             )
-        where.append(f"a.agent_id IN ({sub})")
+        where.append(f"EXISTS ({sub})")
         params += [q.skill.strip().lower(), *price_args]
     elif price_args:
         where.append(f"EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = a.agent_id AND {price})")

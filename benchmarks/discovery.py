@@ -1,0 +1,249 @@
+"""Discovery at scale: register N agents on anvil, index them, query; indexed vs a full scan.
+
+Run: .venv/bin/python benchmarks/discovery.py [--agents 10000] [--feedback 0.05] [--queries 200]
+
+1. A fresh anvil; the identity and reputation registries and a stablecoin are deployed.
+2. N agents are registered in batches: each card (random skills, tags and USDC prices) is signed
+   by its owner (the 10 dev accounts take turns) and put on chain as a ``data:`` URI; the signed
+   transactions are sent as JSON-RPC batches without waiting, then the last receipt is awaited.
+   A share of the agents gets paid feedback (a real USDC transfer, then giveFeedback).
+3. The index catches up from block 0 (``Follower.sync``): events/s and agents/s.
+4. A mix of queries (skill, tag, skill + max price, min reputation, no filter) runs through the
+   indexed SQL (``DiscoveryIndex.query``) and through a plain full scan of the same agents table
+   filtered in Python (``scan_query``); both must return the same ids. p50/p99 and the ratio.
+
+Prints one JSON line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+from web3.types import RPCEndpoint
+
+from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.compiler import compile_contract
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.config import load_config
+from agentbazaar.identity.cards import (
+    AgentConfig,
+    PriceConfig,
+    SkillConfig,
+    build_registration,
+    card_bytes,
+    sign_card,
+    to_data_uri,
+)
+from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query, scan_query
+from agentbazaar.identity.feedback import prepare_feedback
+from agentbazaar.tokens import NATIVE, Token, TokenRegistry
+
+SKILLS = [f"skill{i:02d}" for i in range(40)]
+TAGS = ["nlp", "vision", "code", "search", "fast", "cheap", "finance", "legal", "audio", "web"]
+PRICES = ["0.001", "0.005", "0.01", "0.02", "0.05", "0.1", "0.5", "1"]
+OWNERS = 10
+REGISTER_GAS = 3_000_000
+BATCH = 200
+BLOCK_GAS_LIMIT = 100_000_000  # about 80 registrations per block
+
+
+def emit(name: str, value: float, unit: str, **extra: Any) -> None:
+    print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, **extra}), flush=True)
+
+
+def deploy(chain: Chain, name: str, *args: Any) -> Contract:
+    art = compile_contract(name)
+    contract, _ = chain.deploy(dev_account(0), art.abi, art.bytecode, *args, name=name)
+    return contract
+
+
+def send_batched(url: str, raws: list[bytes]) -> list[str]:
+    """eth_sendRawTransaction in JSON-RPC batches; returns the tx hashes."""
+    hashes: list[str] = []
+    with requests.Session() as session:
+        for start in range(0, len(raws), BATCH):
+            payload = [
+                {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+                 "params": ["0x" + raw.hex()]}
+                for i, raw in enumerate(raws[start : start + BATCH])
+            ]  # fmt: skip
+            answers = sorted(
+                session.post(url, json=payload, timeout=120).json(), key=lambda a: a["id"]
+            )
+            for a in answers:
+                if "error" in a:
+                    raise RuntimeError(f"send failed: {a['error']}")
+                hashes.append(a["result"])
+    return hashes
+
+
+def random_config(rnd: random.Random, i: int) -> AgentConfig:
+    skills = []
+    for sid in rnd.sample(SKILLS, rnd.randint(1, 3)):
+        skills.append(
+            SkillConfig(
+                id=sid,
+                name=sid,
+                tags=rnd.sample(TAGS, rnd.randint(0, 2)),
+                prices=[PriceConfig(token="USDC", amount=rnd.choice(PRICES))],
+            )
+        )
+    return AgentConfig(name=f"agent-{i}", skills=skills, active=rnd.random() > 0.1)
+
+
+def register_agents(
+    chain: Chain, identity: Contract, tokens: TokenRegistry, n: int, rnd: random.Random
+) -> float:
+    owners = [dev_account(i) for i in range(OWNERS)]
+    nonces = {o.address: chain.w3.eth.get_transaction_count(o.address) for o in owners}
+    fees = chain.fee_params()
+    start = time.perf_counter()
+    raws: list[bytes] = []
+    for i in range(n):
+        owner = owners[i % OWNERS]
+        card = build_registration(random_config(rnd, i), owner.address, tokens, chain.chain_id)
+        uri = to_data_uri(card_bytes(sign_card(card, owner, chain.chain_id)))
+        tx = {
+            "to": identity.address,
+            "data": identity.functions.register(uri)._encode_transaction_data(),
+            "gas": REGISTER_GAS,
+            "nonce": nonces[owner.address],
+            "chainId": chain.chain_id,
+            "value": 0,
+            **fees,
+        }
+        nonces[owner.address] += 1
+        raws.append(bytes(owner.sign_transaction(tx).raw_transaction))
+    assert chain.url is not None
+    rpc = chain.w3.provider.make_request
+    # the pool fills, then full blocks are mined in bulk; the base fee is reset before each
+    # block, else full blocks raise it 12.5% a block and price the rest of the queue out
+    rpc(RPCEndpoint("evm_setBlockGasLimit"), [hex(BLOCK_GAS_LIMIT)])
+    rpc(RPCEndpoint("evm_setAutomine"), [False])
+    try:
+        hashes = send_batched(chain.url, raws)
+        while int(rpc(RPCEndpoint("txpool_status"), [])["result"]["pending"], 16):
+            rpc(RPCEndpoint("anvil_setNextBlockBaseFeePerGas"), ["0x1"])
+            rpc(RPCEndpoint("evm_mine"), [])
+    finally:
+        rpc(RPCEndpoint("evm_setAutomine"), [True])
+    chain.wait_for_receipt(hashes[-1], timeout=60)
+    return time.perf_counter() - start
+
+
+def give_feedback_batch(
+    chain: Chain, reg: Contract, usdc: Contract, identity: Contract, agent_ids: list[int],
+    rnd: random.Random,
+) -> None:  # fmt: skip
+    """Paid feedback for ``agent_ids``: transfer 0.001 USDC to the agent, then giveFeedback."""
+    clients: list[LocalAccount] = [Account.create() for _ in range(5)]
+    for c in clients:
+        chain.fund_native(c.address, 10**20)
+        chain.transact(dev_account(0), usdc.functions.mint(c.address, 10**12))
+    for k, agent_id in enumerate(agent_ids):
+        client = clients[k % len(clients)]
+        wallet = dev_account(agent_id % OWNERS).address
+        pay = chain.transact(client, usdc.functions.transfer(wallet, 1_000), gas=100_000)
+        prepared = prepare_feedback(
+            chain_id=chain.chain_id,
+            identity_registry=identity.address,
+            agent_id=agent_id,
+            client=client.address,
+            agent_wallet=wallet,
+            value=rnd.randint(0, 100),
+            value_decimals=0,
+            payment_tx=pay["transactionHash"].to_0x_hex(),
+        )
+        fn = reg.functions.giveFeedback(
+            agent_id, prepared.file.value, 0, "", "", "", prepared.uri, prepared.hash
+        )
+        chain.transact(client, fn, gas=1_500_000, wait=k == len(agent_ids) - 1)
+
+
+def queries(usdc: str, rnd: random.Random) -> list[Query]:
+    out: list[Query] = [Query(), Query(min_rep=Decimal(50)), Query(active=None, limit=50)]
+    for _ in range(20):
+        out.append(Query(skill=rnd.choice(SKILLS)))
+        out.append(Query(skill=rnd.choice(TAGS)))
+        out.append(Query(skill=rnd.choice(SKILLS), asset=usdc, max_price=rnd.choice([1_000, 20_000, 100_000])))  # fmt: skip
+        out.append(Query(asset=usdc, max_price=rnd.choice([1_000, 5_000])))
+    return out
+
+
+def timed(fn: Any, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def pct(samples: list[float], p: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=10_000)
+    ap.add_argument("--feedback", type=float, default=0.05, help="share of agents with feedback")
+    ap.add_argument("--queries", type=int, default=400, help="timed queries per side")
+    args = ap.parse_args()
+    rnd = random.Random(8004)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(Path(tmp) / "home", env={}).with_chain(
+            backend="local", anvil_port=free_port()
+        )
+        node = AnvilNode(cfg)
+        node.start()
+        try:
+            chain = Chain.rpc(node.running_url(), backend="local", receipt_timeout=600)
+            identity = deploy(chain, "IdentityRegistry", "ERC-8004 Agents", "AGENT")
+            reputation = deploy(chain, "ReputationRegistry", identity.address)
+            usdc = deploy(chain, "Stablecoin", "USD Coin", "USDC", "USD Coin", "2")
+            tokens = TokenRegistry([NATIVE, Token("USDC", 6, usdc.address, "USD Coin", "2")])
+            seconds = register_agents(chain, identity, tokens, args.agents, rnd)
+            emit("register_agents", args.agents / seconds, "agents/s", agents=args.agents,
+                 seconds=round(seconds, 2), batched=f"{BATCH} raw txs per JSON-RPC batch")  # fmt: skip
+            rated = rnd.sample(range(args.agents), int(args.agents * args.feedback))
+            give_feedback_batch(chain, reputation, usdc, identity, rated, rnd)
+            index = DiscoveryIndex(
+                Path(tmp) / "discovery.sqlite",
+                chain_id=chain.chain_id,
+                identity_registry=identity.address,
+                reputation_registry=reputation.address,
+            )
+            t = time.perf_counter()
+            stats = Follower(index, chain, batch_blocks=2_000).sync()
+            took = time.perf_counter() - t
+            emit("index_catch_up", stats.events / took, "events/s", events=stats.events,
+                 agents=index.count(), trusted=index.count(trusted=True),
+                 blocks=stats.head + 1, seconds=round(took, 2))  # fmt: skip
+            qs = queries(usdc.address, rnd)
+            for q in qs:  # same answers, and warm caches for both sides
+                assert [r.agent_id for r in index.query(q)] == scan_query(index.db, q), q
+            ours = timed(lambda: index.query(rnd.choice(qs)), args.queries)
+            scan = timed(lambda: scan_query(index.db, rnd.choice(qs)), max(20, args.queries // 10))
+            for label, p in (("p50", 50), ("p99", 99)):
+                a, b = pct(ours, p), pct(scan, p)
+                emit(f"query_{label}", a, "ms", agents=index.count(), full_scan_ms=round(b, 3),
+                     speedup=round(b / a, 1), target_p50_ms=5)  # fmt: skip
+        finally:
+            node.stop()
+
+
+if __name__ == "__main__":
+    main()
