@@ -20,7 +20,6 @@ import pytest
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port
-from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
 from agentbazaar.wallet import KeyStore, Ledger, open_wallet
@@ -61,9 +60,6 @@ class Env:
 def _home(path: Path, port: int, extra: str = "") -> dict[str, str]:
     path.mkdir(parents=True)
     (path / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {port}\n{extra}')
-    cache = default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    (path / "artifacts").symlink_to(cache, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
     env.update(BAZAAR_HOME=str(path), BAZAAR_PASSPHRASE="cli-pass", BAZAAR_SCRYPT_N="1024")
     env["COLUMNS"] = "200"
