@@ -137,7 +137,7 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
     size = cli.ledger_size()
     for sentence, message in [
         ("swap 100000 USDC for WETH", "the swap needs"),
-        ("hire an agent to translate text for 1 USDC", "market commands"),
+        ("hire an agent to translate text for 1 USDC", "not executed from a sentence"),
     ]:
         proc = cli.run("do", sentence, "--wallet", "alice", "--yes")
         assert proc.returncode == 1, (sentence, proc.stdout)

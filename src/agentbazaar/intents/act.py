@@ -1,7 +1,8 @@
 """One call from an ``Intent`` to a plan, and (when asked) to its execution: what ``bazaar do``
 runs. Swaps go through ``plan``; sends and agent payments through ``Wallet.send`` (the same
 policy-checked spend); balances are read only. Hiring and buying data are understood by the
-parser but carried out by the market commands, so here they are refused with that hint.
+parser (``bazaar intent``) but not executed from a sentence: hiring needs the task's input and
+buying data a seller, which a sentence does not carry; they are refused with that reason.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def carry_out(
         )
     if intent.action in ("hire", "buy_data"):
         raise PlanError(
-            f"understood ({intent.action} {intent.to}), but `bazaar do` only swaps, sends and "
-            "pays: use the market commands to hire agents or buy data",
+            f"understood ({intent.action} {intent.to}), but `bazaar do` carries out swaps, "
+            "sends, agent payments and balance checks only: hiring needs the task's input and "
+            "buying data a seller, so they are not executed from a sentence",
         )
     if intent.action == "swap":
         amm = Amm.from_suite(suite)
