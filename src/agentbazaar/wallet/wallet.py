@@ -24,7 +24,6 @@ from agentbazaar.chain import Chain, to_address
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import (
     AmountError,
-    ApprovalRequired,
     BazaarError,
     InputError,
     LedgerError,
@@ -493,7 +492,7 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
-    "ApprovalRequired",
+    "Approver",
     "Balance",
     "SendResult",
     "Spend",
