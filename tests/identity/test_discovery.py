@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,9 +13,15 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from identity_helpers import Registries, skill
+from typer.testing import CliRunner
 from web3 import Web3
 
+from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.cli import _register_optional, app
+from agentbazaar.config import BazaarConfig
+from agentbazaar.errors import IdentityError
 from agentbazaar.identity.cards import (
     AgentConfig,
     build_registration,
@@ -31,7 +38,9 @@ from agentbazaar.identity.discovery import (
     RegistryEvent,
     scan_query,
 )
-from agentbazaar.identity.feedback import give_feedback, prepare_feedback
+from agentbazaar.identity.feedback import ProofOfPaymentError, give_feedback, prepare_feedback
+from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.wallet import KeyStore
 
 SKILLS = ["translate", "summarize", "search", "code"]
 TAGS = ["nlp", "fast", "web"]
@@ -343,3 +352,61 @@ def test_reorg_rolls_back_to_fork_point(on_anvil: Registries) -> None:
 def test_random_accounts_are_not_literals() -> None:
     # guard for the helpers: accounts are generated at run time
     assert Account.create().address != Account.create().address
+
+
+@pytest.mark.anvil
+def test_cli_register_list_feedback_show_card(
+    anvil_node: AnvilNode,
+    anvil_config: BazaarConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = anvil_config
+    monkeypatch.setenv("BAZAAR_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")
+    chain = Chain.rpc(anvil_node.running_url(), backend="local")
+    suite = Suite.from_context(deploy_suite(chain, cfg))
+    store = KeyStore(cfg.keystore_dir)
+    seller, buyer = Account.create(), Account.create()
+    store.import_key("seller", seller.key, "test-passphrase")
+    store.import_key("buyer", buyer.key, "test-passphrase")
+    for a in (seller, buyer):
+        chain.fund_native(a.address, 10**19)
+    usdc = suite.token_contract("USDC")
+    chain.transact(dev_account(0), usdc.functions.mint(buyer.address, 10**8))
+    config = tmp_path / "echo.toml"
+    config.write_text(
+        'name = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
+        'tags = ["test"]\n[[skills.prices]]\ntoken = "USDC"\namount = "0.01"\n'
+    )
+    _register_optional()
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(app, ["--home", str(cfg.home), *args])
+        if result.exception is not None:
+            raise result.exception
+        return json.loads(result.stdout)
+
+    agent_id = run("agent", "register", str(config), "--json")["agent_id"]
+    listed = run("agent", "list", "--skill", "echo", "--json")
+    assert [(a["agent_id"], a["trusted"], a["wallet"]) for a in listed] == [
+        (agent_id, True, seller.address)
+    ]
+    assert run("agent", "list", "--max-price", "0.001 USDC", "--json") == []
+    assert len(run("agent", "list", "--max-price", "0.01 USDC", "--json")) == 1
+    paid = chain.transact(buyer, usdc.functions.transfer(seller.address, 10_000))
+    tx = paid["transactionHash"].to_0x_hex()
+    bogus = chain.transact(buyer, usdc.functions.transfer(dev_account(1).address, 10_000))
+    with pytest.raises(ProofOfPaymentError):
+        run("agent", "feedback", str(agent_id), "95", "--payment",
+            bogus["transactionHash"].to_0x_hex(), "--wallet", "buyer")  # fmt: skip
+    run("agent", "feedback", str(agent_id), "9.5", "--payment", tx, "--wallet", "buyer", "--json")
+    shown = run("agent", "show", str(agent_id), "--json")
+    assert (shown["rep_count"], shown["rep_avg"]) == (1, 9.5)
+    assert [(f["value"], f["decimals"], f["proven"]) for f in shown["feedback"]] == [("95", 1, 1)]
+    assert run("agent", "list", "--min-rep", "10", "--json") == []
+    card = run("agent", "card", str(agent_id), "--json")
+    assert card["verified"] and card["card"]["wallet"] == seller.address
+    with pytest.raises(IdentityError, match="not registered"):
+        run("agent", "show", "999", "--json")

@@ -810,3 +810,22 @@ class Follower:
 
 def index_path(home: Path, chain_id: int, identity_registry: str) -> Path:
     return home / "discovery" / f"{chain_id}-{identity_registry.lower()[2:10]}.sqlite"
+
+
+def open_follower(
+    chain: Chain,
+    home: Path | None,
+    identity_registry: str,
+    reputation_registry: str | None,
+) -> Follower:
+    """The index of this registry pair (under ``home``, or in memory) and its follower."""
+    path: Path | str = ":memory:"
+    if home is not None and chain.backend != "embedded":
+        path = index_path(home, chain.chain_id, identity_registry)
+    index = DiscoveryIndex(
+        path,
+        chain_id=chain.chain_id,
+        identity_registry=identity_registry,
+        reputation_registry=reputation_registry,
+    )
+    return Follower(index, chain)
