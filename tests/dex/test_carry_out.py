@@ -8,7 +8,13 @@ import pytest
 from dex_fixtures import Deployed
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.identity.contracts import IdentityRegistry
+from agentbazaar.identity.cards import (
+    AgentConfig,
+    build_registration,
+    register_card,
+    sign_card,
+)
+from agentbazaar.identity.contracts import IDENTITY_KEY, IdentityRegistry
 from agentbazaar.intents import PlanError, parse_intent
 from agentbazaar.intents.act import carry_out
 from agentbazaar.intents.plan import erc20_balance
@@ -89,10 +95,32 @@ def test_send_half_and_check_balances(deployed: Deployed) -> None:
     }
 
 
+def test_pay_agent_by_name_through_the_discovery_index(deployed: Deployed) -> None:
+    d = deployed
+    payer = _wallet(d, "payer17", 17, "5")
+    owner = dev_account(18)
+    d.chain.fund_native(owner.address, 10**19)
+    config = AgentConfig(name="Translator Bot", skills=[])
+    card = build_registration(config, owner.address, d.suite.tokens, d.chain.chain_id)
+    identity = d.suite.contract(IDENTITY_KEY)
+    agent_id, _ = register_card(d.chain, identity, owner, sign_card(card, owner, d.chain.chain_id))
+    usdc = d.suite.tokens.get("USDC")
+    before = erc20_balance(d.chain, usdc, owner.address)
+    done = carry_out(
+        parse_intent("pay agent translator-bot 1.25 USDC"),
+        suite=d.suite,
+        wallet=payer,
+        execute=True,
+    )
+    assert done.plan["to"] == owner.address
+    assert erc20_balance(d.chain, usdc, owner.address) - before == 1_250_000
+    assert agent_id > 0
+
+
 @pytest.mark.parametrize(
     ("sentence", "match"),
     [
-        ("pay agent translator-bot 1 USDC", "numeric id"),
+        ("pay agent nobody-by-this-name 1 USDC", "no trusted, active agent"),
         ("hire an agent to translate text", "not executed from a sentence"),
         ("buy the dataset eth-prices for at most 3 USDC", "not executed from a sentence"),
         ("send 1000 USDC to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "holds"),

@@ -7,6 +7,7 @@ buying data a seller, which a sentence does not carry; they are refused with tha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -146,10 +147,7 @@ def resolve_recipient(to: str, suite: Suite) -> str:
     if to.startswith("agent:"):
         ref = to.removeprefix("agent:")
         if not ref.isdigit():
-            raise PlanError(
-                f"pay agents by their numeric id (found {ref!r}): look it up with the "
-                "discovery commands first"
-            )
+            return _agent_by_name(ref, suite)
         from agentbazaar.identity.contracts import IdentityRegistry
 
         wallet = IdentityRegistry.from_suite(suite).get_agent_wallet(int(ref))
@@ -159,6 +157,35 @@ def resolve_recipient(to: str, suite: Suite) -> str:
     if to.startswith("0x"):
         return to_address(to)
     return to_address(KeyStore(suite.cfg.keystore_dir).address_of(to))
+
+
+def _agent_by_name(ref: str, suite: Suite) -> str:
+    """The verified wallet of the one trusted, active agent whose card name matches ``ref``
+    (case and punctuation aside: "translator-bot" matches "Translator Bot"), from the discovery
+    index brought up to date first."""
+    from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
+    from agentbazaar.identity.discovery import Query, open_follower
+
+    reputation = suite.manifest.address(REPUTATION_KEY) if suite.has(REPUTATION_KEY) else None
+    follower = open_follower(
+        suite.chain, suite.cfg.home, suite.manifest.address(IDENTITY_KEY), reputation
+    )
+    try:
+        follower.sync()
+        agents = follower.index.query(Query(active=True, trusted_only=True, limit=1000))
+    finally:
+        follower.index.close()
+    found = [a for a in agents if _slug(a.name) == _slug(ref) and a.wallet]
+    if not found:
+        raise PlanError(f"no trusted, active agent named {ref!r} in the discovery index")
+    if len(found) > 1:
+        ids = ", ".join(str(a.agent_id) for a in found)
+        raise PlanError(f"several agents are named {ref!r} (ids {ids}): pay one by its id")
+    return to_address(str(found[0].wallet))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _balance(chain: Chain, address: str, token: Token, suite: Suite) -> int:
