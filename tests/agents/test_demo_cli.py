@@ -32,6 +32,10 @@ def test_demo_json_report_tells_the_whole_story() -> None:
         assert by_provider[cheat]["failed"] >= 1 and by_provider[cheat]["passed"] == 0
     avoided = {o["name"] for o in report["reputation"] if o["avoided"]}
     assert avoided == {"minilm-cut-price", "minilm-bargain"}
+    # the assistant's paid feedback carries the validator's verdict
+    rep = {o["name"]: o for o in report["reputation"]}
+    assert rep["minilm-cut-price"]["rep_avg"] == 0 and rep["minilm-bargain"]["rep_avg"] == 0
+    assert rep["minilm-honest"]["rep_avg"] == 100 and rep["minilm-honest"]["rep_count"] >= 3
     paid_to = [p["to"] for p in report["payments"]]
     assert paid_to[:2] == ["minilm-cut-price", "minilm-bargain"]
     assert set(paid_to[2:]) == {"minilm-honest"}

@@ -7,8 +7,8 @@ On the embedded chain (default, zero set-up) or a fresh anvil (``chain="local"``
    honest, one returning perturbed vectors, one returning stale vectors; the dishonest ones are
    cheaper, so a price-only buyer would prefer them) and an assistant. Each registers itself;
    on the embedded chain they are uvicorn servers in threads of this process sharing the chain;
-3. give the assistant tasks in words: "embed these 50 sentences, spend at most 0.01 USDC". It
-   buys batch by batch; after every purchase the validator handles its new on-chain validation
+3. give the assistant tasks in words over its A2A endpoint (JSON-RPC ``message/send``): "embed
+   these 50 sentences, spend at most 0.01 USDC". It buys batch by batch over HTTP + x402; after every purchase the validator handles its new on-chain validation
    requests (re-running the model on sampled sales) so the story is deterministic;
 4. show the validator catching the dishonest providers and the assistant switching away, then
    an over-budget task refused before anything is paid;
@@ -28,9 +28,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from agentbazaar.agents.assistant import Assistant, AssistantAgent, Report
+import httpx
+
+from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.embedding import shared_model
-from agentbazaar.agents.hiring import Buyer
+from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet, usdc_balance
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill, Mode
@@ -169,29 +171,49 @@ class _World:
             ("embed these 20 sentences too, spend at most 0.005 USDC", sentences(20, n)),
             ("embed these 10 sentences, spend at most 0.000001 USDC", sentences(10, n + 20)),
         ]
-        original = self.buyer.hire
 
-        def hire_then_validate(skill: str, payload: dict[str, Any], max_price: int) -> Any:
-            hired = original(skill, payload, max_price)
+        def validate_then_review(hired: Hire) -> None:
             say(f"  bought {len(hired.output)} embeddings from {hired.provider.name} for "
                 f"{format_units(hired.price, 6)} USDC (tx {hired.tx_hash})")  # fmt: skip
             for v in self.validator.process_pending():
                 say(
                     f"  validator: {_name(self, v.provider_agent_id)} scored {v.score} ({v.reason})"
                 )
-            return hired
+            self.buyer.review(hired)
+            say(f"  assistant: paid feedback {hired.feedback_value} to {hired.provider.name}")
 
-        self.buyer.hire = hire_then_validate  # type: ignore[method-assign]
+        self.buyer.after_purchase = validate_then_review
         try:
             for text, texts in tasks:
-                say(f"task: {text!r} ({len(texts)} sentences)")
-                report = self.assistant.ask(text, texts)
-                for f in report.failures:
+                say(f"task: {text!r} ({len(texts)} sentences), sent to the assistant over A2A")
+                result = self._ask_over_a2a(text, texts)
+                for f in result["failures"]:
                     say(f"  refused: {f.get('message', f.get('error'))}")
-                steps.append(_task_json(text, report))
+                steps.append({"task": text, **result})
         finally:
-            self.buyer.hire = original  # type: ignore[method-assign]
+            self.buyer.after_purchase = None
         return steps
+
+    def _ask_over_a2a(self, text: str, texts: list[str]) -> dict[str, Any]:
+        """JSON-RPC ``message/send`` to the assistant's service, as a person's client would."""
+        agent = self.assistant.agent
+        params = {
+            "message": {
+                "role": "user",
+                "parts": [
+                    {"kind": "text", "text": text},
+                    {"kind": "data", "data": {"texts": texts}},
+                ],
+            }
+        }
+        body = {"jsonrpc": "2.0", "id": len(self.assistant.reports) + 1, "method": "message/send",
+                "params": params}  # fmt: skip
+        answer = httpx.post(f"{agent.url}/a2a", json=body, timeout=300).json()
+        if "error" in answer:
+            raise AgentError(f"the assistant refused the task: {answer['error']['message']}")
+        data: dict[str, Any] = answer["result"]["artifacts"][0]["parts"][0]["data"]
+        data["state"] = answer["result"]["status"]["state"]
+        return data
 
     def report(self, steps: list[dict[str, Any]], chain: str, seconds: float) -> dict[str, Any]:
         agents = [
@@ -275,10 +297,6 @@ class _World:
 
 def _name(world: _World, agent_id: int) -> str:
     return next((a.name for _r, a in world.agents if a.agent_id == agent_id), f"#{agent_id}")
-
-
-def _task_json(text: str, report: Report) -> dict[str, Any]:
-    return {"task": text, **report.to_json()}
 
 
 def _check_story(report: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,7 @@ class Hire:
     output: Matrix
     feedback_index: int | None
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    feedback_value: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,7 @@ class Hire:
             "nonce": self.nonce,
             "receiptId": self.receipt.id,
             "feedbackIndex": self.feedback_index,
+            "feedbackValue": self.feedback_value,
             "skipped": self.skipped,
         }
 
@@ -111,6 +114,8 @@ class Buyer:
         self.follower = Follower(self.index, net.chain)
         self.http = httpx.Client(timeout=HTTP_TIMEOUT)
         self.blocked: dict[int, str] = {}  # providers that delivered a bad receipt to us
+        # called after a verified purchase, before its feedback (e.g. to let a validator answer)
+        self.after_purchase: Callable[[Hire], None] | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -147,8 +152,12 @@ class Buyer:
         return summary.count, (summary.average_response if summary.count else None)
 
     # ---- hiring -------------------------------------------------------------------------------
-    def hire(self, skill: str, payload: dict[str, Any], max_price: int) -> Hire:
-        """Buy ``skill`` on ``payload`` for at most ``max_price`` base units."""
+    def hire(
+        self, skill: str, payload: dict[str, Any], max_price: int, *, review: bool = True
+    ) -> Hire:
+        """Buy ``skill`` on ``payload`` for at most ``max_price`` base units. With ``review``
+        the paid feedback is given at once; otherwise call ``review(hire)`` later (e.g. after
+        the validator answered, so the feedback carries its verdict)."""
         if isinstance(max_price, bool) or not isinstance(max_price, int) or max_price <= 0:
             raise InputError("max_price is a positive integer of base units")
         skipped: list[dict[str, Any]] = []
@@ -187,7 +196,27 @@ class Buyer:
         price, _score, offer, quote = quotes[0]
         hired = self._buy(offer, skill, payload, quote, max_price)
         hired.skipped = skipped
+        if self.after_purchase is not None:
+            self.after_purchase(hired)
+        if review:
+            self.review(hired)
         return hired
+
+    def review(self, hired: Hire) -> int | None:
+        """Paid-only feedback for a purchase (once): the trusted validator's score when it has
+        answered for this receipt, else 100 for a delivery whose receipt checked out."""
+        if hired.feedback_index is not None:
+            return hired.feedback_index
+        value, tag2 = 100, "delivered"
+        if self.validators:
+            status = self.agent.network.registries.validation.status(hired.receipt.id)
+            if status.tag == VALIDATION_TAG and status.validator.lower() in {
+                v.lower() for v in self.validators
+            }:
+                value, tag2 = status.response, "validated"
+        hired.feedback_index = self._feedback(hired.provider, hired.tx_hash, value, tag2)
+        hired.feedback_value = value
+        return hired.feedback_index
 
     def _quote(self, offer: Offer, skill: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{offer.base_url}/skills/{skill}/quote"
@@ -233,7 +262,6 @@ class Buyer:
         self.agent.receipts.add(
             signed, role="received", texts=texts, output=output_bytes(output), tx_hash=paid.tx_hash
         )
-        index = self._feedback(offer, paid, 100, "delivered")
         return Hire(
             offer,
             paid.amount,
@@ -242,7 +270,7 @@ class Buyer:
             paid.nonce,
             signed,
             output,
-            index,
+            None,
         )
 
     def _check(
@@ -292,10 +320,10 @@ class Buyer:
             )  # fmt: skip
         except BazaarError:
             pass  # unparseable: the feedback below still records the failure against the payment
-        self._feedback(offer, paid, 0, "bad-receipt")
+        self._feedback(offer, paid.tx_hash, 0, "bad-receipt")
 
-    def _feedback(self, offer: Offer, paid: PaidResponse, value: int, tag2: str) -> int | None:
-        if not paid.tx_hash:
+    def _feedback(self, offer: Offer, tx_hash: str | None, value: int, tag2: str) -> int | None:
+        if not tx_hash:
             return None
         net = self.agent.network
         prepared = prepare_feedback(
@@ -306,7 +334,7 @@ class Buyer:
             agent_wallet=offer.wallet,
             value=value,
             value_decimals=0,
-            payment_tx=paid.tx_hash,
+            payment_tx=tx_hash,
             tag1="embed",
             tag2=tag2,
             endpoint=offer.base_url,

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from agentbazaar.cli._common import console, emit_json, emit_table, err_console, run_context
 from agentbazaar.errors import ConfigError
@@ -40,6 +42,17 @@ def demo(
 
 
 def _tables(report: dict[str, Any]) -> None:
+    """The summary; tx hashes and addresses are printed whole (wide output when piped)."""
+    out = console if console.is_terminal else Console(width=200)
+
+    def emit_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(str(c) for c in row))
+        out.print(table)
+
     emit_table(
         "agents",
         ["role", "name", "agent id", "wallet", "url"],
@@ -83,7 +96,7 @@ def _tables(report: dict[str, Any]) -> None:
             for b in report["balances"]
         ],
     )
-    console.print(f"done in {report['seconds']} s on chain {report['chain']['chainId']}")
+    out.print(f"done in {report['seconds']} s on chain {report['chain']['chainId']}")
 
 
 def _verdict(score: int | None) -> str:
