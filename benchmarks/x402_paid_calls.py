@@ -313,10 +313,11 @@ def main() -> None:
                 batch_gas(env, tmp, args.batch_size)
             with services(env, tmp, batch=env["settler"] is not None) as urls:
                 for age in ("fresh", "aged"):
-                    if age == "aged":
-                        chain.w3.provider.make_request(
-                            RPCEndpoint("anvil_mine"), [hex(args.age_blocks), hex(0)]
-                        )
+                    if age == "aged":  # in chunks (one big anvil_mine can outlast the rpc timeout)
+                        for _ in range(args.age_blocks // 100):
+                            chain.w3.provider.make_request(
+                                RPCEndpoint("anvil_mine"), [hex(100), hex(0)]
+                            )
                     block = chain.block_number()
                     for mode, clients in (("sequential", 1), ("concurrent", args.concurrency)):
                         results = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from x402_helpers import PayEnv
+from x402_env import PayEnv
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port

@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from x402_helpers import PayEnv, header_of, payment, requirements, sign_authorization
+from x402_env import PayEnv, header_of, payment, requirements, sign_authorization
 
 from agentbazaar.chain.anvil import free_port
 from agentbazaar.payments._serve import serve_in_thread

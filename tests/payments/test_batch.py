@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from eth_account import Account
 from x402.schemas import PaymentPayload, PaymentRequirements
-from x402_helpers import PayEnv, payment, requirements, sign_authorization
+from x402_env import PayEnv, payment, requirements, sign_authorization
 
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.payments.batch import batching_facilitator, deploy_batch_settler

@@ -8,17 +8,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import PaymentOption, RouteConfig
 from x402.mechanisms.evm.exact import register_exact_evm_server
 from x402.schemas import AssetAmount
-from x402_helpers import PayEnv
+from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.client import AcceptedToken, AccountPayer, PayingClient, PaymentIntent
+from x402 import x402ResourceServer
 
 pytestmark = pytest.mark.anvil
 

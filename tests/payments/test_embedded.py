@@ -8,7 +8,7 @@ from pathlib import Path
 
 from eth_account import Account
 from x402.schemas import PaymentPayload, PaymentRequirements
-from x402_helpers import PayEnv, payment, requirements, sign_authorization
+from x402_env import PayEnv, payment, requirements, sign_authorization
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.compiler import compile_contract

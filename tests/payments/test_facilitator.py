@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.schemas import PaymentPayload, PaymentRequirements
-from x402_helpers import PayEnv, payment, requirements, sign_authorization
+from x402_env import PayEnv, payment, requirements, sign_authorization
 
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.payments.exact import ExactEvmHandler
@@ -161,7 +161,7 @@ def test_crash_between_send_and_receipt_is_recovered_at_start(pay_env: PayEnv) -
     )
     store.claim(key, signature=str(payload["signature"]), pay_to=pay_env.seller, amount=4242)
     # what settle does up to the crash: sign, record, (crash before the broadcast)
-    from agentbazaar.payments.exact import parse_authorization
+    from agentbazaar.payments.eip3009 import parse_authorization
 
     parsed = parse_authorization(payload)
     fn = handler._transfer_fn(

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from x402_helpers import PayEnv
+from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.payments._serve import serve_in_thread

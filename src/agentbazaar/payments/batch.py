@@ -24,11 +24,8 @@ from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.payments.exact import (
-    Authorization,
-    ExactEvmHandler,
-    authorization_used,
-)
+from agentbazaar.payments.eip3009 import Authorization, authorization_used
+from agentbazaar.payments.exact import ExactEvmHandler
 from agentbazaar.payments.facilitator import Facilitator
 from agentbazaar.payments.store import SENT, SettlementKey, SettlementStore
 

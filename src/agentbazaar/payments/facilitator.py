@@ -35,11 +35,8 @@ from x402.schemas import (
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from agentbazaar.chain import Chain
-from agentbazaar.payments.exact import (
-    ERR_INVALID_PAYLOAD,
-    ERR_UNSUPPORTED_VERSION,
-    ExactEvmHandler,
-)
+from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VERSION
+from agentbazaar.payments.exact import ExactEvmHandler
 from agentbazaar.payments.store import SettlementStore
 
 MAX_BODY_BYTES = 64 * 1024

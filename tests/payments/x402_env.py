@@ -1,4 +1,4 @@
-"""Shared helpers of the x402 tests."""
+"""Shared set-up of the x402 tests: the environment, signed authorizations, encodings."""
 
 from __future__ import annotations
 

@@ -1,0 +1,254 @@
+"""EIP-3009 ``TransferWithAuthorization`` for the x402 ``exact`` scheme: pure parts.
+
+Strict parsing of the scheme payload, the checks that need no chain (network, asset, payTo,
+amount, validity window), EIP-712 signature recovery, calldata, and reading the outcome of a
+settlement from receipt logs. Each failed check raises ``Rejected`` with the x402 reason code
+(the SDK's own codes, so SDK clients understand them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from web3 import Web3
+from x402.mechanisms.evm import constants as c
+from x402.schemas import PaymentPayload, PaymentRequirements
+
+ERR_UNSUPPORTED_ASSET = "unsupported_asset"
+ERR_INVALID_PAYLOAD = "invalid_payload"
+ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
+VALID_BEFORE_MARGIN = 6  # seconds, as the reference facilitator
+_UINT256 = 2**256
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_NONCE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_DIGITS = re.compile(r"^[0-9]{1,78}$")
+
+TOKEN_ABI: list[dict[str, Any]] = [
+    *c.TRANSFER_WITH_AUTHORIZATION_VRS_ABI,
+    *c.AUTHORIZATION_STATE_ABI,
+    *c.BALANCE_OF_ABI,
+]
+
+_EIP712_TYPES = {
+    "TransferWithAuthorization": [
+        {"name": "from", "type": "address"},
+        {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"},
+        {"name": "nonce", "type": "bytes32"},
+    ]
+}
+
+
+class Rejected(Exception):
+    """A payment that fails a check: ``reason`` is the x402 reason code."""
+
+    def __init__(self, reason: str, message: str = "", payer: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason, self.message, self.payer = reason, message or reason, payer
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A parsed EIP-3009 ``TransferWithAuthorization`` with its 65-byte signature."""
+
+    payer: str
+    to: str
+    value: int
+    valid_after: int
+    valid_before: int
+    nonce: bytes
+    signature: bytes
+
+    @property
+    def nonce_hex(self) -> str:
+        return "0x" + self.nonce.hex()
+
+    @property
+    def vrs(self) -> tuple[int, bytes, bytes]:
+        v = self.signature[64]
+        return (v + 27 if v in (0, 1) else v, self.signature[:32], self.signature[32:64])
+
+
+# ---- pure checks ---------------------------------------------------------------------------
+def _uint(value: object, field: str) -> int:
+    if not isinstance(value, str) or not _DIGITS.match(value) or int(value) >= _UINT256:
+        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a uint256 string")
+    return int(value)
+
+
+def _addr(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a 20-byte address")
+    return value
+
+
+def parse_authorization(payload: dict[str, Any]) -> Authorization:
+    """Parse the scheme payload ``{signature, authorization: {...}}`` strictly."""
+    auth = payload.get("authorization")
+    sig = payload.get("signature")
+    if not isinstance(auth, dict):
+        raise Rejected(ERR_INVALID_PAYLOAD, "payload.authorization is missing")
+    if not isinstance(sig, str) or not _SIGNATURE.match(sig):
+        raise Rejected(c.ERR_INVALID_SIGNATURE, "payload.signature must be 65 bytes of hex")
+    nonce = auth.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise Rejected(ERR_INVALID_PAYLOAD, "authorization.nonce must be 32 bytes of hex")
+    return Authorization(
+        payer=_addr(auth.get("from"), "from"),
+        to=_addr(auth.get("to"), "to"),
+        value=_uint(auth.get("value"), "value"),
+        valid_after=_uint(auth.get("validAfter"), "validAfter"),
+        valid_before=_uint(auth.get("validBefore"), "validBefore"),
+        nonce=bytes.fromhex(nonce[2:]),
+        signature=bytes.fromhex(sig[2:]),
+    )
+
+
+def check_requirements(
+    payload: PaymentPayload,
+    req: PaymentRequirements,
+    auth: Authorization,
+    *,
+    networks: frozenset[str],
+    assets: frozenset[str] | None,
+    now: int,
+) -> None:
+    """Everything that can be checked without the chain; raises ``Rejected``."""
+    payer = auth.payer
+    if payload.x402_version != 2:
+        raise Rejected(ERR_UNSUPPORTED_VERSION, "only x402 v2 payloads are accepted", payer)
+    if payload.accepted.scheme != c.SCHEME_EXACT or req.scheme != c.SCHEME_EXACT:
+        raise Rejected(c.ERR_UNSUPPORTED_SCHEME, payer=payer)
+    if payload.accepted.network != req.network or req.network not in networks:
+        raise Rejected(c.ERR_NETWORK_MISMATCH, f"network {req.network} is not served", payer)
+    if not _ADDRESS.match(req.asset) or (assets is not None and req.asset.lower() not in assets):
+        raise Rejected(ERR_UNSUPPORTED_ASSET, f"asset {req.asset} is not accepted", payer)
+    if payload.accepted.asset.lower() != req.asset.lower():
+        raise Rejected(ERR_UNSUPPORTED_ASSET, "the payment is for another asset", payer)
+    extra = req.extra or {}
+    if not isinstance(extra.get("name"), str) or not isinstance(extra.get("version"), str):
+        raise Rejected(c.ERR_MISSING_EIP712_DOMAIN, payer=payer)
+    if auth.to.lower() != req.pay_to.lower():
+        raise Rejected(c.ERR_RECIPIENT_MISMATCH, payer=payer)
+    if not req.amount.isdigit() or auth.value != int(req.amount):
+        raise Rejected(c.ERR_AUTHORIZATION_VALUE_MISMATCH, payer=payer)
+    if auth.valid_before < now + VALID_BEFORE_MARGIN:
+        raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)
+    if auth.valid_after > now:
+        raise Rejected(c.ERR_VALID_AFTER_FUTURE, payer=payer)
+
+
+def recover_payer(auth: Authorization, chain_id: int, token: str, name: str, version: str) -> str:
+    """The address that signed ``auth`` under the token's EIP-712 domain."""
+    message = encode_typed_data(
+        domain_data={
+            "name": name,
+            "version": version,
+            "chainId": chain_id,
+            "verifyingContract": token,
+        },
+        message_types=_EIP712_TYPES,
+        message_data={
+            "from": auth.payer,
+            "to": auth.to,
+            "value": auth.value,
+            "validAfter": auth.valid_after,
+            "validBefore": auth.valid_before,
+            "nonce": auth.nonce,
+        },
+    )
+    v, r, s = auth.vrs
+    try:
+        return str(Account.recover_message(message, vrs=(v, r, s)))
+    except Exception as exc:  # malformed (r, s, v): not a signature of anyone
+        raise Rejected(c.ERR_INVALID_SIGNATURE, "signature does not recover", auth.payer) from exc
+
+
+_TRANSFER_SELECTOR = Web3.keccak(
+    text="transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
+)[:4]
+_TRANSFER_TYPES = [
+    "address",
+    "address",
+    "uint256",
+    "uint256",
+    "uint256",
+    "bytes32",
+    "uint8",
+    "bytes32",
+    "bytes32",
+]
+
+
+def transfer_calldata(auth: Authorization) -> str:
+    """ABI calldata of ``transferWithAuthorization(..., v, r, s)`` for ``auth``."""
+    v, r, s = auth.vrs
+    args = [
+        auth.payer,
+        auth.to,
+        auth.value,
+        auth.valid_after,
+        auth.valid_before,
+        auth.nonce,
+        v,
+        r,
+        s,
+    ]
+    return "0x" + (_TRANSFER_SELECTOR + abi_encode(_TRANSFER_TYPES, args)).hex()
+
+
+def map_revert(reason: str) -> str:
+    """A token revert message -> the x402 reason code."""
+    text = reason.lower()
+    table = (
+        (("expired",), c.ERR_VALID_BEFORE_EXPIRED),
+        (("not yet valid",), c.ERR_VALID_AFTER_FUTURE),
+        (("used", "canceled", "cancelled"), c.ERR_NONCE_ALREADY_USED),
+        (("balance",), c.ERR_INSUFFICIENT_BALANCE),
+        (("signature", "signer"), c.ERR_INVALID_SIGNATURE),
+    )
+    for markers, code in table:
+        if any(m in text for m in markers):
+            return code
+    return c.ERR_TRANSACTION_SIMULATION_FAILED
+
+
+AUTHORIZATION_USED_TOPIC = "0x" + Web3.keccak(text="AuthorizationUsed(address,bytes32)").hex()
+
+
+def authorization_used(logs: list[Any], token: str, payer: str, nonce: str) -> bool:
+    """True when ``logs`` hold the token's ``AuthorizationUsed(payer, nonce)`` (exactly this
+    authorization was consumed; unambiguous even when a batch repeats payer, payee and value)."""
+    want = (AUTHORIZATION_USED_TOPIC, "0x" + payer.lower()[2:].rjust(64, "0"), nonce.lower())
+    for log in logs:
+        address = str(_field(log, "address") or "").lower()
+        topics = [_hex(t) for t in (_field(log, "topics") or [])]
+        if address == token.lower() and tuple(topics[:3]) == want:
+            return True
+    return False
+
+
+def _field(log: Any, name: str) -> Any:
+    return log.get(name) if isinstance(log, Mapping) else getattr(log, name, None)
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    text = str(value).lower()
+    return text if text.startswith("0x") else "0x" + text
+
+
+def payer_hint(payload: PaymentPayload) -> str | None:
+    auth = payload.payload.get("authorization")
+    payer = auth.get("from") if isinstance(auth, dict) else None
+    return payer if isinstance(payer, str) else None
