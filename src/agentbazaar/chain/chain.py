@@ -246,8 +246,15 @@ class Chain:
                     signed = account.sign_transaction(full)
                     if on_signed is not None:
                         on_signed(HexBytes(signed.hash), bytes(signed.raw_transaction))
-                    with chain_errors(action, url=self.url):
-                        return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+                    try:
+                        with chain_errors(action, url=self.url):
+                            return HexBytes(
+                                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                            )
+                    except ChainError as exc:
+                        if _is_already_known(exc):  # these exact bytes are in the pool already
+                            return HexBytes(signed.hash)
+                        raise
             except ChainError as exc:
                 if attempt == 0 and _is_nonce_error(exc):
                     continue  # the manager dropped its cache; retry once with the chain's nonce
@@ -260,7 +267,7 @@ class Chain:
             with chain_errors(action, url=self.url):
                 return HexBytes(self.w3.eth.send_raw_transaction(raw))
         except ChainError as exc:
-            if _is_nonce_error(exc):  # already mined or already in the pool
+            if _is_nonce_error(exc) or _is_already_known(exc):  # mined or pending already
                 return HexBytes(Web3.keccak(raw))
             raise
 
@@ -416,6 +423,15 @@ class Chain:
         self._fees = None
 
 
+def _is_already_known(exc: ChainError) -> bool:
+    return "already known" in str(exc).lower()
+
+
 def _is_nonce_error(exc: ChainError) -> bool:
+    """The nonce we signed with is taken or ahead of the chain: re-sign with a fresh nonce.
+
+    "already known" is not one of these: it means the very same signed bytes are already pending,
+    and signing again with another nonce could pay twice.
+    """
     text = str(exc).lower()
-    return "nonce too low" in text or "nonce too high" in text or "already known" in text
+    return "nonce too low" in text or "nonce too high" in text
