@@ -129,6 +129,26 @@ def test_factory_keeps_several_pools_per_pair(amm: Amm) -> None:
         amm.factory.createPool(a.address, a.address)
 
 
+def test_pool_states_pages_through_all_pools_at_one_block(amm: Amm) -> None:
+    a, b, c = amm.tokens
+    amm.new_pool(a, b, 10**20, 2 * 10**20)
+    amm.new_pool(b, c, 3 * 10**20, 10**20)
+    amm.factory.createPool(a.address, c.address)  # empty pool: reserves (0, 0)
+    states = amm.factory.poolStates(0, 10)
+    assert len(states) == 3
+    for state, pool in zip(states, [*amm.pools, None], strict=True):
+        if pool is None:
+            assert state[3:] == (0, 0)
+            continue
+        assert state[0] == pool.address
+        assert (state[1], state[2]) == (pool.token0(), pool.token1())
+        assert state[3:] == pool.getReserves()
+    assert amm.factory.poolStates(1, 1) == states[1:2]
+    assert amm.factory.poolStates(2, 10) == states[2:]
+    assert amm.factory.poolStates(3, 10) == []
+    assert len(amm.factory.poolStates(0, 10**6)) == 3  # clipped, never reverts
+
+
 def test_liquidity_add_and_remove_through_router(amm: Amm) -> None:
     a, b, _ = amm.tokens
     pool = amm.new_pool(a, b, 4 * 10**18, 9 * 10**18)

@@ -3,15 +3,19 @@ what the user receives, reverts that cost nothing but gas, and an idempotent re-
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from dex_fixtures import Deployed
 
 from agentbazaar.chain.compiler import compile_contract
+from agentbazaar.chain.deploy import Manifest
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.dex import Quote, best_path
 from agentbazaar.dex._seed import SEED_POOLS
+from agentbazaar.dex.onchain import Amm
 from agentbazaar.dex.suite import FACTORY_KEY
-from agentbazaar.errors import TransactionReverted
+from agentbazaar.errors import ContractError, TransactionReverted
 from agentbazaar.suite import Suite, deploy_suite
 from agentbazaar.tokens import Token
 
@@ -105,3 +109,14 @@ def test_deploy_again_reuses_and_does_not_seed_twice(deployed: Deployed) -> None
     assert ctx.statuses[FACTORY_KEY] == "reused"
     again = Suite.from_context(ctx)
     assert d.chain.call(again.contract(FACTORY_KEY).functions.allPoolsLength()) == count
+
+
+def test_without_a_local_suite_the_amm_comes_from_config(deployed: Deployed) -> None:
+    d = deployed
+    empty = Manifest(chain_id=d.chain.chain_id)
+    with pytest.raises(ContractError, match=r"\[dex\] factory and router"):
+        Amm.from_suite(Suite(d.chain, d.cfg, empty))
+    addresses = {"factory": d.amm.factory.address, "router": d.amm.router.address}
+    cfg = replace(d.cfg, extra={**d.cfg.extra, "dex": addresses})
+    amm = Amm.from_suite(Suite(d.chain, cfg, empty))
+    assert amm.pools() == d.amm.pools()
