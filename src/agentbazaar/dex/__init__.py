@@ -1,8 +1,9 @@
 """agentbazaar.dex: constant-product AMM maths and best-execution routing (pure Python).
 
 Pools are snapshots (``Pool``); quotes are exact integers equal to what ``AmmRouter.vy`` pays
-when executed against pools holding those reserves. Reading reserves from a chain belongs to a
-client layer that builds ``Pool`` values and passes them in as an iterable.
+when executed against pools holding those reserves. The routing maths here is pure; reading the
+reserves from a chain (one ``AmmFactory.poolStates`` call), simulating and encoding swaps is
+``agentbazaar.dex.onchain.Amm``; the local pool set is ``agentbazaar.dex.suite``.
 """
 
 from agentbazaar.dex._errors import DexInputError, NoRouteError
