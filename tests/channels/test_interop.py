@@ -54,10 +54,12 @@ def seller_app(d: Deployed, store_path: Path) -> tuple[FastAPI, ChannelEngine, C
     return app, engine, contracts
 
 
-def sdk_client(d: Deployed, buyer: LocalAccount) -> x402Client:
+def sdk_client(
+    d: Deployed, buyer: LocalAccount, scheme: BatchSettlementEvmScheme | None = None
+) -> x402Client:
     client = x402Client()
     network = f"eip155:{d.chain.chain_id}"
-    client.register(network, BatchSettlementEvmScheme(buyer))
+    client.register(network, scheme or BatchSettlementEvmScheme(buyer))
     client.set_spend_controls(
         {
             "allowed_assets": [
@@ -85,14 +87,18 @@ def test_sdk_client_pays_our_seller_and_claims_reconcile(
     buyer = dev_account(1)
     d.mint(buyer.address, 10_000_000)
     app, engine, contracts = seller_app(d, tmp_path / "seller.db")
+    scheme = BatchSettlementEvmScheme(buyer)
     with serve(app) as url:
-        statuses = asyncio.run(_pay(url, sdk_client(d, buyer), 25))
+        statuses = asyncio.run(_pay(url, sdk_client(d, buyer, scheme), 25))
+        [rec] = engine.records()
+        deposited = rec.balance
+        assert d.balance(buyer.address) == 10_000_000 - deposited
+        refund = scheme.refund(url + "/quote")  # the SDK's cooperative refund, our seller
     assert statuses == [200] * 25
+    assert refund.success and int(refund.amount or 0) == deposited - 25 * PRICE
     [rec] = engine.records()
-    assert rec.charged == 25 * PRICE
-    deposited = rec.balance
-    assert d.balance(buyer.address) == 10_000_000 - deposited
-    contracts.claim([rec])
+    assert (rec.charged, rec.total_claimed, rec.balance) == (25 * PRICE, 25 * PRICE, 25 * PRICE)
+    assert d.balance(buyer.address) == 10_000_000 - 25 * PRICE  # the rest came back
     contracts.settle(engine.terms.receiver, d.token)
     assert d.balance(engine.terms.receiver) == 25 * PRICE
     assert contracts.state(rec.channel_id).total_claimed == 25 * PRICE
@@ -210,7 +216,7 @@ def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_pa
     assert report.amount == 1_000 * PRICE
     receiver, token = engine.terms.receiver, d.token
     assert d.balance(receiver) == 1_000 * PRICE
-    contracts.refund(rec.config, 200 * PRICE)  # the seller refunds part of the rest
+    contracts.refund_direct(rec.config, 200 * PRICE)  # the seller refunds part of the rest
     cfg = rec.config.as_tuple()
     escrow = contracts.escrow.functions
     d.chain.transact(payer, escrow.initiateWithdraw(cfg, 300 * PRICE))

@@ -78,6 +78,10 @@ class ChannelChain(Protocol):
         self, config: ChannelConfig, channel_id: bytes, deposit: Mapping[str, Any]
     ) -> OnchainState: ...
 
+    async def refund(self, record: ChannelRecord, amount: int | None) -> tuple[OnchainState, int]:
+        """Claim the record's charges and refund up to ``amount`` (None: all) of the rest."""
+        ...
+
 
 @dataclass(frozen=True)
 class SellerTerms:
@@ -271,6 +275,54 @@ class ChannelEngine:
             self.abort(ticket)
             raise
         return result, await self.commit(ticket)
+
+    async def refund(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A cooperative refund: the payer's zero-charge voucher (ceiling == charged total) asks
+        for unclaimed escrow back; the seller claims what is charged and refunds the rest (or
+        ``payload.amount``) in one transaction. Returns the settle response (wire form)."""
+        if not isinstance(payload, Mapping) or payload.get("type") != "refund":
+            raise ChannelInputError("not a refund payload")
+        config, cid = self.resolve_config(payload.get("channelConfig"))
+        voucher = payload.get("voucher")
+        if not isinstance(voucher, Mapping):
+            raise ChannelInputError("payload.voucher must be an object")
+        if cx.parse_bytes32(voucher.get("channelId"), "voucher.channelId") != cid:
+            raise VoucherRejected(
+                "voucher.channelId is not the id of channelConfig", reason=ERR_CHANNEL_ID_MISMATCH
+            )
+        ceiling = cx.parse_amount(voucher.get("maxClaimableAmount"), "maxClaimableAmount")
+        signature = cx.parse_signature(voucher.get("signature"))
+        raw_amount = payload.get("amount")
+        amount = None if raw_amount is None else cx.parse_amount(raw_amount, "amount")
+        self._check_signature(config, cid, ceiling, signature)
+        if self.chain is None:
+            raise VoucherRejected(
+                "this seller cannot refund (no chain access)", reason=ERR_CHANNEL_NOT_FOUND
+            )
+        lock = self._locks.setdefault(cid, asyncio.Lock())
+        async with lock:
+            rec = self._records.get(cid)
+            if rec is None:
+                raise VoucherRejected("unknown channel", reason=ERR_CHANNEL_NOT_FOUND)
+            if ceiling != rec.charged:
+                raise VoucherRejected(
+                    f"a refund voucher must equal the charged total {rec.charged}",
+                    reason=ERR_CUMULATIVE_AMOUNT_MISMATCH,
+                    channel_id=rec.channel_hex,
+                )
+            signed = rec.evolve(signed_max=ceiling, signature=signature)
+            state, refunded = await self.chain.refund(signed, amount)
+            new = self._apply(signed, state)
+            await self.store.commit(new)
+            self._records[cid] = new
+        return {
+            "success": True,
+            "transaction": state.transaction,
+            "network": f"eip155:{self.terms.chain_id}",
+            "payer": config.payer,
+            "amount": str(refunded),
+            "extra": {"channelState": channel_state_wire(new)},
+        }
 
     async def mirror(self, channel_id: bytes, state: OnchainState) -> ChannelRecord | None:
         """Record fresh on-chain state for a channel (after a claim, refund or withdrawal)."""

@@ -25,6 +25,7 @@ from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels.engine import ChannelEngine
 from agentbazaar.channels.errors import ChannelError, VoucherRejected
 from agentbazaar.channels.wire import ERR_CUMULATIVE_AMOUNT_MISMATCH, ERR_VOUCHER_PAYLOAD, SCHEME
+from agentbazaar.errors import BazaarError
 
 PAYMENT_SIGNATURE = "payment-signature"
 PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
@@ -54,6 +55,7 @@ class ChannelPaywall:
         token_version: str,
         max_timeout_seconds: int = 3600,
         description: str = "",
+        min_deposit_multiplier: int = 10,
     ) -> None:
         self.engine = engine
         self.routes = dict(routes)
@@ -61,6 +63,7 @@ class ChannelPaywall:
         self.extra = engine.terms.requirement_extra(token_name, token_version)
         self.max_timeout_seconds = max_timeout_seconds
         self.description = description
+        self.min_deposit_multiplier = min_deposit_multiplier
 
     def requirement(
         self, price: int, corrective: Mapping[str, Any] | None = None
@@ -73,7 +76,11 @@ class ChannelPaywall:
             "asset": t.token,
             "payTo": t.receiver,
             "maxTimeoutSeconds": self.max_timeout_seconds,
-            "extra": {**self.extra, **(corrective or {})},
+            "extra": {
+                **self.extra,
+                "minDeposit": str(price * self.min_deposit_multiplier),  # a hint for buyers
+                **(corrective or {}),
+            },
         }
 
     def payment_required(
@@ -100,6 +107,12 @@ class ChannelPaywall:
             return self.payment_required(request, price, "payment required")
         try:
             payload = self._payload(header, price)
+            if payload.get("type") == "refund":  # cooperative refund: no handler, no charge
+                settle = await self.engine.refund(payload)
+                return JSONResponse(
+                    {"refunded": settle["amount"]},
+                    headers={PAYMENT_RESPONSE: encode_header(settle)},
+                )
             ticket = await self.engine.begin(payload, price)
         except VoucherRejected as exc:
             corrective = None
@@ -107,7 +120,7 @@ class ChannelPaywall:
                 cid = cx.parse_bytes32(exc.fields.get("channel_id"), "channel id")
                 corrective = self.engine.corrective_extra(cid)
             return self.payment_required(request, price, exc.reason, corrective)
-        except ChannelError as exc:
+        except BazaarError as exc:  # malformed payment, or the chain refused a refund
             return self.payment_required(request, price, f"{ERR_VOUCHER_PAYLOAD}: {exc}")
         try:
             response = await call_next(request)

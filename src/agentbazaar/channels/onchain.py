@@ -31,6 +31,7 @@ from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     ERR_DEPOSIT_TRANSACTION_FAILED,
+    ERR_REFUND_NO_BALANCE,
     MULTICALL3_ADDRESS,
 )
 from agentbazaar.errors import ChainError
@@ -180,7 +181,40 @@ class ChannelContracts:
         receipt = self.chain.transact(self.account, self.escrow.functions.settle(receiver, token))
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
-    def refund(self, config: ChannelConfig, amount: int) -> str:
+    def refund_channel(self, record: ChannelRecord, amount: int | None) -> tuple[OnchainState, int]:
+        """Claim ``record``'s charges (if not yet claimed) and refund up to ``amount`` (None: all)
+        of the unclaimed escrow, in one `multicall` transaction sent by the receiver side."""
+        before = self.state(record.channel_id)
+        available = before.balance - max(record.charged, before.total_claimed)
+        refund = available if amount is None else min(amount, available)
+        if refund <= 0:
+            raise VoucherRejected(
+                "nothing left to refund in this channel", reason=ERR_REFUND_NO_BALANCE
+            )
+        calls = []
+        if record.charged > before.total_claimed:
+            row = ((record.config.as_tuple(), record.signed_max), record.signature, record.charged)
+            calls.append(self.escrow.encode_abi("claim", args=[[row]]))
+        calls.append(self.escrow.encode_abi("refund", args=[record.config.as_tuple(), refund]))
+        fn = self.escrow.functions.multicall([bytes.fromhex(c[2:]) for c in calls])
+        receipt = self.chain.transact(self.account, fn)
+        after = self.state(record.channel_id)
+        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        return (
+            OnchainState(
+                after.balance,
+                after.total_claimed,
+                after.withdraw_requested_at,
+                after.refund_nonce,
+                transaction=tx,
+            ),
+            before.balance - after.balance,
+        )
+
+    async def refund(self, record: ChannelRecord, amount: int | None) -> tuple[OnchainState, int]:
+        return await asyncio.to_thread(self.refund_channel, record, amount)
+
+    def refund_direct(self, config: ChannelConfig, amount: int) -> str:
         fn = self.escrow.functions.refund(config.as_tuple(), amount)
         receipt = self.chain.transact(self.account, fn)
         return "0x" + bytes(receipt["transactionHash"]).hex()
