@@ -70,8 +70,11 @@ def deploy(chain: Chain, name: str, *args: Any) -> Contract:
     return contract
 
 
-def send_batched(url: str, raws: list[bytes]) -> list[str]:
-    """eth_sendRawTransaction in JSON-RPC batches; returns the tx hashes."""
+def send_and_mine(chain: Chain, raws: list[bytes]) -> list[str]:
+    """eth_sendRawTransaction in JSON-RPC batches; each batch is mined before the next is sent
+    (anvil's pool slows down sharply with thousands of pending transactions)."""
+    assert chain.url is not None
+    rpc = chain.w3.provider.make_request
     hashes: list[str] = []
     with requests.Session() as session:
         for start in range(0, len(raws), BATCH):
@@ -80,13 +83,14 @@ def send_batched(url: str, raws: list[bytes]) -> list[str]:
                  "params": ["0x" + raw.hex()]}
                 for i, raw in enumerate(raws[start : start + BATCH])
             ]  # fmt: skip
-            answers = sorted(
-                session.post(url, json=payload, timeout=120).json(), key=lambda a: a["id"]
-            )
-            for a in answers:
+            answers = session.post(chain.url, json=payload, timeout=300).json()
+            for a in sorted(answers, key=lambda a: a["id"]):
                 if "error" in a:
                     raise RuntimeError(f"send failed: {a['error']}")
                 hashes.append(a["result"])
+            while int(rpc(RPCEndpoint("txpool_status"), [])["result"]["pending"], 16):
+                rpc(RPCEndpoint("anvil_setNextBlockBaseFeePerGas"), ["0x1"])
+                rpc(RPCEndpoint("evm_mine"), [])
     return hashes
 
 
@@ -127,17 +131,13 @@ def register_agents(
         }
         nonces[owner.address] += 1
         raws.append(bytes(owner.sign_transaction(tx).raw_transaction))
-    assert chain.url is not None
     rpc = chain.w3.provider.make_request
-    # the pool fills, then full blocks are mined in bulk; the base fee is reset before each
-    # block, else full blocks raise it 12.5% a block and price the rest of the queue out
+    # automine off: a batch fills the pool, then full blocks are mined; the base fee is reset
+    # before each block, else full blocks raise it 12.5% a block and price the queue out
     rpc(RPCEndpoint("evm_setBlockGasLimit"), [hex(BLOCK_GAS_LIMIT)])
     rpc(RPCEndpoint("evm_setAutomine"), [False])
     try:
-        hashes = send_batched(chain.url, raws)
-        while int(rpc(RPCEndpoint("txpool_status"), [])["result"]["pending"], 16):
-            rpc(RPCEndpoint("anvil_setNextBlockBaseFeePerGas"), ["0x1"])
-            rpc(RPCEndpoint("evm_mine"), [])
+        hashes = send_and_mine(chain, raws)
     finally:
         rpc(RPCEndpoint("evm_setAutomine"), [True])
     chain.wait_for_receipt(hashes[-1], timeout=60)
@@ -217,7 +217,7 @@ def main() -> None:
             tokens = TokenRegistry([NATIVE, Token("USDC", 6, usdc.address, "USD Coin", "2")])
             seconds = register_agents(chain, identity, tokens, args.agents, rnd)
             emit("register_agents", args.agents / seconds, "agents/s", agents=args.agents,
-                 seconds=round(seconds, 2), batched=f"{BATCH} raw txs per JSON-RPC batch")  # fmt: skip
+                 seconds=round(seconds, 2), batched=f"{BATCH} raw txs per JSON-RPC batch, then mined")  # fmt: skip
             rated = rnd.sample(range(args.agents), int(args.agents * args.feedback))
             give_feedback_batch(chain, reputation, usdc, identity, rated, rnd)
             index = DiscoveryIndex(

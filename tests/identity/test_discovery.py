@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from identity_helpers import Registries, skill
@@ -17,7 +21,7 @@ from typer.testing import CliRunner
 from web3 import Web3
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode
+from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.cli import _register_optional, app
 from agentbazaar.config import BazaarConfig
@@ -39,6 +43,7 @@ from agentbazaar.identity.discovery import (
     scan_query,
 )
 from agentbazaar.identity.feedback import ProofOfPaymentError, give_feedback, prepare_feedback
+from agentbazaar.identity.server import create_app
 from agentbazaar.suite import Suite, deploy_suite
 from agentbazaar.wallet import KeyStore
 
@@ -410,3 +415,58 @@ def test_cli_register_list_feedback_show_card(
     assert card["verified"] and card["card"]["wallet"] == seller.address
     with pytest.raises(IdentityError, match="not registered"):
         run("agent", "show", "999", "--json")
+
+
+@pytest.fixture
+def discovery_server(embedded: Registries) -> Iterator[tuple[str, Registries]]:
+    """The discovery HTTP app on a free loopback port, following the embedded chain."""
+    reg = embedded
+    follower = Follower(_index(reg), reg.chain)
+    app_ = create_app(follower.index, follower=follower, tokens=reg.tokens, sync_interval=0)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            thread.join(0.02)
+        yield f"http://127.0.0.1:{port}", reg
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_http_discovery(discovery_server: tuple[str, Registries]) -> None:
+    url, reg = discovery_server
+    cheap = reg.register(reg.new_account(), name="cheap", skills=[skill("echo", "0.001", "fast")])
+    dear = reg.register(reg.new_account(), name="dear", skills=[skill("echo", "0.5")])
+    with httpx.Client(base_url=url, timeout=10) as http:
+        ids = [
+            a["agent_id"] for a in http.get("/agents", params={"skill": "echo"}).json()["agents"]
+        ]
+        assert sorted(ids) == sorted([cheap, dear])
+        health = http.get("/healthz").json()
+        assert health["agents"] == 2 and health["last_block"] == reg.chain.block_number()
+        capped = http.get("/agents", params={"max_price": "1000", "asset": "USDC"}).json()
+        assert [a["agent_id"] for a in capped["agents"]] == [cheap]
+        by_address = {"max_price": "1000", "asset": reg.usdc.address, "skill": "fast"}
+        assert [a["agent_id"] for a in http.get("/agents", params=by_address).json()["agents"]] == [
+            cheap
+        ]
+        late = reg.register(reg.new_account(), name="late", skills=[skill("echo", "0.001")])
+        shown = http.get(f"/agents/{late}").json()  # the index caught up before answering
+        assert shown["name"] == "late" and shown["trusted"] and shown["feedback"] == []
+        bad = [
+            ({"max_price": "0.5"}, 400),
+            ({"max_price": "5"}, 400),
+            ({"min_rep": "nan"}, 400),
+            ({"min_rep": "x"}, 400),
+            ({"asset": "DOGE", "max_price": "1"}, 400),
+            ({"limit": "0"}, 400),
+        ]
+        for params, status in bad:
+            resp = http.get("/agents", params=params)
+            assert resp.status_code == status, params
+            assert resp.json()["message"]
+        missing = http.get("/agents/999")
+        assert missing.status_code == 404 and "not in the index" in missing.json()["message"]
