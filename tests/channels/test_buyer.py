@@ -86,3 +86,42 @@ def test_policy_refuses_a_voucher_over_the_limit(embedded: Deployed, tmp_path: P
     with serve(app) as url, pytest.raises(PolicyViolation):
         asyncio.run(calls(ChannelBuyer(w, chain_id=d.chain.chain_id), url + "/quote", 1))
     assert engine.records() == []  # nothing was signed, nothing deposited
+
+
+def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: Path) -> None:
+    """Past the threshold the running service claims and settles on its own; on shutdown it
+    claims whatever is left."""
+    from agentbazaar.channels.service import ChannelSeller
+    from agentbazaar.channels.settlement import ClaimPolicy
+
+    d = embedded
+    d.mint(dev_account(1).address, 10**9)
+    terms = SellerTerms(
+        d.chain.chain_id, dev_account(4).address, dev_account(2).address, d.usdc.address
+    )
+    seller_svc = ChannelSeller(
+        d.chain,
+        dev_account(2),
+        terms,
+        tmp_path / "seller.db",
+        {"GET /quote": PRICE},
+        policy=ClaimPolicy(threshold=5 * PRICE, period_s=3600),
+        claim_interval_s=0.05,
+    )
+    app = FastAPI(lifespan=seller_svc.lifespan)
+    app.middleware("http")(seller_svc.paywall)
+
+    @app.get("/quote")
+    async def quote() -> dict[str, int]:
+        return {"price": 42}
+
+    buyer = ChannelBuyer(wallet(tmp_path), chain_id=d.chain.chain_id, deposit_multiplier=20)
+    with serve(app) as url:
+        assert asyncio.run(calls(buyer, url + "/quote", 6)) == [200] * 6
+        for _ in range(200):  # the loop claims within a few intervals
+            if d.balance(terms.receiver) >= 5 * PRICE:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert d.balance(terms.receiver) in (5 * PRICE, 6 * PRICE)  # the threshold was reached
+        assert asyncio.run(calls(buyer, url + "/quote", 2)) == [200] * 2
+    assert d.balance(terms.receiver) == 8 * PRICE  # claimed and settled at shutdown
