@@ -65,7 +65,8 @@ def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
     assert plan.simulated_out == plan.expected_out > 0
     assert plan.min_out == plan.expected_out * 9950 // 10000
     assert plan.pool_fees[0] == ("USDC", 300_000)  # 0.3% of the input stays in the pools
-    assert plan.to_dict()["routes"]
+    routes = plan.to_dict()["routes"]
+    assert routes and all(r["symbols"][0] == "USDC" and r["symbols"][-1] == "WETH" for r in routes)
     before_in = erc20_balance(d.chain, usdc, wallet.address)
     before_out = erc20_balance(d.chain, weth, wallet.address)
     result = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)

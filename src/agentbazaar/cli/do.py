@@ -158,8 +158,15 @@ def _show(doc: dict[str, Any]) -> None:
     rows = [[k, v] for k, v in plan.items() if not isinstance(v, (list, dict))]
     emit_table(f"plan: {plan.get('action')}", ["field", "value"], rows)
     for route in plan.get("routes", []):
+        path = " -> ".join(route.get("symbols") or route.get("tokens") or [])
         console.print(
-            f"  route {route['amount_in']} via {len(route['pools'])} pool(s) -> {route['amount_out']}"
+            f"  route: {route['amount_in']} in, {route['amount_out']} out, "
+            f"{len(route['pools'])} pool(s) {path}"
+        )
+    fees = plan.get("pool_fees") or []
+    if fees:
+        console.print(
+            "  pool fees: " + ", ".join(f"{f['amount']} {f['token']} units" for f in fees)
         )
 
 
@@ -168,12 +175,13 @@ def _emit(doc: dict[str, Any], json_out: bool, note: str | None) -> None:
         emit_json(doc)
         return
     _show(doc)
-    result = doc.get("result")
-    if result:
-        keys = ("tx_hash", "received_human", "status", "balances")
-        for key in keys:
-            if key in result:
-                console.print(f"{key}: {result[key]}")
+    result = doc.get("result") or {}
+    if "balances" in result:
+        rows = [[b["symbol"], b["amount"]] for b in result["balances"]]
+        emit_table("balances", ["token", "amount"], rows)
+    for key in ("tx_hash", "received_human", "status"):
+        if key in result:
+            console.print(f"{key}: {result[key]}")
     if note:
         console.print(note)
 

@@ -82,7 +82,11 @@ class SwapPlan:
     gas_price_wei: int
     allowance_short: bool
     pool_fees: tuple[tuple[str, int], ...]
+    path_symbols: tuple[tuple[str, ...], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def _symbols(self) -> tuple[tuple[str, ...], ...]:
+        return self.path_symbols or tuple(r.path.tokens for r in self.quote.routes)
 
     def to_dict(self) -> dict[str, Any]:
         fmt_in, fmt_out = self.token_in.format, self.token_out.format
@@ -108,10 +112,11 @@ class SwapPlan:
                 {
                     "pools": list(route.path.addresses),
                     "tokens": list(route.path.tokens),
+                    "symbols": list(symbols),
                     "amount_in": str(route.amount_in),
                     "amount_out": str(route.amount_out),
                 }
-                for route in self.quote.routes
+                for route, symbols in zip(self.quote.routes, self._symbols(), strict=True)
             ],
             "pool_fees": [{"token": t, "amount": str(a)} for t, a in self.pool_fees],
             "notes": list(self.notes),
@@ -203,6 +208,9 @@ def plan_swap(
         gas_price_wei=gas_price,
         allowance_short=allowance < amount_in,
         pool_fees=_pool_fees(quote, tokens),
+        path_symbols=tuple(
+            tuple(tokens.get(t).symbol for t in route.path.tokens) for route in quote.routes
+        ),
     )
 
 
