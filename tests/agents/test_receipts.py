@@ -204,3 +204,39 @@ def test_store_keeps_both_sides_once_and_queries(tmp_path: Path) -> None:
     store.close()
     reopened = ReceiptStore(tmp_path / "r.sqlite")
     assert len(reopened.query()) == 2
+
+
+def _check(signed: SignedReceipt, **changes: Any) -> None:
+    from agentbazaar.agents.validator import check_evidence
+
+    args: dict[str, Any] = {
+        "request_hash": signed.id,
+        "agent_id": 4,
+        "wallet": dev_account(3).address,
+        "texts": TEXTS,
+        "claimed": _output(),
+        "model_id": "sentence-transformers/all-MiniLM-L6-v2",
+        "weights_hash": "0x" + "22" * 32,
+    }
+    args.update(changes)
+    check_evidence(signed, **args)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"request_hash": "0x" + "00" * 32},
+        {"agent_id": 5},
+        {"wallet": dev_account(4).address},
+        {"wallet": None},
+        {"texts": ["other"]},
+        {"claimed": _output() * 2},
+        {"model_id": "other"},
+        {"weights_hash": "0x" + "33" * 32},
+    ],
+)
+def test_validator_refuses_evidence_that_is_not_the_sale(changes: dict[str, Any]) -> None:
+    signed = _signed()
+    _check(signed)  # the genuine evidence passes
+    with pytest.raises(BadReceipt):
+        _check(signed, **changes)

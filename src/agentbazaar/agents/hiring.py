@@ -32,7 +32,7 @@ from agentbazaar.agents.receipts import (
     output_bytes,
     verify_receipt,
 )
-from agentbazaar.agents.runtime import VALIDATION_TAG
+from agentbazaar.agents.runtime import VALIDATION_TAG, event
 from agentbazaar.errors import AgentError, BazaarError, InputError
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback
@@ -196,6 +196,7 @@ class Buyer:
         price, _score, offer, quote = quotes[0]
         hired = self._buy(offer, skill, payload, quote, max_price)
         hired.skipped = skipped
+        event(self.agent.name, "purchase", **hired.to_json())
         if self.after_purchase is not None:
             self.after_purchase(hired)
         if review:

@@ -21,6 +21,7 @@ Bad input to any route is a 4xx with a JSON error body, never a 500.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ from agentbazaar.identity.contracts import Registries
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
 
+log = logging.getLogger("agentbazaar.agents")
 MAX_BODY_BYTES = 1 << 20
 CARD_PATH = "/.well-known/agent-card.json"
 VALIDATION_TAG = "embedding"
@@ -298,6 +300,7 @@ class Agent:
                 lambda: skill.perform(self, payload, Payment(nonce, payer, amount))
             )
             self.quotes.use(quote.id)
+            event(self.name, "sale", skill=skill_id, payer=payer, price=amount, nonce=nonce)
             return JSONResponse(result)
 
         app.post(f"/skills/{skill_id}")(paid)
@@ -379,6 +382,7 @@ class Agent:
             except BaseException:
                 self.stop()
                 raise
+        event(self.name, "started", url=self.url, agentId=self.agent_id, wallet=self.address)
         return self.url
 
     def stop(self) -> None:
@@ -396,6 +400,12 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def event(agent: str, name: str, **fields: Any) -> None:
+    """One structured log line (JSON) per thing an agent does."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(json.dumps({"agent": agent, "event": name, **fields}, default=str))
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:

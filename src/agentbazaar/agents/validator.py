@@ -37,7 +37,7 @@ from agentbazaar.agents.receipts import (
     output_hash,
     recover_signer,
 )
-from agentbazaar.agents.runtime import VALIDATION_TAG, Agent
+from agentbazaar.agents.runtime import VALIDATION_TAG, Agent, event
 from agentbazaar.agents.store import StoredVerdict
 from agentbazaar.agents.validation import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.errors import BazaarError, InputError
@@ -121,6 +121,7 @@ class Validator:
             comparison.max_abs_diff, comparison.min_cosine, tx,
         )  # fmt: skip
         self.verdicts.append(verdict)
+        event(self.agent.name, "verdict", **verdict.to_json())
         self.agent.receipts.add_verdict(
             StoredVerdict(
                 request_hash, self.agent.address, agent_id, verdict.score,
@@ -150,20 +151,11 @@ class Validator:
         texts: list[str],
         claimed: Any,
     ) -> None:
-        r = signed.receipt
         wallet = self.agent.network.registries.identity.get_agent_wallet(agent_id)
-        if signed.id.lower() != request_hash.lower():
-            raise BadReceipt("the evidence's receipt is not the one named by the request")
-        if wallet is None or recover_signer(signed).lower() != wallet.lower():
-            raise BadReceipt("the receipt is not signed by the agent's wallet")
-        if r.provider_agent_id != agent_id:
-            raise BadReceipt("the receipt names another agent")
-        if r.input_hash.lower() != input_hash(texts) or r.output_hash.lower() != output_hash(
-            claimed
-        ):
-            raise BadReceipt("the evidence does not match the receipt's hashes")
-        if r.model_id != self.model.model_id or r.weights_hash.lower() != self.model.weights_hash:
-            raise BadReceipt("the receipt names another model or other weights")
+        check_evidence(
+            signed, request_hash=request_hash, agent_id=agent_id, wallet=wallet, texts=texts,
+            claimed=claimed, model_id=self.model.model_id, weights_hash=self.model.weights_hash,
+        )  # fmt: skip
 
     def _request_uri(self, request_hash: str) -> str:
         contract = self.agent.network.registries.validation.contract
@@ -208,6 +200,32 @@ class Validator:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.http.close()
+
+
+def check_evidence(
+    signed: SignedReceipt,
+    *,
+    request_hash: str,
+    agent_id: int,
+    wallet: str | None,
+    texts: list[str],
+    claimed: Any,
+    model_id: str,
+    weights_hash: str,
+) -> None:
+    """The evidence is the sale the request names, signed by the agent's wallet, for this
+    model: raises ``BadReceipt`` otherwise (pure: no chain, no model)."""
+    r = signed.receipt
+    if signed.id.lower() != request_hash.lower():
+        raise BadReceipt("the evidence's receipt is not the one named by the request")
+    if wallet is None or recover_signer(signed).lower() != wallet.lower():
+        raise BadReceipt("the receipt is not signed by the agent's wallet")
+    if r.provider_agent_id != agent_id:
+        raise BadReceipt("the receipt names another agent")
+    if r.input_hash.lower() != input_hash(texts) or r.output_hash.lower() != output_hash(claimed):
+        raise BadReceipt("the evidence does not match the receipt's hashes")
+    if r.model_id != model_id or r.weights_hash.lower() != weights_hash.lower():
+        raise BadReceipt("the receipt names another model or other weights")
 
 
 def _finite(value: float) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,7 @@ def serve(
 
     spec = load_spec(spec_path)
     cfg = run_context(ctx).config
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if cfg.chain.backend == "embedded":
         raise ConfigError(
             "an embedded chain lives in one process: serve agents on a local or rpc chain "
