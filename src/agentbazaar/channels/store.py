@@ -119,15 +119,19 @@ def _record(row: tuple[object, ...]) -> ChannelRecord:
 
 
 class ChannelStore:
-    """SQLite-backed channel records with a group-committing writer thread."""
+    """SQLite-backed channel records with a group-committing writer thread.
 
-    def __init__(self, path: Path | str) -> None:
+    ``fsync=True`` (default): a commit returns after SQLite's fsync of the WAL (survives power
+    loss). ``fsync=False``: after the WAL write reached the operating system (survives a crash
+    or kill -9 of the process, not of the machine); for sellers that prefer latency."""
+
+    def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise ChannelStoreError(f"cannot open the channel store {self.path}: {exc}") from exc
