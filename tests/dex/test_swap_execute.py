@@ -15,7 +15,7 @@ from agentbazaar.intents.plan import (
     execute_swap,
     plan_swap,
 )
-from agentbazaar.wallet import KeyStore, PolicyStore, Wallet, open_wallet
+from agentbazaar.wallet import KeyStore, PolicyStore, Wallet, open_wallet, reconcile
 
 PASSPHRASE = "swap-test-passphrase"
 
@@ -78,6 +78,9 @@ def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
     if result.approval_tx is not None:
         allowance = wallet.ledger.get(wallet.name, f"{result.idempotency_key}:allowance")
         assert allowance is not None and allowance.status == "failed"  # released, counted once
+    findings = reconcile(wallet.ledger, d.chain, wallet=wallet.name)
+    mine = [f for f in findings if f.idempotency_key == result.idempotency_key]
+    assert [(f.before, f.after) for f in mine] == [("settled", "settled")]
 
 
 def test_buy_exact_output_gets_at_least_that_much(deployed: Deployed) -> None:

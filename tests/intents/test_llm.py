@@ -11,9 +11,13 @@ parser's, including wrong or malicious ones.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -21,6 +25,7 @@ import pytest
 from agentbazaar.intents import IntentParseError, parse_intent
 from agentbazaar.intents.llm import parse_with_llm, response_schema
 
+BAZAAR = str(Path(sys.executable).with_name("bazaar"))
 CANNED: dict[str, Any] = {
     "swap 100 USDC for WETH": {
         "intent": {
@@ -145,3 +150,18 @@ def test_llm_answers_go_through_the_same_validation(
 def test_unreachable_endpoint_is_a_clear_error(endpoint: str) -> None:
     with pytest.raises(IntentParseError, match="failed"):
         parse_with_llm("swap 1 USDC for WETH", url=endpoint + "/nope", model="tiny")
+
+
+def test_cli_intent_with_llm_url(endpoint: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
+    env["BAZAAR_HOME"] = str(tmp_path)
+    base = [BAZAAR, "intent", "--llm-url", endpoint, "--model", "tiny", "--json"]
+    proc = subprocess.run(
+        [*base, "swap 100 USDC for WETH"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == parse_intent("swap 100 USDC for WETH").stable()
+    refused = subprocess.run(
+        [*base, "make me rich"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "no transaction was described" in refused.stderr
