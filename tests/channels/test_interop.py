@@ -93,15 +93,23 @@ def test_sdk_client_pays_our_seller_and_claims_reconcile(
         [rec] = engine.records()
         deposited = rec.balance
         assert d.balance(buyer.address) == 10_000_000 - deposited
-        refund = scheme.refund(url + "/quote")  # the SDK's cooperative refund, our seller
+        # an SDK client that lost its local state resynchronises from our corrective 402
+        from x402.mechanisms.evm.signers import EthAccountSignerWithRPC
+
+        fresh = BatchSettlementEvmScheme(EthAccountSignerWithRPC(buyer, d.chain.url or ""))
+        assert asyncio.run(_pay(url, sdk_client(d, buyer, fresh), 3)) == [200] * 3
+        [rec] = engine.records()
+        assert rec.charged == 28 * PRICE
+        deposited = rec.balance
+        refund = fresh.refund(url + "/quote")  # the SDK's cooperative refund, our seller
     assert statuses == [200] * 25
-    assert refund.success and int(refund.amount or 0) == deposited - 25 * PRICE
+    assert refund.success and int(refund.amount or 0) == deposited - 28 * PRICE
     [rec] = engine.records()
-    assert (rec.charged, rec.total_claimed, rec.balance) == (25 * PRICE, 25 * PRICE, 25 * PRICE)
-    assert d.balance(buyer.address) == 10_000_000 - 25 * PRICE  # the rest came back
+    assert (rec.charged, rec.total_claimed, rec.balance) == (28 * PRICE, 28 * PRICE, 28 * PRICE)
+    assert d.balance(buyer.address) == 10_000_000 - 28 * PRICE  # the rest came back
     contracts.settle(engine.terms.receiver, d.token)
-    assert d.balance(engine.terms.receiver) == 25 * PRICE
-    assert contracts.state(rec.channel_id).total_claimed == 25 * PRICE
+    assert d.balance(engine.terms.receiver) == 28 * PRICE
+    assert contracts.state(rec.channel_id).total_claimed == 28 * PRICE
     engine.store.close()
 
 
