@@ -106,9 +106,12 @@ _SLIPPAGE = [
         rf"(?:max(?:imum)?\s+)?slippage(?:\s+tolerance)?(?:\s+max(?:imum)?)?"
     ),
 ]
+_UNIT = r"(?P<u>seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?|d)"
 _DEADLINE = re.compile(
     r"(?:,\s*)?\b(?:within|in the next|in|before|deadline(?: of)?|expir(?:es|ing) in|valid for)\s+"
-    r"(?P<n>\d+)\s*(?P<u>seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?|d)\b"
+    rf"(?P<n>\d+)\s*{_UNIT}\b"
+    rf"|(?:,\s*|\s+and\s+|\s+with\s+)(?:an?\s+)?(?P<n2>\d+)[\s-]?{_UNIT.replace('<u>', '<u2>')}"
+    r"\s+deadline\b"
 )
 _PRICE = re.compile(
     rf"(?:,\s*)?\b(?:at a price of\s+|if the price is\s+|price\s+|paying\s+)?(?:at most|no more than|"
@@ -176,10 +179,10 @@ def _cut_constraints(s: str, fields: dict[str, object], text: str) -> str:
         )
     m = _DEADLINE.search(s)
     if m:
-        unit = m.group("u")[0]
-        fields["deadline_seconds"] = (
-            int(m.group("n")) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        number, unit = (
+            (m.group("n"), m.group("u")) if m.group("n") else (m.group("n2"), m.group("u2"))
         )
+        fields["deadline_seconds"] = int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
         s = (s[: m.start()] + s[m.end() :]).strip(" ,")
     m = _PRICE.search(s)
     if m:
@@ -329,8 +332,8 @@ def _swap(s: str) -> Found | None:
     out_words = r"(?:for|to|into|in to|to get|and get|in exchange for)"
     pay_words = r"(?:with|using|for|paying with|paying in|from|in exchange for)"
     shapes: list[tuple[str, str]] = [
-        (rf"{SWAP_VERBS} {_amtx('a')} {out_words} (?P<out>{SYM})", "in"),
-        (rf"sell {_amtx('a')}(?: {out_words} (?P<out>{SYM}))", "in"),
+        (rf"{SWAP_VERBS} {_amtx('a')} {out_words} (?:some )?(?P<out>{SYM})", "in"),
+        (rf"sell {_amtx('a')}(?: {out_words} (?:some )?(?P<out>{SYM}))", "in"),
         (rf"{SWAP_VERBS} (?P<tin>{SYM}) {out_words} {_amt('a')}", "out"),
         (rf"(?:buy|get|acquire|purchase)(?: me)? {_amt('a')} {pay_words} (?P<tin>{SYM})", "out"),
         (rf"(?:buy|get|purchase)(?: me)? (?:some )?(?P<out>{SYM}) {pay_words} {_amtx('a')}", "in"),
