@@ -1,1 +1,61 @@
 """Know-your-agent: ERC-8004 identity, reputation and validation registries, agent cards, discovery."""
+
+from agentbazaar.identity.cards import (
+    AgentCard,
+    AgentConfig,
+    CardError,
+    CardFetchError,
+    RegistrationFile,
+    SignatureError,
+    WalletMismatch,
+    build_agent_card,
+    build_registration,
+    load_agent_config,
+    parse_card,
+    register_card,
+    resolve_card,
+    sign_card,
+)
+from agentbazaar.identity.discovery import (
+    AgentRecord,
+    DiscoveryError,
+    DiscoveryIndex,
+    Follower,
+    Query,
+    open_follower,
+)
+from agentbazaar.identity.feedback import (
+    FeedbackError,
+    ProofOfPaymentError,
+    give_feedback,
+    prepare_feedback,
+    verify_feedback,
+)
+
+__all__ = [
+    "AgentCard",
+    "AgentConfig",
+    "AgentRecord",
+    "CardError",
+    "CardFetchError",
+    "DiscoveryError",
+    "DiscoveryIndex",
+    "FeedbackError",
+    "Follower",
+    "ProofOfPaymentError",
+    "Query",
+    "RegistrationFile",
+    "SignatureError",
+    "WalletMismatch",
+    "build_agent_card",
+    "build_registration",
+    "give_feedback",
+    "load_agent_config",
+    "open_follower",
+    "parse_card",
+    "prepare_feedback",
+    "register_card",
+    "resolve_card",
+    "sign_card",
+    "verify_feedback",
+]
