@@ -241,3 +241,26 @@ def test_claim_loop_threshold_and_withdrawal(seller: Any) -> None:
         assert d.balance(engine.terms.receiver) == 7 * PRICE
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_store_commits_are_visible_after_reopen(tmp_path: Path, fsync: bool) -> None:
+    from eth_account import Account as Acct
+
+    from agentbazaar.channels import ChannelConfig, ChannelRecord
+    from agentbazaar.channels import _crypto as cx
+
+    a = Acct.create().address
+    cfg = ChannelConfig(a, a, a, a, a, 900, bytes(32))
+    rec = ChannelRecord(cx.channel_id(bytes(32), cfg), cfg, charged=7, balance=2**127)
+    store = ChannelStore(tmp_path / "s.db", fsync=fsync)
+
+    async def go() -> None:
+        await asyncio.gather(*(store.commit(rec.evolve(charged=k)) for k in range(1, 50)))
+        await store.commit(rec.evolve(charged=2**128 - 1))  # uint128 max survives as text
+
+    asyncio.run(go())
+    store.close()
+    again = ChannelStore(tmp_path / "s.db")
+    assert again.get(rec.channel_id) == rec.evolve(charged=2**128 - 1)
+    again.close()

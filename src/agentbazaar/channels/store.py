@@ -136,6 +136,8 @@ class ChannelStore:
         except sqlite3.Error as exc:
             raise ChannelStoreError(f"cannot open the channel store {self.path}: {exc}") from exc
         self._queue: queue.SimpleQueue[tuple[ChannelRecord, _Waiter] | None] = queue.SimpleQueue()
+        self.fsync = fsync
+        self._db_lock = threading.Lock()
         self.commits = 0  # transactions written (for diagnostics and benchmarks)
         self._closed = False
         self._writer = threading.Thread(target=self._run, name="channel-store", daemon=True)
@@ -143,13 +145,15 @@ class ChannelStore:
 
     # ---- reads --------------------------------------------------------------------------
     def load_all(self) -> dict[bytes, ChannelRecord]:
-        rows = self._db.execute("SELECT * FROM channels").fetchall()
+        with self._db_lock:
+            rows = self._db.execute("SELECT * FROM channels").fetchall()
         return {rec.channel_id: rec for rec in map(_record, rows)}
 
     def get(self, channel_id: bytes) -> ChannelRecord | None:
-        row = self._db.execute(
-            "SELECT * FROM channels WHERE channel_id = ?", ("0x" + channel_id.hex(),)
-        ).fetchone()
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT * FROM channels WHERE channel_id = ?", ("0x" + channel_id.hex(),)
+            ).fetchone()
         return _record(row) if row else None
 
     # ---- writes -------------------------------------------------------------------------
@@ -171,6 +175,9 @@ class ChannelStore:
         The writer wakes each event loop once per group commit, not once per record."""
         if self._closed:
             raise ChannelStoreError("the channel store is closed")
+        if not self.fsync:  # no fsync to wait for: a WAL append inline beats two thread hops
+            self._write_now([rec])
+            return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.put((rec, (loop, fut)))
@@ -209,18 +216,25 @@ class ChannelStore:
         for rec, _ in batch:
             latest[rec.channel_id] = rec  # later updates of one channel supersede earlier ones
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(_UPSERT, [_row(r) for r in latest.values()])
-            self._db.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            _notify(batch, ChannelStoreError(f"channel store write failed: {exc}"))
+            self._write_now(list(latest.values()))
+        except ChannelStoreError as exc:
+            _notify(batch, exc)
             return
         _notify(batch, None)
+
+    def _write_now(self, records: list[ChannelRecord]) -> None:
+        with self._db_lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(_UPSERT, [_row(r) for r in records])
+                self._db.execute("COMMIT")
+                self.commits += 1
+            except sqlite3.Error as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise ChannelStoreError(f"channel store write failed: {exc}") from exc
 
 
 def _notify(batch: list[tuple[ChannelRecord, _Waiter]], error: Exception | None) -> None:
