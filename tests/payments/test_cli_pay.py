@@ -46,29 +46,49 @@ def bazaar(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([BAZAAR, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_serve_example_and_pay(home: tuple[Path, dict[str, str]]) -> None:
-    _, env = home
-    wallets = json.loads(bazaar(env, "wallet", "list", "--json").stdout)
-    bob = next(w["address"] for w in wallets if w["name"] == "bob")
+def start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a long-running `bazaar` service on a free port; wait for its /healthz."""
     port = free_port()
-    server = subprocess.Popen(
-        [BAZAAR, "serve-example", "--port", str(port), "--pay-to", bob],
+    proc = subprocess.Popen(
+        [BAZAAR, *args, "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise AssertionError(
+                f"{args[0]} did not start: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "serve-example did not start"
-            time.sleep(0.2)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bob_address(env: dict[str, str]) -> str:
+    wallets = json.loads(bazaar(env, "wallet", "list", "--json").stdout)
+    return str(next(w["address"] for w in wallets if w["name"] == "bob"))
+
+
+def test_serve_example_and_pay(home: tuple[Path, dict[str, str]]) -> None:
+    _, env = home
+    server, url = start(env, "serve-example", "--pay-to", bob_address(env))
+    try:
         assert httpx.get(f"{url}/quote").status_code == 402
 
         paid = bazaar(env, "pay", f"{url}/quote", "--wallet", "alice", "--max", "0.01", "--json")
@@ -93,9 +113,25 @@ def test_serve_example_and_pay(home: tuple[Path, dict[str, str]]) -> None:
         assert all(r["tx_hash"].startswith("0x") and r["chain_id"] == 31337 for r in settled)
         assert {r["decimals"] for r in settled} == {6}
     finally:
-        server.terminate()
+        stop(server)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_standalone_facilitator(home: tuple[Path, dict[str, str]], batch: bool) -> None:
+    _, env = home
+    fac, fac_url = start(env, "facilitator", *(["--batch"] if batch else []))
+    try:
+        supported = httpx.get(f"{fac_url}/supported").json()
+        assert supported["kinds"][0]["network"] == "eip155:31337"
+        server, url = start(
+            env, "serve-example", "--pay-to", bob_address(env), "--facilitator", fac_url
+        )
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            paid = bazaar(env, "pay", f"{url}/quote", "-w", "alice", "--json")
+            assert paid.returncode == 0, paid.stderr
+            assert json.loads(paid.stdout)["payment"]["success"] is True
+            assert httpx.get(f"{fac_url}/metrics").json()["settled"] == 1
+        finally:
+            stop(server)
+    finally:
+        stop(fac)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -44,6 +45,11 @@ def _gas_account(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAc
     return account
 
 
+def _store_path(cfg: BazaarConfig, chain: Chain, gas: LocalAccount) -> Path:
+    """One settlement store per chain and gas account (the account's nonces are its own)."""
+    return cfg.home / "payments" / f"settlements-{chain.chain_id}-{gas.address.lower()}.db"
+
+
 def facilitator(
     ctx: typer.Context,
     port: int = typer.Option(4020, "--port", help="port on 127.0.0.1"),
@@ -60,7 +66,7 @@ def facilitator(
     cfg = run_context(ctx).config
     chain = Chain.from_config(cfg)
     gas = _gas_account(chain, cfg, wallet)
-    store = cfg.home / "payments" / f"settlements-{chain.chain_id}.db"
+    store = _store_path(cfg, chain, gas)
     if batch:
         from agentbazaar.payments.batch import batching_facilitator
         from agentbazaar.suite import Suite
@@ -96,13 +102,14 @@ def serve_example(
     chain = Chain.from_config(cfg)
     token = _usdc(chain, cfg)
     terms = PaymentTerms(network=chain.network, token=token, pay_to=pay_to)
-    target: str | Facilitator = facilitator_url or exact_facilitator(
-        chain,
-        _gas_account(chain, cfg, None),
-        store_path=cfg.home / "payments" / f"settlements-{chain.chain_id}.db",
-        assets=[str(token.address)],
-    )
-    if isinstance(target, Facilitator):
+    target: str | Facilitator
+    if facilitator_url is not None:
+        target = facilitator_url
+    else:
+        gas = _gas_account(chain, cfg, None)
+        target = exact_facilitator(
+            chain, gas, store_path=_store_path(cfg, chain, gas), assets=[str(token.address)]
+        )
         target.recover()
     err_console.print(f"example paid service on http://127.0.0.1:{port} ({chain.network})")
     uvicorn.run(create_example_app(terms, target), host="127.0.0.1", port=port, log_level="warning")

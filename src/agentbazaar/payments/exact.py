@@ -14,6 +14,7 @@ for) the first result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -53,6 +54,7 @@ from agentbazaar.payments.store import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SIMULATION_FRESH_SECONDS = 30.0  # a verify's simulation lets settle skip gas estimation
 SIMULATION_CACHE_SIZE = 10_000
@@ -451,15 +453,18 @@ class ExactEvmHandler:
         for record in self.store.with_status(SENT):
             if record.tx_hash is None or record.raw_tx is None:
                 continue
-            if self.chain.receipt(record.tx_hash) is None:
-                self.chain.broadcast_raw(record.raw_tx, action="re-broadcast a settlement")
             try:
+                if self.chain.receipt(record.tx_hash) is None:
+                    self.chain.broadcast_raw(record.raw_tx, action="re-broadcast a settlement")
                 receipt = self.chain.wait_for_receipt(record.tx_hash, action="recovered settle")
                 ok = authorization_used(
                     list(receipt["logs"]), record.key.asset, record.key.payer, record.key.nonce
                 )
             except TransactionReverted:
                 ok = False
+            except BazaarError as exc:  # not resolvable now: stays sent; a repeated settle waits
+                log.warning("settlement %s not recovered yet: %s", record.tx_hash, exc)
+                continue
             self.store.finish(
                 record.key,
                 success=ok,
