@@ -7,6 +7,7 @@ import pytest
 
 from agentbazaar.agents.embedding import (
     EMBEDDING_DIM,
+    Embedded,
     InputTooLarge,
     check_texts,
     price_for_tokens,
@@ -65,3 +66,39 @@ def test_rerun_with_other_batch_size_is_within_tolerance_and_a_lie_is_not() -> N
 def test_text_longer_than_the_window_is_refused() -> None:
     with pytest.raises(InputTooLarge):
         shared_model().count_tokens(["word " * 600])
+
+
+@pytest.mark.inference
+def test_concurrent_requests_are_embedded_in_one_batch_with_the_same_results() -> None:
+    import threading
+    import time
+
+    model = shared_model()
+    requests = [[f"request {i} sentence {j} about ships" for j in range(3)] for i in range(6)]
+    requests[2] = ["word " * 600]  # too long: fails alone, the others still get their rows
+    alone = {i: model.embed(r).vectors for i, r in enumerate(requests) if i != 2}
+    results: dict[int, object] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = model.embed(requests[i])
+        except InputTooLarge as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    before = model.encode_calls
+    with model._lock:  # the model is busy: every request queues up
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(model._queue) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for t in threads:
+        t.join(timeout=30)
+    assert model.encode_calls == before + 1
+    assert isinstance(results[2], InputTooLarge)
+    for i, vectors in alone.items():
+        got = results[i]
+        assert isinstance(got, Embedded)
+        assert compare_embeddings(got.vectors, vectors).passed
+        assert got.tokens == model.count_tokens(requests[i])

