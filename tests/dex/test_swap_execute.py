@@ -148,8 +148,9 @@ def test_pool_drained_between_quote_and_execution(deployed: Deployed) -> None:
     deadline = d.chain.timestamp() + 600
     d.chain.transact(whale, d.amm.swap_function(whale_quote, 0, whale.address, deadline))
     before = erc20_balance(d.chain, usdc, wallet.address)
-    with pytest.raises(TransactionReverted, match="slippage"):
+    with pytest.raises(PlanError, match="pools moved since the plan") as info:
         execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
+    assert info.value.fields["reason"] == "slippage"
     assert erc20_balance(d.chain, usdc, wallet.address) == before
     swaps = [r for r in wallet.ledger.records(wallet.name) if ":allowance" not in r.idempotency_key]
     assert swaps and all(r.status == "failed" for r in swaps)

@@ -29,7 +29,7 @@ from web3.contract.contract import ContractFunction
 
 from agentbazaar.chain import Chain
 from agentbazaar.dex import Quote
-from agentbazaar.dex.onchain import Amm
+from agentbazaar.dex.onchain import Amm, SwapSimulation
 from agentbazaar.errors import InsufficientFunds, TransactionReverted
 from agentbazaar.intents._errors import PlanError, PlanMismatch
 from agentbazaar.intents.model import Intent
@@ -401,9 +401,7 @@ def execute_swap(
     ) as spend:
         if spend.replayed:
             raise PlanError(f"swap {key!r} was already signed: see `bazaar wallet history`")
-        sim = amm.simulate(plan.quote, plan.min_out, wallet.address, plan.deadline)
-        if sim.amount_out < plan.min_out:  # the router reverts before this; kept as a guard
-            raise PlanError("the simulation pays less than the minimum: nothing was signed")
+        sim = _simulate_again(amm, plan, wallet.address)
         tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, sim.gas))
         chain.broadcast_raw(raw, action="send the swap")
         try:
@@ -427,6 +425,25 @@ def execute_swap(
         idempotency_key=key,
         approval_tx=approval_tx,
     )
+
+
+def _simulate_again(amm: Amm, plan: SwapPlan, sender: str) -> SwapSimulation:
+    """The last eth_call before signing: the pools may have moved since the plan."""
+    try:
+        sim = amm.simulate(plan.quote, plan.min_out, sender, plan.deadline)
+    except TransactionReverted as exc:
+        reason = exc.fields.get("reason") or "reverted"
+        hint = {
+            "slippage": "the pools moved since the plan and it would pay less than the minimum "
+            f"{plan.token_out.format(plan.min_out)}",
+            "expired": "its deadline has passed",
+        }.get(str(reason), f"it would revert ({reason})")
+        raise PlanError(
+            f"swap not signed: {hint}; plan it again", reason=reason, min_out=plan.min_out
+        ) from exc
+    if sim.amount_out < plan.min_out:  # the router reverts before this; kept as a guard
+        raise PlanError("swap not signed: the simulation pays less than the minimum")
+    return sim
 
 
 def _approve(
