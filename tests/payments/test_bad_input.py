@@ -184,3 +184,17 @@ def test_fuzzed_headers_never_serve_or_crash(pay_env: PayEnv, service: str, head
     assert 400 <= r.status_code < 500, r.text
     assert "quote_id" not in r.text
     _ = time
+
+
+def test_settlement_failure_after_the_handler_delivers_nothing(pay_env: PayEnv) -> None:
+    """Verify passes, the handler runs, the settlement cannot be sent (the facilitator's gas
+    wallet is empty): the buyer gets a 402 with the reason, not the resource, and pays nothing."""
+    from agentbazaar.payments.facilitator import exact_facilitator
+
+    broke = exact_facilitator(pay_env.chain, Account.create(), store_path=pay_env.tmp / "b.db")
+    with serve_in_thread(create_example_app(pay_env.terms(), broke)) as url:
+        before = pay_env.balance(pay_env.payer.address)
+        r = call(url, _signed(pay_env, value=1000))
+        assert_refused(r)
+        assert r.json()["error"] == "transaction_failed"
+        assert pay_env.balance(pay_env.payer.address) == before

@@ -20,13 +20,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
-from x402.http.constants import PAYMENT_REQUIRED_HEADER, PAYMENT_SIGNATURE_HEADER
+from x402.http.constants import (
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+)
 from x402.http.facilitator_client_base import FacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import PaymentOption, RouteConfig
-from x402.http.utils import decode_payment_required_header
+from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402.mechanisms.evm.exact import register_exact_evm_server
 from x402.schemas import AssetAmount
 
@@ -34,6 +37,7 @@ from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
+from x402 import x402ResourceServer
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +163,17 @@ def _guard(sdk: Middleware) -> Middleware:
     return guard
 
 
+def _settle_failure_reason(response: Response) -> str | None:
+    encoded = response.headers.get(PAYMENT_RESPONSE_HEADER)
+    if not encoded:
+        return None
+    try:
+        settle = decode_payment_response_header(encoded)
+    except Exception:
+        return None
+    return None if settle.success else (settle.error_reason or "settlement_failed")
+
+
 def _explain_402(request: Request, response: Response, header: str | None) -> Response:
     """Put the reason of a 402 into its JSON body (the SDK leaves it in the header only)."""
     encoded = response.headers.get(PAYMENT_REQUIRED_HEADER)
@@ -168,7 +183,10 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
             reason = decode_payment_required_header(encoded).error
         except Exception:
             reason = None
-    if header is None and request.headers.get(V1_HEADER) is not None:
+    settled = _settle_failure_reason(response)
+    if settled is not None:  # verified, served, then settlement failed: nothing delivered
+        reason, message = settled, f"settlement failed: {settled}"
+    elif header is None and request.headers.get(V1_HEADER) is not None:
         reason = "x402_v1_not_supported"
         message = "X-PAYMENT (x402 v1) is not accepted: pay with x402 v2 (PAYMENT-SIGNATURE)"
     elif header is not None and reason in (None, "Payment required"):
