@@ -20,7 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -30,14 +33,14 @@ from typing import Any
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.anvil import find_anvil, free_port, rpc_chain_id
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.config import load_config
 from agentbazaar.identity.cards import (
     AgentConfig,
     PriceConfig,
@@ -131,6 +134,54 @@ def register_agents(
         }
         nonces[owner.address] += 1
         raws.append(bytes(owner.sign_transaction(tx).raw_transaction))
+    mine_in_batches(chain, raws)
+    return time.perf_counter() - start
+
+
+def give_feedback_batch(
+    chain: Chain, reg: Contract, usdc: Contract, identity: Contract, agent_ids: list[int],
+    rnd: random.Random,
+) -> None:  # fmt: skip
+    """Paid feedback for ``agent_ids``: a 0.001 USDC transfer to the agent's wallet, then
+    giveFeedback whose file proves that transfer (its hash is known once signed), batched."""
+    clients: list[LocalAccount] = [Account.create() for _ in range(5)]
+    for c in clients:
+        chain.fund_native(c.address, 10**20)
+        chain.transact(dev_account(0), usdc.functions.mint(c.address, 10**12))
+    nonces = dict.fromkeys((c.address for c in clients), 0)
+    fees = chain.fee_params()
+    raws: list[bytes] = []
+
+    def sign(client: LocalAccount, to: str, data: str, gas: int) -> bytes:
+        tx = {"to": to, "data": data, "gas": gas, "nonce": nonces[client.address],
+              "chainId": chain.chain_id, "value": 0, **fees}  # fmt: skip
+        nonces[client.address] += 1
+        return bytes(client.sign_transaction(tx).raw_transaction)
+
+    for k, agent_id in enumerate(agent_ids):
+        client = clients[k % len(clients)]
+        # the pool orders transactions by sender, so agent ids are read back from the chain
+        wallet = chain.call(identity.functions.getAgentWallet(agent_id))
+        pay = sign(client, usdc.address, usdc.functions.transfer(wallet, 1_000)._encode_transaction_data(), 100_000)  # fmt: skip
+        raws.append(pay)
+        prepared = prepare_feedback(
+            chain_id=chain.chain_id,
+            identity_registry=identity.address,
+            agent_id=agent_id,
+            client=client.address,
+            agent_wallet=wallet,
+            value=rnd.randint(0, 100),
+            value_decimals=0,
+            payment_tx=Web3.keccak(pay).to_0x_hex(),
+        )
+        fn = reg.functions.giveFeedback(
+            agent_id, prepared.file.value, 0, "", "", "", prepared.uri, prepared.hash
+        )
+        raws.append(sign(client, reg.address, fn._encode_transaction_data(), 1_000_000))
+    mine_in_batches(chain, raws)
+
+
+def mine_in_batches(chain: Chain, raws: list[bytes]) -> list[str]:
     rpc = chain.w3.provider.make_request
     # automine off: a batch fills the pool, then full blocks are mined; the base fee is reset
     # before each block, else full blocks raise it 12.5% a block and price the queue out
@@ -140,37 +191,9 @@ def register_agents(
         hashes = send_and_mine(chain, raws)
     finally:
         rpc(RPCEndpoint("evm_setAutomine"), [True])
-    chain.wait_for_receipt(hashes[-1], timeout=60)
-    return time.perf_counter() - start
-
-
-def give_feedback_batch(
-    chain: Chain, reg: Contract, usdc: Contract, identity: Contract, agent_ids: list[int],
-    rnd: random.Random,
-) -> None:  # fmt: skip
-    """Paid feedback for ``agent_ids``: transfer 0.001 USDC to the agent, then giveFeedback."""
-    clients: list[LocalAccount] = [Account.create() for _ in range(5)]
-    for c in clients:
-        chain.fund_native(c.address, 10**20)
-        chain.transact(dev_account(0), usdc.functions.mint(c.address, 10**12))
-    for k, agent_id in enumerate(agent_ids):
-        client = clients[k % len(clients)]
-        wallet = dev_account(agent_id % OWNERS).address
-        pay = chain.transact(client, usdc.functions.transfer(wallet, 1_000), gas=100_000)
-        prepared = prepare_feedback(
-            chain_id=chain.chain_id,
-            identity_registry=identity.address,
-            agent_id=agent_id,
-            client=client.address,
-            agent_wallet=wallet,
-            value=rnd.randint(0, 100),
-            value_decimals=0,
-            payment_tx=pay["transactionHash"].to_0x_hex(),
-        )
-        fn = reg.functions.giveFeedback(
-            agent_id, prepared.file.value, 0, "", "", "", prepared.uri, prepared.hash
-        )
-        chain.transact(client, fn, gas=1_500_000, wait=k == len(agent_ids) - 1)
+    receipt = chain.wait_for_receipt(hashes[-1], timeout=60)
+    assert receipt["status"] == 1
+    return hashes
 
 
 def queries(usdc: str, rnd: random.Random) -> list[Query]:
@@ -202,15 +225,25 @@ def main() -> None:
     ap.add_argument("--feedback", type=float, default=0.05, help="share of agents with feedback")
     ap.add_argument("--queries", type=int, default=400, help="timed queries per side")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops our anvil
     rnd = random.Random(8004)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(Path(tmp) / "home", env={}).with_chain(
-            backend="local", anvil_port=free_port()
+        # a private anvil without --state: dumping a state of 10,000 cards every few seconds
+        # (what `bazaar chain up` does to survive restarts) would dominate the run
+        port = free_port()
+        node = subprocess.Popen(
+            [str(find_anvil()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
         )
-        node = AnvilNode(cfg)
-        node.start()
         try:
-            chain = Chain.rpc(node.running_url(), backend="local", receipt_timeout=600)
+            url = f"http://127.0.0.1:{port}"
+            while rpc_chain_id(url, timeout=0.5) is None:
+                if node.poll() is not None:
+                    raise RuntimeError(f"anvil exited with code {node.returncode}")
+                time.sleep(0.05)
+            chain = Chain.rpc(url, backend="local", receipt_timeout=600)
             identity = deploy(chain, "IdentityRegistry", "ERC-8004 Agents", "AGENT")
             reputation = deploy(chain, "ReputationRegistry", identity.address)
             usdc = deploy(chain, "Stablecoin", "USD Coin", "USDC", "USD Coin", "2")
@@ -231,7 +264,9 @@ def main() -> None:
             took = time.perf_counter() - t
             emit("index_catch_up", stats.events / took, "events/s", events=stats.events,
                  agents=index.count(), trusted=index.count(trusted=True),
-                 blocks=stats.head + 1, seconds=round(took, 2))  # fmt: skip
+                 blocks=stats.head + 1, seconds=round(took, 2),
+                 proven_feedback=index.db.execute("SELECT COUNT(*) FROM feedback WHERE proven = 1").fetchone()[0],
+                 feedback=len(rated))  # fmt: skip
             qs = queries(usdc.address, rnd)
             for q in qs:  # same answers, and warm caches for both sides
                 assert [r.agent_id for r in index.query(q)] == scan_query(index.db, q), q
@@ -242,7 +277,8 @@ def main() -> None:
                 emit(f"query_{label}", a, "ms", agents=index.count(), full_scan_ms=round(b, 3),
                      speedup=round(b / a, 1), target_p50_ms=5)  # fmt: skip
         finally:
-            node.stop()
+            node.terminate()
+            node.wait(30)
 
 
 if __name__ == "__main__":
