@@ -259,3 +259,33 @@ def test_valid_envelope_with_mangled_authorization(pay_env: PayEnv, facilitator_
             out = r.json()
             assert out.get("isValid") is False or out.get("success") is False
             assert out.get("invalidReason") or out.get("errorReason")
+
+
+def test_waiting_for_a_receipt_does_not_block_the_service(
+    pay_env: PayEnv, facilitator_url: str
+) -> None:
+    """With mining paused, a settlement waits for its receipt; meanwhile the same facilitator
+    answers other requests and reports it pending. Once a block is mined, it completes."""
+    from web3.types import RPCEndpoint
+
+    w3 = pay_env.chain.w3
+    request = body(pay_env, sign_authorization(pay_env, pay_env.payer, value=31), 31)
+    w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                lambda: httpx.post(f"{facilitator_url}/settle", json=request, timeout=30).json()
+            )
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{facilitator_url}/metrics").json()["pending"] == 0:
+                assert time.monotonic() < deadline, "the settlement never became pending"
+                time.sleep(0.02)
+            assert not pending.done()
+            assert httpx.get(f"{facilitator_url}/healthz", timeout=2).json()["ok"] is True
+            assert httpx.get(f"{facilitator_url}/supported", timeout=2).status_code == 200
+            w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+            result = pending.result(timeout=20)
+    finally:
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
+    assert result["success"] is True and result["transaction"].startswith("0x")
+    assert httpx.get(f"{facilitator_url}/metrics").json()["pending"] == 0
