@@ -26,7 +26,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -357,6 +357,5 @@ def main() -> None:
             node.stop()
 
 
-_ = Callable
 if __name__ == "__main__":
     main()

@@ -4,7 +4,6 @@ never settled twice, never a 500."""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -183,7 +182,6 @@ def test_fuzzed_headers_never_serve_or_crash(pay_env: PayEnv, service: str, head
     r = call(service, header)
     assert 400 <= r.status_code < 500, r.text
     assert "quote_id" not in r.text
-    _ = time
 
 
 def test_settlement_failure_after_the_handler_delivers_nothing(pay_env: PayEnv) -> None:
