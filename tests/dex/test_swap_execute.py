@@ -8,7 +8,12 @@ import pytest
 from dex_fixtures import Deployed
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.errors import InsufficientFunds, PolicyViolation, TransactionReverted
+from agentbazaar.errors import (
+    ChainUnavailable,
+    InsufficientFunds,
+    PolicyViolation,
+    TransactionReverted,
+)
 from agentbazaar.intents import PlanError, parse_intent
 from agentbazaar.intents.plan import (
     erc20_balance,
@@ -81,6 +86,50 @@ def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
     findings = reconcile(wallet.ledger, d.chain, wallet=wallet.name)
     mine = [f for f in findings if f.idempotency_key == result.idempotency_key]
     assert [(f.before, f.after) for f in mine] == [("settled", "settled")]
+
+
+def test_retry_with_the_same_key_never_swaps_twice(deployed: Deployed) -> None:
+    d = deployed
+    wallet = wallet_for(d, 19)
+    usdc = d.suite.tokens.get("USDC")
+    plan = plan_for(d, wallet, "swap 50 USDC for DAI")
+    first = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, idempotency_key="k-1")
+    after_first = erc20_balance(d.chain, usdc, wallet.address)
+    again = plan_for(d, wallet, "swap 50 USDC for DAI")  # a new plan, the same spend
+    second = execute_swap(again, chain=d.chain, amm=d.amm, wallet=wallet, idempotency_key="k-1")
+    assert second.replayed and not first.replayed
+    assert second.tx_hash == first.tx_hash and second.received == first.received
+    assert second.approval_tx is None
+    assert erc20_balance(d.chain, usdc, wallet.address) == after_first
+
+
+def test_a_crash_after_signing_is_finished_with_the_same_bytes(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployed
+    wallet = wallet_for(d, 20)
+    usdc, dai = d.suite.tokens.get("USDC"), d.suite.tokens.get("DAI")
+    plan = plan_for(d, wallet, "swap 40 USDC for DAI")
+    token = d.suite.token_contract("USDC")
+    d.chain.transact(dev_account(20), token.functions.approve(d.amm.router.address, 10**12))
+
+    def lost(raw: bytes, *, action: str = "") -> None:
+        raise ChainUnavailable("the node went away")
+
+    monkeypatch.setattr(d.chain, "broadcast_raw", lost)
+    with pytest.raises(ChainUnavailable):
+        execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, idempotency_key="crash-1")
+    record = wallet.ledger.get(wallet.name, "crash-1")
+    assert record is not None and record.status == "signed" and record.raw_tx
+    assert erc20_balance(d.chain, usdc, wallet.address) == usdc.parse("10000")
+    monkeypatch.undo()
+    again = plan_for(d, wallet, "swap 40 USDC for DAI")
+    done = execute_swap(again, chain=d.chain, amm=d.amm, wallet=wallet, idempotency_key="crash-1")
+    assert done.replayed and done.tx_hash == record.tx_hash
+    assert erc20_balance(d.chain, usdc, wallet.address) == usdc.parse("9960")
+    assert erc20_balance(d.chain, dai, wallet.address) == done.received > 0
+    settled = wallet.ledger.get(wallet.name, "crash-1")
+    assert settled is not None and settled.status == "settled"
 
 
 def test_buy_exact_output_gets_at_least_that_much(deployed: Deployed) -> None:

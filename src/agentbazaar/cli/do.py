@@ -118,6 +118,9 @@ def do(
     approve: bool = typer.Option(
         False, "--approve", help="approve spends above the policy's approval threshold"
     ),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="retry-safe key: a retry with it never pays twice"
+    ),
     json_out: bool = typer.Option(False, "--json"),
     llm_url: str | None = typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint"),
     model: str | None = typer.Option(None, "--model", help="model name for --llm-url"),
@@ -149,7 +152,14 @@ def do(
         _emit(planned.to_dict(), json_out, note=None if planned.executed else "dry run: add --yes")
         return
     with waiting("executing..."):
-        done = carry_out(parsed, suite=suite, wallet=w, execute=True, approve=approve)
+        done = carry_out(
+            parsed,
+            suite=suite,
+            wallet=w,
+            execute=True,
+            approve=approve,
+            idempotency_key=idempotency_key,
+        )
     _emit(done.to_dict(), json_out, note=None)
 
 

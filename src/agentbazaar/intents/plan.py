@@ -26,6 +26,7 @@ from typing import Any
 
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
 
 from agentbazaar.chain import Chain
 from agentbazaar.dex import Quote
@@ -35,7 +36,7 @@ from agentbazaar.intents._errors import PlanError, PlanMismatch
 from agentbazaar.intents.model import Intent
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import parse_units
-from agentbazaar.wallet import SpendingPolicy, SpendRequest, Wallet
+from agentbazaar.wallet import Spend, SpendingPolicy, SpendRequest, Wallet
 from agentbazaar.wallet.policy import token_key
 
 DEFAULT_SLIPPAGE_BPS = 50
@@ -131,6 +132,7 @@ class SwapResult:
     received: int
     idempotency_key: str
     approval_tx: str | None
+    replayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +144,7 @@ class SwapResult:
             "at_least_min_out": self.received >= self.plan.min_out,
             "idempotency_key": self.idempotency_key,
             "approval_tx": self.approval_tx,
+            "replayed": self.replayed,
         }
 
 
@@ -386,7 +389,12 @@ def execute_swap(
     router = str(amm.router.address)
     memo = {"plan": f"{plan.token_in.format(plan.amount_in)} -> {plan.token_out.symbol}"}
     approval_tx = None
-    if erc20_allowance(chain, plan.token_in, wallet.address, router) < plan.amount_in:
+    earlier = wallet.ledger.get(wallet.name, key)
+    replay = earlier is not None and earlier.status in ("signed", "settled")
+    if (
+        not replay
+        and erc20_allowance(chain, plan.token_in, wallet.address, router) < plan.amount_in
+    ):
         approval_tx = _approve(plan, chain, wallet, router, key, approve)
     fn = amm.swap_function(plan.quote, plan.min_out, wallet.address, plan.deadline)
     with wallet.spend(
@@ -399,22 +407,21 @@ def execute_swap(
         memo={**memo, "min_out": str(plan.min_out)},
         chain_id=chain.chain_id,
     ) as spend:
-        if spend.replayed:
-            raise PlanError(f"swap {key!r} was already signed: see `bazaar wallet history`")
-        sim = _simulate_again(amm, plan, wallet.address)
-        tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, sim.gas))
-        chain.broadcast_raw(raw, action="send the swap")
-        try:
-            receipt = chain.wait_for_receipt(tx_hash, action="swap")
-        except TransactionReverted as exc:
-            spend.fail(f"reverted on chain: {exc.fields.get('reason') or exc}")
-            raise
+        if spend.replayed:  # signed before under this key: never sign again, finish that one
+            tx_hash, receipt = _finish_signed(chain, spend)
+        else:
+            sim = _simulate_again(amm, plan, wallet.address)
+            tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, sim.gas))
+            chain.broadcast_raw(raw, action="send the swap")
+            receipt = _receipt_or_release(chain, spend, tx_hash)
         received = amm.received(receipt, str(plan.token_out.address), wallet.address)
-        spend.settle(tx_hash=HexBytes(tx_hash).to_0x_hex(), block_number=receipt["blockNumber"])
-    if received < plan.min_out:
+        if spend.record.status != "settled":
+            spend.settle(tx_hash=HexBytes(tx_hash).to_0x_hex(), block_number=receipt["blockNumber"])
+    min_out = int(spend.record.memo.get("min_out", plan.min_out))
+    if received < min_out:
         raise PlanMismatch(
             f"received {plan.token_out.format(received)}, below the plan's minimum "
-            f"{plan.token_out.format(plan.min_out)}",
+            f"{plan.token_out.format(min_out)}",
             tx_hash=HexBytes(tx_hash).to_0x_hex(),
         )
     return SwapResult(
@@ -424,7 +431,34 @@ def execute_swap(
         received=received,
         idempotency_key=key,
         approval_tx=approval_tx,
+        replayed=spend.replayed,
     )
+
+
+def _receipt_or_release(chain: Chain, spend: Spend, tx_hash: HexBytes) -> TxReceipt:
+    try:
+        return chain.wait_for_receipt(tx_hash, action="swap")
+    except TransactionReverted as exc:
+        spend.fail(f"reverted on chain: {exc.fields.get('reason') or exc}")
+        raise
+
+
+def _finish_signed(chain: Chain, spend: Spend) -> tuple[HexBytes, TxReceipt]:
+    """The receipt of the swap signed earlier under this key, re-sending the same bytes if the
+    chain has not seen them (a crash between signing and broadcasting)."""
+    record = spend.record
+    if not record.tx_hash or not record.raw_tx:
+        raise PlanError(f"swap {record.idempotency_key!r} was signed without a transaction")
+    tx_hash = HexBytes(record.tx_hash)
+    receipt = chain.receipt(tx_hash)
+    if receipt is None:
+        chain.broadcast_raw(bytes(HexBytes(record.raw_tx)), action="re-send the signed swap")
+        receipt = _receipt_or_release(chain, spend, tx_hash)
+    elif receipt["status"] != 1:
+        raise TransactionReverted(
+            f"swap {record.idempotency_key!r} reverted on chain earlier", tx_hash=record.tx_hash
+        )
+    return tx_hash, receipt
 
 
 def _simulate_again(amm: Amm, plan: SwapPlan, sender: str) -> SwapSimulation:
