@@ -15,6 +15,8 @@ Executing goes through ``Wallet.spend`` only:
 3. the swap transaction is signed inside the swap spend (recorded before broadcast), sent, and
    its receipt checked: the token_out received must be at least the plan's minimum.
 An on-chain revert (below minimum, deadline passed) releases the spend and costs only gas.
+Exactly once: a retry with the same idempotency key never signs again; it finishes the swap
+signed under that key (re-sending the same bytes if the chain never saw them) and reports it.
 """
 
 from __future__ import annotations
