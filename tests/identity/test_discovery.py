@@ -470,3 +470,46 @@ def test_http_discovery(discovery_server: tuple[str, Registries]) -> None:
             assert resp.json()["message"]
         missing = http.get("/agents/999")
         assert missing.status_code == 404 and "not in the index" in missing.json()["message"]
+
+
+def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
+    reg = embedded
+    owner, client = reg.new_account(), reg.new_account()
+    agent_id = reg.register(owner, skills=[skill("echo", "0.01")])
+    reg.chain.transact(reg.deployer, reg.usdc.functions.mint(client.address, 10**8))
+
+    def rate(value: int, tx: str) -> None:
+        give_feedback(
+            reg.chain,
+            reg.reputation,
+            client,
+            identity_registry=reg.identity.address,
+            agent_id=agent_id,
+            agent_wallet=owner.address,
+            value=value,
+            payment_tx=tx,
+            tokens={reg.usdc.address},
+        )
+
+    def payment() -> str:
+        receipt = reg.chain.transact(client, reg.usdc.functions.transfer(owner.address, 10_000))
+        return str(receipt["transactionHash"].to_0x_hex())
+
+    first = payment()
+    rate(80, first)
+    rate(20, first)  # the same payment again: on chain, but it proves nothing new
+    rate(60, payment())
+    index = _index(reg)
+    follower = Follower(index, reg.chain)
+    follower.sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and (rec.rep_count, rec.rep_avg) == (2, 70.0)
+    rows = index.feedback(agent_id)
+    assert [(r["idx"], r["proven"]) for r in rows] == [(1, 1), (2, 0), (3, 1)]
+    assert "already proves another feedback" in rows[1]["reason"]
+    reg.chain.transact(client, reg.reputation.functions.revokeFeedback(agent_id, 3))
+    follower.sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and (rec.rep_count, rec.rep_avg) == (1, 80.0)
+    assert [r["revoked"] for r in index.feedback(agent_id)] == [0, 0, 1]
+    assert rec.score == pytest.approx(80 * 1 / (1 + 3))

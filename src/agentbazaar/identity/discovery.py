@@ -355,8 +355,13 @@ class DiscoveryIndex:
         except sqlite3.Error as exc:
             raise DiscoveryError(f"cannot open the discovery index {self.path}: {exc}") from exc
         self.db.row_factory = sqlite3.Row
+        self._reader = self.db  # readers see committed state only (WAL) when the file is shared
+        if self.path != ":memory:":
+            self._reader = sqlite3.connect(self.path, check_same_thread=False)
+            self._reader.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._cards: dict[str, tuple[Card | None, str]] = {}
+        self._proofs: dict[tuple[Any, ...], tuple[str | None, str]] = {}
         self._bind(chain_id, identity_registry, reputation_registry)
 
     def _bind(self, chain_id: int, identity: str, reputation: str | None) -> None:
@@ -380,6 +385,8 @@ class DiscoveryIndex:
         self.reputation = Web3.to_checksum_address(reputation) if reputation else None
 
     def close(self) -> None:
+        if self._reader is not self.db:
+            self._reader.close()
         self.db.close()
 
     @contextmanager
@@ -455,6 +462,7 @@ class DiscoveryIndex:
 
     def rollback(self, fork_block: int, resolver: Resolver) -> int:
         """Forget everything after ``fork_block`` (a reorg); returns the agents re-derived."""
+        self._proofs.clear()  # a payment may have been reorged out with its block
         with self._tx():
             rows = self.db.execute(
                 "SELECT DISTINCT agent_id FROM events WHERE block > ?", (fork_block,)
@@ -572,13 +580,9 @@ class DiscoveryIndex:
         proven: list[Decimal] = []
         claimed: set[str] = set()
         for (client, idx), fb in sorted(state.feedback.items(), key=lambda kv: kv[1]["block"]):
-            reason, tx = "", None
-            try:
-                tx, _amount = resolver.verify_feedback(fb, agent_id, state.wallet, tokens)
-                if tx in claimed:
-                    reason, tx = "payment already proves another feedback for this agent", None
-            except BazaarError as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+            tx, reason = self._proof(agent_id, fb, state.wallet, tokens, resolver)
+            if tx is not None and tx in claimed:
+                reason, tx = "payment already proves another feedback for this agent", None
             ok = not reason
             if ok and tx is not None:
                 claimed.add(tx)
@@ -603,22 +607,46 @@ class DiscoveryIndex:
             )
         return proven
 
+    def _proof(
+        self,
+        agent_id: int,
+        fb: Mapping[str, Any],
+        wallet: str | None,
+        tokens: set[str],
+        resolver: Resolver,
+    ) -> tuple[str | None, str]:
+        """(payment tx, "") when the feedback's payment is proven, else (None, reason); cached
+        until a rollback, so re-deriving an agent does not re-read every payment."""
+        key = (agent_id, fb["clientAddress"], fb["feedbackIndex"], fb["feedbackHash"], wallet,
+               frozenset(tokens))  # fmt: skip
+        if key not in self._proofs:
+            try:
+                tx, _amount = resolver.verify_feedback(fb, agent_id, wallet, tokens)
+                self._proofs[key] = (tx, "")
+            except BazaarError as exc:
+                self._proofs[key] = (None, f"{type(exc).__name__}: {exc}")
+            if len(self._proofs) > 200_000:
+                self._proofs.clear()
+        return self._proofs[key]
+
     # ---- queries --------------------------------------------------------------------------
     def query(self, q: Query) -> list[AgentRecord]:
         """Agents matching ``q``, best score first (indexed: milliseconds at 10,000 agents)."""
         sql, params = _query_sql(q)
         try:
-            rows = self.db.execute(sql, params).fetchall()
+            rows = self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise DiscoveryError(f"discovery query failed: {exc}") from exc
         return [_record(r) for r in rows]
 
     def agent(self, agent_id: int) -> AgentRecord | None:
-        row = self.db.execute("SELECT * FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        row = self._reader.execute(
+            "SELECT * FROM agents WHERE agent_id = ?", (agent_id,)
+        ).fetchone()
         return _record(row) if row else None
 
     def feedback(self, agent_id: int) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        rows = self._reader.execute(
             "SELECT client, idx, value, decimals, tag1, tag2, revoked, proven, reason, payment_tx"
             " FROM feedback WHERE agent_id = ? ORDER BY block, client, idx",
             (agent_id,),
@@ -627,9 +655,9 @@ class DiscoveryIndex:
 
     def count(self, *, trusted: bool | None = None) -> int:
         if trusted is None:
-            return int(self.db.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
+            return int(self._reader.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
         sql = "SELECT COUNT(*) FROM agents WHERE trusted = ?"
-        return int(self.db.execute(sql, (int(trusted),)).fetchone()[0])
+        return int(self._reader.execute(sql, (int(trusted),)).fetchone()[0])
 
 
 def _query_sql(q: Query) -> tuple[str, list[Any]]:
