@@ -6,7 +6,8 @@ verify, settle on chain), the provider's receipt signing and on-chain validation
 buyer's receipt verification, and its paid feedback transaction. The reference is
 ``EmbeddingModel.embed`` on the same batches. Also measured: the provider's HTTP route alone
 (quote + paid call, without discovery and feedback), to split what HTTP + x402 cost from what
-the buyer's bookkeeping costs. Embedded chain; one JSON line per figure.
+the buyer's bookkeeping costs, and four buyers' threads hiring at once (the provider embeds
+concurrent requests in one batch). Embedded chain; one JSON line per figure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # benchmarks/x402.py would shadow the x402 package for a script run from this directory
@@ -92,9 +94,14 @@ def main() -> None:
                     max_price=int(quote["price"]),
                 )
 
+            def paid_parallel(i: int) -> None:
+                with ThreadPoolExecutor(4) as pool:
+                    list(pool.map(paid, range(4 * i, 4 * i + 4)))
+
             r_direct = _rate(n, batch, direct)
             r_paid = _rate(n, batch, paid)
             r_route = _rate(n, batch, route)
+            r_parallel = _rate(max(1, n // 4), 4 * batch, paid_parallel)
         finally:
             buyer.close()
             provider.stop()
@@ -103,6 +110,7 @@ def main() -> None:
         ("direct_model", r_direct),
         ("paid_agent_hire", r_paid),
         ("paid_route", r_route),
+        ("paid_agent_hire_4_threads", r_parallel),
     ):
         print(
             json.dumps(

@@ -266,3 +266,26 @@ def test_assistant_takes_a_task_in_words_over_a2a(
     assert np.allclose(np.concatenate(vectors), world.model.embed(sentences).vectors, atol=1e-4)
     validator.process_pending()
     buyer.close()
+
+
+def test_concurrent_purchases_by_one_buyer_each_pay_exactly_once(
+    world: World, honest: Agent, validator: Validator
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    buyer = world.buyer("buyer-6", [validator.agent.address])
+    before = usdc_balance(world.net, buyer.agent.address)
+    honest_before = usdc_balance(world.net, honest.address)
+    batches = [[f"parallel {i} line {j}" for j in range(4)] for i in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        hires = list(pool.map(lambda t: buyer.hire("embed", {"texts": t}, 10_000), batches))
+    assert {h.provider.agent_id for h in hires} == {honest.agent_id}
+    assert len({h.tx_hash for h in hires}) == len({h.nonce for h in hires}) == 6
+    spent = sum(h.price for h in hires)
+    assert before - usdc_balance(world.net, buyer.agent.address) == spent
+    assert usdc_balance(world.net, honest.address) - honest_before == spent
+    settled = buyer.agent.wallet.ledger.records("buyer-6", statuses=("settled",))
+    assert sorted(r.amount for r in settled) == sorted(h.price for h in hires)
+    assert len(buyer.agent.receipts.query(role="received")) == 6
+    validator.process_pending()
+    buyer.close()

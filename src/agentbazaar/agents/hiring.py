@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,7 @@ class Buyer:
             reputation_registry=str(net.registries.reputation.address),
         )
         self.follower = Follower(self.index, net.chain)
+        self._index_lock = threading.Lock()  # one sync at a time; queries see a whole state
         self.http = httpx.Client(timeout=HTTP_TIMEOUT)
         self.blocked: dict[int, str] = {}  # providers that delivered a bad receipt to us
         # called after a verified purchase, before its feedback (e.g. to let a validator answer)
@@ -123,11 +125,13 @@ class Buyer:
 
     # ---- discovery ----------------------------------------------------------------------------
     def offers(self, skill: str) -> list[Offer]:
-        self.follower.sync()
+        with self._index_lock:
+            self.follower.sync()
+            records = self.index.query(Query(skill=skill, limit=100))
         token = self.agent.token.address
         assert token is not None
         out: list[Offer] = []
-        for rec in self.index.query(Query(skill=skill, limit=100)):
+        for rec in records:
             if rec.agent_id == self.agent.agent_id or not rec.wallet:
                 continue
             price = _unit_price(rec.skills, skill, token)
