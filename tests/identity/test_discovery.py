@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -415,6 +418,28 @@ def test_cli_register_list_feedback_show_card(
     assert card["verified"] and card["card"]["wallet"] == seller.address
     with pytest.raises(IdentityError, match="not registered"):
         run("agent", "show", "999", "--json")
+    # the console script serves the same index over HTTP
+    port = free_port()
+    bazaar = str(Path(sys.executable).with_name("bazaar"))
+    proc = subprocess.Popen(
+        [bazaar, "--home", str(cfg.home), "agent", "discovery-server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.05)
+        found = httpx.get(url + "/agents", params={"skill": "echo", "min_rep": "9"}).json()
+        assert [a["agent_id"] for a in found["agents"]] == [agent_id]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture

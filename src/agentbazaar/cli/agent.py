@@ -305,3 +305,25 @@ def card_cmd(
     sys.stdout.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     note = "signature verified" if status["verified"] else f"NOT verified: {status['reason']}"
     console.print(note, markup=False)
+
+
+@app.command("discovery-server")
+def discovery_server_cmd(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8404, "--port"),
+) -> None:
+    """Serve discovery over HTTP (GET /agents?skill=&max_price=&asset=&min_rep=, /agents/ID).
+
+    Example: bazaar agent discovery-server --port 8404
+    """
+    import uvicorn
+
+    from agentbazaar.identity.server import create_app
+
+    cfg = run_context(ctx).config
+    chain, suite = _suite(cfg)
+    follower = _follower(cfg, chain, suite)
+    api = create_app(follower.index, follower=follower, tokens=suite.tokens)
+    console.print(f"discovery on http://{host}:{port}/agents (chain {chain.chain_id})")
+    uvicorn.run(api, host=host, port=port, log_level="warning")
