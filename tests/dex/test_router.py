@@ -20,7 +20,14 @@ from agentbazaar.dex import (
     quote_routes,
     route_best_execution,
 )
-from agentbazaar.dex.router import GasModel
+from agentbazaar.dex.router import (
+    DEFAULT_GAS_BASE,
+    DEFAULT_GAS_PER_HOP,
+    DEFAULT_GAS_PER_ROUTE,
+    GasModel,
+)
+
+DEFAULT_GAS = (DEFAULT_GAS_BASE, DEFAULT_GAS_PER_ROUTE, DEFAULT_GAS_PER_HOP)
 
 
 def v2_amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
@@ -96,7 +103,7 @@ def test_gas_makes_the_router_drop_a_marginal_route() -> None:
     assert len(free.routes) == 2
     costly = route_best_execution(pools, "A", "B", 10**9, gas_price_wei=10**4)
     assert len(costly.routes) == 1 and costly.routes[0].path.addresses == ("p1",)
-    gas = GasModel(10**4, 30_000, 30_000, 60_000, None, 18)
+    gas = GasModel(10**4, *DEFAULT_GAS, None, 18)
     assert costly.net_amount_out > free.amount_out - gas.cost(2, 2)
 
 
@@ -213,7 +220,7 @@ def test_split_is_within_a_basis_point_of_brute_force(
     paths = enumerate_paths(pools, "T0", "T1", max_hops)
     assert {p.addresses for p in paths} == brute_paths(pools, "T0", "T1", max_hops)
     assume(any(path_output(p, amount) for p in paths))
-    gas = GasModel(gas_price, 30_000, 30_000, 60_000, None, 18)
+    gas = GasModel(gas_price, *DEFAULT_GAS, None, 18)
     best_net, best_gross = brute_force_best(paths, amount, gas, max_splits=4)
     assume(best_gross >= 10**5)
     quote = route_best_execution(
