@@ -1,7 +1,7 @@
 """batch-settlement channels: our engine beside the x402 SDK's server, one run.
 
 Run: .venv/bin/python benchmarks/channels.py [--channels 50] [--vouchers 200] [--calls 300]
-     [--rounds 3] [--parts abc]   (each figure: best of alternating rounds; the machine is shared)
+     [--rounds 3] [--parts abc]
 
 (a) vouchers verified and durably recorded per second, one process:
     - ours:        `ChannelEngine.begin` + `commit` (cached domain/channel id, libsecp256k1
@@ -10,10 +10,12 @@ Run: .venv/bin/python benchmarks/channels.py [--channels 50] [--vouchers 200] [-
                    before_settle) with its InMemoryChannelStorage (no durability at all);
     - sdk_file:    the same with its FileChannelStorage (one JSON file per channel).
     Vouchers are signed before timing; all channels stream concurrently.
-(b) end-to-end paid HTTP calls per second on anvil (uvicorn on 127.0.0.1, httpx client in a
-    forked process): the same route unpaid, paid with batch-settlement vouchers through our
-    paywall, and paid with `exact` through the SDK's reference wiring (middleware + in-process
-    facilitator + FacilitatorWeb3Signer: one on-chain settlement per call).
+    (a) is the best of --rounds alternating runs (the machine is shared).
+(b) end-to-end paid HTTP calls on anvil (uvicorn on 127.0.0.1, httpx client in a forked
+    process), 1 and 8 clients: each client interleaves a free call, a voucher-paid call (store
+    fsync on) and a voucher-paid call (fsync off) so load drift hits all three alike, and the
+    ratios are of median latencies; plus `exact` through the SDK's reference wiring (middleware
+    + in-process facilitator + FacilitatorWeb3Signer: one on-chain settlement per call).
 (c) gas per payment: 100 channels x 1,000 vouchers each -> 100 deposits, one claim of 100
     channels, one settle; vs one EIP-3009 transferWithAuthorization (what `exact` settles).
 Prints one JSON line per figure.
@@ -527,37 +529,6 @@ class _VoucherBuyer:
         self.charged = int(state["extra"]["channelState"]["chargedCumulativeAmount"])
 
 
-def _calls(url: str, n: int, buyers: list[_VoucherBuyer] | int) -> float:
-    """n calls from concurrent clients: voucher buyers (paid /quote) or a count (free /free)."""
-    import httpx
-
-    clients: list[_VoucherBuyer | None] = (
-        list(buyers) if isinstance(buyers, list) else [None] * buyers
-    )
-
-    async def one(http: httpx.AsyncClient, buyer: _VoucherBuyer | None, deposit: bool) -> None:
-        if buyer is None:
-            assert (await http.get(url + "/free")).status_code == 200
-            return
-        r = await http.get(url + "/quote", headers={"PAYMENT-SIGNATURE": buyer.header(deposit)})
-        buyer.settled(r)
-
-    async def worker(http: httpx.AsyncClient, buyer: _VoucherBuyer | None, k: int) -> None:
-        for _ in range(k):
-            await one(http, buyer, False)
-
-    async def go() -> float:
-        limits = httpx.Limits(max_connections=len(clients))
-        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-            await asyncio.gather(*(one(http, b, True) for b in clients))  # deposits / warm-up
-            per = n // len(clients)
-            t0 = time.perf_counter()
-            await asyncio.gather(*(worker(http, b, per) for b in clients))
-            return per * len(clients) / (time.perf_counter() - t0)
-
-    return asyncio.run(go())
-
-
 def _interleaved(
     url: str, url_os: str, n: int, workers: list[tuple[_VoucherBuyer, _VoucherBuyer]]
 ) -> dict[str, float]:
@@ -651,7 +622,7 @@ def _in_fork(fn: Any, *args: Any) -> float:
         proc.join(timeout=30)
 
 
-def part_b(tmp: Path, calls: int, rounds: int = 3) -> None:
+def part_b(tmp: Path, calls: int) -> None:
     from agentbazaar.chain.devkeys import dev_account
     from agentbazaar.channels import ChannelContracts
 
@@ -755,7 +726,7 @@ def main() -> None:
         part_a(args)
     with tempfile.TemporaryDirectory() as d:
         if "b" in args.parts:
-            part_b(Path(d), args.calls, args.rounds)
+            part_b(Path(d), args.calls)
         if "c" in args.parts:
             part_c(Path(d))
 

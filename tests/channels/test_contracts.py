@@ -71,7 +71,7 @@ _DEPLOYERS: dict[str, Any] = {}
 
 
 def _deploy(name: str, *args: Any) -> Any:
-    if name not in _DEPLOYERS:  # compile each contract once per test session
+    if name not in _DEPLOYERS:  # compile each contract once per test run
         _DEPLOYERS[name] = boa.load_partial(str(CONTRACTS / f"{name}.vy"))
     return _DEPLOYERS[name].deploy(*args)
 

@@ -16,7 +16,7 @@ from eth_utils.address import to_checksum_address
 
 from agentbazaar.channels.errors import ChannelInputError
 
-try:  # safe-pysha3 (a pinned dependency): ~6x faster per call than eth_hash's pycryptodome
+try:  # safe-pysha3 (pinned in constraints.txt): ~6x faster per call than pycryptodome
     from sha3 import keccak_256 as _keccak_256
 
     def keccak(data: bytes) -> bytes:
