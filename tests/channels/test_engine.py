@@ -239,6 +239,19 @@ def test_claim_loop_threshold_and_withdrawal(seller: Any) -> None:
         rec = engine.record(b.cid)
         assert rec is not None and rec.withdraw_requested_at > 0
         assert d.balance(engine.terms.receiver) == 7 * PRICE
+        # the payer finalizes after the delay: the next pass mirrors the smaller balance, and a
+        # voucher the channel can no longer cover is refused
+        tester = d.chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        tester.time_travel(d.chain.timestamp() + 901)
+        d.chain.transact(b.account, contracts.escrow.functions.finalizeWithdraw(cfg))
+        await loop.tick()
+        rec = engine.record(b.cid)
+        assert rec is not None and rec.balance == DEPOSIT - 10_000
+        await pay(engine, b, b.next_voucher(PRICE))  # still covered
+        ceiling = DEPOSIT - 5_000  # above the new balance, below the old one
+        with pytest.raises(VoucherRejected) as info:
+            await engine.begin(b.voucher(ceiling), ceiling - b.charged)
+        assert info.value.reason == wire.ERR_CUMULATIVE_EXCEEDS_BALANCE
 
     asyncio.run(go())
 

@@ -37,6 +37,13 @@ from agentbazaar.channels.wire import (
 from agentbazaar.errors import ChainError
 
 _WITHDRAW_INITIATED_TOPIC = "0x" + keccak(b"WithdrawInitiated(bytes32,uint128,uint40)").hex()
+# events after which a seller's mirror of a channel is stale (all carry the channel id first)
+_STATE_TOPICS = [
+    _WITHDRAW_INITIATED_TOPIC,
+    "0x" + keccak(b"WithdrawFinalized(bytes32,address,uint128)").hex(),
+    "0x" + keccak(b"Refunded(bytes32,address,uint128)").hex(),
+    "0x" + keccak(b"Deposited(bytes32,address,uint128,uint128)").hex(),
+]
 
 
 def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
@@ -93,20 +100,27 @@ class ChannelContracts:
         claimed, settled = self.escrow.functions.receivers(receiver, token).call()
         return int(claimed), int(settled)
 
-    def withdrawals_since(self, from_block: int) -> tuple[set[bytes], int]:
-        """Channel ids with a timed withdrawal initiated since ``from_block``; next block."""
+    def channel_events_since(self, from_block: int) -> tuple[set[bytes], set[bytes], int]:
+        """Since ``from_block``: channels whose payer started a timed withdrawal, channels whose
+        balance changed (withdrawal finalized, refund, deposit by anyone), and the next block."""
         head = self.chain.block_number()
         if from_block > head:
-            return set(), from_block
+            return set(), set(), from_block
         logs = self.chain.w3.eth.get_logs(
             {
                 "address": BATCH_SETTLEMENT_ADDRESS,
                 "fromBlock": from_block,
                 "toBlock": head,
-                "topics": [_WITHDRAW_INITIATED_TOPIC],
+                "topics": [_STATE_TOPICS],
             }
         )
-        return {bytes(log["topics"][1]) for log in logs}, head + 1
+        urgent, changed = set(), set()
+        for log in logs:
+            cid = bytes(log["topics"][1])
+            changed.add(cid)
+            if "0x" + bytes(log["topics"][0]).hex() == _WITHDRAW_INITIATED_TOPIC:
+                urgent.add(cid)
+        return urgent, changed, head + 1
 
     async def read_state(self, channel_id: bytes) -> OnchainState:
         return await asyncio.to_thread(self.state, channel_id)

@@ -61,8 +61,8 @@ class ClaimLoop:
 
     async def tick(self, *, force: bool = False) -> ClaimReport:
         """One pass: find withdrawals, claim what is due (everything with ``force``), settle."""
-        urgent, self._from_block = await asyncio.to_thread(
-            self.contracts.withdrawals_since, self._from_block
+        urgent, changed, self._from_block = await asyncio.to_thread(
+            self.contracts.channel_events_since, self._from_block
         )
         now = time.monotonic()
         if force:
@@ -80,8 +80,9 @@ class ClaimLoop:
                 self._last_claim[rec.channel_id] = now
                 report.claimed.append(rec.channel_id)
                 report.amount += rec.charged - rec.total_claimed
-        for cid in urgent - set(report.claimed):  # mirror the withdrawal even if nothing to claim
-            await self.engine.mirror(cid, await self.contracts.read_state(cid))
+        for cid in changed - set(report.claimed):  # withdrawals, refunds, others' deposits
+            if self.engine.record(cid) is not None:
+                await self.engine.mirror(cid, await self.contracts.read_state(cid))
         if report.claimed and self.policy.settle:
             terms = self.engine.terms
             tx = await asyncio.to_thread(self.contracts.settle, terms.receiver, terms.token)
