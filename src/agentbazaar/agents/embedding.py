@@ -20,6 +20,7 @@ computed once per directory and cached.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -239,6 +240,7 @@ class _Job:
 
 def _quiet_transformers() -> None:
     """No progress bars or info lines from transformers while loading (services log JSON)."""
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     try:
         from transformers.utils import logging as hf_logging
 
