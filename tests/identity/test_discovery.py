@@ -440,6 +440,8 @@ def test_cli_register_list_feedback_show_card(
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 @pytest.fixture

@@ -23,194 +23,66 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from eth_abi.abi import decode as abi_decode
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.types import FilterParams, LogReceipt
+from web3.types import FilterParams
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain._errors import chain_errors
 from agentbazaar.errors import BazaarError, IdentityError
+from agentbazaar.identity._discovery_query import (
+    AMOUNT_WIDTH,
+    AgentRecord,
+    DiscoveryError,
+    Query,
+    query_sql,
+    record_from_row,
+    scan_query,
+)
+from agentbazaar.identity._registry_events import (
+    IDENTITY_EVENTS,
+    REPUTATION_EVENTS,
+    RegistryEvent,
+    _cs,
+    decode_log,
+)
 from agentbazaar.identity.cards import (
     Card,
     check_wallet,
-    checksum_address,
     fetch_document,
     parse_card,
 )
 from agentbazaar.identity.feedback import read_feedback_uri, registry_id, verify_feedback
 
+__all__ = [
+    "IDENTITY_EVENTS",
+    "REPUTATION_EVENTS",
+    "AgentRecord",
+    "ChainResolver",
+    "DiscoveryError",
+    "DiscoveryIndex",
+    "Follower",
+    "IngestStats",
+    "Query",
+    "RegistryEvent",
+    "Resolver",
+    "SyncStats",
+    "decode_log",
+    "index_path",
+    "open_follower",
+    "scan_query",
+]
+
 AGENT_WALLET_KEY = "agentWallet"
 PRIOR_WEIGHT = 3  # score = avg * n / (n + PRIOR_WEIGHT): few reviews count less
-_AMOUNT_WIDTH = 78  # uint256 fits in 78 decimal digits: zero-padded text sorts like the number
 _ZERO = "0x0000000000000000000000000000000000000000"
-
-
-class DiscoveryError(IdentityError):
-    """The index cannot be read or written, or a query is invalid."""
-
-
-# ---- events ------------------------------------------------------------------------------------
-def _ev(name: str, inputs: list[tuple[str, str, bool]]) -> dict[str, Any]:
-    return {
-        "type": "event",
-        "name": name,
-        "anonymous": False,
-        "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
-    }
-
-
-IDENTITY_EVENTS = [
-    _ev(
-        "Registered",
-        [("agentId", "uint256", True), ("agentURI", "string", False), ("owner", "address", True)],
-    ),
-    _ev(
-        "URIUpdated",
-        [("agentId", "uint256", True), ("newURI", "string", False), ("updatedBy", "address", True)],
-    ),
-    _ev(
-        "MetadataSet",
-        [
-            ("agentId", "uint256", True),
-            ("indexedMetadataKey", "string", True),
-            ("metadataKey", "string", False),
-            ("metadataValue", "bytes", False),
-        ],
-    ),
-    _ev(
-        "Transfer",
-        [("from", "address", True), ("to", "address", True), ("tokenId", "uint256", True)],
-    ),
-]
-REPUTATION_EVENTS = [
-    _ev(
-        "NewFeedback",
-        [
-            ("agentId", "uint256", True),
-            ("clientAddress", "address", True),
-            ("feedbackIndex", "uint64", False),
-            ("value", "int128", False),
-            ("valueDecimals", "uint8", False),
-            ("indexedTag1", "string", True),
-            ("tag1", "string", False),
-            ("tag2", "string", False),
-            ("endpoint", "string", False),
-            ("feedbackURI", "string", False),
-            ("feedbackHash", "bytes32", False),
-        ],
-    ),
-    _ev(
-        "FeedbackRevoked",
-        [
-            ("agentId", "uint256", True),
-            ("clientAddress", "address", True),
-            ("feedbackIndex", "uint64", True),
-        ],
-    ),
-]
-
-
-def _topic(abi: dict[str, Any]) -> HexBytes:
-    sig = f"{abi['name']}({','.join(i['type'] for i in abi['inputs'])})"
-    return HexBytes(Web3.keccak(text=sig))
-
-
-@dataclass(frozen=True)
-class RegistryEvent:
-    """One registry log, decoded into JSON-able args (bytes as 0x hex, ints as int)."""
-
-    block_number: int
-    log_index: int
-    block_hash: str
-    name: str
-    agent_id: int
-    args: Mapping[str, Any]
-    tx_hash: str = ""
-
-
-@dataclass(frozen=True)
-class _Decoder:
-    name: str
-    indexed: tuple[tuple[str, str], ...]  # (name, type) of topics 1..n
-    data: tuple[tuple[str, str], ...]  # (name, type) of the data part
-
-
-def _decoders(abis: list[dict[str, Any]]) -> dict[bytes, _Decoder]:
-    out = {}
-    for abi in abis:
-        ins = abi["inputs"]
-        out[bytes(_topic(abi))] = _Decoder(
-            name=abi["name"],
-            indexed=tuple((i["name"], i["type"]) for i in ins if i["indexed"]),
-            data=tuple((i["name"], i["type"]) for i in ins if not i["indexed"]),
-        )
-    return out
-
-
-_IDENTITY_DECODERS = _decoders(IDENTITY_EVENTS)
-_REPUTATION_DECODERS = _decoders(REPUTATION_EVENTS)
-
-
-def _topic_value(kind: str, topic: bytes) -> Any:
-    if kind == "address":
-        return _cs("0x" + topic[-20:].hex())
-    if kind.startswith("uint"):
-        return int.from_bytes(topic, "big")
-    return "0x" + topic.hex()  # indexed strings are only their keccak hash
-
-
-def decode_log(log: LogReceipt, identity: str, reputation: str | None) -> RegistryEvent | None:
-    """Decode a log of the identity or reputation registry (None for logs we do not index)."""
-    address = str(log["address"]).lower()
-    decoders: dict[bytes, _Decoder] = {}
-    if address == identity.lower():
-        decoders = _IDENTITY_DECODERS
-    elif reputation and address == reputation.lower():
-        decoders = _REPUTATION_DECODERS
-    topics = [bytes(HexBytes(t)) for t in log["topics"]]
-    dec = decoders.get(topics[0]) if topics else None
-    if dec is None or len(topics) != 1 + len(dec.indexed):
-        return None
-    args: dict[str, Any] = {
-        name: _topic_value(kind, t) for (name, kind), t in zip(dec.indexed, topics[1:], strict=True)
-    }
-    try:
-        values = abi_decode([k for _, k in dec.data], bytes(HexBytes(log["data"])))
-    except Exception:  # a log that only looks like ours (another contract's event layout)
-        return None
-    for (name, kind), value in zip(dec.data, values, strict=True):
-        args[name] = _cs(value) if kind == "address" else _jsonable(value)
-    agent_id = int(args["tokenId"] if dec.name == "Transfer" else args["agentId"])
-    return RegistryEvent(
-        block_number=int(log["blockNumber"]),
-        log_index=int(log["logIndex"]),
-        block_hash=HexBytes(log["blockHash"]).to_0x_hex(),
-        name=dec.name,
-        agent_id=agent_id,
-        args=args,
-        tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
-    )
-
-
-def _cs(address: str) -> str:
-    out = checksum_address(address)
-    if out is None:
-        raise DiscoveryError(f"not an address in a registry event: {address!r}")
-    return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    return value
 
 
 # ---- resolution (IO behind a small interface) --------------------------------------------------
@@ -252,38 +124,6 @@ class ChainResolver:
             tokens=tokens,
         )
         return payment.tx_hash, payment.amount
-
-
-# ---- queries and results -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Query:
-    skill: str | None = None  # a skill id or tag (case-insensitive)
-    asset: str | None = None  # token address the max price is in
-    max_price: int | None = None  # base units of ``asset``
-    min_rep: Decimal | None = None  # minimum proven average feedback value
-    active: bool | None = True
-    trusted_only: bool = True
-    limit: int = 20
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    agent_id: int
-    owner: str
-    uri: str
-    wallet: str | None
-    name: str
-    description: str
-    trusted: bool
-    reason: str
-    active: bool
-    rep_count: int
-    rep_avg: float | None
-    score: float
-    skills: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 _SCHEMA = """
@@ -569,7 +409,7 @@ class DiscoveryIndex:
             self.db.executemany(
                 "INSERT OR IGNORE INTO offers VALUES (?, ?, ?, ?, ?)",
                 [
-                    (agent_id, s.id, p.asset.lower(), p.amount.zfill(_AMOUNT_WIDTH), p.scheme)
+                    (agent_id, s.id, p.asset.lower(), p.amount.zfill(AMOUNT_WIDTH), p.scheme)
                     for p in s.prices
                 ],
             )
@@ -632,18 +472,18 @@ class DiscoveryIndex:
     # ---- queries --------------------------------------------------------------------------
     def query(self, q: Query) -> list[AgentRecord]:
         """Agents matching ``q``, best score first (indexed: milliseconds at 10,000 agents)."""
-        sql, params = _query_sql(q)
+        sql, params = query_sql(q)
         try:
             rows = self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise DiscoveryError(f"discovery query failed: {exc}") from exc
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]
 
     def agent(self, agent_id: int) -> AgentRecord | None:
         row = self._reader.execute(
             "SELECT * FROM agents WHERE agent_id = ?", (agent_id,)
         ).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def feedback(self, agent_id: int) -> list[dict[str, Any]]:
         rows = self._reader.execute(
@@ -658,96 +498,6 @@ class DiscoveryIndex:
             return int(self._reader.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
         sql = "SELECT COUNT(*) FROM agents WHERE trusted = ?"
         return int(self._reader.execute(sql, (int(trusted),)).fetchone()[0])
-
-
-def _query_sql(q: Query) -> tuple[str, list[Any]]:
-    if q.limit < 1 or q.limit > 1000:
-        raise DiscoveryError("limit must be between 1 and 1000")
-    if (q.max_price is None) != (q.asset is None):
-        raise DiscoveryError("a max price needs its asset (token address), and the other way round")
-    if q.max_price is not None and q.max_price < 0:
-        raise DiscoveryError("max price must not be negative")
-    where: list[str] = []
-    params: list[Any] = []
-    if q.trusted_only:
-        where.append("a.trusted = 1")
-    if q.active is not None:
-        where.append("a.active = ?")
-        params.append(int(q.active))
-    if q.min_rep is not None:
-        where.append("a.rep_avg >= ?")
-        params.append(float(q.min_rep))
-    price = "o.asset = ? AND o.amount <= ?"
-    price_args: list[Any] = []
-    if q.asset is not None and q.max_price is not None:
-        price_args = [q.asset.lower(), str(q.max_price).zfill(_AMOUNT_WIDTH)]
-    if q.skill:  # correlated EXISTS: walk agents by score, stop at ``limit`` matches
-        sub = "SELECT 1 FROM terms t WHERE t.term = ? AND t.agent_id = a.agent_id"
-        if price_args:
-            sub += (
-                " AND EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = t.agent_id"
-                f" AND o.skill_id = t.skill_id AND {price})"
-            )
-        where.append(f"EXISTS ({sub})")
-        params += [q.skill.strip().lower(), *price_args]
-    elif price_args:
-        where.append(f"EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = a.agent_id AND {price})")
-        params += price_args
-    sql = "SELECT a.* FROM agents a"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY a.score DESC, a.agent_id LIMIT ?"
-    return sql, [*params, q.limit]
-
-
-def _record(row: sqlite3.Row) -> AgentRecord:
-    return AgentRecord(
-        agent_id=int(row["agent_id"]),
-        owner=str(row["owner"]),
-        uri=str(row["uri"]),
-        wallet=row["wallet"],
-        name=str(row["name"]),
-        description=str(row["description"]),
-        trusted=bool(row["trusted"]),
-        reason=str(row["reason"]),
-        active=bool(row["active"]),
-        rep_count=int(row["rep_count"]),
-        rep_avg=row["rep_avg"],
-        score=float(row["score"]),
-        skills=json.loads(row["skills"]),
-    )
-
-
-def scan_query(db: sqlite3.Connection, q: Query) -> list[int]:
-    """Reference: the same query as a plain full scan of the agents table, filtered in Python."""
-    _query_sql(q)  # same validation
-    hits: list[tuple[float, int]] = []
-    skill = q.skill.strip().lower() if q.skill else None
-    cap = (q.asset.lower(), q.max_price) if q.asset and q.max_price is not None else None
-    for row in db.execute("SELECT * FROM agents NOT INDEXED"):
-        if q.trusted_only and not row["trusted"]:
-            continue
-        if q.active is not None and bool(row["active"]) != q.active:
-            continue
-        if q.min_rep is not None and (row["rep_avg"] is None or row["rep_avg"] < float(q.min_rep)):
-            continue
-        if (skill or cap) and not _skills_match(json.loads(row["skills"]), skill, cap):
-            continue
-        hits.append((-float(row["score"]), int(row["agent_id"])))
-    return [agent_id for _, agent_id in sorted(hits)[: q.limit]]
-
-
-def _skills_match(
-    skills: Iterable[Mapping[str, Any]], skill: str | None, cap: tuple[str, int] | None
-) -> bool:
-    for s in skills:
-        if skill and skill not in {str(s["id"]).lower(), *(str(t).lower() for t in s["tags"])}:
-            continue
-        if cap is None or any(
-            str(p["asset"]).lower() == cap[0] and int(p["amount"]) <= cap[1] for p in s["prices"]
-        ):
-            return True
-    return False
 
 
 # ---- following the chain -----------------------------------------------------------------------
