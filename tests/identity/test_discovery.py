@@ -28,11 +28,13 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.cli import _register_optional, app
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import IdentityError
+from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
     AgentConfig,
+    CardError,
     build_registration,
     card_bytes,
+    register_card,
     sign_card,
     to_data_uri,
 )
@@ -397,6 +399,22 @@ def test_cli_register_list_feedback_show_card(
         return json.loads(result.stdout)
 
     agent_id = run("agent", "register", str(config), "--json")["agent_id"]
+    # bad input: a typed error naming the problem, nothing sent
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "x"\n[[skills]]\nid = "a"\n')  # a skill without a name
+    block = chain.block_number()
+    with pytest.raises(CardError, match="skills"):
+        run("agent", "register", str(broken), "--json")
+    bad_inputs = [
+        ("list", "--max-price", "lots USDC", "--json"),
+        ("list", "--min-rep", "nan", "--json"),
+        ("feedback", str(agent_id), "great", "--payment", "0x" + "1" * 64, "--wallet", "buyer"),
+        ("feedback", str(agent_id), "90", "--payment", "0x1", "--wallet", "buyer"),
+    ]
+    for args in bad_inputs:
+        with pytest.raises((InputError, IdentityError)):
+            run("agent", *args)
+    assert chain.block_number() == block
     listed = run("agent", "list", "--skill", "echo", "--json")
     assert [(a["agent_id"], a["trusted"], a["wallet"]) for a in listed] == [
         (agent_id, True, seller.address)
@@ -416,6 +434,19 @@ def test_cli_register_list_feedback_show_card(
     assert run("agent", "list", "--min-rep", "10", "--json") == []
     card = run("agent", "card", str(agent_id), "--json")
     assert card["verified"] and card["card"]["wallet"] == seller.address
+    # a card signed by a key that is not the agent's wallet: shown, but not verified or trusted
+    other = Account.create()
+    foreign = build_registration(AgentConfig(name="foreign"), other.address, suite.tokens, 31337)
+    foreign_id, _ = register_card(
+        chain, suite.contract("IdentityRegistry"), seller, sign_card(foreign, other, 31337)
+    )
+    shown_card = run("agent", "card", str(foreign_id), "--json")
+    assert not shown_card["verified"] and "WalletMismatch" in shown_card["reason"]
+    untrusted = run("agent", "list", "--untrusted", "--json")
+    assert {(a["agent_id"], a["trusted"]) for a in untrusted} == {
+        (agent_id, True),
+        (foreign_id, False),
+    }
     with pytest.raises(IdentityError, match="not registered"):
         run("agent", "show", "999", "--json")
     # the console script serves the same index over HTTP

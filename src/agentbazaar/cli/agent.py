@@ -16,6 +16,7 @@ from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
     build_registration,
+    check_wallet,
     fetch_document,
     load_agent_config,
     parse_card,
@@ -274,7 +275,8 @@ def card_cmd(
     agent_id: int = typer.Argument(..., min=0),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Print the agent's card (from its agentURI) and whether it verifies.
+    """Print the agent's card (from its agentURI), whether its signature verifies and whether
+    its wallet is the agent's on-chain agentWallet.
 
     Example: bazaar agent card 0
     """
@@ -294,7 +296,8 @@ def card_cmd(
         card = raw.decode("utf-8", "replace")
     status: dict[str, Any] = {"verified": True, "reason": ""}
     try:
-        parse_card(raw)
+        parsed = parse_card(raw)
+        check_wallet(parsed, str(chain.call(identity.functions.getAgentWallet(agent_id))))
     except IdentityError as exc:
         status = {"verified": False, "reason": f"{type(exc).__name__}: {exc}"}
     if json_out:
@@ -303,7 +306,11 @@ def card_cmd(
         )
         return
     sys.stdout.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    note = "signature verified" if status["verified"] else f"NOT verified: {status['reason']}"
+    note = (
+        "signature and wallet verified"
+        if status["verified"]
+        else f"NOT verified: {status['reason']}"
+    )
     console.print(note, markup=False)
 
 
