@@ -148,10 +148,14 @@ ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
 # secp256k1 n / 2: signatures with a larger s are malleable twins and are rejected
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 
-channels: public(HashMap[bytes32, ChannelState])
+# Each pair of amounts shares one storage slot (low 128 bits | high bits), as Solidity packs the
+# reference's structs: a claim then updates a slot that is already non-zero (no 20k-gas SSTORE).
+_channels: HashMap[bytes32, uint256]  # balance | totalClaimed << 128
+_withdrawals: HashMap[bytes32, uint256]  # amount | initiatedAt << 128
+_receivers: HashMap[address, HashMap[address, uint256]]  # totalClaimed | totalSettled << 128
 refundNonce: public(HashMap[bytes32, uint256])
-pendingWithdrawals: public(HashMap[bytes32, WithdrawalState])
-receivers: public(HashMap[address, HashMap[address, ReceiverState]])
+
+LOW128: constant(uint256) = 2**128 - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,11 +194,11 @@ def deposit(
         self._fail(method_id("InvalidCollector()"))
 
     channel_id: bytes32 = self._channel_id(config)
-    ch: ChannelState = self.channels[channel_id]
+    ch: ChannelState = self._channel(channel_id)
     if amount > max_value(uint128) - ch.balance:
         self._fail(method_id("DepositOverflow()"))
     ch.balance += amount
-    self.channels[channel_id] = ch
+    self._set_channel(channel_id, ch)
 
     before: uint256 = staticcall IERC20(config.token).balanceOf(self)
     extcall IDepositCollector(collector).collect(
@@ -248,11 +252,12 @@ def claimWithSignature(
 @external
 @nonreentrant
 def settle(receiver: address, token: address):
-    rs: ReceiverState = self.receivers[receiver][token]
+    rs: ReceiverState = self._receiver(receiver, token)
     amount: uint128 = rs.totalClaimed - rs.totalSettled
     if amount == 0:
         return
-    self.receivers[receiver][token].totalSettled = rs.totalClaimed
+    rs.totalSettled = rs.totalClaimed
+    self._set_receiver(receiver, token, rs)
     extcall IERC20(token).transfer(receiver, convert(amount, uint256), default_return_value=True)
     log Settled(receiver=receiver, token=token, sender=msg.sender, amount=amount)
 
@@ -270,13 +275,13 @@ def initiateWithdraw(config: ChannelConfig, amount: uint128):
     if amount == 0:
         self._fail(method_id("NothingToWithdraw()"))
     channel_id: bytes32 = self._channel_id(config)
-    if self.pendingWithdrawals[channel_id].initiatedAt != 0:
+    if self._withdrawal(channel_id).initiatedAt != 0:
         self._fail(method_id("WithdrawalAlreadyPending()"))
-    ch: ChannelState = self.channels[channel_id]
+    ch: ChannelState = self._channel(channel_id)
     if amount > ch.balance - ch.totalClaimed:
         self._fail(method_id("WithdrawAmountExceedsAvailable()"))
     now: uint40 = convert(block.timestamp, uint40)
-    self.pendingWithdrawals[channel_id] = WithdrawalState(amount=amount, initiatedAt=now)
+    self._set_withdrawal(channel_id, WithdrawalState(amount=amount, initiatedAt=now))
     log WithdrawInitiated(channelId=channel_id, amount=amount, finalizeAfter=now + config.withdrawDelay)
 
 
@@ -286,18 +291,18 @@ def finalizeWithdraw(config: ChannelConfig):
     if msg.sender != config.payer and msg.sender != config.payerAuthorizer:
         self._fail(method_id("NotAuthorizedToFinalizeWithdraw()"))
     channel_id: bytes32 = self._channel_id(config)
-    ws: WithdrawalState = self.pendingWithdrawals[channel_id]
+    ws: WithdrawalState = self._withdrawal(channel_id)
     if ws.initiatedAt == 0:
         self._fail(method_id("WithdrawalNotPending()"))
     if block.timestamp < convert(ws.initiatedAt, uint256) + convert(config.withdrawDelay, uint256):
         self._fail(method_id("WithdrawDelayNotElapsed()"))
 
-    ch: ChannelState = self.channels[channel_id]
+    ch: ChannelState = self._channel(channel_id)
     available: uint128 = ch.balance - ch.totalClaimed
     amount: uint128 = min(ws.amount, available)
-    self.pendingWithdrawals[channel_id] = empty(WithdrawalState)
+    self._withdrawals[channel_id] = 0
     ch.balance -= amount
-    self.channels[channel_id].balance = ch.balance
+    self._set_channel(channel_id, ch)
 
     log WithdrawFinalized(channelId=channel_id, sender=msg.sender, amount=amount)
     if ch.balance == 0 and ch.totalClaimed == 0:
@@ -368,6 +373,30 @@ def multicall(
 
 @external
 @view
+def channels(channelId: bytes32) -> (uint128, uint128):
+    """(balance, totalClaimed) of a channel."""
+    ch: ChannelState = self._channel(channelId)
+    return ch.balance, ch.totalClaimed
+
+
+@external
+@view
+def pendingWithdrawals(channelId: bytes32) -> (uint128, uint40):
+    """(amount, initiatedAt) of a channel's timed withdrawal; initiatedAt 0: none pending."""
+    ws: WithdrawalState = self._withdrawal(channelId)
+    return ws.amount, ws.initiatedAt
+
+
+@external
+@view
+def receivers(receiver: address, token: address) -> (uint128, uint128):
+    """(totalClaimed, totalSettled) of a receiver in a token."""
+    rs: ReceiverState = self._receiver(receiver, token)
+    return rs.totalClaimed, rs.totalSettled
+
+
+@external
+@view
 def getChannelId(config: ChannelConfig) -> bytes32:
     return self._channel_id(config)
 
@@ -404,6 +433,42 @@ def eip712Domain() -> (bytes1, String[21], String[1], uint256, address, bytes32,
 # ---------------------------------------------------------------------------------------------
 # internals
 # ---------------------------------------------------------------------------------------------
+
+
+@internal
+@view
+def _channel(channel_id: bytes32) -> ChannelState:
+    word: uint256 = self._channels[channel_id]
+    return ChannelState(balance=convert(word & LOW128, uint128), totalClaimed=convert(word >> 128, uint128))
+
+
+@internal
+def _set_channel(channel_id: bytes32, ch: ChannelState):
+    self._channels[channel_id] = convert(ch.balance, uint256) | (convert(ch.totalClaimed, uint256) << 128)
+
+
+@internal
+@view
+def _withdrawal(channel_id: bytes32) -> WithdrawalState:
+    word: uint256 = self._withdrawals[channel_id]
+    return WithdrawalState(amount=convert(word & LOW128, uint128), initiatedAt=convert(word >> 128, uint40))
+
+
+@internal
+def _set_withdrawal(channel_id: bytes32, ws: WithdrawalState):
+    self._withdrawals[channel_id] = convert(ws.amount, uint256) | (convert(ws.initiatedAt, uint256) << 128)
+
+
+@internal
+@view
+def _receiver(receiver: address, token: address) -> ReceiverState:
+    word: uint256 = self._receivers[receiver][token]
+    return ReceiverState(totalClaimed=convert(word & LOW128, uint128), totalSettled=convert(word >> 128, uint128))
+
+
+@internal
+def _set_receiver(receiver: address, token: address, rs: ReceiverState):
+    self._receivers[receiver][token] = convert(rs.totalClaimed, uint256) | (convert(rs.totalSettled, uint256) << 128)
 
 
 @internal
@@ -485,7 +550,7 @@ def _is_valid_signature(signer: address, digest: bytes32, signature: Bytes[MAX_S
 @internal
 def _process_claim(vc: VoucherClaim, ds: bytes32):
     channel_id: bytes32 = self._channel_id_with(vc.voucher.channel, ds)
-    ch: ChannelState = self.channels[channel_id]
+    ch: ChannelState = self._channel(channel_id)
     if vc.totalClaimed <= ch.totalClaimed:
         return
     if vc.totalClaimed > vc.voucher.maxClaimableAmount:
@@ -504,8 +569,13 @@ def _process_claim(vc: VoucherClaim, ds: bytes32):
         self._fail(method_id("InvalidSignature()"))
 
     delta: uint128 = vc.totalClaimed - ch.totalClaimed
-    self.channels[channel_id].totalClaimed = vc.totalClaimed
-    self.receivers[vc.voucher.channel.receiver][vc.voucher.channel.token].totalClaimed += delta
+    ch.totalClaimed = vc.totalClaimed
+    self._set_channel(channel_id, ch)
+    receiver: address = vc.voucher.channel.receiver
+    token: address = vc.voucher.channel.token
+    rs: ReceiverState = self._receiver(receiver, token)
+    rs.totalClaimed += delta
+    self._set_receiver(receiver, token, rs)
     log Claimed(channelId=channel_id, sender=msg.sender, claimAmount=delta, newTotalClaimed=vc.totalClaimed)
 
 
@@ -515,19 +585,20 @@ def _execute_refund(config: ChannelConfig, channel_id: bytes32, amount: uint128)
         self._fail(method_id("ZeroRefund()"))
     self.refundNonce[channel_id] = unsafe_add(self.refundNonce[channel_id], 1)
 
-    ch: ChannelState = self.channels[channel_id]
+    ch: ChannelState = self._channel(channel_id)
     refund_amount: uint128 = min(amount, ch.balance - ch.totalClaimed)
     if refund_amount == 0:
         return
     ch.balance -= refund_amount
-    self.channels[channel_id].balance = ch.balance
+    self._set_channel(channel_id, ch)
 
-    pws: WithdrawalState = self.pendingWithdrawals[channel_id]
+    pws: WithdrawalState = self._withdrawal(channel_id)
     if pws.initiatedAt != 0:
         if refund_amount >= pws.amount:
-            self.pendingWithdrawals[channel_id] = empty(WithdrawalState)
+            self._withdrawals[channel_id] = 0
         else:
-            self.pendingWithdrawals[channel_id].amount = pws.amount - refund_amount
+            pws.amount -= refund_amount
+            self._set_withdrawal(channel_id, pws)
 
     log Refunded(channelId=channel_id, sender=msg.sender, amount=refund_amount)
     if ch.balance == 0 and ch.totalClaimed == 0:
