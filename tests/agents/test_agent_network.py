@@ -8,6 +8,7 @@ test stay discoverable by the later ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from agents_world import World
 from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.hiring import Buyer, NoProvider
 from agentbazaar.agents.network import usdc_balance
+from agentbazaar.agents.payment import PaymentRefused
 from agentbazaar.agents.receipts import BadReceipt, matrix_from_json, output_hash
 from agentbazaar.agents.runtime import VALIDATION_TAG, Agent
 from agentbazaar.agents.skills import EmbeddingSkill, Payment
@@ -289,3 +291,32 @@ def test_concurrent_purchases_by_one_buyer_each_pay_exactly_once(
     assert len(buyer.agent.receipts.query(role="received")) == 6
     validator.process_pending()
     buyer.close()
+
+
+class GreedyAgent(Agent):
+    """Quotes one price and asks ten times more at payment time."""
+
+    def _price_for(self, skill_id: str) -> Callable[[str | None], int | None]:
+        honest_price = super()._price_for(skill_id)
+
+        def price(quote_id: str | None) -> int | None:
+            quoted = honest_price(quote_id)
+            return None if quoted is None else quoted * 10
+
+        return price
+
+
+def test_a_provider_asking_more_than_it_quoted_is_refused_before_signing(
+    world: World, validator: Validator
+) -> None:
+    greedy = world.agent("greedy", skills=[EmbeddingSkill(world.model, 100)], cls=GreedyAgent)
+    buyer = world.buyer("buyer-7", [validator.agent.address])
+    before = usdc_balance(world.net, buyer.agent.address)
+    try:
+        with pytest.raises(PaymentRefused, match="max_amount_per_payment|above the maximum"):
+            buyer.hire("embed", {"texts": TEXTS}, 10_000)
+        assert usdc_balance(world.net, buyer.agent.address) == before
+        assert buyer.agent.wallet.ledger.records("buyer-7") == []  # nothing reserved or signed
+    finally:
+        greedy.stop()
+        buyer.close()

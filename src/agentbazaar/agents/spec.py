@@ -127,6 +127,10 @@ def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running
         ):
             agent_id = int(saved["agentId"])
     agent, extra = _build(spec, wallet, network, cfg.home / "agents" / a.name, agent_id)
+    if a.kind != "assistant":
+        from agentbazaar.agents.embedding import shared_model
+
+        shared_model().load()  # before serving: the first request should not wait for it
     running = Running(agent)
     agent.start(port=a.port or None)
     state.parent.mkdir(parents=True, exist_ok=True)
