@@ -114,7 +114,7 @@ def test_pay_agent_by_name_through_the_discovery_index(deployed: Deployed) -> No
     )
     assert done.plan["to"] == owner.address
     assert erc20_balance(d.chain, usdc, owner.address) - before == 1_250_000
-    assert agent_id > 0
+    assert IdentityRegistry.from_suite(d.suite).get_agent_wallet(agent_id) == owner.address
 
 
 @pytest.mark.parametrize(
