@@ -69,8 +69,9 @@ def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
     assert plan.amount_in == 100_000_000
     assert plan.simulated_out == plan.expected_out > 0
     assert plan.min_out == plan.expected_out * 9950 // 10000
-    usdc_fee = dict(plan.pool_fees)["USDC"]  # 0.3% of the input stays in the pools (floored
-    assert 300_000 - len(plan.quote.routes) < usdc_fee <= 300_000  # per route)
+    # 0.3% of the input stays in the pools (floored per route)
+    usdc_fee = dict(plan.pool_fees)["USDC"]
+    assert 300_000 - len(plan.quote.routes) < usdc_fee <= 300_000
     routes = plan.to_dict()["routes"]
     assert routes and all(r["symbols"][0] == "USDC" and r["symbols"][-1] == "WETH" for r in routes)
     before_in = erc20_balance(d.chain, usdc, wallet.address)
