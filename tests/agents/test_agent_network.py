@@ -313,10 +313,33 @@ def test_a_provider_asking_more_than_it_quoted_is_refused_before_signing(
     buyer = world.buyer("buyer-7", [validator.agent.address])
     before = usdc_balance(world.net, buyer.agent.address)
     try:
-        with pytest.raises(PaymentRefused, match="max_amount_per_payment|above the maximum"):
+        with pytest.raises(PaymentRefused, match=r"max_amount_per_payment|above the maximum"):
             buyer.hire("embed", {"texts": TEXTS}, 10_000)
         assert usdc_balance(world.net, buyer.agent.address) == before
         assert buyer.agent.wallet.ledger.records("buyer-7") == []  # nothing reserved or signed
     finally:
         greedy.stop()
+        buyer.close()
+
+
+class RedirectingAgent(Agent):
+    """Asks buyers to pay some other address than its on-chain agent wallet."""
+
+    def pay_to(self) -> str:
+        return "0x000000000000000000000000000000000000dEaD"
+
+
+def test_a_payee_other_than_the_agent_wallet_is_refused_before_signing(
+    world: World, validator: Validator
+) -> None:
+    other = world.agent("redirect", skills=[EmbeddingSkill(world.model, 100)], cls=RedirectingAgent)
+    buyer = world.buyer("buyer-8", [validator.agent.address])
+    before = usdc_balance(world.net, buyer.agent.address)
+    try:
+        with pytest.raises(PaymentRefused, match="not its wallet"):
+            buyer.hire("embed", {"texts": TEXTS}, 10_000)
+        assert usdc_balance(world.net, buyer.agent.address) == before
+        assert buyer.agent.wallet.ledger.records("buyer-8") == []
+    finally:
+        other.stop()
         buyer.close()

@@ -228,11 +228,15 @@ class Agent:
             install_priced_route(
                 app,
                 f"POST /skills/{skill_id}",
-                terms=SellerTerms(self.chain.network, self.token, self.address),
+                terms=SellerTerms(self.chain.network, self.token, self.pay_to()),
                 price_for=self._price_for(skill_id),
                 facilitator=self._facilitator(),
             )
         return app
+
+    def pay_to(self) -> str:
+        """Where buyers pay: the agent's wallet (the on-chain ``agentWallet`` buyers check)."""
+        return self.address
 
     def _facilitator(self) -> Any:
         from agentbazaar.payments.facilitator import exact_facilitator
