@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI, Request
 from identity_helpers import Registries, skill
 from typer.testing import CliRunner
 from web3 import Web3
@@ -481,14 +482,9 @@ def discovery_server(embedded: Registries) -> Iterator[tuple[str, Registries]]:
     reg = embedded
     follower = Follower(_index(reg), reg.chain)
     app_ = create_app(follower.index, follower=follower, tokens=reg.tokens, sync_interval=0)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server, thread, url = _serve(app_)
     try:
-        while not server.started and thread.is_alive():
-            thread.join(0.02)
-        yield f"http://127.0.0.1:{port}", reg
+        yield url, reg
     finally:
         server.should_exit = True
         thread.join(10)
@@ -571,3 +567,48 @@ def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
     assert rec is not None and (rec.rep_count, rec.rep_avg) == (1, 80.0)
     assert [r["revoked"] for r in index.feedback(agent_id)] == [0, 0, 1]
     assert rec.score == pytest.approx(80 * 1 / (1 + 3))
+
+
+def _serve(app_: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.anvil
+def test_follower_narrows_log_ranges_a_node_refuses(on_anvil: Registries) -> None:
+    """Public nodes cap eth_getLogs ranges: a proxy in front of anvil refuses more than 3 blocks."""
+    reg = on_anvil
+    owners = [reg.new_account() for _ in range(4)]
+    ids = [reg.register(o, name=f"n{i}") for i, o in enumerate(owners)]
+    assert reg.chain.url is not None
+    upstream, refused = reg.chain.url, []
+    proxy = FastAPI()
+
+    @proxy.post("/")
+    async def rpc(request: Request) -> Any:
+        body = await request.json()
+        if body.get("method") == "eth_getLogs":
+            flt = body["params"][0]
+            span = int(flt["toBlock"], 16) - int(flt["fromBlock"], 16) + 1
+            if span > 3:
+                refused.append(span)
+                return {"jsonrpc": "2.0", "id": body["id"],
+                        "error": {"code": -32005, "message": "block range is too wide (max 3)"}}  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            return (await client.post(upstream, json=body)).json()
+
+    server, thread, url = _serve(proxy)
+    try:
+        chain = Chain.rpc(url, backend="local")
+        index = _index(reg)
+        stats = Follower(index, chain, batch_blocks=1_000).sync()
+        assert refused and stats.head == reg.chain.block_number()
+        assert sorted(r.agent_id for r in index.query(Query(limit=10))) == ids
+    finally:
+        server.should_exit = True
+        thread.join(10)

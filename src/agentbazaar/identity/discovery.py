@@ -36,7 +36,7 @@ from web3.types import FilterParams
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain._errors import chain_errors
-from agentbazaar.errors import BazaarError, IdentityError
+from agentbazaar.errors import BazaarError, ChainError, IdentityError
 from agentbazaar.identity._discovery_query import (
     AMOUNT_WIDTH,
     AgentRecord,
@@ -560,9 +560,16 @@ class Follower:
             stats.reorgs, stats.rolled_back_to = 1, fork
         head = self.chain.block_number() if to_block is None else to_block
         start = self.index.last_block() + 1
+        span = self.batch_blocks
         while start <= head:
-            end = min(start + self.batch_blocks - 1, head)
-            events = self._events(start, end)
+            end = min(start + span - 1, head)
+            try:
+                events = self._events(start, end)
+            except ChainError:
+                if end == start:
+                    raise
+                span = max(1, (end - start + 1) // 2)  # nodes cap eth_getLogs ranges / results
+                continue
             result = self.index.ingest(events, {end: self._hash(end)}, end, self.resolver)
             stats.events += result.events
             stats.agents += result.agents
