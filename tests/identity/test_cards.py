@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -274,6 +275,11 @@ def card_server(config: AgentConfig) -> Iterator[str]:
     def _card() -> Response:
         return Response(body, media_type="application/json")
 
+    @app.get("/slow/.well-known/agent-card.json")
+    async def _slow() -> Response:
+        await asyncio.sleep(3)
+        return Response(body, media_type="application/json")
+
     @app.get("/huge/.well-known/agent-card.json")
     def _huge() -> Response:
         return Response(b" " * 200_000, media_type="application/json")
@@ -296,7 +302,30 @@ def test_fetch_card_over_http(card_server: str) -> None:
     assert isinstance(card, AgentCard) and card.wallet == dev_account(4).address
     with pytest.raises(CardFetchError, match="larger"):
         fetch_document(card_url(card_server + "/huge"))
+    with pytest.raises(CardFetchError, match="Timeout"):
+        fetch_document(card_url(card_server + "/slow"), timeout=0.3)
     with pytest.raises(CardFetchError, match="404"):
         fetch_document(card_server + "/missing")
     with pytest.raises(CardFetchError):
         fetch_document(card_url(f"http://127.0.0.1:{free_port()}"), timeout=1.0)
+
+
+_json_leaf = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text()
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json)
+def test_canonical_json_paths_agree_and_are_stable(value: Any) -> None:
+    from agentbazaar.identity.cards import _jcs
+
+    try:
+        out = canonical_json(value)
+    except CardError:  # lone surrogates cannot be encoded
+        return
+    assert out == _jcs(value).encode("utf-8")  # the C fast path and the RFC 8785 walk agree
+    assert canonical_json(json.loads(out)) == out  # parse + re-serialise is the identity
