@@ -1,4 +1,5 @@
-"""A paid seller in its own process (for the kill -9 test): python seller_proc.py RPC DB PORT TOKEN RECEIVER"""
+"""A paid seller in its own process (for the kill -9 test):
+python seller_proc.py RPC DB PORT TOKEN RECEIVER FSYNC(1|0)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ PRICE = 1_000
 
 
 def main() -> None:
-    rpc, db, port, token, receiver = sys.argv[1:6]
+    rpc, db, port, token, receiver, fsync = sys.argv[1:7]
     chain = Chain.rpc(rpc, backend="local")
     authorizer = dev_account(2)
     terms = SellerTerms(
@@ -25,7 +26,8 @@ def main() -> None:
         receiver_authorizer=authorizer.address,
         token=token,  # type: ignore[arg-type]
     )
-    engine = ChannelEngine(ChannelStore(db), terms, chain=ChannelContracts(chain, authorizer))
+    store = ChannelStore(db, fsync=fsync == "1")
+    engine = ChannelEngine(store, terms, chain=ChannelContracts(chain, authorizer))
     app = FastAPI()
     app.middleware("http")(
         ChannelPaywall(engine, {"GET /work": PRICE}, token_name="USD Coin", token_version="2")

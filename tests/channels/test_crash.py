@@ -97,7 +97,9 @@ class Stream:
         self.deposited = True
 
 
-def start_seller(rpc: str, db: Path, port: int, terms: SellerTerms) -> subprocess.Popen[bytes]:
+def start_seller(
+    rpc: str, db: Path, port: int, terms: SellerTerms, fsync: bool
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -107,6 +109,7 @@ def start_seller(rpc: str, db: Path, port: int, terms: SellerTerms) -> subproces
             str(port),
             terms.token,
             terms.receiver,
+            "1" if fsync else "0",
         ],
         cwd=HERE,
     )
@@ -147,7 +150,10 @@ async def stream_and_kill(
 
 @pytest.mark.slow
 @pytest.mark.anvil
-def test_kill_9_mid_stream_loses_no_acknowledged_charge(on_anvil: Deployed, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+def test_kill_9_mid_stream_loses_no_acknowledged_charge(
+    on_anvil: Deployed, tmp_path: Path, fsync: bool
+) -> None:
     d = on_anvil
     terms = SellerTerms(
         chain_id=d.chain.chain_id,
@@ -162,17 +168,17 @@ def test_kill_9_mid_stream_loses_no_acknowledged_charge(on_anvil: Deployed, tmp_
     db, port = tmp_path / "seller.db", free_port()
     url = f"http://127.0.0.1:{port}/work"
     rpc = d.chain.url or ""
-    proc = start_seller(rpc, db, port, terms)
+    proc = start_seller(rpc, db, port, terms, fsync)
     try:
-        asyncio.run(stream_and_kill(streams, url, 600, proc))
+        asyncio.run(stream_and_kill(streams, url, 400, proc))
         acked_at_kill = {s.payer.cid: s.payer.charged for s in streams}
         store = ChannelStore(db)
         on_disk = {r.channel_id: r.charged for r in store.load_all().values()}
         store.close()
         for cid, charged in acked_at_kill.items():
             assert charged <= on_disk[cid] <= charged + PRICE  # acked => durable; <= 1 in flight
-        proc = start_seller(rpc, db, port, terms)
-        asyncio.run(stream_until(streams, url, sum(s.acked for s in streams) + 200))
+        proc = start_seller(rpc, db, port, terms, fsync)
+        asyncio.run(stream_until(streams, url, sum(s.acked for s in streams) + 150))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
