@@ -129,7 +129,9 @@ def _topic_value(kind: str, topic: bytes) -> Any:
     return "0x" + topic.hex()  # indexed strings are only their keccak hash
 
 
-def decode_log(log: LogReceipt, identity: str, reputation: str | None) -> RegistryEvent | None:
+def decode_log(
+    log: LogReceipt | Mapping[str, Any], identity: str, reputation: str | None
+) -> RegistryEvent | None:
     """Decode a log of the identity or reputation registry (None for logs we do not index)."""
     address = str(log["address"]).lower()
     decoders: dict[bytes, _Decoder] = {}
@@ -152,14 +154,19 @@ def decode_log(log: LogReceipt, identity: str, reputation: str | None) -> Regist
         args[name] = _cs(value) if kind == "address" else _jsonable(value)
     agent_id = int(args["tokenId"] if dec.name == "Transfer" else args["agentId"])
     return RegistryEvent(
-        block_number=int(log["blockNumber"]),
-        log_index=int(log["logIndex"]),
+        block_number=_int(log["blockNumber"]),
+        log_index=_int(log["logIndex"]),
         block_hash=HexBytes(log["blockHash"]).to_0x_hex(),
         name=dec.name,
         agent_id=agent_id,
         args=args,
         tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
     )
+
+
+def _int(value: Any) -> int:
+    """A quantity from a formatted log (int) or a raw JSON-RPC one (hex string)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def _cs(address: str) -> str:
