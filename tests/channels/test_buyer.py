@@ -125,3 +125,58 @@ def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: P
         assert d.balance(terms.receiver) in (5 * PRICE, 6 * PRICE)  # the threshold was reached
         assert asyncio.run(calls(buyer, url + "/quote", 2)) == [200] * 2
     assert d.balance(terms.receiver) == 8 * PRICE  # claimed and settled at shutdown
+
+
+def test_bad_payment_headers_get_402_never_500(embedded: Deployed, tmp_path: Path) -> None:
+    import base64
+    import json
+
+    d = embedded
+    app, engine = seller(d, tmp_path / "seller.db")
+    good_req = {
+        "scheme": "batch-settlement",
+        "network": f"eip155:{d.chain.chain_id}",
+        "amount": str(PRICE),
+    }
+    envelopes: list[object] = [
+        None,
+        [],
+        7,
+        {"x402Version": 1},
+        {"x402Version": 2},
+        {"x402Version": 2, "accepted": {"scheme": "exact"}, "payload": {}},
+        {"x402Version": 2, "accepted": {**good_req, "amount": "1"}, "payload": {}},
+        {"x402Version": 2, "accepted": good_req, "payload": []},
+        {"x402Version": 2, "accepted": good_req, "payload": {"type": "voucher"}},
+        {"x402Version": 2, "accepted": good_req, "payload": {"type": "refund", "voucher": 1}},
+        {
+            "x402Version": 2,
+            "accepted": good_req,
+            "payload": {"type": "deposit", "channelConfig": {"withdrawDelay": "x"}},
+        },
+        {
+            "x402Version": 2,
+            "accepted": good_req,
+            "payload": {"type": "voucher", "channelConfig": {"payer": [], "salt": {}}},
+        },
+        {
+            "x402Version": 2,
+            "accepted": good_req,
+            "payload": {"type": "refund", "channelConfig": {"payer": [1]}, "amount": []},
+        },
+    ]
+    headers = ["%%%", base64.b64encode(b"not json").decode(), "x" * 10_000]
+    headers += [base64.b64encode(json.dumps(e).encode()).decode() for e in envelopes]
+
+    async def go(url: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            out = []
+            for h in headers:
+                r = await http.get(url + "/quote", headers={"PAYMENT-SIGNATURE": h})
+                out.append(r.status_code)
+                assert "PAYMENT-REQUIRED" in r.headers
+            return out
+
+    with serve(app) as url:
+        assert asyncio.run(go(url)) == [402] * len(headers)
+    assert engine.records() == []

@@ -174,7 +174,10 @@ class ChannelEngine:
         if not isinstance(raw, dict):
             raise ChannelInputError("channelConfig must be an object")
         key = tuple(raw.get(k) for k in _CONFIG_KEYS)
-        hit = self._configs.get(key)
+        try:
+            hit = self._configs.get(key)
+        except TypeError as exc:  # a list or an object where a string belongs
+            raise ChannelInputError("channelConfig fields must be strings and numbers") from exc
         if hit is not None:
             return hit
         config = ChannelConfig.from_wire(raw)

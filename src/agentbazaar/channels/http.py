@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
 PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
 
 CallNext = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
 def encode_header(obj: Mapping[str, Any]) -> str:
@@ -122,6 +124,9 @@ class ChannelPaywall:
             return self.payment_required(request, price, exc.reason, corrective)
         except BazaarError as exc:  # malformed payment, or the chain refused a refund
             return self.payment_required(request, price, f"{ERR_VOUCHER_PAYLOAD}: {exc}")
+        except Exception:  # a bug must not turn into a 500 or a free response
+            log.exception("batch-settlement payment check failed unexpectedly")
+            return self.payment_required(request, price, f"{ERR_VOUCHER_PAYLOAD}: unexpected")
         try:
             response = await call_next(request)
         except BaseException:
