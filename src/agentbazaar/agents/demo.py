@@ -1,4 +1,4 @@
-"""``bazaar demo``: an agent network from nothing, a scripted session, and a report.
+"""``bazaar demo``: an agent network from nothing, scripted purchases, and a report.
 
 On the embedded chain (default, zero set-up) or a fresh anvil (``chain="local"``):
 
@@ -109,8 +109,8 @@ def run_demo(
         say(f"model {model.model_id} loaded (weights {model.weights_hash[:18]}...)")
         world = _World(net, minter, home, stack, model, sample_rate, batch)
         world.start_agents(say)
-        session = world.session(say, n_sentences)
-        report = world.report(session, chain, time.monotonic() - started)
+        steps = world.purchases(say, n_sentences)
+        report = world.report(steps, chain, time.monotonic() - started)
         world.close()
     _check_story(report)
     return report
@@ -164,7 +164,7 @@ class _World:
         for role, agent in self.agents:
             say(f"{agent.name}: agent #{agent.agent_id} at {agent.url} ({role})")
 
-    def session(self, say: Callable[[str], None], n: int) -> list[dict[str, Any]]:
+    def purchases(self, say: Callable[[str], None], n: int) -> list[dict[str, Any]]:
         steps: list[dict[str, Any]] = []
         tasks = [
             (f"embed these {n} sentences, spend at most 0.01 USDC", sentences(n)),
