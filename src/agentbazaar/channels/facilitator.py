@@ -93,7 +93,7 @@ class BatchSettlementHandler:
             return VerifyResponse(
                 is_valid=False, invalid_reason=exc.reason, invalid_message=exc.message, payer=payer
             )
-        except (ChannelError, KeyError, TypeError, AttributeError) as exc:
+        except (ChannelError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return VerifyResponse(
                 is_valid=False,
                 invalid_reason=wire.ERR_VOUCHER_PAYLOAD,
