@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from agentbazaar.cli import _register_optional, app
+from agentbazaar.errors import ConfigError
 
 pytestmark = pytest.mark.inference
 
@@ -51,3 +53,19 @@ def test_demo_refuses_an_unknown_chain() -> None:
     _register_optional()
     result = CliRunner().invoke(app, ["demo", "--chain", "mainnet"])
     assert result.exit_code != 0
+
+
+def test_serve_refuses_bad_files_and_the_embedded_chain(tmp_path: Path) -> None:
+    _register_optional()
+    runner = CliRunner()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[agent]\nname = "x"\nkind = "oracle"\nwallet = "w"\n')
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "serve", str(bad)])
+    assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+    good = Path(__file__).resolve().parents[2] / "examples" / "agents" / "embedder.toml"
+    result = runner.invoke(
+        app, ["--home", str(tmp_path / "h"), "--chain", "embedded", "serve", str(good)]
+    )
+    assert isinstance(result.exception, ConfigError) and "embedded" in str(result.exception)
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "receipts", "nobody"])
+    assert isinstance(result.exception, ConfigError)
