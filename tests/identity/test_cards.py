@@ -181,9 +181,15 @@ def test_missing_and_foreign_signatures(config: AgentConfig) -> None:
     swapped = dict(doc, signatures=foreign["signatures"])
     with pytest.raises(SignatureError):
         parse_card(card_bytes(swapped))
-    garbage = dict(doc, signatures=[{"protected": "!!", "signature": "AA"}])
-    with pytest.raises(SignatureError):
-        parse_card(card_bytes(garbage))
+    for entry in (
+        {"protected": "!!", "signature": "AA"},
+        {"protected": "bm90IGpzb24", "signature": "AA"},  # base64url of "not json"
+        {"protected": doc["signatures"][0]["protected"], "signature": "AAAA"},
+        {"protected": doc["signatures"][0]["protected"]},
+        "just a string",
+    ):
+        with pytest.raises(SignatureError):
+            parse_card(card_bytes(dict(doc, signatures=[entry])))
     with pytest.raises(SignatureError, match="wallet"):
         sign_card(other, dev_account(3), CHAIN_ID)
 
@@ -218,8 +224,9 @@ def test_wallet_check(config: AgentConfig) -> None:
     check_wallet(card, dev_account(3).address.lower())
     with pytest.raises(WalletMismatch, match="differs"):
         check_wallet(card, dev_account(4).address)
-    with pytest.raises(WalletMismatch, match="no agentWallet"):
-        check_wallet(card, None)
+    for missing in (None, "", "0x" + "0" * 40, "not an address"):
+        with pytest.raises(WalletMismatch, match="no agentWallet"):
+            check_wallet(card, missing)
 
 
 def test_canonical_json_rfc8785_rules() -> None:

@@ -453,6 +453,8 @@ def parse_card(raw: bytes | str | Mapping[str, Any]) -> Card:
     try:
         card = model.model_validate(data)
     except ValidationError as exc:
+        if exc.errors()[0].get("loc", ("",))[0] == "signatures":
+            raise SignatureError(f"malformed signature: {_first_error(exc)}") from exc
         raise CardError(f"malformed card: {_first_error(exc)}") from exc
     verify_signature(data, card.wallet)
     return card
@@ -469,7 +471,10 @@ def verify_signature(data: Mapping[str, Any], wallet: str) -> str:
     protected, sig_text = entry.get("protected"), entry.get("signature")
     if not isinstance(protected, str) or not isinstance(sig_text, str):
         raise SignatureError("signature entry needs 'protected' and 'signature' strings")
-    header = _json_object(_b64url_decode(protected), what="signature header")
+    try:
+        header = _json_object(_b64url_decode(protected), what="signature header")
+    except CardError as exc:
+        raise SignatureError(str(exc)) from exc
     if header.get("alg") != SIGNATURE_ALG:
         raise SignatureError(
             f"unsupported signature alg {header.get('alg')!r}: need {SIGNATURE_ALG}"
@@ -494,9 +499,10 @@ def verify_signature(data: Mapping[str, Any], wallet: str) -> str:
 
 def check_wallet(card: Card, onchain_wallet: str | None) -> None:
     """The card's wallet must be the on-chain agentWallet."""
-    if not onchain_wallet or int(onchain_wallet, 16) == 0:
+    onchain = checksum_address(onchain_wallet) if onchain_wallet else None
+    if onchain is None or int(onchain, 16) == 0:
         raise WalletMismatch("the agent has no agentWallet on chain")
-    if Web3.to_checksum_address(onchain_wallet) != card.wallet:
+    if onchain != card.wallet:
         raise WalletMismatch(
             f"card wallet {card.wallet} differs from the on-chain agentWallet {onchain_wallet}"
         )
