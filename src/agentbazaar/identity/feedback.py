@@ -42,7 +42,7 @@ from agentbazaar.identity.cards import (
     _first_error,
     _json_object,
     canonical_json,
-    from_data_uri,
+    fetch_document,
     to_data_uri,
 )
 
@@ -177,9 +177,7 @@ def read_feedback_uri(uri: str) -> bytes:
     if not uri:
         raise ProofOfPaymentError("feedback has no feedbackURI, so no proof of payment")
     try:
-        from agentbazaar.identity.cards import fetch_document
-
-        return fetch_document(uri) if not uri.startswith("data:") else from_data_uri(uri)
+        return fetch_document(uri)
     except CardError as exc:
         raise FeedbackError(f"cannot read the feedback file: {exc}") from exc
 
