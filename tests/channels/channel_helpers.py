@@ -69,6 +69,7 @@ def collector_data(
     amount: int,
     valid_before: int,
     salt: int | None = None,
+    payer_address: str | None = None,
 ) -> bytes:
     """`collectorData` for ERC3009DepositCollector: a ReceiveWithAuthorization to the collector."""
     salt = int.from_bytes(os.urandom(32), "big") if salt is None else salt
@@ -84,7 +85,7 @@ def collector_data(
                 "verifyingContract": token,
             },
             "message": {
-                "from": payer.address,
+                "from": payer_address or payer.address,
                 "to": collector,
                 "value": amount,
                 "validAfter": 0,

@@ -335,3 +335,63 @@ class _noop:
 
 TestConservation = Conservation.TestCase
 TestConservation.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+
+
+ERC1271_WALLET = """
+# pragma version ~=0.4.3
+owner: public(address)
+
+@deploy
+def __init__(owner_: address):
+    self.owner = owner_
+
+@external
+@view
+def isValidSignature(digest: bytes32, signature: Bytes[1024]) -> bytes4:
+    if len(signature) != 65:
+        return 0xffffffff
+    r: uint256 = extract32(signature, 0, output_type=uint256)
+    s: uint256 = extract32(signature, 32, output_type=uint256)
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if ecrecover(digest, v, r, s) == self.owner:
+        return 0x1626ba7e
+    return 0xffffffff
+"""
+
+
+def test_smart_wallet_payer_via_erc1271(e: Escrow) -> None:
+    """payerAuthorizer = 0: vouchers (and the ERC-3009 deposit) are checked against the payer
+    contract's isValidSignature."""
+    owner: LocalAccount = Account.create()
+    wallet = boa.loads(ERC1271_WALLET, owner.address)
+    e.usdc.mint(wallet.address, 10_000)
+    e.payer = owner  # signs for the wallet
+    cfg = cx.ChannelConfig(
+        payer=to_checksum_address(str(wallet.address)),
+        payer_authorizer=cx.ZERO_ADDRESS,
+        receiver=e.receiver,
+        receiver_authorizer=e.authorizer.address,
+        token=to_checksum_address(str(e.usdc.address)),
+        withdraw_delay=900,
+        salt=os.urandom(32),
+    )
+    cid = cx.channel_id(e.domain, cfg)
+    data = collector_data(
+        owner,
+        token=str(e.usdc.address),
+        chain_id=e.chain_id,
+        collector=str(e.collector.address),
+        channel_id=cid,
+        amount=10_000,
+        valid_before=boa.env.timestamp + 3600,
+        payer_address=str(wallet.address),
+    )
+    e.escrow.deposit(cfg.as_tuple(), 10_000, e.collector.address, data)
+    assert e.escrow.channels(cid) == (10_000, 0)
+    good = voucher_sig(owner, e.domain, cid, 4_000)
+    with boa.env.prank(e.receiver):
+        e.escrow.claim([((cfg.as_tuple(), 4_000), good, 4_000)])
+        assert e.escrow.channels(cid) == (10_000, 4_000)
+        forged = voucher_sig(Account.create(), e.domain, cid, 5_000)
+        with reverts_with("InvalidSignature()"):
+            e.escrow.claim([((cfg.as_tuple(), 5_000), forged, 5_000)])
