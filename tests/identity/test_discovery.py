@@ -290,6 +290,33 @@ def test_ingested_events_untrusted_reasons(embedded: Registries) -> None:
     # rollback to before the update forgets it
     assert index.rollback(20, resolver) == 1
     assert [r.agent_id for r in index.query(Query())] == [1]
+    # claims without a provable payment are kept, unproven, with the reason
+    client = dev_account(5).address
+    good = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=1,
+        client=client,
+        agent_wallet=agent.address,
+        value=100,
+        value_decimals=0,
+        payment_tx="0x" + "ab" * 32,  # not on this chain
+    )
+    claims = [("", good.hash), (good.uri, b"\x01" * 32), (good.uri, good.hash)]
+    feedback_events = [
+        _event(22, "NewFeedback", 1, i, clientAddress=client, feedbackIndex=i + 1, value=100,
+               valueDecimals=0, tag1="", tag2="", endpoint="", indexedTag1="0x",
+               feedbackURI=uri, feedbackHash="0x" + bytes(h).hex())
+        for i, (uri, h) in enumerate(claims)
+    ]  # fmt: skip
+    index.ingest(feedback_events, {}, 22, resolver)
+    reasons = [f["reason"] for f in index.feedback(1)]
+    assert [f["proven"] for f in index.feedback(1)] == [0, 0, 0]
+    assert "no feedbackURI" in reasons[0]
+    assert "does not match the on-chain feedbackHash" in reasons[1]
+    assert "not on this chain" in reasons[2]
+    rec = index.agent(1)
+    assert rec is not None and rec.trusted and rec.rep_count == 0 and rec.score == 0
 
 
 def test_query_validation(embedded: Registries) -> None:
