@@ -277,3 +277,105 @@ def test_store_commits_are_visible_after_reopen(tmp_path: Path, fsync: bool) -> 
     again = ChannelStore(tmp_path / "s.db")
     assert again.get(rec.channel_id) == rec.evolve(charged=2**128 - 1)
     again.close()
+
+
+WALLET_1271 = """
+# pragma version ~=0.4.3
+owner: public(address)
+
+@deploy
+def __init__(owner_: address):
+    self.owner = owner_
+
+@external
+@view
+def isValidSignature(digest: bytes32, signature: Bytes[1024]) -> bytes4:
+    if len(signature) != 65:
+        return 0xffffffff
+    r: uint256 = extract32(signature, 0, output_type=uint256)
+    s: uint256 = extract32(signature, 32, output_type=uint256)
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if ecrecover(digest, v, r, s) == self.owner:
+        return 0x1626ba7e
+    return 0xffffffff
+"""
+
+
+def test_smart_wallet_payer_is_verified_through_erc1271(seller: Any) -> None:
+    import os
+
+    import vyper
+    from eth_account import Account as Acct
+
+    from agentbazaar.channels import ChannelConfig
+    from agentbazaar.channels import _crypto as cx
+
+    d, engine, contracts = seller
+    owner = Acct.create()
+    out = vyper.compile_code(WALLET_1271, output_formats=["abi", "bytecode"])
+    wallet, _ = d.chain.deploy(
+        dev_account(0), out["abi"], bytes.fromhex(out["bytecode"][2:]), owner.address
+    )
+    d.mint(wallet.address, 10**9)
+    t = engine.terms
+    cfg = ChannelConfig(
+        wallet.address,
+        cx.ZERO_ADDRESS,
+        t.receiver,
+        t.receiver_authorizer,
+        t.token,
+        900,
+        os.urandom(32),
+    )
+    cid = cx.channel_id(engine.domain, cfg)
+
+    def voucher(ceiling: int, key: bytes) -> dict[str, Any]:
+        sig = cx.sign(key, cx.voucher_digest(engine.domain, cid, ceiling))
+        return {
+            "type": "voucher",
+            "channelConfig": cfg.to_wire(),
+            "voucher": {
+                "channelId": "0x" + cid.hex(),
+                "maxClaimableAmount": str(ceiling),
+                "signature": "0x" + sig.hex(),
+            },
+        }
+
+    salt = os.urandom(32)
+    valid_before = d.chain.timestamp() + 3600
+    digest = cx.receive_authorization_digest(
+        cx.token_domain(d.chain.chain_id, t.token, "USD Coin", "2"),
+        wallet.address,
+        wire.ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+        DEPOSIT,
+        0,
+        valid_before,
+        cx.deposit_nonce(cid, salt),
+    )
+    first = voucher(PRICE, bytes(owner.key))
+    first["type"] = "deposit"
+    first["deposit"] = {
+        "amount": str(DEPOSIT),
+        "authorization": {
+            "erc3009Authorization": {
+                "validAfter": "0",
+                "validBefore": str(valid_before),
+                "salt": "0x" + salt.hex(),
+                "signature": "0x" + cx.sign(bytes(owner.key), digest).hex(),
+            }
+        },
+    }
+
+    async def go() -> None:
+        await engine.commit(await engine.begin(first, PRICE))
+        for k in (2, 3):
+            await engine.commit(await engine.begin(voucher(k * PRICE, bytes(owner.key)), PRICE))
+        with pytest.raises(VoucherRejected) as info:
+            await engine.begin(voucher(4 * PRICE, bytes(Acct.create().key)), PRICE)
+        assert info.value.reason == wire.ERR_INVALID_VOUCHER_SIGNATURE
+
+    asyncio.run(go())
+    rec = engine.record(cid)
+    assert rec is not None and (rec.charged, rec.balance) == (3 * PRICE, DEPOSIT)
+    contracts.claim([rec])  # the contract agrees: ERC-1271 on chain
+    assert contracts.state(cid).total_claimed == 3 * PRICE

@@ -82,6 +82,10 @@ class ChannelChain(Protocol):
         """Claim the record's charges and refund up to ``amount`` (None: all) of the rest."""
         ...
 
+    async def is_valid_signature(self, account: str, digest: bytes, signature: bytes) -> bool:
+        """ERC-1271: does contract ``account`` accept ``signature`` over ``digest``?"""
+        ...
+
 
 @dataclass(frozen=True)
 class SellerTerms:
@@ -218,7 +222,7 @@ class ChannelEngine:
             )
         max_claimable = cx.parse_amount(voucher.get("maxClaimableAmount"), "maxClaimableAmount")
         signature = cx.parse_signature(voucher.get("signature"))
-        self._check_signature(config, cid, max_claimable, signature)
+        await self._check_signature(config, cid, max_claimable, signature)
 
         lock = self._locks.get(cid)
         if lock is None:
@@ -297,7 +301,7 @@ class ChannelEngine:
         signature = cx.parse_signature(voucher.get("signature"))
         raw_amount = payload.get("amount")
         amount = None if raw_amount is None else cx.parse_amount(raw_amount, "amount")
-        self._check_signature(config, cid, ceiling, signature)
+        await self._check_signature(config, cid, ceiling, signature)
         if self.chain is None:
             raise VoucherRejected(
                 "this seller cannot refund (no chain access)", reason=ERR_CHANNEL_NOT_FOUND
@@ -340,12 +344,14 @@ class ChannelEngine:
             return new
 
     # ---- internals ------------------------------------------------------------------------
-    def _check_signature(
+    async def _check_signature(
         self, config: ChannelConfig, cid: bytes, max_claimable: int, signature: bytes
     ) -> None:
         """ECDSA recovery; the signer's public key is remembered per channel, so after the first
-        voucher a check is one recovery and a 64-byte comparison (no address hashing)."""
-        pub = cx.recover_public_key(cx.voucher_digest(self.domain, cid, max_claimable), signature)
+        voucher a check is one recovery and a 64-byte comparison (no address hashing). A payer
+        without a payer authorizer may be a smart wallet: then ERC-1271 on chain decides."""
+        digest = cx.voucher_digest(self.domain, cid, max_claimable)
+        pub = cx.recover_public_key(digest, signature)
         if pub is not None:
             known = self._signer_keys.get(cid)
             if known is not None and pub == known:
@@ -356,6 +362,12 @@ class ChannelEngine:
             if known is None and cx.address_of(pub) == bytes.fromhex(signer[2:]):
                 self._signer_keys[cid] = pub
                 return
+        if (
+            config.payer_authorizer == cx.ZERO_ADDRESS
+            and self.chain is not None
+            and await self.chain.is_valid_signature(config.payer, digest, signature)
+        ):
+            return
         raise VoucherRejected(
             "voucher signature is not the payer's", reason=ERR_INVALID_VOUCHER_SIGNATURE
         )

@@ -20,7 +20,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
-from agentbazaar.chain import Chain
+from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
@@ -37,6 +37,8 @@ from agentbazaar.channels.wire import (
 from agentbazaar.errors import ChainError
 
 _WITHDRAW_INITIATED_TOPIC = "0x" + keccak(b"WithdrawInitiated(bytes32,uint128,uint40)").hex()
+_ERC1271_SELECTOR = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 # events after which a seller's mirror of a channel is stale (all carry the channel id first)
 _STATE_TOPICS = [
     _WITHDRAW_INITIATED_TOPIC,
@@ -121,6 +123,21 @@ class ChannelContracts:
             if "0x" + bytes(log["topics"][0]).hex() == _WITHDRAW_INITIATED_TOPIC:
                 urgent.add(cid)
         return urgent, changed, head + 1
+
+    def erc1271_valid(self, account: str, digest: bytes, signature: bytes) -> bool:
+        """ERC-1271 `isValidSignature` of contract ``account`` (False for accounts without code
+        or a call that reverts)."""
+        if not self.chain.code_at(account):
+            return False
+        data = _ERC1271_SELECTOR + abi_encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            out = self.chain.w3.eth.call({"to": to_address(account), "data": data})
+        except Exception:  # a reverting or malformed wallet: not a valid signature
+            return False
+        return bytes(out)[:4] == _ERC1271_MAGIC
+
+    async def is_valid_signature(self, account: str, digest: bytes, signature: bytes) -> bool:
+        return await asyncio.to_thread(self.erc1271_valid, account, digest, signature)
 
     async def read_state(self, channel_id: bytes) -> OnchainState:
         return await asyncio.to_thread(self.state, channel_id)
