@@ -244,6 +244,13 @@ class AnvilNode:
             time.sleep(0.05)
         if _pid_alive(pid):
             _signal(pid, signal.SIGKILL)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:  # collect the exit status so no zombie or warning is left behind
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                _CHILDREN[pid] = child
+        else:
             _reap(pid)
         self.info_file.unlink(missing_ok=True)
         return True
