@@ -7,6 +7,7 @@ durably before the response leaves.
 """
 
 from agentbazaar.channels._crypto import ChannelConfig
+from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.engine import (
     ChannelEngine,
     OnchainState,
@@ -20,7 +21,11 @@ from agentbazaar.channels.errors import (
     ChannelStoreError,
     VoucherRejected,
 )
+from agentbazaar.channels.facilitator import BatchSettlementHandler
+from agentbazaar.channels.http import ChannelPaywall
 from agentbazaar.channels.onchain import ChannelContracts, install
+from agentbazaar.channels.service import ChannelSeller
+from agentbazaar.channels.settlement import ClaimLoop, ClaimPolicy, ClaimReport
 from agentbazaar.channels.store import ChannelRecord, ChannelStore
 from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
@@ -32,14 +37,21 @@ __all__ = [
     "BATCH_SETTLEMENT_ADDRESS",
     "ERC3009_DEPOSIT_COLLECTOR_ADDRESS",
     "SCHEME",
+    "BatchSettlementHandler",
+    "ChannelBuyer",
     "ChannelConfig",
     "ChannelContracts",
     "ChannelEngine",
     "ChannelError",
     "ChannelInputError",
+    "ChannelPaywall",
     "ChannelRecord",
+    "ChannelSeller",
     "ChannelStore",
     "ChannelStoreError",
+    "ClaimLoop",
+    "ClaimPolicy",
+    "ClaimReport",
     "OnchainState",
     "SellerTerms",
     "Ticket",
