@@ -275,8 +275,9 @@ def card_cmd(
     agent_id: int = typer.Argument(..., min=0),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Print the agent's card (from its agentURI), whether its signature verifies and whether
-    its wallet is the agent's on-chain agentWallet.
+    """Print the agent's card and whether its signature and its wallet check out.
+
+    The wallet must be the agent's on-chain agentWallet.
 
     Example: bazaar agent card 0
     """
