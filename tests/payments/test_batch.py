@@ -49,3 +49,34 @@ def test_batch_settles_each_once_and_skips_bad_ones(pay_env: PayEnv) -> None:
     receipt = pay_env.chain.w3.eth.get_transaction_receipt(txs.pop())
     assert receipt["to"] == settler
     assert fac.metrics()["batches"] == 1
+
+
+def test_batch_settler_contract_directly(pay_env: PayEnv) -> None:
+    from web3.logs import DISCARD
+
+    from agentbazaar.chain.compiler import compile_contract
+    from agentbazaar.errors import TransactionReverted
+    from agentbazaar.payments.eip3009 import parse_authorization
+
+    settler_address = deploy_batch_settler(pay_env.chain, dev_account(0))
+    settler = pay_env.chain.contract(settler_address, compile_contract("BatchSettler").abi)
+
+    def row(p: dict[str, object]) -> tuple[object, ...]:
+        a = parse_authorization(p)
+        v, r, s = a.vrs
+        return (a.payer, a.to, a.value, a.valid_after, a.valid_before, a.nonce, v, r, s)
+
+    good = row(sign_authorization(pay_env, pay_env.payer, value=3))
+    bad = row(sign_authorization(pay_env, Account.create(), value=3))  # unfunded
+    caller = dev_account(8)
+    with pytest.raises(TransactionReverted, match="no code"):
+        pay_env.chain.transact(caller, settler.functions.settle(pay_env.seller, [good]))
+    assert settler.functions.settle(pay_env.token.address, [good, bad, good]).call() == 1
+    before = pay_env.balance(pay_env.seller)
+    receipt = pay_env.chain.transact(
+        caller, settler.functions.settle(pay_env.token.address, [good, bad, good])
+    )
+    assert receipt["status"] == 1
+    assert pay_env.balance(pay_env.seller) == before + 3  # the repeat of `good` was skipped
+    event = settler.events.BatchSettled().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert (event["submitted"], event["settled"]) == (3, 1)

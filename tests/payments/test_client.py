@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -25,8 +26,15 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def sdk_service(pay_env: PayEnv, facilitator_url: str) -> Iterator[str]:
-    app = FastAPI()
-    server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url)))
+    facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await facilitator.aclose()  # its connections belong to the server's event loop
+
+    app = FastAPI(lifespan=lifespan)
+    server = x402ResourceServer(facilitator)
     register_exact_evm_server(server, pay_env.chain.network)
     routes = {
         "GET /data": RouteConfig(

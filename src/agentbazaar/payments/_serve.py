@@ -18,7 +18,9 @@ from agentbazaar.payments._errors import FacilitatorError
 def serve_in_thread(app: Any, *, port: int | None = None, timeout: float = 20.0) -> Iterator[str]:
     """Serve ``app`` on ``http://127.0.0.1:<port>``; stopped (and joined) on exit."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

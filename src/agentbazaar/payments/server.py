@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +105,13 @@ def install_paywall(
     facilitator: str | FacilitatorClient,
 ) -> x402ResourceServer:
     """Price ``prices`` on ``app``; ``facilitator`` is a URL or an in-process client."""
-    client: FacilitatorClient = (
-        HTTPFacilitatorClient(FacilitatorConfig(url=facilitator, timeout=30.0))
-        if isinstance(facilitator, str)
-        else facilitator
-    )
+    client: FacilitatorClient
+    if isinstance(facilitator, str):
+        http_client = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator, timeout=30.0))
+        _close_on_shutdown(app, http_client)
+        client = http_client
+    else:
+        client = facilitator
     server = x402ResourceServer(client)
     register_exact_evm_server(server, terms.network)
     routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
@@ -117,6 +120,19 @@ def install_paywall(
     sdk = payment_middleware(routes, server)
     app.middleware("http")(_guard(sdk))
     return server
+
+
+def _close_on_shutdown(app: FastAPI, client: HTTPFacilitatorClient) -> None:
+    """Close the facilitator client's connections when the app's lifespan ends."""
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with previous(a) as state:
+            yield state
+        await client.aclose()
+
+    app.router.lifespan_context = lifespan
 
 
 def _payment_header(request: Request) -> str | None:
