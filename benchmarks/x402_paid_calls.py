@@ -59,6 +59,11 @@ from x402 import x402Client, x402Facilitator, x402ResourceServer
 PRICE = 1000  # 0.001 USDC, the example's /quote
 
 
+def serve_in_thread_fast(app: Any) -> Any:
+    """Each service as `bazaar` runs it: uvicorn with its default (uvloop) event loop."""
+    return serve_in_thread(app, loop="auto")
+
+
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
@@ -173,16 +178,18 @@ def services(env: dict[str, Any], tmp: Path, batch: bool) -> Iterator[dict[str, 
         http_fac = exact_facilitator(
             chain, dev_account(8), store_path=tmp / "ours-http.db", assets=[env["asset"]]
         )
-        fac_url = stack.enter_context(serve_in_thread(create_app(http_fac)))
+        fac_url = stack.enter_context(serve_in_thread_fast(create_app(http_fac)))
         urls = {
-            "unpaid": stack.enter_context(serve_in_thread(create_example_app(terms, fac_url)))
+            "unpaid": stack.enter_context(serve_in_thread_fast(create_example_app(terms, fac_url)))
             + "/free",
-            "ours": stack.enter_context(serve_in_thread(create_example_app(terms, ours_fac)))
+            "ours": stack.enter_context(serve_in_thread_fast(create_example_app(terms, ours_fac)))
             + "/quote",
-            "ours_http": stack.enter_context(serve_in_thread(create_example_app(terms, fac_url)))
+            "ours_http": stack.enter_context(
+                serve_in_thread_fast(create_example_app(terms, fac_url))
+            )
             + "/quote",
             "reference": stack.enter_context(
-                serve_in_thread(reference_app(terms, dev_account(6).key.hex(), env["rpc"]))
+                serve_in_thread_fast(reference_app(terms, dev_account(6).key.hex(), env["rpc"]))
             )
             + "/quote",
         }
@@ -197,7 +204,8 @@ def services(env: dict[str, Any], tmp: Path, batch: bool) -> Iterator[dict[str, 
                 settler=env["settler"],
             )
             urls["batched"] = (
-                stack.enter_context(serve_in_thread(create_example_app(terms, bfac))) + "/quote"
+                stack.enter_context(serve_in_thread_fast(create_example_app(terms, bfac)))
+                + "/quote"
             )
         yield urls
 

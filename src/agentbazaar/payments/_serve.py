@@ -15,11 +15,14 @@ from agentbazaar.payments._errors import FacilitatorError
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, port: int | None = None, timeout: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` on ``http://127.0.0.1:<port>``; stopped (and joined) on exit."""
+def serve_in_thread(
+    app: Any, *, port: int | None = None, timeout: float = 20.0, loop: str = "asyncio"
+) -> Iterator[str]:
+    """Serve ``app`` on ``http://127.0.0.1:<port>``; stopped (and joined) on exit. ``loop`` is
+    uvicorn's (``"auto"`` picks uvloop when installed)."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop=loop
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
