@@ -79,3 +79,24 @@ def test_every_authorization_settles_at_most_once(
             settled += signed[i][2]
             assert all(r.success or r.error_reason == "settlement_pending" for r in responses)
     assert pay_env.balance(pay_env.seller) == before + settled
+
+
+def test_a_cancelled_caller_does_not_cancel_its_settlement(
+    pay_env: PayEnv, in_process: Facilitator
+) -> None:
+    p = sign_authorization(pay_env, pay_env.payer, value=17)
+    pp = PaymentPayload.model_validate(payment(pay_env, p, 17))
+    rq = PaymentRequirements.model_validate(requirements(pay_env, 17))
+    before = pay_env.balance(pay_env.seller)
+
+    async def go() -> SettleResponse:
+        first = asyncio.ensure_future(in_process.settle(pp, rq))
+        await asyncio.sleep(0.001)  # the settlement has started
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await in_process.settle(pp, rq)  # the retry joins (or reads) the same settlement
+
+    result = asyncio.run(go())
+    assert result.success
+    assert pay_env.balance(pay_env.seller) == before + 17

@@ -93,7 +93,7 @@ class ExactEvmHandler:
         self.receipt_timeout = receipt_timeout
         self.metrics = Metrics()
         self._executor = executor
-        self._inflight: dict[SettlementKey, asyncio.Future[SettleResponse]] = {}
+        self._inflight: dict[SettlementKey, asyncio.Task[SettleResponse]] = {}
         self._contracts: dict[str, Contract] = {}
         self._simulated: OrderedDict[bytes, float] = OrderedDict()
         self._sim_lock = threading.Lock()
@@ -252,22 +252,16 @@ class ExactEvmHandler:
         except Rejected as exc:
             return self._fail(req, exc.reason, exc.message, payer_hint(payload))
         key = self._key(req, auth)
-        pending = self._inflight.get(key)
-        if pending is not None:
+        task = self._inflight.get(key)
+        if task is None:
+            # The settlement runs as its own task: a caller that goes away (a cancelled request)
+            # does not cancel it, and concurrent settles of the same authorization share it.
+            task = asyncio.get_running_loop().create_task(self._settle_new(payload, req, auth, key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        else:
             self.metrics.repeats += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[SettleResponse] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._settle_new(payload, req, auth, key)
-            future.set_result(result)
-            return result
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._inflight[key]
+        return await asyncio.shield(task)
 
     async def _settle_new(
         self,
