@@ -35,6 +35,28 @@ is written to the ledger (with its idempotency key) before anything is signed::
   ``exact`` scheme signs EIP-3009 / Permit2 authorizations only through ``Wallet.spend``;
   ``wallet.settle(key, tx_hash=...)`` when the settlement is known.
 
+Escrow invariant (payment channels). For each (wallet, token), over the ledger rows whose status
+is ``reserved``, ``signed`` or ``settled`` (plus ``refund`` rows, always ``settled``)::
+
+    budget_used(now) = sum(amount of non-escrow spends created in (now - window, now])
+                       # transfer, x402, authorization, swap, and voucher: a voucher's amount is
+                       # its charge, the increase of the channel's cumulative amount
+    escrowed         = sum(deposits) - sum(refunds and withdrawals) - sum(voucher charges)
+
+- ``deposit`` (``Wallet.spend(kind="deposit")``) is a transfer of custody, not a payment: it is
+  checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
+  ``max_escrow`` (``escrowed + amount <= max_escrow`` when the policy sets one), never against
+  ``max_per_payment``, ``approve_above`` or the rolling budget; it never counts in budget_used.
+- ``voucher``: its amount (the charge) meets ``max_per_payment``, ``approve_above`` and the
+  rolling budget like any payment, counts in budget_used, and leaves the escrow.
+- ``refund`` (``Wallet.record_refund``): the amount that came back; no policy rule; refused when
+  more than ``escrowed``. So a buyer with a 10 USDC budget who deposits 10 USDC can still be
+  charged 10 USDC through the channel, and a refund of the unspent part frees the escrow cap.
+
+The rolling budget and the escrow cap are each checked in the same ``BEGIN IMMEDIATE``
+transaction as the reservation, so concurrent spends cannot together exceed either.
+``wallet.escrowed()`` / ``ledger.escrowed(name)`` read escrowed per token key.
+
 Files: ``keystores/NAME.json`` (keystore v3, scrypt), ``policies/NAME.toml``, ``ledger.sqlite``.
 """
 

@@ -17,6 +17,12 @@ Durability: the ``signed`` write is fsynced before the payload leaves the proces
 (``synchronous="FULL"``, the default), so even a power cut cannot lose what may be paid; other
 writes use WAL's ``NORMAL`` (safe against a crash of the process; a reservation or settlement lost
 to a power cut is harmless or restored by ``reconcile``). ``synchronous="NORMAL"`` skips the fsync.
+
+Escrow: a ``deposit`` row counts toward what is escrowed (checked against ``max_escrow`` in the
+same ``BEGIN IMMEDIATE`` transaction), never toward the rolling budget; a ``voucher`` row counts
+toward the budget and takes its amount out of the escrow; a ``refund`` row (``record_release``,
+written ``settled`` once the money is back) returns its amount. ``escrowed`` and
+``spent_in_window`` read the two sums; the invariant is in the package docstring.
 """
 
 from __future__ import annotations
@@ -34,10 +40,23 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from agentbazaar.errors import LedgerError
-from agentbazaar.wallet.policy import SpendingPolicy, SpendRequest
+from agentbazaar.wallet.policy import (
+    CHARGE_KINDS,
+    ESCROW_KINDS,
+    RELEASE_KINDS,
+    SpendingPolicy,
+    SpendRequest,
+)
 
 Status = Literal["reserved", "signed", "settled", "failed"]
 COUNTING: tuple[Status, ...] = ("reserved", "signed", "settled")
+_NOT_BUDGET = ", ".join(f"'{k}'" for k in (*ESCROW_KINDS, *RELEASE_KINDS))
+_ESCROW_SIGN = {
+    **{k: 1 for k in ESCROW_KINDS},
+    **{k: -1 for k in RELEASE_KINDS},
+    **{k: -1 for k in CHARGE_KINDS},
+}
+_ESCROW_KINDS_SQL = ", ".join(f"'{k}'" for k in _ESCROW_SIGN)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spends (
@@ -224,8 +243,11 @@ class Ledger:
                         f"(by {existing.owner}); retry when it has finished",
                         idempotency_key=req.idempotency_key,
                     )
-            spent = self._spent(conn, req, now, policy.window_seconds, existing)
-            policy.check_budget(req, spent)
+            if req.kind in ESCROW_KINDS:
+                policy.check_escrow(req, self._escrowed(conn, req.wallet, existing)[req.token])
+            else:
+                spent = self._spent(conn, req, now, policy.window_seconds, existing)
+                policy.check_budget(req, spent)
             if existing is None:
                 conn.execute(
                     "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token,"
@@ -271,11 +293,90 @@ class Ledger:
     ) -> int:
         rows = conn.execute(
             "SELECT id, amount FROM spends WHERE wallet = ? AND token = ? AND created_at > ?"
-            " AND status IN ('reserved', 'signed', 'settled')",
+            f" AND status IN ('reserved', 'signed', 'settled') AND kind NOT IN ({_NOT_BUDGET})",
             (req.wallet, req.token, now - window),
         ).fetchall()
         skip = exclude.id if exclude is not None else None
         return sum(int(r["amount"]) for r in rows if r["id"] != skip)
+
+    @staticmethod
+    def _escrowed(
+        conn: sqlite3.Connection, wallet: str | None, exclude: SpendRecord | None = None
+    ) -> dict[str, int]:
+        """Per token: deposits - refunds - charges (counting rows, all time; 0 when none)."""
+        query = (
+            "SELECT id, kind, token, amount FROM spends WHERE"
+            f" status IN ('reserved', 'signed', 'settled') AND kind IN ({_ESCROW_KINDS_SQL})"
+        )
+        args: tuple[str, ...] = ()
+        if wallet is not None:
+            query += " AND wallet = ?"
+            args = (wallet,)
+        skip = exclude.id if exclude is not None else None
+        out: dict[str, int] = {}
+        for r in conn.execute(query, args).fetchall():
+            if r["id"] != skip:
+                out[r["token"]] = out.get(r["token"], 0) + _ESCROW_SIGN[r["kind"]] * int(
+                    r["amount"]
+                )
+        return _ZeroDict(out)
+
+    def record_release(self, req: SpendRequest, *, tx_hash: str | None = None) -> SpendRecord:
+        """Record escrow returned to the payer (a refund or a finished withdrawal), once per key.
+
+        ``req.kind`` is one of ``RELEASE_KINDS``; the row is written ``settled`` (call this once
+        the money is back). A retry with the same key returns the existing row. A release larger
+        than what is escrowed for the token is refused (``LedgerError``, nothing written): the
+        ledger never shows more coming back than went in.
+        """
+        if req.kind not in RELEASE_KINDS:
+            raise LedgerError(f"{req.kind!r} is not a release of escrow")
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
+                (req.wallet, req.idempotency_key),
+            ).fetchone()
+            if row is not None:
+                existing = _record(row)
+                _check_same(existing, req)
+                return existing
+            escrowed = self._escrowed(conn, req.wallet)[req.token]
+            if req.amount > escrowed:
+                raise LedgerError(
+                    f"a release of {req.human()} is more than the {req.human(escrowed)} "
+                    f"escrowed by {req.wallet!r}",
+                    idempotency_key=req.idempotency_key,
+                    escrowed=escrowed,
+                )
+            conn.execute(
+                "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token,"
+                " symbol, decimals, amount, counterparty, status, created_at, updated_at,"
+                " owner, tx_hash, memo) VALUES (?,?,?,?,?,?,?,?,?,?,'settled',?,?,?,?,?)",
+                (
+                    req.wallet,
+                    req.idempotency_key,
+                    req.payer,
+                    req.kind,
+                    req.chain_id,
+                    req.token,
+                    req.symbol,
+                    req.decimals,
+                    str(req.amount),
+                    req.counterparty,
+                    now,
+                    now,
+                    _owner(),
+                    tx_hash,
+                    json.dumps(dict(req.memo), default=str, sort_keys=True),
+                ),
+            )
+            return _record(
+                conn.execute(
+                    "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
+                    (req.wallet, req.idempotency_key),
+                ).fetchone()
+            )
 
     # ---- transitions ---------------------------------------------------------------------------
     def mark_signed(
@@ -410,14 +511,28 @@ class Ledger:
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT amount FROM spends WHERE wallet = ? AND token = ? AND created_at > ?"
-                " AND status IN ('reserved', 'signed', 'settled')",
+                f" AND status IN ('reserved', 'signed', 'settled') AND kind NOT IN ({_NOT_BUDGET})",
                 (wallet, token, now - window_seconds),
             ).fetchall()
         return sum(int(r["amount"]) for r in rows)
 
+    def escrowed(self, wallet: str | None = None) -> dict[str, int]:
+        """Per token key: what is held in channel escrow now (deposits - refunds - charges).
+
+        Tokens without escrow rows read as 0. With ``wallet=None``, summed over all wallets."""
+        with self._connect() as conn:
+            return self._escrowed(conn, wallet)
+
     def count(self) -> int:
         with self._connect() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM spends").fetchone()[0])
+
+
+class _ZeroDict(dict[str, int]):
+    """A per-token sum: a token with no rows reads as 0."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
 
 
 def _record(row: sqlite3.Row) -> SpendRecord:

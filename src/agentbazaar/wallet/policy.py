@@ -13,11 +13,19 @@ A policy per wallet (``cfg.policy_dir/<name>.toml``)::
     max_per_payment = 5000000       # integer base units (5 USDC)
     daily = 50000000                # rolling-window budget (50 USDC)
     approve_above = 2000000         # above 2 USDC a spend needs explicit approval
+    max_escrow = 20000000           # at most 20 USDC held in payment-channel escrow (optional)
 
 Rules, in the order they are checked: deny list, allow list, unlisted token, max per payment,
 approval threshold (outside the ledger transaction, so an approval prompt never holds a lock),
 then the rolling budget (inside the ledger's ``BEGIN IMMEDIATE`` transaction, see ``ledger``).
 A missing policy file means no limits.
+
+Escrow (channel deposits, kind ``"deposit"``) is a transfer of custody, not a payment: a deposit
+is checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
+``max_escrow`` (what would then be escrowed, inside the ledger transaction), but NOT against
+``max_per_payment``, ``approve_above`` or the rolling budget. Each charge out of the escrow (kind
+``"voucher"``, its amount the increase of the channel's cumulative amount) is a payment and meets
+every payment rule. See the package docstring for the invariant.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
 SpendKind = Literal["transfer", "x402", "deposit", "voucher", "swap", "authorization"]
 SPEND_KINDS: tuple[str, ...] = ("transfer", "x402", "deposit", "voucher", "swap", "authorization")
+ESCROW_KINDS: tuple[str, ...] = ("deposit",)  # custody moves into escrow: not a payment
+RELEASE_KINDS: tuple[str, ...] = ("refund",)  # escrow returned to the payer (ledger rows only)
+CHARGE_KINDS: tuple[str, ...] = ("voucher",)  # payments out of escrow
+LIMIT_NAMES: tuple[str, ...] = ("max_per_payment", "daily", "approve_above", "max_escrow")
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class TokenLimits:
     max_per_payment: int | None = None
     daily: int | None = None
     approve_above: int | None = None
+    max_escrow: int | None = None  # cap on what may be held in channel escrow at once
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,8 @@ class SpendingPolicy:
                     token=req.token,
                 )
             return
+        if req.kind in ESCROW_KINDS:
+            return  # custody, not a payment: bounded by max_escrow (check_escrow) instead
         if limits.max_per_payment is not None and req.amount > limits.max_per_payment:
             raise PolicyViolation(
                 f"{req.human()} is over the per-payment maximum of "
@@ -121,6 +136,8 @@ class SpendingPolicy:
             )
 
     def needs_approval(self, req: SpendRequest) -> bool:
+        if req.kind in ESCROW_KINDS:
+            return False  # each charge out of the escrow meets the approval threshold
         limits = self.limits_for(req.token)
         return bool(
             limits and limits.approve_above is not None and req.amount > limits.approve_above
@@ -154,11 +171,27 @@ class SpendingPolicy:
                 spent=spent_in_window,
             )
 
+    def check_escrow(self, req: SpendRequest, escrowed: int) -> None:
+        """The escrow cap of a deposit, given what is escrowed now (deposits - refunds - charges)."""
+        limits = self.limits_for(req.token)
+        if limits is None or limits.max_escrow is None:
+            return
+        if escrowed + req.amount > limits.max_escrow:
+            left = max(limits.max_escrow - escrowed, 0)
+            raise PolicyViolation(
+                f"a deposit of {req.human()} would exceed the escrow cap of "
+                f"{req.human(limits.max_escrow)} of {req.wallet!r} ({req.human(left)} left)",
+                rule="max_escrow",
+                amount=req.amount,
+                limit=limits.max_escrow,
+                escrowed=escrowed,
+            )
+
     # ---- editing -----------------------------------------------------------------------------
     def with_limits(self, token: str, symbol: str, decimals: int, **changes: Any) -> SpendingPolicy:
         """A copy with the limits of ``token`` changed (``None`` clears one limit)."""
         for name, value in changes.items():
-            if name not in ("max_per_payment", "daily", "approve_above"):
+            if name not in LIMIT_NAMES:
                 raise ConfigError(f"unknown limit {name!r}")
             _check_units(value, name)
         key = token_key(token)
@@ -191,6 +224,7 @@ class SpendingPolicy:
                             ("max_per_payment", lim.max_per_payment),
                             ("daily", lim.daily),
                             ("approve_above", lim.approve_above),
+                            ("max_escrow", lim.max_escrow),
                         )
                         if v is not None
                     },
@@ -210,6 +244,7 @@ class SpendingPolicy:
                     max_per_payment=_int_in(spec.get("max_per_payment")),
                     daily=_int_in(spec.get("daily")),
                     approve_above=_int_in(spec.get("approve_above")),
+                    max_escrow=_int_in(spec.get("max_escrow")),
                 )
             unlisted = str(raw.get("unlisted_tokens", "allow"))
             if unlisted not in ("allow", "deny"):

@@ -35,6 +35,7 @@ from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import (
     NATIVE_KEY,
+    RELEASE_KINDS,
     SPEND_KINDS,
     PolicyStore,
     SpendingPolicy,
@@ -270,6 +271,41 @@ class Wallet:
         if spend.record.status == "reserved":
             self.ledger.mark_failed(spend.record.id, "nothing was signed")
 
+    def record_refund(
+        self,
+        *,
+        token: Token | str | None,
+        amount: int,
+        counterparty: str,
+        idempotency_key: str,
+        tx_hash: str | None = None,
+        memo: Mapping[str, Any] | None = None,
+        chain_id: int | None = None,
+    ) -> SpendRecord:
+        """Record escrow that came back (a channel refund or finished withdrawal), exactly once.
+
+        Nothing is signed and no policy rule applies (money returns to this wallet); the entry
+        (kind ``"refund"``, ``settled``) lowers ``escrowed``. Raises ``LedgerError`` when the
+        amount is more than is escrowed for the token, or the key names a different entry.
+        """
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise InputError("a refund needs its idempotency key (e.g. the refund transaction)")
+        request = self._request(
+            "refund",
+            token,
+            amount,
+            counterparty,
+            idempotency_key,
+            memo,
+            chain_id,
+            kinds=RELEASE_KINDS,
+        )
+        return self.ledger.record_release(request, tx_hash=tx_hash)
+
+    def escrowed(self) -> dict[str, int]:
+        """Per token key: what this wallet holds in channel escrow (see the package invariant)."""
+        return self.ledger.escrowed(self.name)
+
     def _request(
         self,
         kind: str,
@@ -279,8 +315,10 @@ class Wallet:
         idempotency_key: str | None,
         memo: Mapping[str, Any] | None,
         chain_id: int | None,
+        *,
+        kinds: tuple[str, ...] = SPEND_KINDS,
     ) -> SpendRequest:
-        if kind not in SPEND_KINDS:
+        if kind not in kinds:
             raise InputError(f"unknown spend kind {kind!r}; one of {', '.join(SPEND_KINDS)}")
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise AmountError(f"amounts are integer base units, not {type(amount).__name__}")

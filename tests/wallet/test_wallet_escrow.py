@@ -1,0 +1,224 @@
+"""Escrow in the spending policy: a channel deposit counts as escrowed (against ``max_escrow``),
+never against the rolling budget; each voucher charge counts against the budget and leaves the
+escrow; a refund returns escrow. Checked against a plain model over random sequences."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wallet_helpers import USDC_ADDRESS, Clock
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.errors import (
+    AmountError,
+    ApprovalRequired,
+    InputError,
+    LedgerError,
+    PolicyViolation,
+)
+from agentbazaar.tokens import Token
+from agentbazaar.wallet import Ledger, PolicyStore, SpendingPolicy, Wallet
+
+BOB = dev_account(2).address
+WINDOW = 86_400
+TOKEN = USDC_ADDRESS.lower()
+DOMAIN = {"name": "Test", "version": "1", "chainId": 31337, "verifyingContract": USDC_ADDRESS}
+TYPES = {"Pay": [{"name": "to", "type": "address"}, {"name": "value", "type": "uint256"}]}
+
+
+def policy(**limits: int | None) -> SpendingPolicy:
+    return SpendingPolicy().with_limits(USDC_ADDRESS, "USDC", 6, **limits)
+
+
+def spend(wallet: Wallet, token: Token, kind: str, amount: int, *, abort: bool = False) -> None:
+    with wallet.spend(kind=kind, token=token, amount=amount, counterparty=BOB) as sp:
+        if abort:
+            raise RuntimeError("the request failed before signing")
+        sp.sign_typed_data(DOMAIN, TYPES, {"to": BOB, "value": amount})
+
+
+def refund(wallet: Wallet, token: Token, amount: int, key: str) -> None:
+    wallet.record_refund(token=token, amount=amount, counterparty=BOB, idempotency_key=key)
+
+
+class Model:
+    """What the invariant says, in plain Python."""
+
+    def __init__(
+        self, daily: int | None, max_pay: int | None, approve: int | None, cap: int | None
+    ):
+        self.daily, self.max_pay, self.approve, self.cap = daily, max_pay, approve, cap
+        self.now = 1_000_000.0
+        self.charges: list[tuple[float, int]] = []  # (created, amount) of budget spends
+        self.escrowed = 0
+
+    def used(self) -> int:
+        return sum(a for t, a in self.charges if t > self.now - WINDOW)
+
+    def payment(self, amount: int) -> str | None:
+        if self.max_pay is not None and amount > self.max_pay:
+            return "max_per_payment"
+        if self.approve is not None and amount > self.approve:
+            return "approve_above"
+        if self.daily is not None and self.used() + amount > self.daily:
+            return "daily"
+        return None
+
+    def apply(self, op: str, amount: int) -> str | None:
+        """The refused rule, or None when accepted (then the model is updated)."""
+        if op in ("transfer", "voucher", "aborted"):
+            rule = self.payment(amount)
+            if rule is None and op != "aborted":
+                self.charges.append((self.now, amount))
+                if op == "voucher":
+                    self.escrowed -= amount
+            return rule
+        if op == "deposit":
+            if self.cap is not None and self.escrowed + amount > self.cap:
+                return "max_escrow"
+            self.escrowed += amount
+            return None
+        if op == "refund":
+            if amount > self.escrowed:
+                return "refund"
+            self.escrowed -= amount
+            return None
+        raise AssertionError(op)
+
+
+limit = st.one_of(st.none(), st.integers(min_value=0, max_value=60))
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["transfer", "voucher", "deposit", "refund", "aborted", "tick"]),
+        st.integers(min_value=1, max_value=40),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(daily=limit, max_pay=limit, approve=limit, cap=limit, steps=ops)
+def test_escrow_and_budget_match_the_model(
+    daily: int | None,
+    max_pay: int | None,
+    approve: int | None,
+    cap: int | None,
+    steps: list[tuple[str, int]],
+) -> None:
+    token = Token(symbol="USDC", decimals=6, address=USDC_ADDRESS)
+    model = Model(daily, max_pay, approve, cap)
+    pol = policy(max_per_payment=max_pay, daily=daily, approve_above=approve, max_escrow=cap)
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = Clock(model.now)
+        ledger = Ledger(Path(tmp) / "ledger.sqlite", clock=clock, synchronous="NORMAL")
+        wallet = Wallet("alice", dev_account(1), pol, ledger)
+        for i, (op, amount) in enumerate(steps):
+            if op == "tick":
+                model.now += amount * 5_000  # up to ~2.3 days: spends leave the window
+                clock.now = model.now
+                continue
+            expected = model.apply(op, amount)
+            got: str | None = None
+            try:
+                if op == "refund":
+                    refund(wallet, token, amount, key=f"refund-{i}")
+                else:
+                    kind = {"transfer": "x402", "aborted": "voucher"}.get(op, op)
+                    spend(wallet, token, kind, amount, abort=op == "aborted")
+            except (PolicyViolation, ApprovalRequired) as exc:
+                got = str(exc.fields["rule"])
+            except LedgerError:
+                got = "refund"
+            except RuntimeError:
+                assert op == "aborted"
+            assert got == expected, (op, amount, i)
+            assert ledger.spent_in_window("alice", TOKEN, WINDOW) == model.used()
+            assert wallet.escrowed()[TOKEN] == model.escrowed
+        ledger.close()
+
+
+def test_a_deposit_of_the_whole_budget_leaves_the_budget_for_charges(
+    make_wallet: Callable[..., Wallet], usdc_token: Token
+) -> None:
+    """The issue's example: 10 USDC a day, 10 USDC deposited, then 10 USDC of charges."""
+    wallet = make_wallet(policy(daily=10_000_000, max_per_payment=1_000_000, approve_above=0))
+    spend(wallet, usdc_token, "deposit", 10_000_000)  # over max_per_payment and approve_above
+    assert wallet.ledger.spent_in_window("alice", TOKEN, WINDOW) == 0
+    assert wallet.escrowed()[TOKEN] == 10_000_000
+    with pytest.raises(ApprovalRequired):  # a charge is a payment: the threshold applies
+        spend(wallet, usdc_token, "voucher", 1_000_000)
+    wallet = make_wallet(policy(daily=10_000_000, max_per_payment=1_000_000))
+    for _ in range(10):
+        spend(wallet, usdc_token, "voucher", 1_000_000)
+    with pytest.raises(PolicyViolation) as err:
+        spend(wallet, usdc_token, "voucher", 1)
+    assert err.value.fields["rule"] == "daily"
+    assert wallet.escrowed()[TOKEN] == 0
+    kinds = [(r.kind, r.status) for r in wallet.ledger.records("alice")]
+    assert kinds[0] == ("deposit", "signed") and kinds.count(("voucher", "signed")) == 10
+
+
+def test_a_refund_frees_the_escrow_cap_exactly_once(
+    make_wallet: Callable[..., Wallet], usdc_token: Token
+) -> None:
+    wallet = make_wallet(policy(max_escrow=5_000))
+    spend(wallet, usdc_token, "deposit", 5_000)
+    with pytest.raises(PolicyViolation) as err:
+        spend(wallet, usdc_token, "deposit", 1)
+    assert err.value.fields["rule"] == "max_escrow" and err.value.fields["escrowed"] == 5_000
+    refund(wallet, usdc_token, 3_000, key="refund:0xabc")
+    refund(wallet, usdc_token, 3_000, key="refund:0xabc")  # the same refund again: once
+    assert wallet.escrowed()[TOKEN] == 2_000
+    [row] = [r for r in wallet.ledger.records("alice") if r.kind == "refund"]
+    assert (row.amount, row.status) == (3_000, "settled")
+    with pytest.raises(LedgerError):  # the key names a different refund
+        refund(wallet, usdc_token, 2_000, key="refund:0xabc")
+    with pytest.raises(LedgerError):  # more than is escrowed
+        refund(wallet, usdc_token, 2_001, key="refund:0xdef")
+    spend(wallet, usdc_token, "deposit", 3_000)
+    assert wallet.escrowed()[TOKEN] == 5_000
+
+
+def test_deposits_still_meet_the_counterparty_lists_and_token_rules(
+    make_wallet: Callable[..., Wallet], usdc_token: Token
+) -> None:
+    denied = policy(max_escrow=10).with_counterparties(deny=(BOB,))
+    with pytest.raises(PolicyViolation) as err:
+        spend(make_wallet(denied), usdc_token, "deposit", 1)
+    assert err.value.fields["rule"] == "deny"
+    strict = SpendingPolicy(unlisted_tokens="deny")
+    with pytest.raises(PolicyViolation) as err:
+        spend(make_wallet(strict), usdc_token, "deposit", 1)
+    assert err.value.fields["rule"] == "unlisted_token"
+
+
+def test_bad_refunds_are_refused_and_nothing_is_written(
+    make_wallet: Callable[..., Wallet], usdc_token: Token
+) -> None:
+    wallet = make_wallet()
+    spend(wallet, usdc_token, "deposit", 100)
+    for amount, error in ((0, AmountError), (-1, AmountError), (1.5, AmountError)):
+        with pytest.raises(error):
+            refund(wallet, usdc_token, amount, key="k")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        refund(wallet, usdc_token, 1, key="")
+    with pytest.raises(InputError):  # a refund is not a spend kind
+        spend(wallet, usdc_token, "refund", 1)
+    assert [r.kind for r in wallet.ledger.records()] == ["deposit"]
+
+
+def test_max_escrow_round_trips_through_the_policy_file(tmp_path: Path) -> None:
+    store = PolicyStore(tmp_path)
+    store.save("alice", policy(max_escrow=2**70, daily=5))
+    loaded = store.load("alice").limits_for(USDC_ADDRESS)
+    assert loaded is not None and (loaded.max_escrow, loaded.daily) == (2**70, 5)
+    (tmp_path / "bob.toml").write_text(  # a policy written before max_escrow existed
+        f'[tokens.USDC]\naddress = "{USDC_ADDRESS}"\ndecimals = 6\ndaily = 7\n'
+    )
+    old = store.load("bob").limits_for(USDC_ADDRESS)
+    assert old is not None and (old.max_escrow, old.daily) == (None, 7)
