@@ -4,6 +4,10 @@ escrow; a refund returns escrow. Checked against a plain model over random seque
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +18,7 @@ from hypothesis import strategies as st
 from wallet_helpers import USDC_ADDRESS, Clock
 
 from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.config import load_config
 from agentbazaar.errors import (
     AmountError,
     ApprovalRequired,
@@ -222,3 +227,42 @@ def test_max_escrow_round_trips_through_the_policy_file(tmp_path: Path) -> None:
     )
     old = store.load("bob").limits_for(USDC_ADDRESS)
     assert old is not None and (old.max_escrow, old.daily) == (None, 7)
+
+
+def test_cli_ledger_shows_escrowed_per_wallet_and_token(tmp_path: Path, usdc_token: Token) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "BAZAAR_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+    env.pop("BAZAAR_RPC_URL", None)
+    book = Ledger(load_config(home, env=env).ledger_path)
+    alice = Wallet("alice", dev_account(1), policy(), book)
+    bob = Wallet("bob", dev_account(2), policy(), book)
+    spend(alice, usdc_token, "deposit", 2_500_000)
+    spend(alice, usdc_token, "voucher", 1_000)
+    refund(alice, usdc_token, 499_000, key="refund:0x01")
+    spend(bob, usdc_token, "x402", 7)  # no escrow: not listed
+
+    def bazaar(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(Path(sys.executable).parent / "bazaar"), "wallet", "ledger", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+    out = bazaar("--escrow", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {
+        "escrowed": [
+            {
+                "wallet": "alice",
+                "token": TOKEN,
+                "symbol": "USDC",
+                "decimals": "6",
+                "units": "2000000",
+                "amount": "2",
+            }
+        ]
+    }
+    rows = json.loads(bazaar("--json").stdout)  # the entries, as before
+    assert [r["kind"] for r in rows] == ["deposit", "voucher", "refund", "x402"]
+    table = bazaar()
+    assert table.returncode == 0 and "escrowed" in table.stdout
+    assert any(
+        "alice" in line and "USDC" in line and " 2 " in line for line in table.stdout.splitlines()
+    )

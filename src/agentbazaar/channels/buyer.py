@@ -2,9 +2,12 @@
 per request, every signature through the wallet's spending policy and ledger.
 
 - A deposit is a wallet spend of kind ``"deposit"`` (the ERC-3009 authorization that funds the
-  escrow); each request is a spend of kind ``"voucher"`` for its price, keyed by
+  escrow): it counts as escrowed (against the policy's ``max_escrow``), not against the budget;
+  each request is a spend of kind ``"voucher"`` for its price (the increase of the cumulative
+  amount), which counts against the budget and the per-payment maximum, keyed by
   ``(channel, cumulative ceiling)``: a retry of the same request reuses the signed voucher from
-  the ledger and never signs twice.
+  the ledger and never signs twice. Escrow that comes back (a refund or withdrawal) is recorded
+  with ``ChannelBuyer.refunded`` and frees the escrow cap (see ``agentbazaar.wallet``).
 - The seller's state is checked, not trusted: a payment response must charge exactly what the
   voucher allowed; a corrective 402 is adopted only when the seller proves its charged total
   with a voucher this buyer signed (so a buyer that lost its local state picks up where it was).
@@ -102,10 +105,11 @@ class ChannelBuyer:
         price = cx.parse_amount(req.get("amount"), "amount")
         channel = self.channel_for(req)
         ceiling = channel.charged + price
+        voucher, fresh_id = self._voucher(channel, ceiling, price)
         payload: dict[str, Any] = {
             "type": "voucher",
             "channelConfig": channel.config.to_wire(),
-            "voucher": self._voucher(channel, ceiling, price),
+            "voucher": voucher,
         }
         if ceiling > channel.balance:
             extra = req.get("extra") or {}
@@ -115,11 +119,19 @@ class ChannelBuyer:
                 ceiling - channel.balance,
                 cx.parse_amount(floor, "extra.minDeposit"),
             )
+            try:
+                payload["deposit"] = self._deposit(channel, amount, req)
+            except BaseException:
+                if fresh_id is not None:  # signed just now and never sent: release its charge
+                    self.wallet.ledger.mark_failed(fresh_id, "its deposit was not signed")
+                raise
             payload["type"] = "deposit"
-            payload["deposit"] = self._deposit(channel, amount, req)
         return payload
 
-    def _voucher(self, channel: BuyerChannel, ceiling: int, price: int) -> dict[str, str]:
+    def _voucher(
+        self, channel: BuyerChannel, ceiling: int, price: int
+    ) -> tuple[dict[str, str], int | None]:
+        """The voucher for ``ceiling`` and, when it was signed by this call, its ledger id."""
         cid_hex = "0x" + channel.channel_id.hex()
         digest = cx.voucher_digest(self.domain, channel.channel_id, ceiling)
         with self.wallet.spend(
@@ -132,6 +144,7 @@ class ChannelBuyer:
             chain_id=self.chain_id,
             memo={"channel": cid_hex, "maxClaimableAmount": str(ceiling)},
         ) as spend:
+            fresh_id: int | None = None
             if spend.replayed and spend.payload:
                 signature = str(spend.payload["signature"])
             else:
@@ -139,7 +152,9 @@ class ChannelBuyer:
                     lambda acct: "0x" + cx.sign(bytes(acct.key), digest).hex(),
                     lambda sig: {"type": "voucher", "channelId": cid_hex, "signature": sig},
                 )
-        return {"channelId": cid_hex, "maxClaimableAmount": str(ceiling), "signature": signature}
+                fresh_id = spend.record.id
+        voucher = {"channelId": cid_hex, "maxClaimableAmount": str(ceiling), "signature": signature}
+        return voucher, fresh_id
 
     def _deposit(
         self, channel: BuyerChannel, amount: int, req: Mapping[str, Any]
@@ -207,10 +222,30 @@ class ChannelBuyer:
         elif payload.get("type") == "deposit":
             channel.balance += int(payload["deposit"]["amount"])
         channel.known = True
-        key = f"voucher:0x{channel.channel_id.hex()}:{ceiling}"
-        record = self.wallet.ledger.get(self.wallet.name, key)
-        if record is not None and record.status == "signed":
-            self.wallet.ledger.mark_settled(record.id)
+        cid_hex = "0x" + channel.channel_id.hex()
+        keys = [f"voucher:{cid_hex}:{ceiling}"]
+        if payload.get("type") == "deposit":
+            auth = payload["deposit"]["authorization"]["erc3009Authorization"]
+            keys.append(f"deposit:{cid_hex}:{auth['salt']}")  # the seller deposited it
+        for key in keys:
+            record = self.wallet.ledger.get(self.wallet.name, key)
+            if record is not None and record.status == "signed":
+                self.wallet.ledger.mark_settled(record.id)
+
+    def refunded(self, channel: BuyerChannel, amount: int, *, tx_hash: str) -> None:
+        """Record ``amount`` of ``channel``'s escrow returned to this wallet by ``tx_hash`` (a
+        refund or a finished withdrawal): the ledger's escrow goes down (once per transaction)."""
+        cid_hex = "0x" + channel.channel_id.hex()
+        self.wallet.record_refund(
+            token=channel.config.token,
+            amount=amount,
+            counterparty=channel.config.receiver,
+            idempotency_key=f"refund:{cid_hex}:{tx_hash.lower()}",
+            tx_hash=tx_hash,
+            chain_id=self.chain_id,
+            memo={"channel": cid_hex, "escrow": BATCH_SETTLEMENT_ADDRESS},
+        )
+        channel.balance = max(channel.balance - amount, 0)
 
     def on_corrective(self, req: Mapping[str, Any]) -> bool:
         """Adopt the seller's charged total from a corrective 402 if it proves it; True if so."""

@@ -30,6 +30,7 @@ from agentbazaar.wallet import (
     reconcile,
 )
 from agentbazaar.wallet.keystore import validate_name
+from agentbazaar.wallet.policy import ESCROW_KINDS
 
 app = typer.Typer(
     help="Agent wallets: keys, balances, payments under a spending policy, the ledger.",
@@ -309,11 +310,16 @@ def ledger(
     rebroadcast: bool = typer.Option(
         False, "--rebroadcast", help="with --reconcile: re-send signed but unsent transactions"
     ),
+    escrow: bool = typer.Option(
+        False, "--escrow", help="only what each wallet holds in channel escrow, per token"
+    ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """The spend ledger; with --reconcile, each signed/settled entry checked on chain.
+    """The spend ledger and the escrow held in payment channels (deposits - refunds - charges);
+    with --reconcile, each signed/settled entry checked on chain.
 
-    Example: bazaar wallet ledger alice --reconcile
+    Examples: bazaar wallet ledger alice --reconcile;
+    bazaar wallet ledger alice --escrow --json   ({"escrowed": [{wallet, symbol, units, ...}]})
     """
     cfg = run_context(ctx).config
     if name is not None:
@@ -321,10 +327,18 @@ def ledger(
     book = Ledger(cfg.ledger_path)
     if not do_reconcile:
         records = book.records(name)
+        held = _escrowed(book, records)
         if json_out:
-            emit_json([r.to_dict() for r in records])
-        else:
+            if escrow:
+                emit_json({"escrowed": held})
+            else:
+                emit_json([r.to_dict() for r in records])
+            return
+        if not escrow:
             _ledger_table(records)
+        if held or escrow:
+            held_rows = [[h["wallet"], h["symbol"], h["amount"], h["token"]] for h in held]
+            emit_table("escrowed", ["wallet", "token", "escrowed", "address"], held_rows)
         return
     chain = connect(cfg)
     with waiting("reconciling with the chain..."):
@@ -346,6 +360,30 @@ def ledger(
         )
     if bad:
         raise LedgerError(f"{len(bad)} ledger entries differ from the chain (see above)")
+
+
+def _escrowed(book: Ledger, records: list[SpendRecord]) -> list[dict[str, str]]:
+    """Per wallet and token that ever escrowed: what is held now (exact units and formatted)."""
+    seen: dict[tuple[str, str], SpendRecord] = {}
+    for r in records:
+        if r.kind in ESCROW_KINDS:
+            seen.setdefault((r.wallet, r.token), r)
+    out = []
+    by_wallet: dict[str, dict[str, int]] = {}
+    for (wallet, token), r in sorted(seen.items()):
+        units = by_wallet.setdefault(wallet, book.escrowed(wallet))[token]
+        amount = format_units(units, r.decimals) if r.decimals is not None else str(units)
+        out.append(
+            {
+                "wallet": wallet,
+                "token": token,
+                "symbol": r.symbol or token,
+                "decimals": str(r.decimals) if r.decimals is not None else "",
+                "units": str(units),
+                "amount": amount,
+            }
+        )
+    return out
 
 
 def _ledger_table(records: list[SpendRecord]) -> None:

@@ -1,0 +1,102 @@
+"""Our buyer against our seller on the embedded chain, under a spending policy: a deposit is
+escrow (capped by ``max_escrow``, not counted against the budget or the per-payment maximum),
+each charge counts against the budget, and a refund on chain frees the escrow in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from channel_helpers import Deployed, serve
+from test_buyer import PRICE, seller, wallet
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import ChannelContracts
+from agentbazaar.channels.buyer import ChannelBuyer
+from agentbazaar.errors import LedgerError, PolicyViolation
+from agentbazaar.wallet import SpendingPolicy, TokenLimits
+
+
+async def calls(buyer: ChannelBuyer, url: str, n: int) -> list[int | str]:
+    out: list[int | str] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(n):
+            try:
+                out.append((await buyer.get(http, url)).status_code)
+            except PolicyViolation as exc:
+                out.append(str(exc.fields["rule"]))
+    return out
+
+
+def test_a_deposit_of_the_whole_budget_then_charges_up_to_it(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    d.mint(dev_account(1).address, 10**9)
+    app, engine = seller(d, tmp_path / "seller.db")
+    limits = TokenLimits("USDC", 6, max_per_payment=PRICE, daily=10 * PRICE)
+    w = wallet(tmp_path, SpendingPolicy(tokens={d.token.lower(): limits}))
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
+    with serve(app) as url:  # the deposit is 10 x PRICE: 10 times the per-payment maximum
+        assert asyncio.run(calls(buyer, url + "/quote", 11)) == [200] * 10 + ["daily"]
+    [rec] = engine.records()
+    assert (rec.charged, rec.balance) == (10 * PRICE, 10 * PRICE)
+    assert w.ledger.spent_in_window(w.name, d.token.lower(), 86_400) == 10 * PRICE
+    assert w.escrowed()[d.token.lower()] == 0  # all of the deposit was charged
+    [deposit] = [r for r in w.ledger.records(w.name) if r.kind == "deposit"]
+    assert (deposit.amount, deposit.status) == (10 * PRICE, "settled")
+
+
+def test_escrow_cap_refuses_a_deposit_and_a_refund_frees_it(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    token = d.token.lower()
+    d.mint(dev_account(1).address, 10**9)
+    app, engine = seller(d, tmp_path / "seller.db")
+    capped = TokenLimits("USDC", 6, max_escrow=12 * PRICE)
+    w = wallet(tmp_path, SpendingPolicy(tokens={token: capped}))
+    with serve(app) as url:
+        big = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=20)
+        assert asyncio.run(calls(big, url + "/quote", 1)) == ["max_escrow"]
+        assert engine.records() == []  # nothing deposited
+        assert [(r.kind, r.status) for r in w.ledger.records(w.name)] == [("voucher", "failed")]
+        assert w.ledger.spent_in_window(w.name, token, 86_400) == 0  # the charge was released
+
+        buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=5)
+        assert asyncio.run(calls(buyer, url + "/quote", 2)) == [200, 200]
+        assert w.escrowed()[token] == 8 * PRICE  # deposited the seller's minimum 10, charged 2
+        [rec] = engine.records()
+        contracts = ChannelContracts(d.chain, dev_account(2))
+        tx = contracts.refund_direct(rec.config, 8 * PRICE)  # the seller returns the unspent rest
+        assert d.balance(dev_account(1).address) == 10**9 - 2 * PRICE
+        [channel] = buyer.channels.values()
+        buyer.refunded(channel, 8 * PRICE, tx_hash=tx)
+        buyer.refunded(channel, 8 * PRICE, tx_hash=tx)  # recorded once
+        assert w.escrowed()[token] == 0
+        # the cap is free again: the next call deposits 10 x PRICE more (0 - 1 + 10 <= 12)
+        assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
+    assert w.escrowed()[token] == 9 * PRICE
+    assert engine.records()[0].balance == 12 * PRICE  # 10 - 8 refunded + 10
+    kinds = [r.kind for r in w.ledger.records(w.name) if r.status != "failed"]
+    assert kinds.count("deposit") == 2 and kinds.count("refund") == 1
+    assert kinds.count("voucher") == 3
+
+
+def test_a_refund_larger_than_the_escrow_is_refused(embedded: Deployed, tmp_path: Path) -> None:
+    d = embedded
+    d.mint(dev_account(1).address, 10**9)
+    app, _ = seller(d, tmp_path / "seller.db")
+    w = wallet(tmp_path)
+    buyer = ChannelBuyer(
+        w, chain_id=d.chain.chain_id, deposit_multiplier=1
+    )  # the seller asks for 10 x PRICE at least
+    with serve(app) as url:
+        assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
+    [channel] = buyer.channels.values()
+    with pytest.raises(LedgerError):
+        buyer.refunded(channel, 9 * PRICE + 1, tx_hash="0x" + "11" * 32)
+    assert w.escrowed()[d.token.lower()] == 9 * PRICE
+    assert channel.balance == 10 * PRICE  # nothing changed
