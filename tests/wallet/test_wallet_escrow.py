@@ -266,3 +266,31 @@ def test_cli_ledger_shows_escrowed_per_wallet_and_token(tmp_path: Path, usdc_tok
     assert any(
         "alice" in line and "USDC" in line and " 2 " in line for line in table.stdout.splitlines()
     )
+
+
+def test_cli_policy_sets_and_shows_max_escrow(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "BAZAAR_HOME": str(tmp_path / "home"),
+        "BAZAAR_CHAIN": "embedded",
+        "BAZAAR_PASSPHRASE": "escrow-pass",
+        "BAZAAR_SCRYPT_N": "1024",
+        "COLUMNS": "200",
+    }
+    bazaar = str(Path(sys.executable).parent / "bazaar")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [bazaar, "wallet", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    assert run("new", "alice", "--json").returncode == 0
+    out = run("policy", "alice", "--max-escrow", "1.5 ETH", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tokens"]["ETH"]["max_escrow"] == 15 * 10**17
+    limits = PolicyStore(tmp_path / "home" / "policies").load("alice").limits_for("native")
+    assert limits is not None and limits.max_escrow == 15 * 10**17
+    shown = run("policy", "alice")
+    assert "max escrow" in shown.stdout and "1.5 ETH" in shown.stdout
+    bad = run("policy", "alice", "--max-escrow", "-1 ETH")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -223,6 +223,9 @@ def policy(
     approve_above: list[str] = typer.Option(
         [], "--approve-above", help='spends above this need --approve, e.g. "2 USDC"'
     ),
+    max_escrow: list[str] = typer.Option(
+        [], "--max-escrow", help='most held in payment-channel deposits at once, e.g. "20 USDC"'
+    ),
     allow: list[str] = typer.Option([], "--allow", help="only pay these (wallet or address)"),
     deny: list[str] = typer.Option([], "--deny", help="never pay these (wallet or address)"),
     clear: list[str] = typer.Option([], "--clear", help="remove every limit of a token"),
@@ -245,7 +248,7 @@ def policy(
         if unlisted not in ("allow", "deny"):
             raise InputError("--unlisted-tokens is 'allow' or 'deny'")
         updated = replace(updated, unlisted_tokens="allow" if unlisted == "allow" else "deny")
-    if max_per_payment or daily or approve_above or clear:
+    if max_per_payment or daily or approve_above or max_escrow or clear:
         _, tokens = _tokens(cfg)
         for tok_name in clear:
             tok = tokens.get(tok_name)
@@ -255,6 +258,7 @@ def policy(
             ("max_per_payment", max_per_payment),
             ("daily", daily),
             ("approve_above", approve_above),
+            ("max_escrow", max_escrow),
         ):
             for text in values:
                 tok, units = _limit(tokens, text)
@@ -289,11 +293,18 @@ def _show_policy(name: str, pol: SpendingPolicy, json_out: bool) -> None:
             return "-" if v is None else f"{format_units(v, d)} {s}"
 
         rows.append(
-            [lim.symbol, fmt(lim.max_per_payment), fmt(lim.daily), fmt(lim.approve_above), key]
+            [
+                lim.symbol,
+                fmt(lim.max_per_payment),
+                fmt(lim.daily),
+                fmt(lim.approve_above),
+                fmt(lim.max_escrow),
+                key,
+            ]
         )
     emit_table(
         f"spending policy of {name}",
-        ["token", "max per payment", "per 24 h", "approve above", "address"],
+        ["token", "max per payment", "per 24 h", "approve above", "max escrow", "address"],
         rows,
     )
     console.print(
