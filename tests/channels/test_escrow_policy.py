@@ -15,6 +15,7 @@ from test_buyer import PRICE, seller, wallet
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import ChannelContracts
 from agentbazaar.channels.buyer import ChannelBuyer
+from agentbazaar.channels.errors import ChannelError
 from agentbazaar.errors import LedgerError, PolicyViolation
 from agentbazaar.wallet import SpendingPolicy, TokenLimits
 
@@ -100,3 +101,39 @@ def test_a_refund_larger_than_the_escrow_is_refused(embedded: Deployed, tmp_path
         buyer.refunded(channel, 9 * PRICE + 1, tx_hash="0x" + "11" * 32)
     assert w.escrowed()[d.token.lower()] == 9 * PRICE
     assert channel.balance == 10 * PRICE  # nothing changed
+
+
+def test_cooperative_refund_returns_the_unspent_escrow_and_frees_the_cap(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    token, payer = d.token.lower(), dev_account(1).address
+    d.mint(payer, 10**9)
+    app, engine = seller(d, tmp_path / "seller.db")
+    capped = TokenLimits("USDC", 6, max_escrow=10 * PRICE)
+    w = wallet(tmp_path, SpendingPolicy(tokens={token: capped}))
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=10)
+
+    async def go(url: str) -> tuple[list[int], int, int, list[int | str]]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            with pytest.raises(ChannelError, match="nothing to refund"):
+                await buyer.refund(http, url)  # nothing charged yet: no voucher to refund with
+            first = [(await buyer.get(http, url)).status_code for _ in range(3)]
+            part = await buyer.refund(http, url, amount=2 * PRICE)
+            rest = await buyer.refund(http, url)
+        return first, part, rest, await calls(buyer, url, 1)
+
+    with serve(app) as url:
+        first, part, rest, after = asyncio.run(go(url + "/quote"))
+    assert first == [200] * 3 and (part, rest) == (2 * PRICE, 5 * PRICE)
+    assert after == [200]  # escrow 0 again: a new 10 x PRICE deposit fits the cap
+    assert d.balance(payer) == 10**9 - 3 * PRICE - 10 * PRICE  # 3 charged, 7 back, 10 again
+    assert w.escrowed()[token] == 9 * PRICE
+    refunds = [r for r in w.ledger.records(w.name) if r.kind == "refund"]
+    assert [(r.amount, r.status) for r in refunds] == [
+        (2 * PRICE, "settled"),
+        (5 * PRICE, "settled"),
+    ]
+    assert all(r.tx_hash and r.tx_hash.startswith("0x") for r in refunds)
+    [rec] = engine.records()
+    assert (rec.charged, rec.balance) == (4 * PRICE, 3 * PRICE + 10 * PRICE)

@@ -6,8 +6,10 @@ per request, every signature through the wallet's spending policy and ledger.
   each request is a spend of kind ``"voucher"`` for its price (the increase of the cumulative
   amount), which counts against the budget and the per-payment maximum, keyed by
   ``(channel, cumulative ceiling)``: a retry of the same request reuses the signed voucher from
-  the ledger and never signs twice. Escrow that comes back (a refund or withdrawal) is recorded
-  with ``ChannelBuyer.refunded`` and frees the escrow cap (see ``agentbazaar.wallet``).
+  the ledger and never signs twice. ``ChannelBuyer.refund`` asks the seller for the unspent
+  escrow back (checked on chain when the buyer has a chain); escrow that comes back (a refund or
+  a withdrawal) is recorded with ``ChannelBuyer.refunded`` and frees the escrow cap (see
+  ``agentbazaar.wallet``).
 - The seller's state is checked, not trusted: a payment response must charge exactly what the
   voucher allowed; a corrective 402 is adopted only when the seller proves its charged total
   with a voucher this buyer signed (so a buyer that lost its local state picks up where it was).
@@ -269,6 +271,14 @@ class ChannelBuyer:
         channel.known = True
         return True
 
+    def _onchain_balance(self, channel: BuyerChannel) -> int | None:
+        if self.chain is None:
+            return None
+        from agentbazaar.channels.onchain import escrow_contract
+
+        balance, _ = escrow_contract(self.chain).functions.channels(channel.channel_id).call()
+        return int(balance)
+
     def _read_chain(self, channel: BuyerChannel) -> None:
         assert self.chain is not None
         from agentbazaar.channels.onchain import escrow_contract
@@ -279,6 +289,59 @@ class ChannelBuyer:
         channel.known = True
 
     # ---- HTTP ---------------------------------------------------------------------------------
+    async def refund(
+        self, http: httpx.AsyncClient, url: str, *, amount: int | None = None, method: str = "GET"
+    ) -> int:
+        """Ask the seller behind ``url`` for the unspent escrow back (cooperative refund: the
+        voucher of the charged total, which this wallet signed before and which charges nothing
+        more). ``amount`` None: all of it. Returns the amount refunded, recorded in the ledger."""
+        response = await http.request(method, url)
+        if response.status_code != 402:
+            raise ChannelError(f"{url} did not ask for payment ({response.status_code})")
+        req = _pick(_decode(response.headers.get("PAYMENT-REQUIRED")), self.chain_id)
+        channel = self.channel_for(req)
+        cid_hex = "0x" + channel.channel_id.hex()
+        signed = self.wallet.ledger.get(self.wallet.name, f"voucher:{cid_hex}:{channel.charged}")
+        if signed is None or signed.status not in ("signed", "settled") or not signed.payload:
+            raise ChannelError(
+                f"no voucher for the charged total {channel.charged} of channel {cid_hex} "
+                "in the ledger: nothing to refund against"
+            )
+        payload: dict[str, Any] = {
+            "type": "refund",
+            "channelConfig": channel.config.to_wire(),
+            "voucher": {
+                "channelId": cid_hex,
+                "maxClaimableAmount": str(channel.charged),
+                "signature": str(signed.payload["signature"]),
+            },
+        }
+        if amount is not None:
+            payload["amount"] = str(cx.parse_amount(amount, "amount"))
+        before = self._onchain_balance(channel)
+        envelope = {"x402Version": 2, "accepted": req, "payload": payload}
+        answer = await http.request(method, url, headers={"PAYMENT-SIGNATURE": _encode(envelope)})
+        if answer.status_code >= 400 or "PAYMENT-RESPONSE" not in answer.headers:
+            raise ChannelError(f"the seller refused the refund ({answer.status_code})")
+        settle = _decode(answer.headers["PAYMENT-RESPONSE"])
+        if not isinstance(settle, dict) or settle.get("success") is not True:
+            raise ChannelError("the seller's refund response is not a success")
+        refunded = cx.parse_amount(settle.get("amount"), "amount")
+        if amount is not None and refunded > amount:
+            raise ChannelError(f"the seller says it refunded {refunded}, more than {amount}")
+        tx_hash = str(settle.get("transaction") or "")
+        after = self._onchain_balance(channel)
+        if before is not None and after is not None and before - after != refunded:
+            raise ChannelError(
+                f"the seller says it refunded {refunded}; the channel's balance on chain went "
+                f"from {before} to {after}"
+            )
+        if refunded > 0:
+            if not tx_hash:
+                raise ChannelError("the seller's refund response names no transaction")
+            self.refunded(channel, refunded, tx_hash=tx_hash)
+        return refunded
+
     async def get(self, http: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
         """GET ``url``, paying with this channel when the server answers 402."""
         return await self.request(http, "GET", url, **kwargs)
