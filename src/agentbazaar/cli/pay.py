@@ -18,6 +18,7 @@ from agentbazaar.errors import ConfigError, InputError
 from agentbazaar.tokens import Token
 
 DEV_FACILITATOR_INDEX = 9  # the local facilitator's gas account (its own nonce sequence)
+DEV_CHANNEL_SELLER_INDEX = 8  # the example service's channel authorizer (sends its claims)
 DEV_GAS_WEI = 10**20
 
 
@@ -45,6 +46,13 @@ def _gas_account(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAc
     return account
 
 
+def _channels_deployed(chain: Chain) -> bool:
+    """Are the batch-settlement contracts (a suite step) at their canonical address here?"""
+    from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
+
+    return len(chain.w3.eth.get_code(BATCH_SETTLEMENT_ADDRESS)) > 0
+
+
 def _store_path(cfg: BazaarConfig, chain: Chain, gas: LocalAccount) -> Path:
     """One settlement store per chain and gas account (the account's nonces are its own)."""
     return cfg.home / "payments" / f"settlements-{chain.chain_id}-{gas.address.lower()}.db"
@@ -57,7 +65,7 @@ def facilitator(
     wallet: str | None = typer.Option(None, "--wallet", help="gas wallet that sends settlements"),
     batch: bool = typer.Option(False, "--batch", help="settle in batches via BatchSettler"),
 ) -> None:
-    """Run our x402 facilitator (exact scheme) for the configured chain.
+    """Run our x402 facilitator (exact, and batch-settlement where its contracts are deployed).
 
     Example: bazaar facilitator --port 4020 [--batch]
     """
@@ -78,7 +86,14 @@ def facilitator(
         fac = batching_facilitator(chain, gas, settler=settler, store_path=store)
     else:
         fac = exact_facilitator(chain, gas, store_path=store)
-    err_console.print(f"facilitator for {chain.network} on http://{host}:{port}")
+    schemes = "exact"
+    if _channels_deployed(chain):
+        from agentbazaar.channels.facilitator import BatchSettlementHandler
+
+        # the gas account relays deposits and claims and is the advertised receiver authorizer
+        fac.register(BatchSettlementHandler(chain, gas, gas))
+        schemes += ", batch-settlement"
+    err_console.print(f"facilitator ({schemes}) for {chain.network} on http://{host}:{port}")
     uvicorn.run(create_app(fac), host=host, port=port, log_level="warning")
 
 
@@ -89,12 +104,17 @@ def serve_example(
     facilitator_url: str | None = typer.Option(
         None, "--facilitator", help="facilitator URL (default: an in-process one)"
     ),
+    wallet: str | None = typer.Option(
+        None, "--wallet", help="wallet that authorizes and sends channel claims (public chains)"
+    ),
 ) -> None:
-    """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402.
+    """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402 (exact, and
+    batch-settlement where its contracts are deployed).
 
     Example: bazaar serve-example --port 4021 --pay-to 0x90F7...b906
     """
-    from agentbazaar.payments.example import create_example_app
+    from agentbazaar.channels.service import ChannelSeller
+    from agentbazaar.payments.example import create_example_app, example_channel_seller
     from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
     from agentbazaar.payments.server import PaymentTerms
 
@@ -111,8 +131,34 @@ def serve_example(
             chain, gas, store_path=_store_path(cfg, chain, gas), assets=[str(token.address)]
         )
         target.recover()
-    err_console.print(f"example paid service on http://127.0.0.1:{port} ({chain.network})")
-    uvicorn.run(create_example_app(terms, target), host="127.0.0.1", port=port, log_level="warning")
+    channels: ChannelSeller | None = None
+    if _channels_deployed(chain) and (wallet is not None or chain.is_dev):
+        authorizer = _channel_authorizer(chain, cfg, wallet)
+        store = (
+            cfg.home
+            / "channels"
+            / f"example-{chain.chain_id}-{terms.pay_to.lower()}-{authorizer.address.lower()}.db"
+        )
+        channels = example_channel_seller(chain, terms, authorizer, store)
+    schemes = "exact" + (", batch-settlement" if channels is not None else "")
+    err_console.print(
+        f"example paid service ({schemes}) on http://127.0.0.1:{port} ({chain.network})"
+    )
+    app = create_example_app(terms, target, channels)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAccount:
+    if wallet is not None:
+        from agentbazaar.wallet import open_wallet
+
+        return open_wallet(cfg, wallet).account_for_deploy()
+    from agentbazaar.chain.devkeys import dev_account
+
+    account = dev_account(DEV_CHANNEL_SELLER_INDEX)
+    if chain.native_balance(account.address) < DEV_GAS_WEI // 10:
+        chain.fund_native(account.address, DEV_GAS_WEI)
+    return account
 
 
 def pay(

@@ -2,18 +2,27 @@
 
     bazaar serve-example --port 4021 --pay-to 0xSELLER [--facilitator http://127.0.0.1:4020]
 
-Without ``--facilitator`` it settles through an in-process facilitator of our own.
+Without ``--facilitator`` it settles through an in-process facilitator of our own. Where the
+batch-settlement contracts are deployed, both routes also take ``batch-settlement`` (payment
+channels), verified and recorded by our own channel engine (``agentbazaar.channels``).
 """
 
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
 from x402.http.facilitator_client_base import FacilitatorClient
 
+from agentbazaar.chain import Chain, to_address
+from agentbazaar.channels.engine import SellerTerms
+from agentbazaar.channels.service import ChannelSeller
+from agentbazaar.errors import ConfigError
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
+from agentbazaar.units import parse_units
 
 QUOTE_PRICE = "0.001"
 ECHO_PRICE = "0.002"
@@ -27,8 +36,49 @@ def example_prices() -> list[RoutePrice]:
     ]
 
 
-def create_example_app(terms: PaymentTerms, facilitator: str | FacilitatorClient) -> FastAPI:
-    app = FastAPI(title="agentbazaar example paid service")
+def example_channel_seller(
+    chain: Chain,
+    terms: PaymentTerms,
+    authorizer: LocalAccount,
+    store_path: Path,
+    *,
+    claim_interval_s: float = 5.0,
+) -> ChannelSeller:
+    """The example's channel side: same routes and prices (in base units), paid to
+    ``terms.pay_to``; ``authorizer`` signs and sends the claims (it needs gas)."""
+    token = terms.token
+    if token.address is None or token.eip712_name is None or token.eip712_version is None:
+        raise ConfigError(f"token {token.symbol} cannot back payment channels")
+    seller_terms = SellerTerms(
+        chain_id=chain.chain_id,
+        receiver=to_address(terms.pay_to),
+        receiver_authorizer=to_address(authorizer.address),
+        token=to_address(token.address),
+    )
+    routes = {p.route: parse_units(p.price, token.decimals) for p in example_prices()}
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    return ChannelSeller(
+        chain,
+        authorizer,
+        seller_terms,
+        store_path,
+        routes,
+        token_name=token.eip712_name,
+        token_version=token.eip712_version,
+        claim_interval_s=claim_interval_s,
+    )
+
+
+def create_example_app(
+    terms: PaymentTerms,
+    facilitator: str | FacilitatorClient,
+    channels: ChannelSeller | None = None,
+) -> FastAPI:
+    """The example service; with ``channels`` its routes take batch-settlement too."""
+    if channels is None:
+        app = FastAPI(title="agentbazaar example paid service")
+    else:
+        app = FastAPI(title="agentbazaar example paid service", lifespan=channels.lifespan)
 
     @app.get("/quote")
     async def quote() -> dict[str, Any]:
@@ -47,5 +97,11 @@ def create_example_app(terms: PaymentTerms, facilitator: str | FacilitatorClient
     async def healthz() -> dict[str, Any]:
         return {"ok": True, "network": terms.network, "pay_to": terms.pay_to}
 
-    install_paywall(app, example_prices(), terms=terms, facilitator=facilitator)
+    install_paywall(
+        app,
+        example_prices(),
+        terms=terms,
+        facilitator=facilitator,
+        channels=channels.paywall if channels is not None else None,
+    )
     return app

@@ -8,16 +8,22 @@ Prices are human units of the configured token (USDC by default), parsed exactly
 The SDK's middleware verifies before the handler runs and settles only after it answered < 400.
 Around it, a guard makes every payment problem a 402 with a reason in the JSON body (garbage or
 oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator), never a 500.
+
+With ``channels`` (a ``ChannelPaywall`` over the seller's channel engine) the same routes also take
+``batch-settlement``: a payment for that scheme goes to the channel engine, everything else to the
+SDK's middleware, and every 402 of the exact side lists both requirements in ``accepts``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -39,6 +45,9 @@ from agentbazaar.errors import ConfigError
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
+
+if TYPE_CHECKING:
+    from agentbazaar.channels.http import ChannelPaywall
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +112,10 @@ def install_paywall(
     *,
     terms: PaymentTerms,
     facilitator: str | FacilitatorClient,
+    channels: ChannelPaywall | None = None,
 ) -> x402ResourceServer:
-    """Price ``prices`` on ``app``; ``facilitator`` is a URL or an in-process client."""
+    """Price ``prices`` on ``app``; ``facilitator`` is a URL or an in-process client;
+    ``channels`` also accepts ``batch-settlement`` on the routes it prices."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
         http_client = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator, timeout=30.0))
@@ -118,8 +129,60 @@ def install_paywall(
     # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
     # paid request; the guard turns a failure there into a 402.
     sdk = payment_middleware(routes, server)
-    app.middleware("http")(_guard(sdk))
+    guard = _guard(sdk)
+    app.middleware("http")(guard if channels is None else _with_channels(guard, channels))
     return server
+
+
+def _with_channels(exact: Middleware, channels: ChannelPaywall) -> Middleware:
+    """Send ``batch-settlement`` payments to the channel paywall, the rest to ``exact``; offer
+    both schemes in the exact side's 402s."""
+    from agentbazaar.channels.wire import SCHEME
+
+    async def dispatch(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        price = channels.routes.get(f"{request.method} {request.url.path}")
+        if price is None:
+            return await exact(request, call_next)
+        header = _payment_header(request)
+        if header is not None and _scheme_of(header) == SCHEME:
+            return await channels(request, call_next)
+        response = await exact(request, call_next)
+        if response.status_code == 402:
+            _offer(response, channels.requirement(price))
+        return response
+
+    return dispatch
+
+
+def _scheme_of(header: str) -> str | None:
+    """The scheme a ``PAYMENT-SIGNATURE`` says it pays with (None if it cannot be read)."""
+    if len(header) > MAX_PAYMENT_HEADER:
+        return None
+    try:
+        envelope = json.loads(base64.b64decode(header, validate=True))
+    except (ValueError, binascii.Error):
+        return None
+    accepted = envelope.get("accepted") if isinstance(envelope, dict) else None
+    scheme = accepted.get("scheme") if isinstance(accepted, dict) else None
+    return scheme if isinstance(scheme, str) else None
+
+
+def _offer(response: Response, requirement: dict[str, Any]) -> None:
+    """Add ``requirement`` to the ``accepts`` of a 402's ``PAYMENT-REQUIRED`` header."""
+    encoded = response.headers.get(PAYMENT_REQUIRED_HEADER)
+    if not encoded:
+        return
+    try:
+        required = json.loads(base64.b64decode(encoded, validate=True))
+    except (ValueError, binascii.Error):
+        return
+    if not isinstance(required, dict) or not isinstance(required.get("accepts"), list):
+        return
+    required["accepts"].append(requirement)
+    text = json.dumps(required, separators=(",", ":"))
+    response.headers[PAYMENT_REQUIRED_HEADER] = base64.b64encode(text.encode()).decode()
 
 
 def _close_on_shutdown(app: FastAPI, client: HTTPFacilitatorClient) -> None:

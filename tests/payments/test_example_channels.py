@@ -1,0 +1,169 @@
+"""The example service offers `exact` and `batch-settlement` on the same routes: the SDK's
+batch-settlement client pays GET /quote many times over one channel (our channel engine sells),
+the SDK's exact client pays the same route, and a voucher for the wrong channel gets a 402."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from x402.http.clients.httpx import x402HttpxClient
+from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
+from x402.mechanisms.evm.exact import register_exact_evm_client
+from x402.mechanisms.evm.signers import EthAccountSigner
+from x402_env import PayEnv
+
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels import install
+from agentbazaar.channels.service import ChannelSeller
+from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
+from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.payments.example import create_example_app, example_channel_seller
+from agentbazaar.payments.facilitator import Facilitator
+from x402 import x402Client
+
+pytestmark = pytest.mark.anvil
+
+QUOTE = 1_000  # 0.001 USDC in base units
+CHANNEL_PAYS = 6
+
+
+@dataclass
+class Served:
+    url: str
+    seller: ChannelSeller
+
+
+@pytest.fixture(scope="module")
+def served(pay_env: PayEnv, facilitator: Facilitator) -> Iterator[Served]:
+    install(pay_env.chain, dev_account(0))  # the batch-settlement contracts (a suite step)
+    authorizer = dev_account(5)
+    seller = example_channel_seller(
+        pay_env.chain, pay_env.terms(), authorizer, pay_env.tmp / "example-channels.db"
+    )
+    app = create_example_app(pay_env.terms(), facilitator, seller)
+    with serve_in_thread(app) as url:
+        yield Served(url, seller)
+
+
+def spend_controls(client: x402Client, env: PayEnv) -> x402Client:
+    client.set_spend_controls(
+        {
+            "allowed_assets": [
+                {
+                    "network": env.chain.network,
+                    "asset": str(env.token.address),
+                    "max_amount_per_payment": "10000",
+                }
+            ]
+        }
+    )
+    return client
+
+
+def required(response: httpx.Response) -> dict[str, Any]:
+    header = response.headers["PAYMENT-REQUIRED"]
+    decoded: dict[str, Any] = json.loads(base64.b64decode(header))
+    return decoded
+
+
+async def get_quotes(url: str, client: x402Client, n: int) -> list[httpx.Response]:
+    out = []
+    async with x402HttpxClient(client, timeout=30) as http:
+        for _ in range(n):
+            out.append(await http.get(url + "/quote"))
+    return out
+
+
+def test_402_offers_both_schemes(pay_env: PayEnv, served: Served) -> None:
+    for method, path, amount in (("GET", "/quote", QUOTE), ("POST", "/echo", 2 * QUOTE)):
+        r = httpx.request(method, served.url + path)
+        assert r.status_code == 402
+        accepts = required(r)["accepts"]
+        assert [a["scheme"] for a in accepts] == ["exact", "batch-settlement"]
+        assert {int(a["amount"]) for a in accepts} == {amount}
+        batch = accepts[1]
+        assert batch["payTo"] == pay_env.seller
+        assert batch["extra"]["receiverAuthorizer"] == dev_account(5).address
+    assert httpx.get(served.url + "/free").status_code == 200
+
+
+def test_sdk_channel_client_and_exact_client_pay_the_same_route(
+    pay_env: PayEnv, served: Served
+) -> None:
+    buyer = dev_account(6)
+    pay_env.fund(buyer)
+    network = pay_env.chain.network
+    batch_client = spend_controls(x402Client(), pay_env)
+    batch_client.register(network, BatchSettlementEvmScheme(EthAccountSigner(buyer)))
+    responses = asyncio.run(get_quotes(served.url, batch_client, CHANNEL_PAYS))
+    assert [r.status_code for r in responses] == [200] * CHANNEL_PAYS
+    assert all("quote_id" in r.json() for r in responses)
+    [record] = [r for r in served.seller.engine.records() if r.config.payer == buyer.address]
+    assert record.charged == CHANNEL_PAYS * QUOTE  # one channel, one charge per call
+    assert pay_env.balance(buyer.address) == 100_000_000 - record.balance  # one deposit
+
+    seller_before = pay_env.balance(pay_env.seller)
+    payer_before = pay_env.balance(pay_env.payer.address)
+    exact_client = spend_controls(register_exact_evm_client(x402Client(), pay_env.payer), pay_env)
+    [paid] = asyncio.run(get_quotes(served.url, exact_client, 1))
+    assert paid.status_code == 200, paid.text
+    assert pay_env.balance(pay_env.seller) == seller_before + QUOTE
+    assert pay_env.balance(pay_env.payer.address) == payer_before - QUOTE
+
+    # the claim loop puts every acknowledged charge on chain
+    asyncio.run(served.seller.claims.tick(force=True))
+    state = served.seller.contracts.state(record.channel_id)
+    assert state.total_claimed == CHANNEL_PAYS * QUOTE
+
+
+def test_voucher_for_the_wrong_channel_is_a_402(pay_env: PayEnv, served: Served) -> None:
+    buyer = dev_account(7)
+    first = httpx.get(served.url + "/quote")
+    requirement = required(first)["accepts"][1]
+    terms = served.seller.engine.terms
+    config = cx.ChannelConfig(
+        payer=buyer.address,
+        payer_authorizer=buyer.address,
+        receiver=terms.receiver,
+        receiver_authorizer=terms.receiver_authorizer,
+        token=terms.token,
+        withdraw_delay=terms.withdraw_delay,
+        salt=os.urandom(32),
+    )
+    wrong = os.urandom(32)  # not the id of `config`
+    domain = cx.domain_separator(terms.chain_id, BATCH_SETTLEMENT_ADDRESS)
+    sig = cx.sign(bytes(buyer.key), cx.voucher_digest(domain, wrong, QUOTE))
+    envelope = {
+        "x402Version": 2,
+        "accepted": requirement,
+        "payload": {
+            "type": "voucher",
+            "channelConfig": config.to_wire(),
+            "voucher": {
+                "channelId": "0x" + wrong.hex(),
+                "maxClaimableAmount": str(QUOTE),
+                "signature": "0x" + sig.hex(),
+            },
+        },
+    }
+    header = base64.b64encode(json.dumps(envelope).encode()).decode()
+    r = httpx.get(served.url + "/quote", headers={"PAYMENT-SIGNATURE": header})
+    assert r.status_code == 402, r.text
+    assert "channel" in r.json()["error"]
+    assert not [x for x in served.seller.engine.records() if x.config.payer == buyer.address]
+    # garbage that claims to be batch-settlement: still a 402, never a 500
+    bogus = {"x402Version": 2, "accepted": requirement, "payload": {"type": "voucher"}}
+    r = httpx.get(
+        served.url + "/quote",
+        headers={"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(bogus).encode()).decode()},
+    )
+    assert r.status_code == 402, r.text
