@@ -167,3 +167,19 @@ def test_voucher_for_the_wrong_channel_is_a_402(pay_env: PayEnv, served: Served)
         headers={"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(bogus).encode()).decode()},
     )
     assert r.status_code == 402, r.text
+
+
+def test_bazaar_facilitator_supports_both_with_the_receiver_authorizer(
+    pay_env: PayEnv, served: Served
+) -> None:
+    from agentbazaar.cli.pay import with_channels
+    from agentbazaar.payments.facilitator import create_app, exact_facilitator
+
+    gas = dev_account(2)
+    fac = exact_facilitator(pay_env.chain, gas, store_path=pay_env.tmp / "cli-fac.db")
+    with serve_in_thread(create_app(with_channels(fac, pay_env.chain, gas))) as url:
+        supported = httpx.get(url + "/supported").json()
+    kinds = {k["scheme"]: k for k in supported["kinds"]}
+    assert set(kinds) == {"exact", "batch-settlement"}
+    assert kinds["batch-settlement"]["network"] == pay_env.chain.network
+    assert kinds["batch-settlement"]["extra"]["receiverAuthorizer"] == gas.address

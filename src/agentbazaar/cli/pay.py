@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import uvicorn
@@ -16,6 +16,9 @@ from agentbazaar.cli._common import emit_json, err_console, run_context
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ConfigError, InputError
 from agentbazaar.tokens import Token
+
+if TYPE_CHECKING:
+    from agentbazaar.payments.facilitator import Facilitator
 
 DEV_FACILITATOR_INDEX = 9  # the local facilitator's gas account (its own nonce sequence)
 DEV_CHANNEL_SELLER_INDEX = 8  # the example service's channel authorizer (sends its claims)
@@ -53,6 +56,16 @@ def _channels_deployed(chain: Chain) -> bool:
     return len(chain.w3.eth.get_code(BATCH_SETTLEMENT_ADDRESS)) > 0
 
 
+def with_channels(fac: Facilitator, chain: Chain, gas: LocalAccount) -> Facilitator:
+    """Add batch-settlement to ``fac`` where its contracts are deployed; ``gas`` relays deposits
+    and claims and is the receiver authorizer advertised in ``/supported``."""
+    if _channels_deployed(chain):
+        from agentbazaar.channels.facilitator import BatchSettlementHandler
+
+        fac.register(BatchSettlementHandler(chain, gas, gas))
+    return fac
+
+
 def _store_path(cfg: BazaarConfig, chain: Chain, gas: LocalAccount) -> Path:
     """One settlement store per chain and gas account (the account's nonces are its own)."""
     return cfg.home / "payments" / f"settlements-{chain.chain_id}-{gas.address.lower()}.db"
@@ -86,13 +99,7 @@ def facilitator(
         fac = batching_facilitator(chain, gas, settler=settler, store_path=store)
     else:
         fac = exact_facilitator(chain, gas, store_path=store)
-    schemes = "exact"
-    if _channels_deployed(chain):
-        from agentbazaar.channels.facilitator import BatchSettlementHandler
-
-        # the gas account relays deposits and claims and is the advertised receiver authorizer
-        fac.register(BatchSettlementHandler(chain, gas, gas))
-        schemes += ", batch-settlement"
+    schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
     err_console.print(f"facilitator ({schemes}) for {chain.network} on http://{host}:{port}")
     uvicorn.run(create_app(fac), host=host, port=port, log_level="warning")
 
@@ -115,7 +122,7 @@ def serve_example(
     """
     from agentbazaar.channels.service import ChannelSeller
     from agentbazaar.payments.example import create_example_app, example_channel_seller
-    from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
+    from agentbazaar.payments.facilitator import exact_facilitator
     from agentbazaar.payments.server import PaymentTerms
 
     cfg = run_context(ctx).config
