@@ -17,8 +17,11 @@ from agentbazaar.errors import ConfigError
 
 
 def demo(
+    ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON on stdout"),
-    chain: str = typer.Option("embedded", "--chain", help="embedded (zero set-up) | local (anvil)"),
+    chain: str | None = typer.Option(
+        None, "--chain", help="embedded (zero set-up, default) | local (anvil)"
+    ),
     sample_rate: float = typer.Option(1.0, "--sample-rate", help="validator sampling, 0..1"),
 ) -> None:
     """Run an agent network from nothing: providers (one honest, two not), a validator and an
@@ -28,6 +31,7 @@ def demo(
     """
     from agentbazaar.agents.demo import run_demo
 
+    chain = chain or run_context(ctx).backend or "embedded"  # `bazaar --chain local demo` too
     if chain not in ("embedded", "local"):
         raise ConfigError(f"--chain is 'embedded' or 'local', not {chain!r}")
     if not 0.0 <= sample_rate <= 1.0:
