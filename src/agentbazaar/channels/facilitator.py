@@ -3,8 +3,9 @@
 verify: deposit (channel binding, voucher and ERC-3009 signatures, validity window, simulation of
 the deposit on chain), voucher and refund vouchers (signature, balance, claimed total).
 settle: deposit (relayed; gas paid by the facilitator), claim (`claimWithSignature`, signed by
-the facilitator's receiver authorizer when the server did not sign) and settle (sweep to the
-receiver). The receiver authorizer is advertised in `/supported` (`extra.receiverAuthorizer`),
+the facilitator's receiver authorizer when the server did not sign), settle (sweep to the
+receiver) and refund (the server's enriched cooperative refund: `refundWithSignature`, after the
+server's outstanding claims in the same `multicall`). The receiver authorizer is advertised in `/supported` (`extra.receiverAuthorizer`),
 so servers that delegate authorization to this facilitator put it in their channel configs.
 
     facilitator.register(BatchSettlementHandler(chain, relayer, authorizer))
@@ -19,6 +20,10 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from x402.mechanisms.evm.batch_settlement.errors import (
+    ERR_REFUND_PAYLOAD,
+    ERR_REFUND_TRANSACTION_FAILED,
+)
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
 
 from agentbazaar.chain import Chain
@@ -215,6 +220,8 @@ class BatchSettlementHandler:
             if kind == "claim":
                 tx = await asyncio.to_thread(self._claim, raw)
                 return SettleResponse(success=True, transaction=tx, network=self.network)
+            if kind == "refund":
+                return await asyncio.to_thread(self._refund, raw)
             if kind == "settle":
                 receiver = to_checksum_address(str(raw.get("receiver")))
                 token = to_checksum_address(str(raw.get("token")))
@@ -225,16 +232,16 @@ class BatchSettlementHandler:
         except VoucherRejected as exc:
             return self._failure(exc.reason, exc.message)
         except ChainError as exc:
-            reason = (
-                wire.ERR_CLAIM_TRANSACTION_FAILED
-                if kind == "claim"
-                else wire.ERR_SETTLE_TRANSACTION_FAILED
-            )
-            return self._failure(reason, str(exc))
-        except (ChannelError, KeyError, TypeError, ValueError) as exc:
+            failed = {
+                "claim": wire.ERR_CLAIM_TRANSACTION_FAILED,
+                "refund": ERR_REFUND_TRANSACTION_FAILED,
+            }
             return self._failure(
-                wire.ERR_CLAIM_PAYLOAD if kind == "claim" else wire.ERR_SETTLE_PAYLOAD, str(exc)
+                failed.get(str(kind), wire.ERR_SETTLE_TRANSACTION_FAILED), str(exc)
             )
+        except (ChannelError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            bad = {"claim": wire.ERR_CLAIM_PAYLOAD, "refund": ERR_REFUND_PAYLOAD}
+            return self._failure(bad.get(str(kind), wire.ERR_SETTLE_PAYLOAD), str(exc))
         return self._failure(wire.ERR_UNKNOWN_SETTLE_ACTION, f"cannot settle a {kind!r} payload")
 
     async def _settle_deposit(
@@ -258,10 +265,18 @@ class BatchSettlementHandler:
         )
 
     def _claim(self, raw: Mapping[str, Any]) -> str:
+        fn = self.relayer.escrow.functions.claimWithSignature(*self._claim_args(raw))
+        receipt = self.chain.transact(self.relayer.account, fn)
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    def _claim_args(self, raw: Mapping[str, Any]) -> tuple[list[Any], bytes]:
+        """`claimWithSignature` arguments for ``raw["claims"]`` (signed by our authorizer unless
+        ``claimAuthorizerSignature`` is given)."""
         claims = raw.get("claims")
         if not isinstance(claims, list) or not claims:
             raise ChannelError("claims must be a non-empty list")
-        rows, entries = [], []
+        rows: list[Any] = []
+        entries: list[tuple[bytes, int, int]] = []
         for c in claims:
             config = ChannelConfig.from_wire(c["voucher"]["channel"])
             ceiling = cx.parse_amount(c["voucher"]["maxClaimableAmount"], "maxClaimableAmount")
@@ -281,9 +296,56 @@ class BatchSettlementHandler:
         else:
             digest = cx.claim_batch_digest(self.domain, entries)
             auth_sig = cx.sign(bytes(self.authorizer.key), digest)
-        fn = self.relayer.escrow.functions.claimWithSignature(rows, auth_sig)
+        return rows, auth_sig
+
+    def _refund(self, raw: Mapping[str, Any]) -> SettleResponse:
+        """The server's enriched refund: claim its outstanding vouchers, then return up to
+        ``amount`` of the rest to the payer with `refundWithSignature` (one transaction)."""
+        config = ChannelConfig.from_wire(raw.get("channelConfig"))
+        cid = cx.channel_id(self.domain, config)
+        amount = cx.parse_amount(raw.get("amount"), "amount")
+        nonce = cx.parse_amount(raw.get("refundNonce"), "refundNonce")
+        claims = raw.get("claims") or []
+        before = self.relayer.state(cid)
+        claimed_after = before.total_claimed
+        for c in claims:
+            if cx.channel_id(self.domain, ChannelConfig.from_wire(c["voucher"]["channel"])) == cid:
+                total = cx.parse_amount(c["totalClaimed"], "totalClaimed")
+                claimed_after = max(claimed_after, total)
+        available = before.balance - claimed_after
+        if amount == 0 or available <= 0:
+            raise VoucherRejected("nothing to refund", reason=wire.ERR_REFUND_NO_BALANCE)
+        signature = raw.get("refundAuthorizerSignature")
+        if signature:
+            refund_sig = cx.parse_signature(signature, "refundAuthorizerSignature")
+        elif config.receiver_authorizer != self.authorizer.address:
+            raise VoucherRejected(
+                "this facilitator is not the channel's receiver authorizer",
+                reason=wire.ERR_AUTHORIZER_ADDRESS_MISMATCH,
+            )
+        else:
+            digest = cx.refund_digest(self.domain, cid, nonce, amount)
+            refund_sig = cx.sign(bytes(self.authorizer.key), digest)
+        escrow = self.relayer.escrow
+        refund_args = [config.as_tuple(), amount, nonce, refund_sig]
+        if claims:
+            calls = [
+                escrow.encode_abi("claimWithSignature", args=list(self._claim_args(raw))),
+                escrow.encode_abi("refundWithSignature", args=refund_args),
+            ]
+            fn = escrow.functions.multicall([bytes.fromhex(c[2:]) for c in calls])
+        else:
+            fn = escrow.functions.refundWithSignature(*refund_args)
         receipt = self.chain.transact(self.relayer.account, fn)
-        return "0x" + bytes(receipt["transactionHash"]).hex()
+        after = self.relayer.state(cid)
+        return SettleResponse(
+            success=True,
+            transaction="0x" + bytes(receipt["transactionHash"]).hex(),
+            network=self.network,
+            payer=config.payer,
+            amount=str(before.balance - after.balance),
+            extra={"channelState": _state_extra("0x" + cid.hex(), after)},
+        )
 
     def _failure(self, reason: str, message: str) -> SettleResponse:
         return SettleResponse(
