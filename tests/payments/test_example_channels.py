@@ -183,3 +183,68 @@ def test_bazaar_facilitator_supports_both_with_the_receiver_authorizer(
     assert set(kinds) == {"exact", "batch-settlement"}
     assert kinds["batch-settlement"]["network"] == pay_env.chain.network
     assert kinds["batch-settlement"]["extra"]["receiverAuthorizer"] == gas.address
+
+
+def test_cli_serve_example_and_facilitator_offer_batch_settlement(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The real console scripts on a chain set up by `bazaar init` (which places the channel
+    contracts): both schemes in serve-example's 402 and in the facilitator's /supported, and the
+    SDK's batch-settlement client pays the CLI-served route over one channel."""
+    from test_cli_pay import bazaar, start, stop
+
+    from agentbazaar.chain import Chain
+    from agentbazaar.chain.anvil import AnvilNode, free_port
+    from agentbazaar.chain.compiler import default_cache_dir
+    from agentbazaar.config import load_config
+    from agentbazaar.suite import Suite
+
+    home = tmp_path_factory.mktemp("example-channels-cli") / "home"
+    home.mkdir(parents=True)
+    (home / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {free_port()}\n')
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    (home / "artifacts").symlink_to(cache, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
+    env.update(BAZAAR_HOME=str(home), BAZAAR_PASSPHRASE="pay-pass", BAZAAR_SCRYPT_N="1024")
+    cfg = load_config(home, env={})
+    node = AnvilNode(cfg)
+    try:
+        init = bazaar(env, "init", "--json")
+        assert init.returncode == 0, init.stderr
+        chain = Chain.rpc(node.running_url(), backend="local")
+        suite = Suite(chain, cfg)
+        buyer = dev_account(6)
+        chain.transact(
+            dev_account(0), suite.token_contract("USDC").functions.mint(buyer.address, 10**8)
+        )
+        fac, fac_url = start(env, "facilitator")
+        try:
+            kinds = {k["scheme"]: k for k in httpx.get(fac_url + "/supported").json()["kinds"]}
+            assert set(kinds) == {"exact", "batch-settlement"}
+            assert kinds["batch-settlement"]["extra"]["receiverAuthorizer"].startswith("0x")
+        finally:
+            stop(fac)
+        server, url = start(env, "serve-example", "--pay-to", dev_account(3).address)
+        try:
+            accepts = required(httpx.get(url + "/quote"))["accepts"]
+            assert [a["scheme"] for a in accepts] == ["exact", "batch-settlement"]
+            client = x402Client()
+            client.register(chain.network, BatchSettlementEvmScheme(EthAccountSigner(buyer)))
+            client.set_spend_controls(
+                {
+                    "allowed_assets": [
+                        {
+                            "network": chain.network,
+                            "asset": accepts[1]["asset"],
+                            "max_amount_per_payment": "10000",
+                        }
+                    ]
+                }
+            )
+            statuses = [r.status_code for r in asyncio.run(get_quotes(url, client, 3))]
+            assert statuses == [200] * 3
+        finally:
+            stop(server)
+    finally:
+        node.stop()
