@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from x402.schemas import AssetAmount
 
 from agentbazaar.errors import BazaarError, InputError, PaymentError
 from agentbazaar.tokens import Token
-from agentbazaar.wallet import Spend, Wallet
+from agentbazaar.wallet import PolicySigner, Spend, Wallet
 from x402 import x402ClientSync, x402ResourceServer
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
@@ -132,26 +132,22 @@ class PaidResponse:
     settled: bool
 
 
-class _PolicySigner:
-    """The SDK's ClientEvmSigner, signing only through ``Wallet.spend``."""
+class _PolicySigner(PolicySigner):
+    """The wallet's x402 signer, refusing (before the policy is asked) to pay anyone but the
+    provider's on-chain wallet or more than the buyer's maximum for this call."""
 
     def __init__(
         self, wallet: Wallet, token: Token, pay_to: str, max_price: int, memo: dict[str, Any]
     ) -> None:
-        self.wallet = wallet
+        super().__init__(wallet, kind="x402", memo=memo)
         self.token = token
         self.pay_to = pay_to
         self.max_price = max_price
-        self.memo = memo
         self.spend: Spend | None = None
         self.nonce: str | None = None
 
-    @property
-    def address(self) -> str:
-        return str(self.wallet.address)
-
     def sign_typed_data(
-        self, domain: Any, types: Any, primary_type: str, message: dict[str, Any]
+        self, domain: Any, types: Any, primary_type: str, message: Mapping[str, Any]
     ) -> bytes:
         to, value = str(message["to"]), int(message["value"])
         if to.lower() != self.pay_to.lower():
@@ -162,30 +158,10 @@ class _PolicySigner:
                 amount=value,
                 limit=self.max_price,
             )
-        nonce = "0x" + bytes(HexBytes(message["nonce"])).hex()
-        domain_data = {
-            "name": domain.name,
-            "version": domain.version,
-            "chainId": domain.chain_id,
-            "verifyingContract": domain.verifying_contract,
-        }
-        type_data = {
-            name: [{"name": f.name, "type": f.type} for f in fields]
-            for name, fields in types.items()
-        }
-        msg = {**message, "nonce": nonce}
-        with self.wallet.spend(
-            kind="x402",
-            token=self.token,
-            amount=value,
-            counterparty=to,
-            idempotency_key=f"x402-{nonce}",
-            memo=self.memo,
-            chain_id=domain.chain_id,
-        ) as spend:
-            signature = spend.sign_typed_data(domain_data, type_data, msg)
-        self.spend, self.nonce = spend, nonce
-        return bytes(HexBytes(signature))
+        signature = super().sign_typed_data(domain, types, primary_type, message)
+        self.spend = self.last_spend
+        self.nonce = "0x" + bytes(HexBytes(message["nonce"])).hex()
+        return signature
 
 
 def pay_and_post(

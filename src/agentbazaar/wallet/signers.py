@@ -28,16 +28,25 @@ from typing import Any
 from hexbytes import HexBytes
 
 from agentbazaar.errors import AmountError, PolicyViolation
-from agentbazaar.wallet.wallet import Approver, Wallet
+from agentbazaar.wallet.wallet import Approver, Spend, Wallet
 
 
 class PolicySigner:
     """An x402 ``ClientEvmSigner`` over a ``Wallet``: policy and ledger before each signature."""
 
-    def __init__(self, wallet: Wallet, *, kind: str = "x402", approve: bool | Approver = False):
+    def __init__(
+        self,
+        wallet: Wallet,
+        *,
+        kind: str = "x402",
+        approve: bool | Approver = False,
+        memo: Mapping[str, Any] | None = None,
+    ):
         self.wallet = wallet
         self.kind = kind
         self.approve = approve
+        self.memo = dict(memo or {})
+        self.last_spend: Spend | None = None  # the ledger entry of the latest signature
 
     @property
     def address(self) -> str:
@@ -56,9 +65,10 @@ class PolicySigner:
             counterparty=counterparty,
             idempotency_key=key,
             approve=self.approve,
-            memo={"primary_type": primary_type},
+            memo={**self.memo, "primary_type": primary_type},
             chain_id=int(domain_dict["chainId"]) if "chainId" in domain_dict else None,
         ) as spend:
+            self.last_spend = spend
             if spend.replayed and spend.payload is not None:
                 return bytes(HexBytes(str(spend.payload["signature"])))
             signature = spend.sign_typed_data(
