@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,12 +143,12 @@ def test_malformed_payloads(mutate: object, reason: str) -> None:
         ({"value": 999}, req(), "invalid_exact_evm_payload_authorization_value_mismatch"),
         ({"to": TOKEN}, req(), "invalid_exact_evm_payload_recipient_mismatch"),
         (
-            {"valid_before": int(time.time()) + 3},
+            lambda: {"valid_before": int(time.time()) + 3},  # times taken when the test runs
             req(),
             "invalid_exact_evm_payload_authorization_valid_before",
         ),
         (
-            {"valid_after": int(time.time()) + 60},
+            lambda: {"valid_after": int(time.time()) + 60},
             req(),
             "invalid_exact_evm_payload_authorization_valid_after",
         ),
@@ -158,10 +159,11 @@ def test_malformed_payloads(mutate: object, reason: str) -> None:
     ],
 )
 def test_requirement_checks(
-    payload_kw: dict, requirement: PaymentRequirements, reason: str
+    payload_kw: dict | Callable[[], dict], requirement: PaymentRequirements, reason: str
 ) -> None:
+    kwargs = payload_kw() if callable(payload_kw) else payload_kw
     with pytest.raises(Rejected) as info:
-        check(signed(**payload_kw), requirement)
+        check(signed(**kwargs), requirement)
     assert info.value.reason == reason
 
 

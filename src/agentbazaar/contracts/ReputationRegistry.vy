@@ -206,8 +206,20 @@ def getSummary(
             best = per_decimals[d]
             mode = d
     average: int256 = total // convert(count, int256)
-    scale: int256 = convert(10 ** convert(MAX_DECIMALS - mode, uint256), int256)
-    return count, convert(average // scale, int128), mode
+    # At the most frequent decimals the average may not fit int128 (huge values given with few
+    # decimals, averaged with small ones given with more): fall back to fewer decimals until it
+    # fits. At 0 decimals it always fits, since every value does.
+    d: uint8 = mode
+    for _: uint256 in range(19):
+        scaled: int256 = average // convert(10 ** convert(MAX_DECIMALS - d, uint256), int256)
+        if scaled <= convert(max_value(int128), int256) and scaled >= convert(
+            min_value(int128), int256
+        ):
+            return count, convert(scaled, int128), d
+        if d == 0:
+            break
+        d -= 1
+    raise "reputation: summary out of range"
 
 
 @external

@@ -172,7 +172,8 @@ def summarize_feedback(entries: Iterable[tuple[int, int]]) -> ReputationSummary:
     """``getSummary``'s arithmetic over (value, valueDecimals) pairs, for off-chain use.
 
     Each value is scaled to 18 decimals, the sum is divided by the count and the average is
-    returned at the most frequent ``valueDecimals`` (ties: the smaller), truncating toward zero.
+    returned at the most frequent ``valueDecimals`` (ties: the smaller), truncating toward zero;
+    if it does not fit an int128 there, at the largest smaller number of decimals where it does.
     """
     pairs = list(entries)
     if not pairs:
@@ -184,9 +185,11 @@ def summarize_feedback(entries: Iterable[tuple[int, int]]) -> ReputationSummary:
     top = max(counts.values())
     mode = min(d for d, n in counts.items() if n == top)
     average = _div_toward_zero(total, len(pairs))
-    return ReputationSummary(
-        len(pairs), _div_toward_zero(average, 10 ** (MAX_VALUE_DECIMALS - mode)), mode
-    )
+    for decimals in range(mode, -1, -1):  # fewer decimals when the average would not fit int128
+        scaled = _div_toward_zero(average, 10 ** (MAX_VALUE_DECIMALS - decimals))
+        if -(2**127) <= scaled < 2**127:
+            return ReputationSummary(len(pairs), scaled, decimals)
+    raise IdentityError("reputation summary out of range")  # unreachable: every value fits
 
 
 # ---- EIP-712 AgentWalletSet -------------------------------------------------------------
