@@ -249,27 +249,7 @@ class Ledger:
                 spent = self._spent(conn, req, now, policy.window_seconds, existing)
                 policy.check_budget(req, spent)
             if existing is None:
-                conn.execute(
-                    "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token,"
-                    " symbol, decimals, amount, counterparty, status, created_at, updated_at,"
-                    " owner, memo) VALUES (?,?,?,?,?,?,?,?,?,?,'reserved',?,?,?,?)",
-                    (
-                        req.wallet,
-                        req.idempotency_key,
-                        req.payer,
-                        req.kind,
-                        req.chain_id,
-                        req.token,
-                        req.symbol,
-                        req.decimals,
-                        str(req.amount),
-                        req.counterparty,
-                        now,
-                        now,
-                        _owner(),
-                        json.dumps(dict(req.memo), default=str, sort_keys=True),
-                    ),
-                )
+                _insert(conn, req, "reserved", now)
             else:
                 conn.execute(
                     "UPDATE spends SET status = 'reserved', owner = ?, attempts = attempts + 1,"
@@ -349,28 +329,7 @@ class Ledger:
                     idempotency_key=req.idempotency_key,
                     escrowed=escrowed,
                 )
-            conn.execute(
-                "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token,"
-                " symbol, decimals, amount, counterparty, status, created_at, updated_at,"
-                " owner, tx_hash, memo) VALUES (?,?,?,?,?,?,?,?,?,?,'settled',?,?,?,?,?)",
-                (
-                    req.wallet,
-                    req.idempotency_key,
-                    req.payer,
-                    req.kind,
-                    req.chain_id,
-                    req.token,
-                    req.symbol,
-                    req.decimals,
-                    str(req.amount),
-                    req.counterparty,
-                    now,
-                    now,
-                    _owner(),
-                    tx_hash,
-                    json.dumps(dict(req.memo), default=str, sort_keys=True),
-                ),
-            )
+            _insert(conn, req, "settled", now, tx_hash=tx_hash)
             return _record(
                 conn.execute(
                     "SELECT * FROM spends WHERE wallet = ? AND idempotency_key = ?",
@@ -533,6 +492,40 @@ class _ZeroDict(dict[str, int]):
 
     def __missing__(self, key: str) -> int:
         return 0
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    req: SpendRequest,
+    status: str,
+    now: float,
+    *,
+    tx_hash: str | None = None,
+) -> None:
+    """Write a new spend row for ``req`` in ``status`` (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO spends (wallet, idempotency_key, payer, kind, chain_id, token, symbol,"
+        " decimals, amount, counterparty, status, created_at, updated_at, owner, tx_hash, memo)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            req.wallet,
+            req.idempotency_key,
+            req.payer,
+            req.kind,
+            req.chain_id,
+            req.token,
+            req.symbol,
+            req.decimals,
+            str(req.amount),
+            req.counterparty,
+            status,
+            now,
+            now,
+            _owner(),
+            tx_hash,
+            json.dumps(dict(req.memo), default=str, sort_keys=True),
+        ),
+    )
 
 
 def _record(row: sqlite3.Row) -> SpendRecord:
