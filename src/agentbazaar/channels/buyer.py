@@ -23,6 +23,7 @@ per request, every signature through the wallet's spending policy and ledger.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -34,18 +35,45 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
+from web3.types import TxReceipt
 
 from agentbazaar.chain import Chain
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
-from agentbazaar.channels.errors import ChannelError
+from agentbazaar.channels.errors import ChannelError, ChannelInputError
+from agentbazaar.channels.onchain import (
+    escrow_contract,
+    escrow_error,
+    escrow_events,
+    escrow_state,
+    pending_withdrawal,
+)
 from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     ERR_CUMULATIVE_AMOUNT_MISMATCH,
     SCHEME,
 )
+from agentbazaar.errors import AmountError, TransactionReverted
 from agentbazaar.wallet import Wallet
+
+
+class WithdrawalRejected(ChannelError):
+    """The escrow would refuse the payer's withdrawal (nothing was signed or sent); ``reason``
+    is the contract's error name (``WithdrawDelayNotElapsed``, ``NothingToWithdraw``, ...)."""
+
+    def __init__(self, message: str, *, reason: str, **fields: Any) -> None:
+        super().__init__(message, reason=reason, **fields)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PendingWithdrawal:
+    channel_id: bytes
+    amount: int  # base units asked back
+    finalize_after: int  # unix time from which `finalize_withdraw` succeeds
+    transaction: str
 
 
 @dataclass
@@ -287,6 +315,140 @@ class ChannelBuyer:
         channel.balance = int(balance)
         channel.charged = max(channel.charged, int(claimed))
         channel.known = True
+
+    # ---- the payer's timed withdrawal (no seller needed) -------------------------------------
+    async def initiate_withdraw(
+        self, channel_or_id: BuyerChannel | bytes | str, amount: int | None = None
+    ) -> PendingWithdrawal:
+        """Start taking ``amount`` of the channel's escrow back on chain, without the seller:
+        `initiateWithdraw` sent by this wallet (the channel's payer). ``amount`` None: what this
+        buyer has not been charged (balance - charged). The seller may still claim its charges
+        until the delay ends; then call ``finalize_withdraw``. Checked and simulated first:
+        nothing to withdraw, a pending withdrawal or an amount above what is unclaimed raise
+        ``WithdrawalRejected`` with nothing signed or sent."""
+        return await asyncio.to_thread(self._initiate_withdraw, channel_or_id, amount)
+
+    async def finalize_withdraw(self, channel_or_id: BuyerChannel | bytes | str) -> int:
+        """Finish a timed withdrawal once its delay has passed: `finalizeWithdraw` sent by this
+        wallet. Returns the amount that came back (from the `WithdrawFinalized` event, checked
+        against the channel's balance on chain), recorded with ``refunded`` so the wallet's
+        escrow is freed. Before the delay, or with no withdrawal pending, raises
+        ``WithdrawalRejected`` with nothing signed or sent."""
+        return await asyncio.to_thread(self._finalize_withdraw, channel_or_id)
+
+    def _initiate_withdraw(
+        self, channel_or_id: BuyerChannel | bytes | str, amount: int | None
+    ) -> PendingWithdrawal:
+        channel, chain = self._own_channel(channel_or_id)
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+            raise AmountError(f"amounts are integer base units, not {type(amount).__name__}")
+        if amount is not None and amount <= 0:
+            raise AmountError(f"a withdrawal must be positive, got {amount}")
+        state = escrow_state(chain, channel.channel_id)
+        cid_hex = "0x" + channel.channel_id.hex()
+        if state.balance == 0:
+            raise WithdrawalRejected(
+                f"channel {cid_hex} holds nothing on chain", reason="NothingToWithdraw"
+            )
+        if state.withdraw_requested_at:
+            after = state.withdraw_requested_at + channel.config.withdraw_delay
+            raise WithdrawalRejected(
+                f"a withdrawal from channel {cid_hex} is already pending; finalize it after "
+                f"{after} (unix time)",
+                reason="WithdrawalAlreadyPending",
+                finalize_after=after,
+            )
+        available = state.balance - state.total_claimed
+        if amount is None:
+            amount = state.balance - max(state.total_claimed, channel.charged)
+            if amount <= 0:
+                raise WithdrawalRejected(
+                    f"channel {cid_hex} has nothing left that was not charged",
+                    reason="NothingToWithdraw",
+                )
+        elif amount > available:
+            raise WithdrawalRejected(
+                f"{amount} is more than the {available} unclaimed in channel {cid_hex}",
+                reason="WithdrawAmountExceedsAvailable",
+                amount=amount,
+                available=available,
+            )
+        fn = escrow_contract(chain).functions.initiateWithdraw(channel.config.as_tuple(), amount)
+        receipt = self._send_own(chain, fn)
+        [event] = escrow_events(chain, receipt, "WithdrawInitiated", channel.channel_id)
+        return PendingWithdrawal(
+            channel_id=channel.channel_id,
+            amount=int(event["amount"]),
+            finalize_after=int(event["finalizeAfter"]),
+            transaction=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+        )
+
+    def _finalize_withdraw(self, channel_or_id: BuyerChannel | bytes | str) -> int:
+        channel, chain = self._own_channel(channel_or_id)
+        cid_hex = "0x" + channel.channel_id.hex()
+        _, initiated_at = pending_withdrawal(chain, channel.channel_id)
+        if not initiated_at:
+            raise WithdrawalRejected(
+                f"no withdrawal is pending on channel {cid_hex}: initiate one first",
+                reason="WithdrawalNotPending",
+            )
+        after = initiated_at + channel.config.withdraw_delay
+        now = chain.timestamp()
+        if now < after:
+            raise WithdrawalRejected(
+                f"the withdrawal delay of channel {cid_hex} ends at {after} (unix time), "
+                f"{after - now} s from the chain's latest block",
+                reason="WithdrawDelayNotElapsed",
+                finalize_after=after,
+            )
+        before = escrow_state(chain, channel.channel_id).balance
+        fn = escrow_contract(chain).functions.finalizeWithdraw(channel.config.as_tuple())
+        receipt = self._send_own(chain, fn)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        [event] = escrow_events(chain, receipt, "WithdrawFinalized", channel.channel_id)
+        amount = int(event["amount"])
+        after_balance = escrow_state(chain, channel.channel_id).balance
+        if before - after_balance != amount:  # another transaction in the same block moved it
+            raise ChannelError(
+                f"withdrawal {tx_hash} says {amount} came back; the channel's balance went "
+                f"from {before} to {after_balance}",
+                transaction=tx_hash,
+            )
+        if amount > 0:
+            self.refunded(channel, amount, tx_hash=tx_hash)
+        return amount
+
+    def _own_channel(self, channel_or_id: BuyerChannel | bytes | str) -> tuple[BuyerChannel, Chain]:
+        """The channel this buyer pays through (by object or id) and the chain to withdraw on."""
+        if self.chain is None:
+            raise ChannelError("a withdrawal needs the chain: give ChannelBuyer(chain=...)")
+        if isinstance(channel_or_id, BuyerChannel):
+            cid = channel_or_id.channel_id
+        elif isinstance(channel_or_id, bytes):
+            cid = channel_or_id
+        elif isinstance(channel_or_id, str):
+            cid = cx.parse_bytes32(channel_or_id, "channel id")
+        else:
+            raise ChannelInputError("a channel is a BuyerChannel or its 32-byte id")
+        channel = self.channels.get(cid)
+        if channel is None:
+            raise ChannelInputError(
+                f"unknown channel 0x{cid.hex()}: this buyer has not paid through it "
+                "(its config is needed to withdraw)"
+            )
+        return channel, self.chain
+
+    def _send_own(self, chain: Chain, fn: Any) -> TxReceipt:
+        """Simulate ``fn`` as this wallet, then send it through the wallet; a revert in the
+        simulation becomes ``WithdrawalRejected`` (nothing signed or sent)."""
+        try:
+            chain.call(fn, sender=self.wallet.address)
+        except TransactionReverted as exc:
+            name = escrow_error(exc.fields.get("reason"))
+            raise WithdrawalRejected(
+                f"the escrow refuses {fn.fn_name}: {name or exc}", reason=name or "reverted"
+            ) from exc
+        return self.wallet.send_release(chain, fn)
 
     # ---- HTTP ---------------------------------------------------------------------------------
     async def refund(

@@ -249,3 +249,56 @@ class ChannelContracts:
         fn = self.escrow.functions.refund(config.as_tuple(), amount)
         receipt = self.chain.transact(self.account, fn)
         return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+# ---- the payer's side: reads and receipts of its own timed withdrawal ------------------------
+_ESCROW_ERROR_NAMES = (
+    "InvalidChannel",
+    "NothingToWithdraw",
+    "WithdrawalAlreadyPending",
+    "WithdrawAmountExceedsAvailable",
+    "NotAuthorizedToFinalizeWithdraw",
+    "WithdrawalNotPending",
+    "WithdrawDelayNotElapsed",
+)
+ESCROW_ERRORS: dict[str, str] = {
+    "0x" + keccak(f"{name}()".encode())[:4].hex(): name for name in _ESCROW_ERROR_NAMES
+}
+
+
+def escrow_error(reason: object) -> str | None:
+    """The escrow's custom error (e.g. ``"WithdrawDelayNotElapsed"``) named by a revert reason
+    (``TransactionReverted.fields["reason"]``: the 4-byte selector in hex), or None."""
+    text = str(reason or "").lower()
+    return ESCROW_ERRORS.get(text[:10]) if text.startswith("0x") else None
+
+
+def escrow_state(chain: Chain, channel_id: bytes) -> OnchainState:
+    """A channel's state on chain, read by anyone (balance, claimed, pending withdrawal)."""
+    fns = escrow_contract(chain).functions
+    balance, claimed = fns.channels(channel_id).call()
+    _, initiated_at = fns.pendingWithdrawals(channel_id).call()
+    nonce = fns.refundNonce(channel_id).call()
+    return OnchainState(int(balance), int(claimed), int(initiated_at), int(nonce))
+
+
+def pending_withdrawal(chain: Chain, channel_id: bytes) -> tuple[int, int]:
+    """(amount, initiatedAt) of a channel's pending withdrawal; (0, 0) when none."""
+    amount, initiated_at = escrow_contract(chain).functions.pendingWithdrawals(channel_id).call()
+    return int(amount), int(initiated_at)
+
+
+def escrow_events(
+    chain: Chain, receipt: Mapping[str, Any], event: str, channel_id: bytes
+) -> list[dict[str, Any]]:
+    """The arguments of the escrow's ``event`` logs for ``channel_id`` in ``receipt``."""
+    from web3.logs import DISCARD
+
+    escrow = escrow_contract(chain)
+    logs = escrow.events[event]().process_receipt(receipt, errors=DISCARD)  # type: ignore[arg-type]
+    return [
+        dict(log["args"])
+        for log in logs
+        if log["address"] == BATCH_SETTLEMENT_ADDRESS
+        and bytes(log["args"]["channelId"]) == channel_id
+    ]

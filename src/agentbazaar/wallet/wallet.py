@@ -18,7 +18,8 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.types import TxParams
+from web3.contract.contract import ContractFunction
+from web3.types import TxParams, TxReceipt
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.config import BazaarConfig
@@ -27,6 +28,7 @@ from agentbazaar.errors import (
     BazaarError,
     InputError,
     LedgerError,
+    PolicyViolation,
     TransactionReverted,
 )
 from agentbazaar.tokens import Token, TokenRegistry
@@ -47,6 +49,13 @@ T = TypeVar("T")
 Approver = Callable[[SpendRequest], bool]
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 TRANSFER_TOPIC = Web3.keccak(text="Transfer(address,address,uint256)")
+_CHANNEL_CONFIG = "(address,address,address,address,address,uint40,bytes32)"
+# calls that move no token out of the sender, only escrow back to a channel's payer
+RELEASE_CALLS: tuple[str, ...] = (
+    f"initiateWithdraw({_CHANNEL_CONFIG},uint128)",
+    f"finalizeWithdraw({_CHANNEL_CONFIG})",
+)
+_RELEASE_SELECTORS = frozenset(bytes(Web3.keccak(text=sig)[:4]) for sig in RELEASE_CALLS)
 
 
 class Spend:
@@ -305,6 +314,27 @@ class Wallet:
     def escrowed(self) -> dict[str, int]:
         """Per token key: what this wallet holds in channel escrow (see the package invariant)."""
         return self.ledger.escrowed(self.name)
+
+    def send_release(
+        self, chain: Chain, fn: ContractFunction, *, timeout: float | None = None
+    ) -> TxReceipt:
+        """Send a call that can only return escrow to this wallet (gas only), e.g. a channel
+        payer's own ``initiateWithdraw`` / ``finalizeWithdraw``; returns its receipt.
+
+        Not a spend: no token leaves the wallet, so no spending rule applies and no ledger row
+        is written here; what comes back is recorded by the caller with ``record_refund``. Only
+        the functions in ``RELEASE_CALLS`` are signed this way (anything else raises
+        ``PolicyViolation`` before signing: a payment goes through ``spend``). The call is
+        simulated before signing (``Chain.send`` estimates its gas): one that would revert raises
+        ``TransactionReverted`` and nothing is signed or sent.
+        """
+        data = HexBytes(fn._encode_transaction_data())
+        if bytes(data[:4]) not in _RELEASE_SELECTORS:
+            raise PolicyViolation(
+                f"{fn.fn_name} is not a release of escrow: the wallet signs it only as a spend",
+                rule="release_call",
+            )
+        return chain.transact(self._account, fn, timeout=timeout)
 
     def _request(
         self,

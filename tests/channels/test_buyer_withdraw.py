@@ -1,0 +1,198 @@
+"""The payer's timed withdrawal, without the seller's help: the buyer starts it on chain, the
+seller's running claim loop claims its charges before the delay ends, the buyer finalizes after
+the delay and gets back exactly what was not charged; the wallet's escrow is freed and
+everything reconciles to the unit. Bad inputs raise typed errors and send nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from channel_helpers import Deployed, serve
+from fastapi import FastAPI
+from test_buyer import PRICE, seller, wallet
+
+from agentbazaar.chain import Chain
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, SellerTerms
+from agentbazaar.channels.buyer import ChannelBuyer, WithdrawalRejected
+from agentbazaar.channels.errors import ChannelError, ChannelInputError
+from agentbazaar.channels.onchain import ChannelContracts
+from agentbazaar.channels.service import ChannelSeller
+from agentbazaar.channels.settlement import ClaimPolicy
+from agentbazaar.errors import AmountError, PolicyViolation
+from agentbazaar.wallet import SpendingPolicy, TokenLimits
+
+DEPOSIT = 20 * PRICE  # deposit_multiplier 20
+
+
+async def paid_calls(buyer: ChannelBuyer, url: str, n: int) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return [(await buyer.get(http, url)).status_code for _ in range(n)]
+
+
+def wait_until(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def nonce(d: Deployed, who: str) -> int:
+    return int(d.chain.w3.eth.get_transaction_count(who))  # type: ignore[arg-type]
+
+
+@pytest.mark.anvil
+def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
+    on_anvil: Deployed, tmp_path: Path
+) -> None:
+    d = on_anvil
+    payer, token = dev_account(1).address, d.token.lower()
+    start, n = 10**9, 7
+    charged = n * PRICE
+    d.mint(payer, start)
+    terms = SellerTerms(
+        d.chain.chain_id, dev_account(4).address, dev_account(2).address, d.usdc.address
+    )
+    seller_svc = ChannelSeller(  # claims only when urgent: no threshold or period reached here
+        Chain.rpc(d.chain.url or "", backend="local"),
+        dev_account(2),
+        terms,
+        tmp_path / "seller.db",
+        {"GET /quote": PRICE},
+        policy=ClaimPolicy(threshold=10**12, period_s=10**6),
+        claim_interval_s=0.05,
+    )
+    app = FastAPI(lifespan=seller_svc.lifespan)
+    app.middleware("http")(seller_svc.paywall)
+
+    @app.get("/quote")
+    async def quote() -> dict[str, int]:
+        return {"price": 42}
+
+    policy = SpendingPolicy(tokens={token: TokenLimits("USDC", 6, max_escrow=DEPOSIT)})
+    w = wallet(tmp_path, policy)
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
+    contracts = ChannelContracts(d.chain, dev_account(2))
+    with serve(app) as url:
+        assert asyncio.run(paid_calls(buyer, url + "/quote", n)) == [200] * n
+        [channel] = buyer.channels.values()
+        cid = channel.channel_id
+        assert contracts.state(cid).total_claimed == 0  # nothing claimed yet
+        assert w.escrowed()[token] == DEPOSIT - charged
+
+        pending = asyncio.run(buyer.initiate_withdraw(channel))
+        assert (pending.channel_id, pending.amount) == (cid, DEPOSIT - charged)
+        wait_until(lambda: contracts.state(cid).total_claimed == charged, "the seller's claim")
+        wait_until(lambda: d.balance(terms.receiver) == charged, "the seller's settle")
+        assert d.chain.timestamp() < pending.finalize_after  # claimed before the delay ended
+
+        with pytest.raises(WithdrawalRejected) as early:
+            asyncio.run(buyer.finalize_withdraw(cid))
+        assert early.value.reason == "WithdrawDelayNotElapsed"
+
+        provider = d.chain.w3.provider
+        provider.make_request("evm_increaseTime", [terms.withdraw_delay])  # type: ignore[arg-type]
+        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        back = asyncio.run(buyer.finalize_withdraw("0x" + cid.hex()))
+        assert back == DEPOSIT - charged
+
+        # on chain, to the unit
+        assert d.balance(payer) == start - charged
+        assert d.balance(terms.receiver) == charged
+        assert d.balance(BATCH_SETTLEMENT_ADDRESS) == 0
+        state = contracts.state(cid)
+        assert (state.balance, state.total_claimed, state.withdraw_requested_at) == (
+            charged,
+            charged,
+            0,
+        )
+        assert contracts.receiver_totals(terms.receiver, d.token) == (charged, charged)
+        # in the wallet's ledger
+        live = [r for r in w.ledger.records(w.name) if r.status != "failed"]
+        assert sum(r.amount for r in live if r.kind == "deposit") == DEPOSIT
+        assert sum(r.amount for r in live if r.kind == "voucher") == charged
+        [refund] = [r for r in live if r.kind == "refund"]
+        assert (refund.amount, refund.status) == (DEPOSIT - charged, "settled")
+        assert refund.tx_hash is not None and d.chain.receipt(refund.tx_hash) is not None
+        assert w.escrowed()[token] == 0
+        assert channel.balance == charged
+
+        # the escrow cap is free again: the next call deposits a whole DEPOSIT once more
+        assert asyncio.run(paid_calls(buyer, url + "/quote", 1)) == [200]
+        assert w.escrowed()[token] == DEPOSIT - PRICE
+    # the seller claims the last charge on shutdown
+    assert d.balance(terms.receiver) == charged + PRICE
+    assert d.balance(payer) == start - charged - DEPOSIT
+
+
+def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    payer, token = dev_account(1).address, d.token.lower()
+    d.mint(payer, 10**9)
+    app, _ = seller(d, tmp_path / "seller.db")
+    w = wallet(tmp_path)
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
+    with serve(app) as url:
+        assert asyncio.run(paid_calls(buyer, url + "/quote", 3)) == [200] * 3
+    [channel] = buyer.channels.values()
+    # the same seller's terms under another salt: a channel this buyer knows but never funded
+    other = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, salt=os.urandom(32))
+    req = {"payTo": dev_account(4).address, "asset": d.token}
+    req["extra"] = {"receiverAuthorizer": dev_account(2).address, "withdrawDelay": 900}
+    empty = other.channel_for(req)
+    assert empty.channel_id != channel.channel_id
+    no_chain = ChannelBuyer(w, chain_id=d.chain.chain_id)
+    no_chain.channels = dict(buyer.channels)
+
+    def refused(call: object, error: type[Exception], reason: str | None = None) -> None:
+        sent = nonce(d, payer)
+        ledger = [(r.id, r.status) for r in w.ledger.records(w.name)]
+        with pytest.raises(error) as info:
+            asyncio.run(call)  # type: ignore[arg-type]
+        if reason is not None:
+            assert isinstance(info.value, WithdrawalRejected) and info.value.reason == reason
+        assert nonce(d, payer) == sent  # nothing signed or sent
+        assert [(r.id, r.status) for r in w.ledger.records(w.name)] == ledger
+
+    refused(buyer.finalize_withdraw(channel), WithdrawalRejected, "WithdrawalNotPending")
+    refused(buyer.initiate_withdraw(os.urandom(32)), ChannelInputError)
+    refused(buyer.initiate_withdraw("0x1234"), ChannelInputError)
+    refused(buyer.initiate_withdraw(12345), ChannelInputError)  # type: ignore[arg-type]
+    refused(other.initiate_withdraw(empty), WithdrawalRejected, "NothingToWithdraw")
+    refused(other.finalize_withdraw(empty), WithdrawalRejected, "WithdrawalNotPending")
+    refused(buyer.initiate_withdraw(channel, DEPOSIT + 1), WithdrawalRejected)
+    refused(buyer.initiate_withdraw(channel, 0), AmountError)
+    refused(buyer.initiate_withdraw(channel, -5), AmountError)
+    refused(buyer.initiate_withdraw(channel, 1.5), AmountError)  # type: ignore[arg-type]
+    refused(buyer.initiate_withdraw(channel, True), AmountError)
+    refused(no_chain.initiate_withdraw(channel), ChannelError)
+    assert d.balance(payer) == 10**9 - DEPOSIT
+
+    escrowed = w.escrowed()[token]
+    pending = asyncio.run(buyer.initiate_withdraw(channel, 2 * PRICE))
+    assert pending.amount == 2 * PRICE
+    assert pending.finalize_after == d.chain.timestamp() + 900
+    refused(buyer.finalize_withdraw(channel), WithdrawalRejected, "WithdrawDelayNotElapsed")
+    refused(buyer.initiate_withdraw(channel), WithdrawalRejected, "WithdrawalAlreadyPending")
+    assert w.escrowed()[token] == escrowed  # nothing came back yet
+
+
+def test_the_wallet_signs_only_release_calls_outside_a_spend(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    payer = dev_account(1).address
+    d.mint(payer, 10**6)
+    w = wallet(tmp_path)
+    sent = nonce(d, payer)
+    with pytest.raises(PolicyViolation) as info:
+        w.send_release(d.chain, d.usdc.functions.transfer(dev_account(4).address, 10**6))
+    assert info.value.fields["rule"] == "release_call"
+    assert nonce(d, payer) == sent and d.balance(payer) == 10**6
