@@ -27,7 +27,7 @@ from eth_typing import ChecksumAddress
 
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
-from agentbazaar.channels.errors import ChannelInputError, VoucherRejected
+from agentbazaar.channels.errors import ChannelInputError, ChannelStoreError, VoucherRejected
 from agentbazaar.channels.store import ChannelRecord, ChannelStore
 from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
@@ -109,7 +109,11 @@ class SellerTerms:
 
 @dataclass
 class Ticket:
-    """A verified voucher holding its channel's lock until `commit` or `abort`."""
+    """A verified voucher holding its channel's lock until `commit` or `abort`.
+
+    ``record`` is the channel before this request; ``intent`` the state that charges the full
+    price, already on its way to disk (``durable`` resolves when it is there) when the store
+    syncs to disk."""
 
     record: ChannelRecord
     max_claimable: int
@@ -117,6 +121,8 @@ class Ticket:
     price: int
     deposit: OnchainState | None = None
     _lock: asyncio.Lock | None = field(default=None, repr=False)
+    intent: ChannelRecord | None = field(default=None, repr=False)
+    durable: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
     def payer(self) -> ChecksumAddress:
@@ -150,7 +156,7 @@ class ChannelEngine:
         self._records: dict[bytes, ChannelRecord] = store.load_all()
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._configs: dict[tuple[Any, ...], tuple[ChannelConfig, bytes]] = {}
-        self._signer_keys: dict[bytes, bytes] = {}  # channel id -> verified signer public key
+        self._signer_keys: dict[bytes, bytes] = {}  # channel id -> verified signer key (lib form)
 
     # ---- reads ----------------------------------------------------------------------------
     def record(self, channel_id: bytes) -> ChannelRecord | None:
@@ -230,6 +236,11 @@ class ChannelEngine:
         await lock.acquire()
         try:
             rec, deposited = await self._current(config, cid, kind, payload)
+            if rec.pending and max_claimable == rec.charged - rec.pending + price:
+                # after a restart: the buyer never saw the response of the request whose charge
+                # was written ahead (it pays from before it), so that charge is void and this
+                # voucher pays for this request instead: the buyer pays once, not twice
+                rec = rec.evolve(charged=rec.charged - rec.pending, pending=0)
             expected = rec.charged + price
             if max_claimable != expected:
                 raise VoucherRejected(
@@ -243,10 +254,22 @@ class ChannelEngine:
                     reason=ERR_CUMULATIVE_EXCEEDS_BALANCE,
                     channel_id=rec.channel_hex,
                 )
+            ticket = Ticket(rec, max_claimable, signature, price, deposited, lock)
+            if self.store.fsync:
+                # write the charge ahead of the handler, so the disk syncs while it runs; the
+                # response still waits for it (commit), and a failed handler writes it back
+                ticket.intent = rec.evolve(
+                    charged=expected,
+                    signed_max=max_claimable,
+                    signature=signature,
+                    pending=price,
+                    updated_at_ms=_now_ms(),
+                )
+                ticket.durable = self.store.write_ahead(ticket.intent)
         except BaseException:
             lock.release()
             raise
-        return Ticket(rec, max_claimable, signature, price, deposited, lock)
+        return ticket
 
     async def commit(self, ticket: Ticket, charge: int | None = None) -> dict[str, Any]:
         """Charge ``charge`` (default: the price) durably, release the channel; response extra."""
@@ -260,16 +283,31 @@ class ChannelEngine:
             signed_max=ticket.max_claimable,
             signature=ticket.signature,
             updated_at_ms=_now_ms(),
+            pending=0,
         )
         try:
-            await self.store.commit(new)
+            if ticket.durable is None:
+                await self.store.commit(new)
+            else:
+                await ticket.durable  # the full charge is on disk
+                if amount == ticket.price:
+                    # confirmed: pending back to 0 with the next group commit (if a crash loses
+                    # this write, the buyer's next voucher tells whether it saw the response)
+                    self.store.submit_lazy(new)
+                else:  # a smaller charge than written ahead: the response waits for it
+                    await self.store.commit(new)
             self._records[new.channel_id] = new
-        finally:
+        except BaseException:
+            ticket.durable = None  # the written-ahead charge did not become this request's
+            self._undo(ticket)
             self._release(ticket)
+            raise
+        self._release(ticket)
         return {"chargedAmount": str(amount), "channelState": channel_state_wire(new)}
 
     def abort(self, ticket: Ticket) -> None:
         """The handler failed: nothing is charged (a deposit already made stays recorded)."""
+        self._undo(ticket)
         self._release(ticket)
 
     async def pay(
@@ -351,16 +389,16 @@ class ChannelEngine:
         voucher a check is one recovery and a 64-byte comparison (no address hashing). A payer
         without a payer authorizer may be a smart wallet: then ERC-1271 on chain decides."""
         digest = cx.voucher_digest(self.domain, cid, max_claimable)
-        pub = cx.recover_public_key(digest, signature)
-        if pub is not None:
+        key = cx.recover_key_id(digest, signature)
+        if key is not None:
             known = self._signer_keys.get(cid)
-            if known is not None and pub == known:
+            if known is not None and key == known:
                 return
             signer = config.payer_authorizer
             if signer == cx.ZERO_ADDRESS:
                 signer = config.payer
-            if known is None and cx.address_of(pub) == bytes.fromhex(signer[2:]):
-                self._signer_keys[cid] = pub
+            if known is None and cx.address_of(cx.public_key_of(key)) == bytes.fromhex(signer[2:]):
+                self._signer_keys[cid] = key
                 return
         if (
             config.payer_authorizer == cx.ZERO_ADDRESS
@@ -413,6 +451,17 @@ class ChannelEngine:
                 )
             rec = self._apply(ChannelRecord(channel_id=cid, config=config), state)
         return rec, None
+
+    def _undo(self, ticket: Ticket) -> None:
+        """Write back the channel as it was before a written-ahead charge. Lazily: if a crash
+        loses this, the record stays pending and the buyer's next voucher voids the charge."""
+        if ticket.intent is None or ticket._lock is None:
+            return
+        ticket.intent = None
+        try:
+            self.store.submit_lazy(self._records.get(ticket.record.channel_id, ticket.record))
+        except ChannelStoreError:  # closed while shutting down: the restart rule still holds
+            pass
 
     def _release(self, ticket: Ticket) -> None:
         lock, ticket._lock = ticket._lock, None

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels.engine import ChannelEngine
-from agentbazaar.channels.errors import ChannelError, VoucherRejected
+from agentbazaar.channels.errors import ChannelError, ChannelStoreError, VoucherRejected
 from agentbazaar.channels.wire import ERR_CUMULATIVE_AMOUNT_MISMATCH, ERR_VOUCHER_PAYLOAD, SCHEME
 from agentbazaar.errors import BazaarError
 
@@ -135,7 +135,14 @@ class ChannelPaywall:
         if response.status_code >= 400:
             self.engine.abort(ticket)
             return response
-        extra = await self.engine.commit(ticket)
+        try:
+            extra = await self.engine.commit(ticket)
+        except ChannelStoreError:  # the disk refused the charge: not charged, not served
+            log.exception("batch-settlement charge could not be recorded")
+            return JSONResponse(
+                {"error": "the payment could not be recorded; nothing was charged, try again"},
+                status_code=503,
+            )
         deposit = ticket.deposit
         settle = {
             "success": True,

@@ -5,6 +5,10 @@ transaction (with an fsync) per voucher would cap a seller at a few hundred vouc
 writes go through one writer thread that takes every update queued since its last commit and
 writes them in a single transaction: callers wait for *their* update to be durable, and under
 load one fsync covers hundreds of charges.
+
+Three kinds of write: `commit`/`save` (wait until durable), `write_ahead` (queue now, await the
+returned future later: the engine syncs a charge while the handler runs) and `submit_lazy` (no
+waiting: rides along with the next durable commit, or is written on its own after a few ms).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -34,21 +39,30 @@ CREATE TABLE IF NOT EXISTS channels (
     withdraw_requested_at INTEGER NOT NULL,
     refund_nonce TEXT NOT NULL,
     synced_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
+    updated_at_ms INTEGER NOT NULL,
+    pending TEXT NOT NULL DEFAULT '0'
 )
 """
-_UPSERT = """
-INSERT INTO channels VALUES (?,?,?,?,?,?,?,?,?,?,?)
+_COLUMNS = (
+    "channel_id, config, charged, signed_max, signature, balance, total_claimed, "
+    "withdraw_requested_at, refund_nonce, synced_at_ms, updated_at_ms, pending"
+)
+_UPSERT = f"""
+INSERT INTO channels ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT(channel_id) DO UPDATE SET
     charged=excluded.charged, signed_max=excluded.signed_max, signature=excluded.signature,
     balance=excluded.balance, total_claimed=excluded.total_claimed,
     withdraw_requested_at=excluded.withdraw_requested_at, refund_nonce=excluded.refund_nonce,
-    synced_at_ms=excluded.synced_at_ms, updated_at_ms=excluded.updated_at_ms
+    synced_at_ms=excluded.synced_at_ms, updated_at_ms=excluded.updated_at_ms,
+    pending=excluded.pending
 """
 _MAX_GROUP = 4096
+log = logging.getLogger(__name__)
+LAZY_DELAY_S = 0.005  # how long a lazy write waits for a durable one to share its commit
 
-# who waits for a record to be durable: a thread (concurrent Future) or an event loop
-_Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+# who waits for a record to be durable: a thread (concurrent Future), an event loop, or nobody
+# (a lazy write: it rides along with the next commit, or is written after LAZY_DELAY_S)
+_Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"] | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,9 @@ class ChannelRecord:
     refund_nonce: int = 0  # mirrored from chain
     synced_at_ms: int = 0  # when the mirrored fields were read
     updated_at_ms: int = 0
+    # the part of `charged` whose response may not have gone out: a charge is written ahead of
+    # its handler and confirmed (pending back to 0) after the response; see ChannelEngine
+    pending: int = 0
 
     @property
     def channel_hex(self) -> str:
@@ -98,11 +115,12 @@ def _row(rec: ChannelRecord) -> tuple[object, ...]:
         str(rec.refund_nonce),
         rec.synced_at_ms,
         rec.updated_at_ms,
+        str(rec.pending),
     )
 
 
 def _record(row: tuple[object, ...]) -> ChannelRecord:
-    cid, cfg, charged, smax, sig, bal, claimed, wra, nonce, synced, updated = row
+    cid, cfg, charged, smax, sig, bal, claimed, wra, nonce, synced, updated, pending = row
     return ChannelRecord(
         channel_id=bytes.fromhex(str(cid)[2:]),
         config=ChannelConfig.from_wire(json.loads(str(cfg))),
@@ -115,6 +133,7 @@ def _record(row: tuple[object, ...]) -> ChannelRecord:
         refund_nonce=int(str(nonce)),
         synced_at_ms=int(str(synced)),
         updated_at_ms=int(str(updated)),
+        pending=int(str(pending)),
     )
 
 
@@ -133,9 +152,17 @@ class ChannelStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(channels)")}
+            if "pending" not in columns:  # a store written before charges were written ahead
+                self._db.execute(
+                    "ALTER TABLE channels ADD COLUMN pending TEXT NOT NULL DEFAULT '0'"
+                )
         except sqlite3.Error as exc:
             raise ChannelStoreError(f"cannot open the channel store {self.path}: {exc}") from exc
-        self._queue: queue.SimpleQueue[tuple[ChannelRecord, _Waiter] | None] = queue.SimpleQueue()
+        # (record, waiter); a None record is a flush marker, a None item stops the writer
+        self._queue: queue.SimpleQueue[tuple[ChannelRecord | None, _Waiter] | None] = (
+            queue.SimpleQueue()
+        )
         self.fsync = fsync
         self._db_lock = threading.Lock()
         self.commits = 0  # transactions written (for diagnostics and benchmarks)
@@ -146,13 +173,13 @@ class ChannelStore:
     # ---- reads --------------------------------------------------------------------------
     def load_all(self) -> dict[bytes, ChannelRecord]:
         with self._db_lock:
-            rows = self._db.execute("SELECT * FROM channels").fetchall()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM channels").fetchall()
         return {rec.channel_id: rec for rec in map(_record, rows)}
 
     def get(self, channel_id: bytes) -> ChannelRecord | None:
         with self._db_lock:
             row = self._db.execute(
-                "SELECT * FROM channels WHERE channel_id = ?", ("0x" + channel_id.hex(),)
+                f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ?", ("0x" + channel_id.hex(),)
             ).fetchone()
         return _record(row) if row else None
 
@@ -164,6 +191,31 @@ class ChannelStore:
         fut: Future[None] = Future()
         self._queue.put((rec, fut))
         return fut
+
+    def write_ahead(self, rec: ChannelRecord) -> asyncio.Future[None]:
+        """Queue ``rec`` now and return a future (of the running event loop) that resolves once
+        it is durable: the caller does other work (runs the handler) while the disk syncs."""
+        if self._closed:
+            raise ChannelStoreError("the channel store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put((rec, (loop, fut)))
+        return fut
+
+    def submit_lazy(self, rec: ChannelRecord) -> None:
+        """Queue ``rec`` without waiting: it shares the next durable commit (or is written on
+        its own after `LAZY_DELAY_S`). For writes whose loss in a crash is harmless."""
+        if self._closed:
+            raise ChannelStoreError("the channel store is closed")
+        self._queue.put((rec, None))
+
+    def flush(self) -> None:
+        """Wait until everything queued before this call (lazy writes included) is durable."""
+        if self._closed:
+            raise ChannelStoreError("the channel store is closed")
+        fut: Future[None] = Future()
+        self._queue.put((None, fut))
+        fut.result()
 
     def save(self, rec: ChannelRecord) -> None:
         """Write ``rec`` and wait until it is durable."""
@@ -202,7 +254,13 @@ class ChannelStore:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if all(waiter is None for _, waiter in batch):
+                        try:  # only lazy writes: give a durable one a moment to join them
+                            nxt = self._queue.get(timeout=LAZY_DELAY_S)
+                        except queue.Empty:
+                            break
+                    else:
+                        break
                 if nxt is None:
                     stop = True
                     break
@@ -211,13 +269,16 @@ class ChannelStore:
             if stop:
                 return
 
-    def _write(self, batch: list[tuple[ChannelRecord, _Waiter]]) -> None:
+    def _write(self, batch: list[tuple[ChannelRecord | None, _Waiter]]) -> None:
         latest: dict[bytes, ChannelRecord] = {}
         for rec, _ in batch:
-            latest[rec.channel_id] = rec  # later updates of one channel supersede earlier ones
+            if rec is not None:  # later updates of one channel supersede earlier ones
+                latest[rec.channel_id] = rec
         try:
-            self._write_now(list(latest.values()))
+            if latest:
+                self._write_now(list(latest.values()))
         except ChannelStoreError as exc:
+            log.error("%s (%d queued records not written)", exc, len(latest))
             _notify(batch, exc)
             return
         _notify(batch, None)
@@ -237,9 +298,11 @@ class ChannelStore:
                 raise ChannelStoreError(f"channel store write failed: {exc}") from exc
 
 
-def _notify(batch: list[tuple[ChannelRecord, _Waiter]], error: Exception | None) -> None:
+def _notify(batch: list[tuple[ChannelRecord | None, _Waiter]], error: Exception | None) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for _, waiter in batch:
+        if waiter is None:
+            continue
         if isinstance(waiter, Future):
             if error is None:
                 waiter.set_result(None)
