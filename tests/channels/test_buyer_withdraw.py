@@ -42,6 +42,12 @@ def wait_until(check: object, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def seller_terms_req(d: Deployed) -> dict[str, object]:
+    """The part of the test seller's requirement that names a channel (payTo, asset, extra)."""
+    extra = {"receiverAuthorizer": dev_account(2).address, "withdrawDelay": 900}
+    return {"payTo": dev_account(4).address, "asset": d.token, "extra": extra}
+
+
 def nonce(d: Deployed, who: str) -> int:
     return int(d.chain.w3.eth.get_transaction_count(who))  # type: ignore[arg-type]
 
@@ -144,9 +150,7 @@ def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
     [channel] = buyer.channels.values()
     # the same seller's terms under another salt: a channel this buyer knows but never funded
     other = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, salt=os.urandom(32))
-    req = {"payTo": dev_account(4).address, "asset": d.token}
-    req["extra"] = {"receiverAuthorizer": dev_account(2).address, "withdrawDelay": 900}
-    empty = other.channel_for(req)
+    empty = other.channel_for(seller_terms_req(d))
     assert empty.channel_id != channel.channel_id
     no_chain = ChannelBuyer(w, chain_id=d.chain.chain_id)
     no_chain.channels = dict(buyer.channels)
@@ -196,3 +200,36 @@ def test_the_wallet_signs_only_release_calls_outside_a_spend(
         w.send_release(d.chain, d.usdc.functions.transfer(dev_account(4).address, 10**6))
     assert info.value.fields["rule"] == "release_call"
     assert nonce(d, payer) == sent and d.balance(payer) == 10**6
+
+
+def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    d = embedded
+    payer, token = dev_account(1).address, d.token.lower()
+    d.mint(payer, 10**9)
+    app, _ = seller(d, tmp_path / "seller.db")
+    w = wallet(tmp_path)
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
+    with serve(app) as url:
+        assert asyncio.run(paid_calls(buyer, url + "/quote", 3)) == [200] * 3
+    [channel] = buyer.channels.values()
+    pending = asyncio.run(buyer.initiate_withdraw(channel))
+    assert pending.amount == DEPOSIT - 3 * PRICE  # what was not charged
+    tester = d.chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    tester.time_travel(pending.finalize_after + 1)
+    # the process dies after the finalize transaction, before its ledger write
+    escrow = ChannelContracts(d.chain, dev_account(2)).escrow
+    w.send_release(d.chain, escrow.functions.finalizeWithdraw(channel.config.as_tuple()))
+    assert d.balance(payer) == 10**9 - 3 * PRICE
+    assert w.escrowed()[token] == DEPOSIT - 3 * PRICE  # the ledger does not know yet
+    fresh = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
+    fresh.channel_for(seller_terms_req(d))  # a new process: the channel from the seller's terms
+    assert asyncio.run(fresh.recover_withdrawals(channel.channel_id)) == DEPOSIT - 3 * PRICE
+    assert asyncio.run(fresh.recover_withdrawals(channel.channel_id)) == 0  # once
+    assert w.escrowed()[token] == 0
+    [refund] = [r for r in w.ledger.records(w.name) if r.kind == "refund"]
+    assert refund.amount == DEPOSIT - 3 * PRICE
+    with pytest.raises(WithdrawalRejected) as info:
+        asyncio.run(fresh.finalize_withdraw(channel.channel_id))
+    assert info.value.reason == "WithdrawalNotPending"

@@ -15,10 +15,20 @@ per request, every signature through the wallet's spending policy and ledger.
   with a voucher this buyer signed (so a buyer that lost its local state picks up where it was).
 - With a chain, a buyer that lost its state reads the channel's balance on chain before
   deciding to deposit.
+- Without the seller, the payer takes its escrow back in two steps on chain:
+  ``initiate_withdraw`` (the seller may still claim its charges during the channel's
+  ``withdrawDelay``; ours does at once) and, after the delay, ``finalize_withdraw``, which
+  records what came back with ``refunded``. Both are checked against the chain and simulated
+  before the wallet signs (``Wallet.send_release``): a call the escrow would refuse raises
+  ``WithdrawalRejected`` with nothing signed or sent. ``recover_withdrawals`` records a
+  finished withdrawal the ledger missed (a crash after the transaction).
 
     buyer = ChannelBuyer(wallet, chain_id=31337, chain=chain)
     async with httpx.AsyncClient() as http:
         response = await buyer.get(http, "http://127.0.0.1:8000/quote")
+    pending = await buyer.initiate_withdraw(channel_id)        # amount None: what was not charged
+    ...                                                        # after pending.finalize_after
+    back = await buyer.finalize_withdraw(channel_id)           # base units back, in the ledger
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from agentbazaar.channels.onchain import (
     escrow_error,
     escrow_events,
     escrow_state,
+    finalized_withdrawals,
     pending_withdrawal,
 )
 from agentbazaar.channels.wire import (
@@ -302,15 +313,11 @@ class ChannelBuyer:
     def _onchain_balance(self, channel: BuyerChannel) -> int | None:
         if self.chain is None:
             return None
-        from agentbazaar.channels.onchain import escrow_contract
-
         balance, _ = escrow_contract(self.chain).functions.channels(channel.channel_id).call()
         return int(balance)
 
     def _read_chain(self, channel: BuyerChannel) -> None:
         assert self.chain is not None
-        from agentbazaar.channels.onchain import escrow_contract
-
         balance, claimed = escrow_contract(self.chain).functions.channels(channel.channel_id).call()
         channel.balance = int(balance)
         channel.charged = max(channel.charged, int(claimed))
@@ -335,6 +342,15 @@ class ChannelBuyer:
         escrow is freed. Before the delay, or with no withdrawal pending, raises
         ``WithdrawalRejected`` with nothing signed or sent."""
         return await asyncio.to_thread(self._finalize_withdraw, channel_or_id)
+
+    async def recover_withdrawals(
+        self, channel_or_id: BuyerChannel | bytes | str, *, from_block: int = 0
+    ) -> int:
+        """Record every finished withdrawal of the channel (its `WithdrawFinalized` logs since
+        ``from_block``) that the ledger does not have yet, e.g. after a crash between
+        ``finalize_withdraw``'s transaction and its ledger write. Returns the amount newly
+        recorded; calling it again records nothing twice."""
+        return await asyncio.to_thread(self._recover_withdrawals, channel_or_id, from_block)
 
     def _initiate_withdraw(
         self, channel_or_id: BuyerChannel | bytes | str, amount: int | None
@@ -417,6 +433,19 @@ class ChannelBuyer:
         if amount > 0:
             self.refunded(channel, amount, tx_hash=tx_hash)
         return amount
+
+    def _recover_withdrawals(
+        self, channel_or_id: BuyerChannel | bytes | str, from_block: int
+    ) -> int:
+        channel, chain = self._own_channel(channel_or_id)
+        cid_hex = "0x" + channel.channel_id.hex()
+        recorded = 0
+        for tx_hash, amount in finalized_withdrawals(chain, channel.channel_id, from_block):
+            key = f"refund:{cid_hex}:{tx_hash.lower()}"
+            if amount > 0 and self.wallet.ledger.get(self.wallet.name, key) is None:
+                self.refunded(channel, amount, tx_hash=tx_hash)
+                recorded += amount
+        return recorded
 
     def _own_channel(self, channel_or_id: BuyerChannel | bytes | str) -> tuple[BuyerChannel, Chain]:
         """The channel this buyer pays through (by object or id) and the chain to withdraw on."""

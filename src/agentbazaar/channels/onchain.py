@@ -21,6 +21,7 @@ from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
 from agentbazaar.chain import Chain, to_address
+from agentbazaar.chain._errors import chain_errors
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
@@ -302,3 +303,25 @@ def escrow_events(
         if log["address"] == BATCH_SETTLEMENT_ADDRESS
         and bytes(log["args"]["channelId"]) == channel_id
     ]
+
+
+def finalized_withdrawals(
+    chain: Chain, channel_id: bytes, from_block: int = 0
+) -> list[tuple[str, int]]:
+    """(transaction, amount) of each `WithdrawFinalized` of ``channel_id`` since ``from_block``."""
+    escrow = escrow_contract(chain)
+    topic = "0x" + keccak(b"WithdrawFinalized(bytes32,address,uint128)").hex()
+    with chain_errors(f"read the channel's withdrawals since block {from_block}", url=chain.url):
+        logs = chain.w3.eth.get_logs(
+            {
+                "address": BATCH_SETTLEMENT_ADDRESS,
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "topics": [topic, "0x" + channel_id.hex()],
+            }
+        )
+    out = []
+    for log in logs:
+        event = escrow.events.WithdrawFinalized().process_log(log)
+        out.append(("0x" + bytes(log["transactionHash"]).hex(), int(event["args"]["amount"])))
+    return out
