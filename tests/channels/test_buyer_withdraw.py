@@ -21,7 +21,7 @@ from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, SellerTerms
 from agentbazaar.channels.buyer import ChannelBuyer, WithdrawalRejected
 from agentbazaar.channels.errors import ChannelError, ChannelInputError
-from agentbazaar.channels.onchain import ChannelContracts
+from agentbazaar.channels.onchain import ChannelContracts, transferred
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.settlement import ClaimPolicy
 from agentbazaar.errors import AmountError, PolicyViolation
@@ -220,7 +220,10 @@ def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
     tester.time_travel(pending.finalize_after + 1)
     # the process dies after the finalize transaction, before its ledger write
     escrow = ChannelContracts(d.chain, dev_account(2)).escrow
-    w.send_release(d.chain, escrow.functions.finalizeWithdraw(channel.config.as_tuple()))
+    receipt = w.send_release(d.chain, escrow.functions.finalizeWithdraw(channel.config.as_tuple()))
+    back = DEPOSIT - 3 * PRICE
+    assert transferred(receipt, d.token, BATCH_SETTLEMENT_ADDRESS, payer) == back
+    assert transferred(receipt, d.token, payer, BATCH_SETTLEMENT_ADDRESS) == 0
     assert d.balance(payer) == 10**9 - 3 * PRICE
     assert w.escrowed()[token] == DEPOSIT - 3 * PRICE  # the ledger does not know yet
     fresh = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)

@@ -59,6 +59,7 @@ from agentbazaar.channels.onchain import (
     escrow_state,
     finalized_withdrawals,
     pending_withdrawal,
+    transferred,
 )
 from agentbazaar.channels.wire import (
     BATCH_SETTLEMENT_ADDRESS,
@@ -391,7 +392,7 @@ class ChannelBuyer:
             )
         fn = escrow_contract(chain).functions.initiateWithdraw(channel.config.as_tuple(), amount)
         receipt = self._send_own(chain, fn)
-        [event] = escrow_events(chain, receipt, "WithdrawInitiated", channel.channel_id)
+        event = self._event(chain, receipt, "WithdrawInitiated", channel)
         return PendingWithdrawal(
             channel_id=channel.channel_id,
             amount=int(event["amount"]),
@@ -417,17 +418,16 @@ class ChannelBuyer:
                 reason="WithdrawDelayNotElapsed",
                 finalize_after=after,
             )
-        before = escrow_state(chain, channel.channel_id).balance
         fn = escrow_contract(chain).functions.finalizeWithdraw(channel.config.as_tuple())
         receipt = self._send_own(chain, fn)
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        [event] = escrow_events(chain, receipt, "WithdrawFinalized", channel.channel_id)
-        amount = int(event["amount"])
-        after_balance = escrow_state(chain, channel.channel_id).balance
-        if before - after_balance != amount:  # another transaction in the same block moved it
+        amount = int(self._event(chain, receipt, "WithdrawFinalized", channel)["amount"])
+        config = channel.config
+        paid = transferred(receipt, config.token, BATCH_SETTLEMENT_ADDRESS, config.payer)
+        if paid != amount:  # the event and the token disagree: record nothing, say so
             raise ChannelError(
-                f"withdrawal {tx_hash} says {amount} came back; the channel's balance went "
-                f"from {before} to {after_balance}",
+                f"withdrawal {tx_hash} says {amount} came back but the token moved {paid} to "
+                f"the payer: not recorded (check the escrow at {BATCH_SETTLEMENT_ADDRESS})",
                 transaction=tx_hash,
             )
         if amount > 0:
@@ -446,6 +446,17 @@ class ChannelBuyer:
                 self.refunded(channel, amount, tx_hash=tx_hash)
                 recorded += amount
         return recorded
+
+    @staticmethod
+    def _event(
+        chain: Chain, receipt: TxReceipt, name: str, channel: BuyerChannel
+    ) -> dict[str, Any]:
+        """The one ``name`` event of ``channel`` in a receipt of our own call."""
+        events = escrow_events(chain, receipt, name, channel.channel_id)
+        if len(events) != 1:
+            tx = HexBytes(receipt["transactionHash"]).to_0x_hex()
+            raise ChannelError(f"{tx} logged {len(events)} {name} events for the channel, not 1")
+        return events[0]
 
     def _own_channel(self, channel_or_id: BuyerChannel | bytes | str) -> tuple[BuyerChannel, Chain]:
         """The channel this buyer pays through (by object or id) and the chain to withdraw on."""

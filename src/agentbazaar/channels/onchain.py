@@ -325,3 +325,22 @@ def finalized_withdrawals(
         event = escrow.events.WithdrawFinalized().process_log(log)
         out.append(("0x" + bytes(log["transactionHash"]).hex(), int(event["args"]["amount"])))
     return out
+
+
+_TRANSFER_TOPIC = keccak(b"Transfer(address,address,uint256)")
+
+
+def transferred(receipt: Mapping[str, Any], token: str, source: str, dest: str) -> int:
+    """The sum of ``token``'s ERC-20 `Transfer` logs from ``source`` to ``dest`` in ``receipt``."""
+    total = 0
+    for log in receipt.get("logs", []):
+        topics = [bytes(t) for t in log["topics"]]
+        if (
+            str(log["address"]).lower() == token.lower()
+            and len(topics) == 3
+            and topics[0] == _TRANSFER_TOPIC
+            and topics[1][12:].hex() == source.lower().removeprefix("0x")
+            and topics[2][12:].hex() == dest.lower().removeprefix("0x")
+        ):
+            total += int.from_bytes(bytes(log["data"]), "big")
+    return total
