@@ -6,6 +6,7 @@ everything reconciles to the unit. Bad inputs raise typed errors and send nothin
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest
 from channel_helpers import Deployed, serve
 from fastapi import FastAPI
 from test_buyer import PRICE, seller, wallet
+from typer.testing import CliRunner
 
 from agentbazaar.chain import Chain
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, SellerTerms
 from agentbazaar.channels.buyer import ChannelBuyer, WithdrawalRejected
@@ -24,8 +27,11 @@ from agentbazaar.channels.errors import ChannelError, ChannelInputError
 from agentbazaar.channels.onchain import ChannelContracts, transferred
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.settlement import ClaimPolicy
-from agentbazaar.errors import AmountError, PolicyViolation
-from agentbazaar.wallet import SpendingPolicy, TokenLimits
+from agentbazaar.cli import _register_optional
+from agentbazaar.cli import app as cli_app
+from agentbazaar.config import load_config
+from agentbazaar.errors import AmountError, InputError, PolicyViolation
+from agentbazaar.wallet import KeyStore, SpendingPolicy, TokenLimits, open_wallet
 
 DEPOSIT = 20 * PRICE  # deposit_multiplier 20
 
@@ -171,7 +177,10 @@ def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
     refused(buyer.initiate_withdraw(12345), ChannelInputError)  # type: ignore[arg-type]
     refused(other.initiate_withdraw(empty), WithdrawalRejected, "NothingToWithdraw")
     refused(other.finalize_withdraw(empty), WithdrawalRejected, "WithdrawalNotPending")
-    refused(buyer.initiate_withdraw(channel, DEPOSIT + 1), WithdrawalRejected)
+    too_much = "WithdrawAmountExceedsAvailable"
+    refused(buyer.initiate_withdraw(channel, DEPOSIT + 1), WithdrawalRejected, too_much)
+    # within the balance, but 3 x PRICE of it is signed over in vouchers the seller holds
+    refused(buyer.initiate_withdraw(channel, DEPOSIT - 3 * PRICE + 1), WithdrawalRejected, too_much)
     refused(buyer.initiate_withdraw(channel, 0), AmountError)
     refused(buyer.initiate_withdraw(channel, -5), AmountError)
     refused(buyer.initiate_withdraw(channel, 1.5), AmountError)  # type: ignore[arg-type]
@@ -236,3 +245,60 @@ def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
     with pytest.raises(WithdrawalRejected) as info:
         asyncio.run(fresh.finalize_withdraw(channel.channel_id))
     assert info.value.reason == "WithdrawalNotPending"
+
+
+@pytest.mark.anvil
+def test_cli_channel_withdraw_and_finalize(
+    on_anvil: Deployed,
+    anvil_node: AnvilNode,
+    bazaar_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`bazaar channel withdraw URL` then, after the delay, `bazaar channel finalize URL`."""
+    d = on_anvil
+    payer, token = dev_account(1).address, d.token.lower()
+    d.mint(payer, 10**9)
+    monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")
+    rpc = anvil_node.running_url()
+    cfg = load_config(bazaar_home, backend="rpc", rpc_url=rpc, env={})
+    KeyStore(cfg.keystore_dir).import_key("buyer", bytes(dev_account(1).key), "test-passphrase")
+    w = open_wallet(cfg, "buyer")
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
+    app, _ = seller(d, tmp_path / "seller.db")
+    _register_optional()
+    runner = CliRunner()
+
+    def run(*args: str) -> dict[str, object]:
+        argv = ["--home", str(bazaar_home), "--chain", "rpc", "--rpc", rpc, "channel", *args]
+        result = runner.invoke(cli_app, argv)
+        if result.exception is not None:
+            raise result.exception
+        out: dict[str, object] = json.loads(result.stdout)
+        return out
+
+    with serve(app) as url:
+        quote = url + "/quote"
+        assert asyncio.run(paid_calls(buyer, quote, 4)) == [200] * 4
+        cid = "0x" + next(iter(buyer.channels)).hex()
+        sent = nonce(d, payer)
+        with pytest.raises(WithdrawalRejected, match="no withdrawal is pending"):
+            run("finalize", quote, "-w", "buyer", "--json")
+        with pytest.raises(InputError):
+            run("withdraw", "ftp://example", "-w", "buyer", "--json")
+        assert nonce(d, payer) == sent
+        started = run("withdraw", quote, "-w", "buyer", "--json")
+        assert (started["channel"], started["amount"]) == (cid, str(DEPOSIT - 4 * PRICE))
+        with pytest.raises(WithdrawalRejected, match="delay"):
+            run("finalize", quote, "-w", "buyer", "--json")
+        provider = d.chain.w3.provider
+        provider.make_request("evm_increaseTime", [900])  # type: ignore[arg-type]
+        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert run("finalize", quote, "-w", "buyer", "--json") == {
+            "channel": cid,
+            "amount": str(DEPOSIT - 4 * PRICE),
+        }
+    # the seller never claimed here: the buyer took back only what it was not charged
+    assert d.balance(payer) == 10**9 - 4 * PRICE
+    assert d.balance(BATCH_SETTLEMENT_ADDRESS) == 4 * PRICE  # still claimable by the seller
+    assert w.escrowed()[token] == 0

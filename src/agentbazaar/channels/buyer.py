@@ -26,7 +26,7 @@ per request, every signature through the wallet's spending policy and ledger.
     buyer = ChannelBuyer(wallet, chain_id=31337, chain=chain)
     async with httpx.AsyncClient() as http:
         response = await buyer.get(http, "http://127.0.0.1:8000/quote")
-    pending = await buyer.initiate_withdraw(channel_id)        # amount None: what was not charged
+    pending = await buyer.initiate_withdraw(channel_id)        # amount None: all not signed over
     ...                                                        # after pending.finalize_after
     back = await buyer.finalize_withdraw(channel_id)           # base units back, in the ledger
 """
@@ -329,11 +329,13 @@ class ChannelBuyer:
         self, channel_or_id: BuyerChannel | bytes | str, amount: int | None = None
     ) -> PendingWithdrawal:
         """Start taking ``amount`` of the channel's escrow back on chain, without the seller:
-        `initiateWithdraw` sent by this wallet (the channel's payer). ``amount`` None: what this
-        buyer has not been charged (balance - charged). The seller may still claim its charges
-        until the delay ends; then call ``finalize_withdraw``. Checked and simulated first:
-        nothing to withdraw, a pending withdrawal or an amount above what is unclaimed raise
-        ``WithdrawalRejected`` with nothing signed or sent."""
+        `initiateWithdraw` sent by this wallet (the channel's payer). At most, and by default
+        (``amount`` None), what this wallet has not signed over: the balance minus the highest
+        voucher in its ledger (or the claimed total, if higher); a voucher the seller holds is
+        its money even before it is claimed. The seller may still claim until the delay ends;
+        then call ``finalize_withdraw``. Checked and simulated first: nothing to withdraw, a
+        pending withdrawal or a larger amount raise ``WithdrawalRejected`` with nothing signed
+        or sent."""
         return await asyncio.to_thread(self._initiate_withdraw, channel_or_id, amount)
 
     async def finalize_withdraw(self, channel_or_id: BuyerChannel | bytes | str) -> int:
@@ -375,20 +377,23 @@ class ChannelBuyer:
                 reason="WithdrawalAlreadyPending",
                 finalize_after=after,
             )
-        available = state.balance - state.total_claimed
+        # what this wallet signed away (its ledger's vouchers), claimed or not, stays the seller's
+        owed = max(state.total_claimed, channel.charged, self._signed_ceiling(channel))
+        unspent = max(state.balance - owed, 0)
         if amount is None:
-            amount = state.balance - max(state.total_claimed, channel.charged)
+            amount = unspent
             if amount <= 0:
                 raise WithdrawalRejected(
                     f"channel {cid_hex} has nothing left that was not charged",
                     reason="NothingToWithdraw",
                 )
-        elif amount > available:
+        elif amount > unspent:
             raise WithdrawalRejected(
-                f"{amount} is more than the {available} unclaimed in channel {cid_hex}",
+                f"{amount} is more than the {unspent} of channel {cid_hex} that this wallet "
+                f"has not signed over in vouchers (balance {state.balance}, vouchers {owed})",
                 reason="WithdrawAmountExceedsAvailable",
                 amount=amount,
-                available=available,
+                available=unspent,
             )
         fn = escrow_contract(chain).functions.initiateWithdraw(channel.config.as_tuple(), amount)
         receipt = self._send_own(chain, fn)
@@ -447,6 +452,16 @@ class ChannelBuyer:
                 recorded += amount
         return recorded
 
+    def _signed_ceiling(self, channel: BuyerChannel) -> int:
+        """The highest cumulative amount this wallet signed a voucher for on ``channel``."""
+        cid_hex = "0x" + channel.channel_id.hex()
+        ceilings = [
+            cx.parse_amount(r.memo.get("maxClaimableAmount", "0"), "maxClaimableAmount")
+            for r in self.wallet.ledger.records(self.wallet.name, statuses=("signed", "settled"))
+            if r.kind == "voucher" and r.memo.get("channel") == cid_hex
+        ]
+        return max(ceilings, default=0)
+
     @staticmethod
     def _event(
         chain: Chain, receipt: TxReceipt, name: str, channel: BuyerChannel
@@ -491,16 +506,23 @@ class ChannelBuyer:
         return self.wallet.send_release(chain, fn)
 
     # ---- HTTP ---------------------------------------------------------------------------------
+    async def requirement_at(
+        self, http: httpx.AsyncClient, url: str, *, method: str = "GET"
+    ) -> dict[str, Any]:
+        """The seller's `batch-settlement` requirement for ``url`` (from its 402), which names
+        the channel this buyer pays it through: ``channel_for(await requirement_at(...))``."""
+        response = await http.request(method, url)
+        if response.status_code != 402:
+            raise ChannelError(f"{url} did not ask for payment ({response.status_code})")
+        return _pick(_decode(response.headers.get("PAYMENT-REQUIRED")), self.chain_id)
+
     async def refund(
         self, http: httpx.AsyncClient, url: str, *, amount: int | None = None, method: str = "GET"
     ) -> int:
         """Ask the seller behind ``url`` for the unspent escrow back (cooperative refund: the
         voucher of the charged total, which this wallet signed before and which charges nothing
         more). ``amount`` None: all of it. Returns the amount refunded, recorded in the ledger."""
-        response = await http.request(method, url)
-        if response.status_code != 402:
-            raise ChannelError(f"{url} did not ask for payment ({response.status_code})")
-        req = _pick(_decode(response.headers.get("PAYMENT-REQUIRED")), self.chain_id)
+        req = await self.requirement_at(http, url, method=method)
         channel = self.channel_for(req)
         cid_hex = "0x" + channel.channel_id.hex()
         signed = self.wallet.ledger.get(self.wallet.name, f"voucher:{cid_hex}:{channel.charged}")
