@@ -318,8 +318,9 @@ class Wallet:
     def send_release(
         self, chain: Chain, fn: ContractFunction, *, timeout: float | None = None
     ) -> TxReceipt:
-        """Send a call that can only return escrow to this wallet (gas only), e.g. a channel
-        payer's own ``initiateWithdraw`` / ``finalizeWithdraw``; returns its receipt.
+        """Send a call that moves no token out of this wallet (gas only; it can only return
+        escrow to a channel's payer): a payer's own ``initiateWithdraw`` / ``finalizeWithdraw``.
+        Returns its receipt.
 
         Not a spend: no token leaves the wallet, so no spending rule applies and no ledger row
         is written here; what comes back is recorded by the caller with ``record_refund``. Only
