@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
-from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 
 PRICE = 1_000
 
@@ -29,9 +29,8 @@ def main() -> None:
     store = ChannelStore(db, fsync=fsync == "1")
     engine = ChannelEngine(store, terms, chain=ChannelContracts(chain, authorizer))
     app = FastAPI()
-    app.middleware("http")(
-        ChannelPaywall(engine, {"GET /work": PRICE}, token_name="USD Coin", token_version="2")
-    )
+    paywall = ChannelPaywall(engine, {"GET /work": PRICE}, token_name="USD Coin", token_version="2")
+    app.add_middleware(ChannelPaywallMiddleware, paywall=paywall)
 
     @app.get("/work")
     async def work() -> dict[str, str]:

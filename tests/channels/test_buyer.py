@@ -10,18 +10,22 @@ import httpx
 import pytest
 from channel_helpers import Deployed, serve
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
 from agentbazaar.channels.buyer import ChannelBuyer
-from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 
 PRICE = 1_000
 
 
-def seller(d: Deployed, path: Path) -> tuple[FastAPI, ChannelEngine]:
+FORMS = pytest.mark.parametrize("form", ["asgi", "http-middleware"])
+
+
+def seller(d: Deployed, path: Path, form: str = "asgi") -> tuple[FastAPI, ChannelEngine]:
     authorizer = dev_account(2)
     terms = SellerTerms(
         chain_id=d.chain.chain_id,
@@ -31,13 +35,28 @@ def seller(d: Deployed, path: Path) -> tuple[FastAPI, ChannelEngine]:
     )
     engine = ChannelEngine(ChannelStore(path), terms, chain=ChannelContracts(d.chain, authorizer))
     app = FastAPI()
-    app.middleware("http")(
-        ChannelPaywall(engine, {"GET /quote": PRICE}, token_name="USD Coin", token_version="2")
+    paywall = ChannelPaywall(
+        engine,
+        {"GET /quote": PRICE, "GET /broken": PRICE, "GET /raises": PRICE, "GET /missing": PRICE},
+        token_name="USD Coin",
+        token_version="2",
     )
+    if form == "asgi":
+        app.add_middleware(ChannelPaywallMiddleware, paywall=paywall)
+    else:
+        app.middleware("http")(paywall)
 
     @app.get("/quote")
     async def quote() -> dict[str, int]:
         return {"price": 42}
+
+    @app.get("/broken")
+    async def broken() -> JSONResponse:
+        return JSONResponse({"error": "the model is not loaded"}, status_code=503)
+
+    @app.get("/raises")
+    async def raises() -> dict[str, int]:
+        raise RuntimeError("the handler failed")
 
     return app, engine
 
@@ -127,12 +146,15 @@ def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: P
     assert d.balance(terms.receiver) == 8 * PRICE  # claimed and settled at shutdown
 
 
-def test_bad_payment_headers_get_402_never_500(embedded: Deployed, tmp_path: Path) -> None:
+@FORMS
+def test_bad_payment_headers_get_402_never_500(
+    embedded: Deployed, tmp_path: Path, form: str
+) -> None:
     import base64
     import json
 
     d = embedded
-    app, engine = seller(d, tmp_path / "seller.db")
+    app, engine = seller(d, tmp_path / "seller.db", form)
     good_req = {
         "scheme": "batch-settlement",
         "network": f"eip155:{d.chain.chain_id}",
@@ -180,3 +202,35 @@ def test_bad_payment_headers_get_402_never_500(embedded: Deployed, tmp_path: Pat
     with serve(app) as url:
         assert asyncio.run(go(url)) == [402] * len(headers)
     assert engine.records() == []
+
+
+@FORMS
+def test_a_failing_handler_charges_nothing_and_the_stream_goes_on(
+    embedded: Deployed, tmp_path: Path, form: str
+) -> None:
+    """A handler that fails (503), raises (500) or a route that is not there (404): no charge, no
+    PAYMENT-RESPONSE; the buyer's next voucher (from the same acknowledged total) is accepted."""
+    d = embedded
+    app, engine = seller(d, tmp_path / "seller.db", form)
+    w = wallet(tmp_path)
+    d.mint(w.address, 10**9)
+    buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain)
+
+    async def go(url: str) -> list[tuple[int, bool]]:
+        out = []
+        for path in ("/quote", "/broken", "/missing", "/quote", "/raises", "/broken", "/quote"):
+            # a new connection each time: the server closes one whose handler raised
+            async with httpx.AsyncClient(timeout=30) as http:
+                r = await buyer.get(http, url + path)
+            out.append((r.status_code, "PAYMENT-RESPONSE" in r.headers))
+        return out
+
+    with serve(app) as url:
+        results = asyncio.run(go(url))
+    assert [code for code, _ in results] == [200, 503, 404, 200, 500, 503, 200]
+    assert all(paid == (code == 200) for code, paid in results)
+    (rec,) = engine.records()
+    assert rec.charged == 3 * PRICE and rec.pending == 0
+    engine.store.flush()
+    on_disk = engine.store.get(rec.channel_id)
+    assert on_disk is not None and (on_disk.charged, on_disk.pending) == (3 * PRICE, 0)

@@ -24,7 +24,7 @@ from agentbazaar.channels import (
     SellerTerms,
 )
 from agentbazaar.channels.buyer import ChannelBuyer
-from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.channels.settlement import ClaimLoop
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 from x402 import x402Client
@@ -43,9 +43,10 @@ def seller_app(d: Deployed, store_path: Path) -> tuple[FastAPI, ChannelEngine, C
     )
     engine = ChannelEngine(ChannelStore(store_path), terms, chain=contracts)
     app = FastAPI()
-    app.middleware("http")(
-        ChannelPaywall(engine, {"GET /quote": PRICE}, token_name="USD Coin", token_version="2")
+    paywall = ChannelPaywall(
+        engine, {"GET /quote": PRICE}, token_name="USD Coin", token_version="2"
     )
+    app.add_middleware(ChannelPaywallMiddleware, paywall=paywall)
 
     @app.get("/quote")
     async def quote() -> dict[str, int]:

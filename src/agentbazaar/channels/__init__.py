@@ -22,7 +22,7 @@ from agentbazaar.channels.errors import (
     VoucherRejected,
 )
 from agentbazaar.channels.facilitator import BatchSettlementHandler
-from agentbazaar.channels.http import ChannelPaywall
+from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.channels.onchain import ChannelContracts, install
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.settlement import ClaimLoop, ClaimPolicy, ClaimReport
@@ -45,6 +45,7 @@ __all__ = [
     "ChannelError",
     "ChannelInputError",
     "ChannelPaywall",
+    "ChannelPaywallMiddleware",
     "ChannelRecord",
     "ChannelSeller",
     "ChannelStore",

@@ -123,6 +123,7 @@ class Ticket:
     _lock: asyncio.Lock | None = field(default=None, repr=False)
     intent: ChannelRecord | None = field(default=None, repr=False)
     durable: asyncio.Future[None] | None = field(default=None, repr=False)
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def payer(self) -> ChecksumAddress:
