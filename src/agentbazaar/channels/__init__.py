@@ -20,6 +20,7 @@ from agentbazaar.channels.errors import (
     ChannelInputError,
     ChannelStoreError,
     VoucherRejected,
+    WithdrawalRejected,
 )
 from agentbazaar.channels.facilitator import BatchSettlementHandler
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
@@ -57,6 +58,7 @@ __all__ = [
     "SellerTerms",
     "Ticket",
     "VoucherRejected",
+    "WithdrawalRejected",
     "channel_state_wire",
     "install",
 ]

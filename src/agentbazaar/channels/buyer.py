@@ -51,7 +51,7 @@ from web3.types import TxReceipt
 from agentbazaar.chain import Chain
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
-from agentbazaar.channels.errors import ChannelError, ChannelInputError
+from agentbazaar.channels.errors import ChannelError, ChannelInputError, WithdrawalRejected
 from agentbazaar.channels.onchain import (
     escrow_contract,
     escrow_error,
@@ -69,15 +69,6 @@ from agentbazaar.channels.wire import (
 )
 from agentbazaar.errors import AmountError, TransactionReverted
 from agentbazaar.wallet import Wallet
-
-
-class WithdrawalRejected(ChannelError):
-    """The escrow would refuse the payer's withdrawal (nothing was signed or sent); ``reason``
-    is the contract's error name (``WithdrawDelayNotElapsed``, ``NothingToWithdraw``, ...)."""
-
-    def __init__(self, message: str, *, reason: str, **fields: Any) -> None:
-        super().__init__(message, reason=reason, **fields)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ PaymentError
     ├── VoucherRejected       a well-formed voucher the seller will not accept
     │                         (carries the x402 reason code and, when useful, the state to
     │                         resynchronise with: a corrective 402)
-    └── ChannelStoreError     the durable channel store refused or failed a write
+    ├── ChannelStoreError     the durable channel store refused or failed a write
+    └── WithdrawalRejected    the escrow would refuse the payer's own withdrawal (nothing sent)
 """
 
 from __future__ import annotations
@@ -32,3 +33,12 @@ class VoucherRejected(ChannelError):
 
 class ChannelStoreError(ChannelError):
     pass
+
+
+class WithdrawalRejected(ChannelError):
+    """The escrow would refuse the payer's withdrawal (nothing was signed or sent); ``reason``
+    is the contract's error name (``WithdrawDelayNotElapsed``, ``NothingToWithdraw``, ...)."""
+
+    def __init__(self, message: str, *, reason: str, **fields: Any) -> None:
+        super().__init__(message, reason=reason, **fields)
+        self.reason = reason
