@@ -211,6 +211,11 @@ class WriteAheadMachine(RuleBasedStateMachine):
         assert rec.signed_max >= rec.charged  # I5
 
     @invariant()
+    def no_request_is_left_holding_its_channel(self) -> None:
+        assert self.engine.store.in_flight == 0  # every ticket was committed or aborted
+        assert not any(lock.locked() for lock in self.engine._locks.values())
+
+    @invariant()
     def disk_agrees_once_flushed(self) -> None:
         self.engine.store.flush()
         on_disk = self.engine.store.get(self.buyer.cid)

@@ -235,6 +235,7 @@ class ChannelEngine:
         if lock is None:
             lock = self._locks[cid] = asyncio.Lock()
         await lock.acquire()
+        ticket: Ticket | None = None
         try:
             rec, deposited = await self._current(config, cid, kind, payload)
             if rec.pending and max_claimable == rec.charged - rec.pending + price:
@@ -256,6 +257,7 @@ class ChannelEngine:
                     channel_id=rec.channel_hex,
                 )
             ticket = Ticket(rec, max_claimable, signature, price, deposited, lock)
+            self.store.in_flight += 1  # released in _release
             if self.store.fsync:
                 # write the charge ahead of the handler, so the disk syncs while it runs; the
                 # response still waits for it (commit), and a failed handler writes it back
@@ -268,6 +270,8 @@ class ChannelEngine:
                 )
                 ticket.durable = self.store.write_ahead(ticket.intent)
         except BaseException:
+            if ticket is not None:
+                self.store.in_flight -= 1
             lock.release()
             raise
         return ticket
@@ -466,5 +470,7 @@ class ChannelEngine:
 
     def _release(self, ticket: Ticket) -> None:
         lock, ticket._lock = ticket._lock, None
-        if lock is not None and lock.locked():
-            lock.release()
+        if lock is not None:
+            self.store.in_flight -= 1
+            if lock.locked():
+                lock.release()
