@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from agentbazaar.channels._crypto import ChannelConfig
@@ -95,7 +95,19 @@ class ChannelRecord:
         return self.charged - self.total_claimed
 
     def evolve(self, **changes: object) -> ChannelRecord:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with ``changes`` (the request path makes two per voucher: this skips the
+        frozen dataclass's field-by-field __init__, ~8x cheaper than dataclasses.replace)."""
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"ChannelRecord has no field(s) {sorted(unknown)}")
+        new = object.__new__(ChannelRecord)
+        state = new.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return new
+
+
+_FIELDS = frozenset(f.name for f in fields(ChannelRecord))
 
 
 @functools.lru_cache(maxsize=65536)
