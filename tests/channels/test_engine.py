@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from channel_helpers import Deployed, Payer
+from channel_helpers import Deployed, Payer, crash_image
 from eth_account import Account
 
 from agentbazaar.chain.devkeys import dev_account
@@ -379,3 +379,72 @@ def test_smart_wallet_payer_is_verified_through_erc1271(seller: Any) -> None:
     assert rec is not None and (rec.charged, rec.balance) == (3 * PRICE, DEPOSIT)
     contracts.claim([rec])  # the contract agrees: ERC-1271 on chain
     assert contracts.state(cid).total_claimed == 3 * PRICE
+
+
+def test_a_charge_pending_after_a_crash_is_claimed_only_once_the_buyer_settles_it(
+    seller: Any, tmp_path: Path
+) -> None:
+    """kill -9 after the 4th request's charge reached the disk, before its response left: on
+    restart that charge is pending. A claim takes only the three acknowledged ones; the buyer,
+    who never saw the 4th response, pays from 3 charges and that pending charge pays for it
+    (charged stays 4, not 5); then it is claimed like any other."""
+    d, engine, contracts = seller
+
+    async def before_crash() -> Payer:
+        payer = await open_channel(d, engine)
+        for _ in range(2):
+            await pay(engine, payer, payer.next_voucher(PRICE))
+        ticket = await engine.begin(payer.next_voucher(PRICE), PRICE)
+        assert ticket.durable is not None
+        await ticket.durable  # on disk; the process dies before the response
+        return payer
+
+    payer = asyncio.run(before_crash())
+    image = crash_image(engine.store, tmp_path / "crash")
+    restarted = ChannelEngine(ChannelStore(image), engine.terms, chain=contracts)
+    try:
+        rec = restarted.record(payer.cid)
+        assert rec is not None and (rec.charged, rec.pending) == (4 * PRICE, PRICE)
+        claims = ClaimLoop(restarted, contracts, ClaimPolicy(settle=False))
+        asyncio.run(claims.tick(force=True))
+        assert contracts.state(payer.cid).total_claimed == 3 * PRICE
+        assert payer.charged == 3 * PRICE
+        asyncio.run(pay(restarted, payer, payer.next_voucher(PRICE)))  # the 4th, retried
+        rec = restarted.record(payer.cid)
+        assert rec is not None and (rec.charged, rec.pending) == (4 * PRICE, 0)
+        assert payer.charged == 4 * PRICE
+        asyncio.run(claims.tick(force=True))
+        assert contracts.state(payer.cid).total_claimed == 4 * PRICE
+    finally:
+        restarted.store.close()
+
+
+def test_a_pending_charge_is_claimed_when_the_payer_starts_to_withdraw(
+    seller: Any, tmp_path: Path
+) -> None:
+    """The buyer leaves instead of coming back: its withdrawal makes the pending charge (a
+    voucher it signed) claimable before the delay ends."""
+    d, engine, contracts = seller
+
+    async def before_crash() -> Payer:
+        payer = await open_channel(d, engine)
+        ticket = await engine.begin(payer.next_voucher(PRICE), PRICE)
+        assert ticket.durable is not None
+        await ticket.durable
+        return payer
+
+    payer = asyncio.run(before_crash())
+    image = crash_image(engine.store, tmp_path / "crash")
+    restarted = ChannelEngine(ChannelStore(image), engine.terms, chain=contracts)
+    try:
+        claims = ClaimLoop(restarted, contracts, ClaimPolicy(settle=False))
+        asyncio.run(claims.tick(force=True))
+        assert contracts.state(payer.cid).total_claimed == PRICE
+        d.chain.transact(
+            payer.account,
+            contracts.escrow.functions.initiateWithdraw(payer.config.as_tuple(), DEPOSIT - PRICE),
+        )
+        asyncio.run(claims.tick())
+        assert contracts.state(payer.cid).total_claimed == 2 * PRICE
+    finally:
+        restarted.store.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from channel_helpers import crash_image
 from coincurve import PrivateKey
 from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, settings
@@ -66,17 +67,6 @@ class Buyer:
 def terms() -> SellerTerms:
     seller = to_checksum_address("0x" + "5e" * 20)
     return SellerTerms(31337, seller, seller, to_checksum_address("0x" + "ab" * 20))
-
-
-def crash_image(store: ChannelStore, dest: Path) -> Path:
-    """What a kill -9 right now leaves on disk: the database and its WAL as written so far."""
-    dest.mkdir(parents=True)
-    with store._db_lock:  # no transaction half-way through the copy
-        for suffix in ("", "-wal"):
-            src = Path(str(store.path) + suffix)
-            if src.exists():
-                shutil.copyfile(src, dest / (store.path.name + suffix))
-    return dest / store.path.name
 
 
 @settings(

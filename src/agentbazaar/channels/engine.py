@@ -238,7 +238,11 @@ class ChannelEngine:
         ticket: Ticket | None = None
         try:
             rec, deposited = await self._current(config, cid, kind, payload)
-            if rec.pending and max_claimable == rec.charged - rec.pending + price:
+            if (
+                rec.pending
+                and max_claimable == rec.charged - rec.pending + price
+                and rec.total_claimed <= rec.charged - rec.pending  # not claimed on chain yet
+            ):
                 # after a restart: the buyer never saw the response of the request whose charge
                 # was written ahead (it pays from before it), so that charge is void and this
                 # voucher pays for this request instead: the buyer pays once, not twice

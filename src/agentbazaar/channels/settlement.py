@@ -69,6 +69,7 @@ class ClaimLoop:
             due = [r for r in self.engine.records() if r.unclaimed > 0]
         else:
             due = self.due(now, urgent)
+        due = [c for c in (_claim_of(r, urgent) for r in due) if c is not None]
         report = ClaimReport(urgent=urgent)
         for start in range(0, len(due), self.policy.max_claims):
             batch = due[start : start + self.policy.max_claims]
@@ -97,3 +98,12 @@ class ClaimLoop:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
                 pass
+
+
+def _claim_of(rec: ChannelRecord, urgent: set[bytes]) -> ChannelRecord | None:
+    """What to claim of ``rec``: its charged total, except a charge left pending by a crash (its
+    response may never have reached the buyer, whose next voucher can still void it): that part
+    waits until the buyer settles it or starts a withdrawal. The latest voucher covers both."""
+    if rec.pending and not (rec.channel_id in urgent or rec.withdraw_requested_at):
+        rec = rec.evolve(charged=rec.charged - rec.pending, pending=0)
+    return rec if rec.charged > rec.total_claimed else None
