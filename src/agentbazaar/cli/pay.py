@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,13 +78,29 @@ def facilitator(
     host: str = typer.Option("127.0.0.1", "--host"),
     wallet: str | None = typer.Option(None, "--wallet", help="gas wallet that sends settlements"),
     batch: bool = typer.Option(False, "--batch", help="settle in batches via BatchSettler"),
+    api_key: list[str] | None = typer.Option(
+        None,
+        "--api-key",
+        help="require this bearer key on /verify, /settle, /metrics (repeatable; "
+        "also BAZAAR_FACILITATOR_API_KEYS=K1,K2)",
+    ),
+    api_key_file: Path | None = typer.Option(
+        None, "--api-key-file", help="file with one accepted key a line (# comments)"
+    ),
 ) -> None:
     """Run our x402 facilitator (exact, and batch-settlement where its contracts are deployed).
 
-    Example: bazaar facilitator --port 4020 [--batch]
+    With API keys (--api-key, --api-key-file or BAZAAR_FACILITATOR_API_KEYS) /verify, /settle
+    and /metrics need `Authorization: Bearer <key>`; /supported and /healthz stay open.
+
+    Example: BAZAAR_FACILITATOR_API_KEYS=$KEY bazaar facilitator --host 0.0.0.0 --port 4020
     """
+    from agentbazaar.payments.auth import KEYS_ENV, ApiKeys, open_bind_warning
     from agentbazaar.payments.facilitator import create_app, exact_facilitator
 
+    keys = ApiKeys.from_sources(
+        api_key or (), env_value=os.environ.get(KEYS_ENV), file=api_key_file
+    )
     cfg = run_context(ctx).config
     chain = Chain.from_config(cfg)
     gas = _gas_account(chain, cfg, wallet)
@@ -100,8 +117,14 @@ def facilitator(
     else:
         fac = exact_facilitator(chain, gas, store_path=store)
     schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
-    err_console.print(f"facilitator ({schemes}) for {chain.network} on http://{host}:{port}")
-    uvicorn.run(create_app(fac), host=host, port=port, log_level="warning")
+    auth = f"{len(keys)} API key(s) required" if keys else "no API key"
+    err_console.print(
+        f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})"
+    )
+    warning = open_bind_warning(host, keys)
+    if warning is not None:
+        err_console.print(warning, soft_wrap=True, markup=False, highlight=False)
+    uvicorn.run(create_app(fac, api_keys=keys), host=host, port=port, log_level="warning")
 
 
 def serve_example(
@@ -114,13 +137,22 @@ def serve_example(
     wallet: str | None = typer.Option(
         None, "--wallet", help="wallet that authorizes and sends channel claims (public chains)"
     ),
+    facilitator_key: str | None = typer.Option(
+        None,
+        "--facilitator-key",
+        envvar="BAZAAR_FACILITATOR_API_KEY",
+        show_envvar=True,
+        help="API key of the --facilitator URL (sent as a bearer token)",
+    ),
 ) -> None:
     """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402 (exact, and
     batch-settlement where its contracts are deployed).
 
     Example: bazaar serve-example --port 4021 --pay-to 0x90F7...b906
+    [--facilitator http://127.0.0.1:4020 --facilitator-key $KEY]
     """
     from agentbazaar.channels.service import ChannelSeller
+    from agentbazaar.payments.auth import check_key, key_sent_in_clear
     from agentbazaar.payments.example import create_example_app, example_channel_seller
     from agentbazaar.payments.facilitator import exact_facilitator
     from agentbazaar.payments.server import PaymentTerms
@@ -132,7 +164,17 @@ def serve_example(
     target: str | Facilitator
     if facilitator_url is not None:
         target = facilitator_url
+        if facilitator_key is not None:
+            check_key(facilitator_key, where="--facilitator-key")
+            if key_sent_in_clear(facilitator_url):
+                err_console.print(
+                    "warning: the facilitator key goes to a remote host over plain http; "
+                    "use an https facilitator URL",
+                    soft_wrap=True,
+                    markup=False,
+                )
     else:
+        facilitator_key = None  # the in-process facilitator takes no key
         gas = _gas_account(chain, cfg, None)
         target = exact_facilitator(
             chain, gas, store_path=_store_path(cfg, chain, gas), assets=[str(token.address)]
@@ -151,7 +193,7 @@ def serve_example(
     err_console.print(
         f"example paid service ({schemes}) on http://127.0.0.1:{port} ({chain.network})"
     )
-    app = create_example_app(terms, target, channels)
+    app = create_example_app(terms, target, channels, facilitator_key=facilitator_key)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -1,8 +1,10 @@
 """The example paid service: ``GET /quote`` (0.001 USDC) and ``POST /echo`` (0.002 USDC).
 
     bazaar serve-example --port 4021 --pay-to 0xSELLER [--facilitator http://127.0.0.1:4020]
+                         [--facilitator-key KEY]
 
-Without ``--facilitator`` it settles through an in-process facilitator of our own. Where the
+Without ``--facilitator`` it settles through an in-process facilitator of our own; a facilitator
+that requires an API key gets it from ``--facilitator-key`` or ``BAZAAR_FACILITATOR_API_KEY``. Where the
 batch-settlement contracts are deployed, both routes also take ``batch-settlement`` (payment
 channels), verified and recorded by our own channel engine (``agentbazaar.channels``).
 """
@@ -73,8 +75,11 @@ def create_example_app(
     terms: PaymentTerms,
     facilitator: str | FacilitatorClient,
     channels: ChannelSeller | None = None,
+    *,
+    facilitator_key: str | None = None,
 ) -> FastAPI:
-    """The example service; with ``channels`` its routes take batch-settlement too."""
+    """The example service; with ``channels`` its routes take batch-settlement too;
+    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``."""
     if channels is None:
         app = FastAPI(title="agentbazaar example paid service")
     else:
@@ -103,5 +108,6 @@ def create_example_app(
         terms=terms,
         facilitator=facilitator,
         channels=channels.paywall if channels is not None else None,
+        facilitator_key=facilitator_key,
     )
     return app

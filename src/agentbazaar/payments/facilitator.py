@@ -6,6 +6,17 @@ a drop-in in-process facilitator client for the SDK's ``x402ResourceServer`` (as
 ``HTTPFacilitatorClient`` expects: ``POST /verify``, ``POST /settle``, ``GET /supported``, plus
 ``/healthz`` and ``/metrics``.
 
+Authentication is optional: ``create_app(fac, api_keys=ApiKeys([...]))`` (the CLI:
+``bazaar facilitator --api-key K`` (repeatable), ``--api-key-file F`` or
+``BAZAAR_FACILITATOR_API_KEYS=K1,K2``) makes ``/verify``, ``/settle`` and ``/metrics`` require
+``Authorization: Bearer <key>``, checked in constant time before the body is read; a missing,
+malformed or wrong key gets 401 with a JSON error and ``WWW-Authenticate: Bearer``, and nothing
+is verified or settled. ``/supported`` (the SDK fetches it at start-up) and ``/healthz`` stay
+open. ``/metrics`` is guarded because its counts are the operator's business volume. Sellers pass
+their key with ``install_paywall(..., facilitator_key=K)`` (``bazaar serve-example
+--facilitator-key K`` or ``BAZAAR_FACILITATOR_API_KEY``); see ``agentbazaar.payments.auth``.
+Without keys every route is open, as before.
+
 To add a scheme, implement ``SchemeHandler`` (``scheme``, ``networks``, ``signers()``,
 ``extra(network)``, async ``verify`` / ``settle``) and ``Facilitator.register`` it.
 """
@@ -35,6 +46,7 @@ from x402.schemas import (
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from agentbazaar.chain import Chain
+from agentbazaar.payments.auth import ApiKeys
 from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VERSION
 from agentbazaar.payments.exact import ExactEvmHandler
 from agentbazaar.payments.store import SettlementStore
@@ -42,6 +54,12 @@ from agentbazaar.payments.store import SettlementStore
 MAX_BODY_BYTES = 64 * 1024
 ERR_UNSUPPORTED_SCHEME = "unsupported_scheme"
 ERR_UNEXPECTED = "unexpected_facilitator_error"
+ERR_UNAUTHORIZED = "unauthorized"
+_REFUSAL_MESSAGES = {
+    "missing": "this facilitator needs an API key: send Authorization: Bearer <key>",
+    "malformed": "the Authorization header is not 'Bearer <key>'",
+    "wrong_key": "the API key is not accepted",
+}
 log = logging.getLogger(__name__)
 
 
@@ -225,8 +243,40 @@ async def _read_request(
         raise ValueError(f"invalid {where or 'payload'}: {first['msg']}") from exc
 
 
-def create_app(facilitator: Facilitator, *, recover_on_start: bool = True) -> FastAPI:
-    """The facilitator's HTTP service."""
+def _unauthorized(reason: str) -> JSONResponse:
+    challenge = 'Bearer realm="x402-facilitator"'
+    if reason != "missing":
+        challenge += ', error="invalid_token"'
+    return JSONResponse(
+        {"error": ERR_UNAUTHORIZED, "message": _REFUSAL_MESSAGES[reason]},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def create_app(
+    facilitator: Facilitator, *, recover_on_start: bool = True, api_keys: ApiKeys | None = None
+) -> FastAPI:
+    """The facilitator's HTTP service; with ``api_keys``, ``/verify``, ``/settle`` and
+    ``/metrics`` need one of them as a bearer token."""
+    keys = api_keys or ApiKeys()
+    refused = {"count": 0}
+
+    def gate(request: Request) -> JSONResponse | None:
+        """401 unless the request carries an accepted key (None: go on)."""
+        reason = keys.refusal(request.headers.get("authorization"))
+        if reason is None:
+            return None
+        refused["count"] += 1
+        client = request.client.host if request.client else "?"
+        log.warning(
+            "facilitator: %s %s refused (%s) from %s",
+            request.method,
+            request.url.path,
+            reason,
+            client,
+        )
+        return _unauthorized(reason)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -238,6 +288,8 @@ def create_app(facilitator: Facilitator, *, recover_on_start: bool = True) -> Fa
 
     @app.post("/verify")
     async def verify(request: Request) -> JSONResponse:
+        if (denied := gate(request)) is not None:
+            return denied
         try:
             payload, requirements = await _read_request(request)
         except OverflowError as exc:
@@ -248,6 +300,8 @@ def create_app(facilitator: Facilitator, *, recover_on_start: bool = True) -> Fa
 
     @app.post("/settle")
     async def settle(request: Request) -> JSONResponse:
+        if (denied := gate(request)) is not None:
+            return denied
         try:
             payload, requirements = await _read_request(request)
         except OverflowError as exc:
@@ -263,10 +317,12 @@ def create_app(facilitator: Facilitator, *, recover_on_start: bool = True) -> Fa
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         kinds = [f"{k.scheme}@{k.network}" for k in facilitator.get_supported().kinds]
-        return JSONResponse({"ok": True, "kinds": kinds})
+        return JSONResponse({"ok": True, "kinds": kinds, "auth": bool(keys)})
 
     @app.get("/metrics")
-    async def metrics() -> JSONResponse:
-        return JSONResponse(facilitator.metrics())
+    async def metrics(request: Request) -> JSONResponse:
+        if (denied := gate(request)) is not None:
+            return denied
+        return JSONResponse({**facilitator.metrics(), "unauthorized": refused["count"]})
 
     return app

@@ -2,7 +2,10 @@
 
     app = FastAPI()
     install_paywall(app, [RoutePrice("GET /quote", "0.001")], terms=PaymentTerms(...),
-                    facilitator="http://127.0.0.1:4020")
+                    facilitator="http://127.0.0.1:4020", facilitator_key=KEY)
+
+``facilitator_key`` is the API key of a facilitator that requires one (sent as
+``Authorization: Bearer`` to its ``/verify``, ``/settle`` and ``/supported``).
 
 Prices are human units of the configured token (USDC by default), parsed exactly to base units.
 The SDK's middleware verifies before the handler runs and settles only after it answered < 400.
@@ -20,6 +23,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402.http import HTTPFacilitatorClient
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
@@ -42,6 +46,7 @@ from x402.schemas import AssetAmount
 
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
+from agentbazaar.payments.auth import facilitator_client
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAYMENT_HEADER = 8 * 1024
 V1_HEADER = "x-payment"
+# how the SDK's HTTPFacilitatorClient words a facilitator that refused our credentials
+_FACILITATOR_AUTH_FAILED = re.compile(r"Facilitator \w+ failed \((401|403)\)")
 
 
 @dataclass(frozen=True)
@@ -113,14 +120,18 @@ def install_paywall(
     terms: PaymentTerms,
     facilitator: str | FacilitatorClient,
     channels: ChannelPaywall | None = None,
+    facilitator_key: str | None = None,
 ) -> x402ResourceServer:
-    """Price ``prices`` on ``app``; ``facilitator`` is a URL or an in-process client;
-    ``channels`` also accepts ``batch-settlement`` on the routes it prices."""
+    """Price ``prices`` on ``app``; ``facilitator`` is a URL (``facilitator_key``: its API key)
+    or an in-process client; ``channels`` also accepts ``batch-settlement`` on the routes it
+    prices."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
-        http_client = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator, timeout=30.0))
+        http_client = facilitator_client(facilitator, api_key=facilitator_key, timeout=30.0)
         _close_on_shutdown(app, http_client)
         client = http_client
+    elif facilitator_key is not None:
+        raise ConfigError("facilitator_key goes with a facilitator URL, not an in-process one")
     else:
         client = facilitator
     server = x402ResourceServer(client)
@@ -271,6 +282,10 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
     elif header is not None and reason in (None, "Payment required"):
         reason = "invalid_payment_header"
         message = "PAYMENT-SIGNATURE could not be decoded as an x402 v2 payment"
+    elif reason is not None and _FACILITATOR_AUTH_FAILED.match(reason):
+        log.warning("x402: the facilitator refused this service's API key: %s", reason[:200])
+        reason = "facilitator_unauthorized"
+        message = "the seller's facilitator refused its credentials; nothing was charged"
     else:
         message = reason or "payment required"
     body: dict[str, Any] = {"error": reason or "payment_required", "message": message}
