@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from test_cli_pay import BAZAAR, bazaar, bob_address, start, stop
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.schemas import PaymentPayload, PaymentRequirements
 from x402_env import PayEnv, payment, requirements, sign_authorization
 
+from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.compiler import default_cache_dir
+from agentbazaar.config import load_config
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.auth import (
@@ -331,3 +338,95 @@ def test_without_keys_nothing_changes(pay_env: PayEnv, facilitator_url: str) -> 
         status, reply = buy_quote(pay_env, url)
     assert status == 200 and "quote_id" in reply
     assert pay_env.balance(pay_env.seller) == before + 33 + 1000
+
+
+# ---- the real console scripts ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A fresh BAZAAR_HOME after `bazaar init` on its own anvil; the environment to run in."""
+    home = tmp_path_factory.mktemp("fac-auth-cli") / "home"
+    home.mkdir(parents=True)
+    (home / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {free_port()}\n')
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    (home / "artifacts").symlink_to(cache, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
+    env.update(BAZAAR_HOME=str(home), BAZAAR_PASSPHRASE="auth-pass", BAZAAR_SCRYPT_N="1024")
+    node = AnvilNode(load_config(home, env={}))
+    try:
+        init = bazaar(env, "init", "--json")
+        assert init.returncode == 0, init.stderr
+        yield env
+    finally:
+        node.stop()
+
+
+@pytest.mark.anvil
+def test_cli_facilitator_with_keys_and_a_seller_with_its_key(
+    cli_home: dict[str, str],
+) -> None:
+    env = cli_home
+    fac, fac_url = start({**env, "BAZAAR_FACILITATOR_API_KEYS": f"{KEY_A},{KEY_B}"}, "facilitator")
+    try:
+        assert httpx.post(f"{fac_url}/settle", json={}).status_code == 401
+        assert httpx.get(f"{fac_url}/supported").status_code == 200
+        seller = ("serve-example", "--pay-to", bob_address(env), "--facilitator", fac_url)
+        server, url = start(env, *seller, "--facilitator-key", KEY_B)
+        try:
+            paid = bazaar(env, "pay", f"{url}/quote", "-w", "alice", "--json")
+            assert paid.returncode == 0, paid.stderr
+            assert json.loads(paid.stdout)["payment"]["success"] is True
+        finally:
+            stop(server)
+        server, url = start({**env, "BAZAAR_FACILITATOR_API_KEY": WRONG}, *seller)
+        try:
+            refused = bazaar(env, "pay", f"{url}/quote", "-w", "alice", "--json")
+            assert refused.returncode == 1
+            assert "quote_id" not in refused.stdout
+        finally:
+            stop(server)
+        metrics = httpx.get(f"{fac_url}/metrics", headers={"Authorization": f"Bearer {KEY_A}"})
+        assert metrics.json()["settled"] == 1
+        assert metrics.json()["unauthorized"] >= 2
+    finally:
+        stop(fac)
+
+
+def run_facilitator(env: dict[str, str], *args: str) -> str:
+    """Run `bazaar facilitator ARGS` until it exits (within 60 s); its stderr."""
+    proc = subprocess.Popen(
+        [BAZAAR, "facilitator", "--port", str(free_port()), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return err
+
+
+@pytest.mark.anvil
+def test_cli_refuses_a_bad_key_in_one_line(cli_home: dict[str, str]) -> None:
+    env = cli_home
+    err = run_facilitator(env, "--api-key", "tooShortKey1")
+    assert err.strip().count("\n") == 0 and "16 to 512 characters" in err
+    assert "tooShortKey1" not in err and "Traceback" not in err
+
+
+@pytest.mark.anvil
+def test_cli_warns_once_when_bound_off_loopback_without_keys(
+    cli_home: dict[str, str],
+) -> None:
+    """192.0.2.1 (TEST-NET-1) is on no interface here: the bind fails after the warning."""
+    env = cli_home
+    err = run_facilitator(env, "--host", "192.0.2.1")
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no API key" in warnings[0], err
+    err = run_facilitator(env, "--host", "192.0.2.1", "--api-key", KEY_A)
+    assert not any(line.startswith("warning:") for line in err.splitlines()), err
+    assert KEY_A not in err and "1 API key(s) required" in err

@@ -119,7 +119,8 @@ def facilitator(
     schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
     auth = f"{len(keys)} API key(s) required" if keys else "no API key"
     err_console.print(
-        f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})"
+        f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})",
+        soft_wrap=True,
     )
     warning = open_bind_warning(host, keys)
     if warning is not None:
@@ -149,7 +150,8 @@ def serve_example(
     batch-settlement where its contracts are deployed).
 
     Example: bazaar serve-example --port 4021 --pay-to 0x90F7...b906
-    [--facilitator http://127.0.0.1:4020 --facilitator-key $KEY]
+
+    Example: bazaar serve-example --pay-to 0x90F7...b906 --facilitator URL --facilitator-key K
     """
     from agentbazaar.channels.service import ChannelSeller
     from agentbazaar.payments.auth import check_key, key_sent_in_clear

@@ -1,6 +1,7 @@
 """x402 v2 pay-per-call: our facilitator, the selling-side paywall and the paying client."""
 
 from agentbazaar.payments._errors import FacilitatorError, PaymentHeaderError, PaymentRefused
+from agentbazaar.payments.auth import ApiKeys, BearerAuth, facilitator_client
 from agentbazaar.payments.facilitator import (
     Facilitator,
     SchemeHandler,
@@ -11,6 +12,8 @@ from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywal
 from agentbazaar.payments.store import SettlementStore
 
 __all__ = [
+    "ApiKeys",
+    "BearerAuth",
     "Facilitator",
     "FacilitatorError",
     "PaymentHeaderError",
@@ -21,5 +24,6 @@ __all__ = [
     "SettlementStore",
     "create_app",
     "exact_facilitator",
+    "facilitator_client",
     "install_paywall",
 ]
