@@ -6,13 +6,16 @@ The channel is the one this wallet pays the seller at URL through (the seller's 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, run_context, waiting
+from agentbazaar.cli._common import console, emit_json, err_console, run_context, waiting
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import BazaarError, InputError
 
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from agentbazaar.tokens import Token
 
 app = typer.Typer(
-    help="batch-settlement channels this wallet pays through: take the escrow back.",
+    help="batch-settlement channels this wallet pays through: pay over one, take the escrow back.",
     no_args_is_help=True,
 )
 
@@ -34,6 +37,14 @@ def _open(
     cfg: BazaarConfig, url: str, wallet: str
 ) -> tuple[ChannelBuyer, BuyerChannel, Token | None]:
     """The buyer, the channel it pays the seller at ``url`` through, and the channel's token."""
+    buyer, channel, token, _ = _open_with_requirement(cfg, url, wallet)
+    return buyer, channel, token
+
+
+def _open_with_requirement(
+    cfg: BazaarConfig, url: str, wallet: str
+) -> tuple[ChannelBuyer, BuyerChannel, Token | None, dict[str, Any]]:
+    """`_open`, plus the seller's batch-settlement requirement at ``url``."""
     from agentbazaar.channels.buyer import ChannelBuyer
     from agentbazaar.suite import Suite
     from agentbazaar.wallet import open_wallet
@@ -51,16 +62,136 @@ def _open(
             except httpx.HTTPError as exc:
                 raise InputError(f"cannot reach {url}: {exc}") from exc
 
-    channel = buyer.channel_for(asyncio.run(requirement()))
+    req = asyncio.run(requirement())
+    channel = buyer.channel_for(req)
     try:
         token: Token | None = Suite(chain, cfg).tokens.get(channel.config.token)
     except BazaarError:
-        token = None
-    return buyer, channel, token
+        token = _token_on_chain(chain, channel.config.token)
+    return buyer, channel, token, req
+
+
+_ERC20_META = [
+    {"name": n, "type": "function", "stateMutability": "view", "inputs": [],
+     "outputs": [{"name": "", "type": t}]}
+    for n, t in (("symbol", "string"), ("decimals", "uint8"))
+]  # fmt: skip
+
+
+def _token_on_chain(chain: Chain, address: str) -> Token | None:
+    """A token this config does not list, described by its own ERC-20 symbol and decimals."""
+    from agentbazaar.chain.chain import to_address
+    from agentbazaar.tokens import Token
+
+    try:
+        erc20 = chain.w3.eth.contract(address=to_address(address), abi=_ERC20_META)
+        symbol = str(erc20.functions.symbol().call())
+        decimals = int(erc20.functions.decimals().call())
+    except Exception:  # not an ERC-20 we can read: amounts are shown in base units
+        return None
+    if not symbol.isprintable() or not 0 <= decimals <= 36:
+        return None
+    return Token(symbol=symbol[:16], decimals=decimals, address=address)
+
+
+def _charged(response: httpx.Response) -> int:
+    """What the seller charged for one call (its PAYMENT-RESPONSE; 0 when it charged nothing)."""
+    header = response.headers.get("PAYMENT-RESPONSE")
+    if response.status_code >= 400 or not header:
+        return 0
+    try:
+        settle = json.loads(base64.b64decode(header, validate=True))
+        return int(settle["extra"]["chargedAmount"])
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 def _human(token: Token | None, units: int) -> str:
     return token.format(units) if token else f"{units} base units"
+
+
+@app.command("pay")
+def pay(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="URL of the seller's paid resource"),
+    wallet: str = typer.Option("default", "--wallet", "-w", help="the paying wallet"),
+    count: int = typer.Option(1, "--count", "-n", help="calls to make, one voucher each"),
+    max_price: str = typer.Option("0.05", "--max", help="most to pay per call (token units)"),
+    deposit_calls: int = typer.Option(
+        100, "--deposit-calls", help="a deposit covers this many calls (it is escrow, not spent)"
+    ),
+    method: str = typer.Option("GET", "-X", "--request"),
+    data: str | None = typer.Option(None, "-d", "--data"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="print no response bodies"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pay for calls over a batch-settlement channel: a deposit the first time (escrowed, within
+    the wallet's policy), then one signed voucher per call; the seller claims them in batches.
+
+    Example: bazaar channel pay http://127.0.0.1:4021/quote --wallet alice -n 100 -q
+    """
+    if count < 1:
+        raise InputError("--count must be at least 1")
+    if deposit_calls < 1:
+        raise InputError("--deposit-calls must be at least 1")
+    buyer, channel, token, req = _open_with_requirement(run_context(ctx).config, url, wallet)
+    if token is None:
+        raise InputError(f"unknown channel token {channel.config.token}: cannot check --max")
+    price, limit = int(req["amount"]), token.parse(max_price)
+    if price > limit:
+        raise InputError(
+            f"the seller asks {token.format(price)} per call, more than --max {max_price}"
+        )
+    buyer.deposit_multiplier = deposit_calls
+    statuses: list[int] = []
+    last: httpx.Response | None = None
+    paid = 0
+
+    async def go() -> None:
+        nonlocal last, paid
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(count):
+                try:
+                    last = await buyer.request(
+                        http,
+                        method.upper(),
+                        url,
+                        content=data.encode() if data is not None else None,
+                        headers={"content-type": "application/json"} if data else None,
+                    )
+                except httpx.HTTPError as exc:
+                    raise InputError(f"cannot reach {url}: {exc}") from exc
+                statuses.append(last.status_code)
+                paid += _charged(last)
+                if not quiet and not json_out:
+                    sys.stdout.write(last.text + "\n")
+                if last.status_code >= 400:
+                    return
+
+    with waiting(f"paying {count} call(s) over the channel..."):
+        asyncio.run(go())
+    cid = "0x" + channel.channel_id.hex()
+    ok = sum(1 for code in statuses if code < 400)
+    if json_out:
+        emit_json(
+            {
+                "channel": cid,
+                "calls": len(statuses),
+                "ok": ok,
+                "paid": str(paid),
+                "charged": str(channel.charged),
+                "balance": str(channel.balance),
+                "last_status": statuses[-1],
+                "last_body": last.text if last is not None else "",
+            }
+        )
+    else:
+        err_console.print(
+            f"{ok} of {len(statuses)} call(s) paid, {token.format(paid)} over {cid} "
+            f"(charged {token.format(channel.charged)} of {token.format(channel.balance)} escrowed)"
+        )
+    if statuses[-1] >= 400:
+        raise typer.Exit(1)
 
 
 @app.command("withdraw")
