@@ -37,7 +37,13 @@ def seller(d: Deployed, path: Path, form: str = "asgi") -> tuple[FastAPI, Channe
     app = FastAPI()
     paywall = ChannelPaywall(
         engine,
-        {"GET /quote": PRICE, "GET /broken": PRICE, "GET /raises": PRICE, "GET /missing": PRICE},
+        {
+            "GET /quote": PRICE,
+            "GET /broken": PRICE,
+            "GET /raises": PRICE,
+            "GET /missing": PRICE,
+            "GET /big": 3 * PRICE,
+        },
         token_name="USD Coin",
         token_version="2",
     )
@@ -49,6 +55,10 @@ def seller(d: Deployed, path: Path, form: str = "asgi") -> tuple[FastAPI, Channe
     @app.get("/quote")
     async def quote() -> dict[str, int]:
         return {"price": 42}
+
+    @app.get("/big")
+    async def big() -> dict[str, int]:
+        return {"price": 4200}
 
     @app.get("/broken")
     async def broken() -> JSONResponse:
@@ -234,3 +244,26 @@ def test_a_failing_handler_charges_nothing_and_the_stream_goes_on(
     engine.store.flush()
     on_disk = engine.store.get(rec.channel_id)
     assert on_disk is not None and (on_disk.charged, on_disk.pending) == (3 * PRICE, 0)
+
+
+def test_a_fresh_buyer_pays_another_route_of_the_same_channel(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    """A new process (same wallet, nothing in memory) pays a route at another price on the same
+    channel: the ceiling it first tries was signed before at the old price, so it reuses that
+    signature under its own ledger row; the seller's corrective 402 sets it right; every call
+    is paid once."""
+    d = embedded
+    app, engine = seller(d, tmp_path / "seller.db")
+    w = wallet(tmp_path)
+    d.mint(w.address, 10**9)
+    with serve(app) as url:
+        first = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain)
+        assert asyncio.run(calls(first, url + "/quote", 3)) == [200] * 3
+        fresh = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain)
+        assert asyncio.run(calls(fresh, url + "/big", 2)) == [200] * 2
+        assert asyncio.run(calls(fresh, url + "/quote", 1)) == [200]
+    (rec,) = engine.records()
+    assert rec.charged == 3 * PRICE + 2 * 3 * PRICE + PRICE
+    vouchers = [r for r in w.ledger.records(w.name) if r.kind == "voucher"]
+    assert sum(r.amount for r in vouchers if r.status == "settled") == rec.charged

@@ -167,12 +167,20 @@ class ChannelBuyer:
         """The voucher for ``ceiling`` and, when it was signed by this call, its ledger id."""
         cid_hex = "0x" + channel.channel_id.hex()
         digest = cx.voucher_digest(self.domain, channel.channel_id, ceiling)
+        amount = max(price, 1)
+        key = f"voucher:{cid_hex}:{ceiling}"
+        earlier = self.wallet.ledger.get(self.wallet.name, key)
+        if earlier is not None and earlier.amount != amount:
+            # this ceiling was signed before for a request at another price that the seller
+            # never acknowledged (or this buyer lost its state): the signature is the same (it
+            # covers channel and ceiling only); this request gets its own row in the budget
+            key = f"{key}:{amount}"
         with self.wallet.spend(
             kind="voucher",
             token=channel.config.token,
-            amount=max(price, 1),
+            amount=amount,
             counterparty=channel.config.receiver,
-            idempotency_key=f"voucher:{cid_hex}:{ceiling}",
+            idempotency_key=key,
             approve=self.approve,
             chain_id=self.chain_id,
             memo={"channel": cid_hex, "maxClaimableAmount": str(ceiling)},

@@ -42,7 +42,7 @@ def _open(
 
 
 def _open_with_requirement(
-    cfg: BazaarConfig, url: str, wallet: str
+    cfg: BazaarConfig, url: str, wallet: str, method: str = "GET"
 ) -> tuple[ChannelBuyer, BuyerChannel, Token | None, dict[str, Any]]:
     """`_open`, plus the seller's batch-settlement requirement at ``url``."""
     from agentbazaar.channels.buyer import ChannelBuyer
@@ -58,7 +58,7 @@ def _open_with_requirement(
     async def requirement() -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=30) as http:
             try:
-                return await buyer.requirement_at(http, url)
+                return await buyer.requirement_at(http, url, method=method)
             except httpx.HTTPError as exc:
                 raise InputError(f"cannot reach {url}: {exc}") from exc
 
@@ -134,7 +134,9 @@ def pay(
         raise InputError("--count must be at least 1")
     if deposit_calls < 1:
         raise InputError("--deposit-calls must be at least 1")
-    buyer, channel, token, req = _open_with_requirement(run_context(ctx).config, url, wallet)
+    buyer, channel, token, req = _open_with_requirement(
+        run_context(ctx).config, url, wallet, method.upper()
+    )
     if token is None:
         raise InputError(f"unknown channel token {channel.config.token}: cannot check --max")
     price, limit = int(req["amount"]), token.parse(max_price)
