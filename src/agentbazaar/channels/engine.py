@@ -6,6 +6,14 @@ separator and each channel's id are cached), requests on one channel are seriali
 and a charge is committed (and the response allowed out) only after the handler succeeded and
 the new state is on disk.
 
+With a store that fsyncs, `begin` writes the full charge ahead as a *pending* record, so the
+group commit runs while the handler does; `commit` waits for it and confirms it lazily, `abort`
+writes the old state back lazily. After a crash a pending charge stays on record (its response
+may have gone out); a voucher that pays from before it shows the buyer never saw that response,
+and then the pending charge pays for the new request instead (nobody pays twice). The claim
+loop claims a pending charge only once the buyer settles it one way or the other, or starts a
+withdrawal. Invariants: tests/channels/test_write_ahead.py.
+
     ticket = await engine.begin(payload, price)     # verify; holds the channel's lock
     try:
         body = await handler()
@@ -111,9 +119,9 @@ class SellerTerms:
 class Ticket:
     """A verified voucher holding its channel's lock until `commit` or `abort`.
 
-    ``record`` is the channel before this request; ``intent`` the state that charges the full
-    price, already on its way to disk (``durable`` resolves when it is there) when the store
-    syncs to disk."""
+    ``record`` is the channel before this request. With a store that fsyncs, ``intent`` is the
+    channel charged the full price, queued to disk by `begin` as a pending record (``durable``
+    resolves once it is there), so the disk syncs while the handler runs."""
 
     record: ChannelRecord
     max_claimable: int
