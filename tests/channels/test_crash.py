@@ -1,6 +1,7 @@
-"""kill -9 of the seller (twice) during a stream of 10,000 paid requests: after a restart every acknowledged
-charge is in the seller's store and claimable on chain, nothing is charged twice, and the buyers
-resynchronise (corrective 402) and go on."""
+"""kill -9 of the seller (twice) during a stream of 10,000 paid requests: after a restart
+every acknowledged charge is in the seller's store and claimable on chain, nothing is charged
+twice, and the buyers go on from what they saw acknowledged (a charge whose response they never
+saw is voided by their next voucher, or proven by a corrective 402)."""
 
 from __future__ import annotations
 
