@@ -41,15 +41,48 @@ _GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 12, 10
 
 
 class _LockedTesterProvider(EthereumTesterProvider):
-    """eth-tester is not thread-safe: serialise every request through one lock."""
+    """eth-tester is not thread-safe: serialise every request through one lock. Gas is
+    estimated with two executions instead of py-evm's binary search (~12)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._request_lock = threading.RLock()
+        chain = getattr(getattr(self.ethereum_tester, "backend", None), "chain", None)
+        if chain is not None:  # py-evm; its chain class is made per provider
+            type(chain).gas_estimator = staticmethod(_estimate_gas_twice)  # chains made later
+            chain.gas_estimator = _estimate_gas_twice  # this one (set on it in __init__)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._request_lock:
             return super().make_request(method, params)
+
+
+def _estimate_gas_twice(state: Any, transaction: Any) -> int:
+    """py-evm gas estimator: the intrinsic gas if that is enough (a plain transfer); else run
+    once with the block's gas limit to learn the gas consumed (before refunds), then check that
+    much plus 1/32 (what nested calls keep back under the 63/64 rule) and a stipend's worth;
+    only if that is not enough, py-evm's binary search (~12 runs)."""
+    from eth.estimators.gas import _get_computation_error, binary_gas_search_intrinsic_tolerance
+    from eth.vm.spoof import SpoofTransaction
+
+    intrinsic = transaction.intrinsic_gas  # a plain transfer: one run, as py-evm does
+    bare = cast(Any, SpoofTransaction(transaction, gas=intrinsic, gas_price=0))
+    if _get_computation_error(state, bare) is None:
+        return int(intrinsic)
+    limit = state.gas_limit
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(SpoofTransaction(transaction, gas=limit, gas_price=0))
+        if computation.is_error:
+            raise computation.error
+        consumed = limit - computation.get_gas_remaining()
+    finally:
+        state.revert(snapshot)
+    candidate = min(limit, consumed + consumed // 32 + 2_300)
+    check = cast(Any, SpoofTransaction(transaction, gas=candidate))
+    if _get_computation_error(state, check) is None:
+        return int(candidate)
+    return int(binary_gas_search_intrinsic_tolerance(state, transaction))
 
 
 def to_address(value: str) -> ChecksumAddress:
