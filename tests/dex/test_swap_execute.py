@@ -16,6 +16,8 @@ from agentbazaar.errors import (
 )
 from agentbazaar.intents import PlanError, parse_intent
 from agentbazaar.intents.plan import (
+    _APPROVE_ABI,
+    _full_tx,
     erc20_balance,
     execute_swap,
     plan_swap,
@@ -84,7 +86,13 @@ def test_swap_100_usdc_for_weth_end_to_end(deployed: Deployed) -> None:
     assert record is not None and record.status == "settled" and record.amount == plan.amount_in
     if result.approval_tx is not None:
         allowance = wallet.ledger.get(wallet.name, f"{result.idempotency_key}:allowance")
-        assert allowance is not None and allowance.status == "failed"  # released, counted once
+        assert allowance is not None and (allowance.kind, allowance.status) == (
+            "allowance",
+            "settled",
+        )
+        # the budget counts the swap once, the allowance not at all
+        spent = wallet.ledger.spent_in_window(wallet.name, record.token, 86_400)
+        assert spent == plan.amount_in
     findings = reconcile(wallet.ledger, d.chain, wallet=wallet.name)
     mine = [f for f in findings if f.idempotency_key == result.idempotency_key]
     assert [(f.before, f.after) for f in mine] == [("settled", "settled")]
@@ -223,3 +231,44 @@ def test_below_minimum_reverts_on_chain_and_costs_only_gas(deployed: Deployed) -
         d.chain.transact(me, fn, gas=400_000)  # skip estimation: it is mined, and reverts
     assert erc20_balance(d.chain, usdc, me.address) == amount
     assert d.chain.native_balance(me.address) < native  # gas was paid
+
+
+def test_a_crash_after_the_router_approval_leaves_the_budget_untouched(
+    deployed: Deployed,
+) -> None:
+    """The process dies after the allowance was signed and mined, before the swap: reconcile
+    finds the approval on chain, and the budget counts nothing for it; the swap run again
+    counts its amount once."""
+    d = deployed
+    wallet = wallet_for(d, 17)
+    plan = plan_for(d, wallet, "swap 40 USDC for WETH")
+    router = str(d.amm.router.address)
+    token = d.chain.contract(str(plan.token_in.address), _APPROVE_ABI)
+    with pytest.raises(RuntimeError, match="killed"):
+        with wallet.spend(
+            kind="allowance",
+            token=plan.token_in,
+            amount=plan.amount_in,
+            counterparty=router,
+            idempotency_key="crash-1:allowance",
+            approve=True,
+            chain_id=d.chain.chain_id,
+        ) as spend:
+            tx = _full_tx(
+                d.chain, wallet.address, token.functions.approve(router, plan.amount_in), None
+            )
+            tx_hash, raw = spend.sign_transaction(tx)
+            d.chain.broadcast_raw(raw, action="approve the router")
+            d.chain.wait_for_receipt(tx_hash, action="approve the router")
+            raise RuntimeError("killed before the swap")
+    findings = reconcile(wallet.ledger, d.chain, wallet=wallet.name)
+    assert [(f.before, f.after) for f in findings if f.idempotency_key == "crash-1:allowance"] == [
+        ("signed", "settled")
+    ]
+    allowance = wallet.ledger.get(wallet.name, "crash-1:allowance")
+    assert allowance is not None and allowance.amount == plan.amount_in
+    usdc = allowance.token
+    assert wallet.ledger.spent_in_window(wallet.name, usdc, 86_400) == 0
+    result = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, idempotency_key="crash-1")
+    assert result.approval_tx is None  # the allowance from before the crash is used
+    assert wallet.ledger.spent_in_window(wallet.name, usdc, 86_400) == plan.amount_in

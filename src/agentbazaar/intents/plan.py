@@ -8,8 +8,9 @@ counterparty lists, unlisted tokens, approval threshold) and the wallet's balanc
 
 Executing goes through ``Wallet.spend`` only:
 1. if the router's allowance is short, an ``approve`` of exactly the input amount is signed in
-   its own policy-checked spend (released afterwards: it moves no tokens; the swap spend below
-   carries the amount, so the budget counts it once);
+   its own policy-checked spend of kind ``allowance`` (it moves no tokens, so the budget never
+   counts it, even if the process dies before the swap: the swap spend below carries the
+   amount, so the budget counts it once);
 2. the swap is simulated again with ``eth_call`` and refused if it would pay less than the
    minimum (e.g. the pool was drained since the quote);
 3. the swap transaction is signed inside the swap spend (recorded before broadcast), sent, and
@@ -488,7 +489,7 @@ def _approve(
     token = chain.contract(str(plan.token_in.address), _APPROVE_ABI)
     fn = token.functions.approve(router, plan.amount_in)
     with wallet.spend(
-        kind="swap",
+        kind="allowance",
         token=plan.token_in,
         amount=plan.amount_in,
         counterparty=router,
@@ -499,8 +500,8 @@ def _approve(
     ) as spend:
         tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, None))
         chain.broadcast_raw(raw, action="approve the router")
-        chain.wait_for_receipt(tx_hash, action="approve the router")
-        spend.fail(f"allowance only: the amount is spent by swap {key}")
+        receipt = chain.wait_for_receipt(tx_hash, action="approve the router")
+        spend.settle(tx_hash=HexBytes(tx_hash).to_0x_hex(), block_number=receipt["blockNumber"])
     return HexBytes(tx_hash).to_0x_hex()
 
 

@@ -41,6 +41,7 @@ from typing import Any, Literal, cast
 
 from agentbazaar.errors import LedgerError
 from agentbazaar.wallet.policy import (
+    ALLOWANCE_KINDS,
     CHARGE_KINDS,
     ESCROW_KINDS,
     RELEASE_KINDS,
@@ -50,7 +51,7 @@ from agentbazaar.wallet.policy import (
 
 Status = Literal["reserved", "signed", "settled", "failed"]
 COUNTING: tuple[Status, ...] = ("reserved", "signed", "settled")
-_NOT_BUDGET = ", ".join(f"'{k}'" for k in (*ESCROW_KINDS, *RELEASE_KINDS))
+_NOT_BUDGET = ", ".join(f"'{k}'" for k in (*ESCROW_KINDS, *RELEASE_KINDS, *ALLOWANCE_KINDS))
 _ESCROW_SIGN = {
     **{k: 1 for k in ESCROW_KINDS},
     **{k: -1 for k in RELEASE_KINDS},

@@ -45,11 +45,16 @@ from agentbazaar.units import format_units
 
 NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
-SpendKind = Literal["transfer", "x402", "deposit", "voucher", "swap", "authorization"]
-SPEND_KINDS: tuple[str, ...] = ("transfer", "x402", "deposit", "voucher", "swap", "authorization")
+SpendKind = Literal["transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"]
+SPEND_KINDS: tuple[str, ...] = (
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"
+)  # fmt: skip
 ESCROW_KINDS: tuple[str, ...] = ("deposit",)  # custody moves into escrow: not a payment
 RELEASE_KINDS: tuple[str, ...] = ("refund",)  # escrow returned to the payer (ledger rows only)
 CHARGE_KINDS: tuple[str, ...] = ("voucher",)  # payments out of escrow
+# an ERC-20 approve for the spend that follows (a swap): checked like a payment of its amount,
+# but not counted in the budget, where the spend that uses it counts
+ALLOWANCE_KINDS: tuple[str, ...] = ("allowance",)
 LIMIT_NAMES: tuple[str, ...] = ("max_per_payment", "daily", "approve_above", "max_escrow")
 
 
