@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -286,8 +286,10 @@ def create_app(
 
     app = FastAPI(title="agentbazaar x402 facilitator", lifespan=lifespan)
 
-    @app.post("/verify")
-    async def verify(request: Request) -> JSONResponse:
+    async def answer(
+        request: Request, action: Callable[[Any, Any], Awaitable[Any]]
+    ) -> JSONResponse:
+        """The key check, then the body read (413/400 on a bad one), then ``action``."""
         if (denied := gate(request)) is not None:
             return denied
         try:
@@ -296,19 +298,15 @@ def create_app(
             return _bad_request(str(exc), 413)
         except ValueError as exc:
             return _bad_request(str(exc))
-        return JSONResponse(_dump(await facilitator.verify(payload, requirements)))
+        return JSONResponse(_dump(await action(payload, requirements)))
+
+    @app.post("/verify")
+    async def verify(request: Request) -> JSONResponse:
+        return await answer(request, facilitator.verify)
 
     @app.post("/settle")
     async def settle(request: Request) -> JSONResponse:
-        if (denied := gate(request)) is not None:
-            return denied
-        try:
-            payload, requirements = await _read_request(request)
-        except OverflowError as exc:
-            return _bad_request(str(exc), 413)
-        except ValueError as exc:
-            return _bad_request(str(exc))
-        return JSONResponse(_dump(await facilitator.settle(payload, requirements)))
+        return await answer(request, facilitator.settle)
 
     @app.get("/supported")
     async def supported() -> JSONResponse:
