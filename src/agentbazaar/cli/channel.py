@@ -34,17 +34,10 @@ def register(root: typer.Typer) -> None:
 
 
 def _open(
-    cfg: BazaarConfig, url: str, wallet: str
-) -> tuple[ChannelBuyer, BuyerChannel, Token | None]:
-    """The buyer, the channel it pays the seller at ``url`` through, and the channel's token."""
-    buyer, channel, token, _ = _open_with_requirement(cfg, url, wallet)
-    return buyer, channel, token
-
-
-def _open_with_requirement(
     cfg: BazaarConfig, url: str, wallet: str, method: str = "GET"
 ) -> tuple[ChannelBuyer, BuyerChannel, Token | None, dict[str, Any]]:
-    """`_open`, plus the seller's batch-settlement requirement at ``url``."""
+    """The buyer, the channel it pays the seller at ``url`` through, the channel's token, and
+    the seller's batch-settlement requirement there (probed with ``method``)."""
     from agentbazaar.channels.buyer import ChannelBuyer
     from agentbazaar.suite import Suite
     from agentbazaar.wallet import open_wallet
@@ -134,9 +127,7 @@ def pay(
         raise InputError("--count must be at least 1")
     if deposit_calls < 1:
         raise InputError("--deposit-calls must be at least 1")
-    buyer, channel, token, req = _open_with_requirement(
-        run_context(ctx).config, url, wallet, method.upper()
-    )
+    buyer, channel, token, req = _open(run_context(ctx).config, url, wallet, method.upper())
     if token is None:
         raise InputError(f"unknown channel token {channel.config.token}: cannot check --max")
     price, limit = int(req["amount"]), token.parse(max_price)
@@ -210,7 +201,7 @@ def withdraw(
 
     Example: bazaar channel withdraw http://127.0.0.1:4021/quote --wallet alice
     """
-    buyer, channel, token = _open(run_context(ctx).config, url, wallet)
+    buyer, channel, token, _ = _open(run_context(ctx).config, url, wallet)
     units = None
     if amount is not None:
         if token is None:
@@ -245,7 +236,7 @@ def finalize(
 
     Example: bazaar channel finalize http://127.0.0.1:4021/quote --wallet alice
     """
-    buyer, channel, token = _open(run_context(ctx).config, url, wallet)
+    buyer, channel, token, _ = _open(run_context(ctx).config, url, wallet)
     with waiting("finalizing the withdrawal..."):
         back = asyncio.run(buyer.finalize_withdraw(channel))
     cid = "0x" + channel.channel_id.hex()
