@@ -16,7 +16,8 @@
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
-    │   └── BadPassphrase
+    │   ├── BadPassphrase
+    │   └── KeystoreTampered     address and key disagree, or the file changed since verified
     ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
     │   └── ApprovalRequired     above the approval threshold, not approved
     ├── LedgerError              the local ledger refused an operation
@@ -113,6 +114,11 @@ class WalletExists(WalletError):
 
 class BadPassphrase(WalletError):
     pass
+
+
+class KeystoreTampered(WalletError):
+    """A keystore file whose address does not match its key, or that changed on disk since it
+    was written or last verified: the name is not resolved, nothing is signed."""
 
 
 class PolicyViolation(BazaarError):

@@ -10,7 +10,14 @@ import pytest
 from eth_account import Account
 
 from agentbazaar.config import load_config
-from agentbazaar.errors import BadPassphrase, InputError, UnknownWallet, WalletError, WalletExists
+from agentbazaar.errors import (
+    BadPassphrase,
+    InputError,
+    KeystoreTampered,
+    UnknownWallet,
+    WalletError,
+    WalletExists,
+)
 from agentbazaar.wallet import KeyStore, open_wallet
 from agentbazaar.wallet.keystore import STANDARD_SCRYPT_N, scrypt_n
 
@@ -88,3 +95,56 @@ def test_open_wallet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_wallet(cfg, "bob")
     monkeypatch.delenv("BAZAAR_PASSPHRASE")
     assert open_wallet(cfg, "alice", prompt=lambda _: "secret").address == address
+
+
+def _rewrite_address(path: Path, address: str) -> None:
+    data = json.loads(path.read_text())
+    data["address"] = address.removeprefix("0x")
+    path.write_text(json.dumps(data))
+
+
+def test_tampered_address_field_is_refused(tmp_path: Path) -> None:
+    """Rewriting only the plain address (ciphertext and MAC untouched) redirects nothing."""
+    store = KeyStore(tmp_path / "keys")
+    real = store.create("bob", "pw")
+    attacker = Account.create().address
+    _rewrite_address(store.path("bob"), attacker)
+    with pytest.raises(KeystoreTampered) as info:
+        store.address_of("bob")
+    assert str(store.path("bob")) in str(info.value)
+    with pytest.raises(KeystoreTampered):
+        store.wallets()
+    with pytest.raises(KeystoreTampered):
+        store.unlock("bob", "pw")
+    _rewrite_address(store.path("bob"), real)  # restored: resolves again, to the real key
+    assert store.address_of("bob") == real
+    assert store.unlock("bob", "pw").address == real
+
+
+def test_replaced_keystore_file_is_refused(tmp_path: Path) -> None:
+    """A whole other keystore put in place of a wallet's file does not take over its name."""
+    store = KeyStore(tmp_path / "keys")
+    store.create("bob", "pw")
+    other = KeyStore(tmp_path / "other")
+    other.create("mallory", "pw")
+    store.path("bob").write_text(other.path("mallory").read_text())
+    with pytest.raises(KeystoreTampered):
+        store.address_of("bob")
+
+
+def test_file_without_book_entry_is_checked_at_unlock(tmp_path: Path) -> None:
+    """A keystore copied in by hand: its field is checked against its key at the first unlock,
+    then the book guards it."""
+    src = KeyStore(tmp_path / "src")
+    real = src.create("carol", "pw")
+    store = KeyStore(tmp_path / "keys")
+    store.dir.mkdir(parents=True)
+    store.path("carol").write_text(src.path("carol").read_text())
+    _rewrite_address(store.path("carol"), Account.create().address)
+    with pytest.raises(KeystoreTampered):
+        store.unlock("carol", "pw")
+    store.path("carol").write_text(src.path("carol").read_text())
+    assert store.unlock("carol", "pw").address == real
+    _rewrite_address(store.path("carol"), Account.create().address)
+    with pytest.raises(KeystoreTampered):
+        store.address_of("carol")

@@ -8,6 +8,15 @@ throw-away local wallets. Decryption reads N from the file, so files of any cost
 A decrypted key is cached for the life of the process, keyed by the file's contents and a hash of
 the passphrase, so a wallet is unlocked once per process and a wrong passphrase is still refused.
 Keys never appear in messages, logs or ``repr``.
+
+The plain ``address`` field of a keystore v3 file is not covered by its MAC, so it is never
+trusted alone. ``unlock`` refuses a file whose decrypted key is not that address. Names resolve to
+addresses without a passphrase through the address book ``.addressbook.json`` beside the files:
+each entry holds the address and the sha256 of the keystore file as it was when the key itself
+was known (created, imported, or unlocked and checked). A file that changed since then (its
+address rewritten, say) is refused with ``KeystoreTampered`` naming the file, until an unlock
+proves the key behind it. A file without an entry (copied in by hand) resolves to its field and is
+entered in the book at its first verified unlock.
 """
 
 from __future__ import annotations
@@ -28,7 +37,14 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
-from agentbazaar.errors import BadPassphrase, InputError, UnknownWallet, WalletError, WalletExists
+from agentbazaar.errors import (
+    BadPassphrase,
+    InputError,
+    KeystoreTampered,
+    UnknownWallet,
+    WalletError,
+    WalletExists,
+)
 
 STANDARD_SCRYPT_N = 262_144
 MIN_SCRYPT_N = 1_024
@@ -36,6 +52,8 @@ SCRYPT_N_ENV = "BAZAAR_SCRYPT_N"
 PASSPHRASE_ENV = "BAZAAR_PASSPHRASE"
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+ADDRESS_BOOK = ".addressbook.json"
+_book_lock = threading.Lock()
 
 _cache_lock = threading.Lock()
 _key_cache: dict[tuple[str, str], bytes] = {}
@@ -132,11 +150,56 @@ class KeyStore:
         return data
 
     def address_of(self, name: str) -> ChecksumAddress:
+        """The wallet's address, checked against the address book (no passphrase needed)."""
         data = self._read(name)
+        field = self._field_address(name, data)
+        entry = self._book().get(name)
+        if entry is None:
+            return field
+        if entry.get("sha256") != _digest(data) or entry.get("address") != field:
+            raise KeystoreTampered(
+                f"keystore {self.path(name)} changed since its key was last verified "
+                f"(address book: {entry.get('address')}, file: {field}); restore the file, or "
+                "unlock it with its passphrase to prove the key behind it",
+                name=name,
+                path=str(self.path(name)),
+            )
+        return field
+
+    def _field_address(self, name: str, data: dict[str, Any]) -> ChecksumAddress:
         try:
             return Web3.to_checksum_address("0x" + str(data["address"]).removeprefix("0x"))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise WalletError(f"keystore of {name!r} has no valid address", name=name) from exc
+
+    def _book(self) -> dict[str, dict[str, str]]:
+        path = self.dir / ADDRESS_BOOK
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise WalletError(f"address book {path} is unreadable: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise WalletError(f"address book {path} is not a JSON object")
+        return {k: v for k, v in raw.items() if isinstance(v, dict)}
+
+    def _record(self, name: str, address: str, data: dict[str, Any]) -> None:
+        """Enter ``name`` in the address book (atomic write; the key behind it is known)."""
+        with _book_lock:
+            book = self._book()
+            entry = {"address": address, "sha256": _digest(data)}
+            if book.get(name) == entry:
+                return
+            book[name] = entry
+            path = self.dir / ADDRESS_BOOK
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(book, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
 
     def create(self, name: str, passphrase: str) -> ChecksumAddress:
         """A new random key, encrypted under ``passphrase``."""
@@ -184,13 +247,28 @@ class KeyStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        return Web3.to_checksum_address(Account.from_key(key).address)
+        address = Web3.to_checksum_address(Account.from_key(key).address)
+        self._record(name, address, data)
+        return address
 
     def unlock(self, name: str, passphrase: str) -> LocalAccount:
         """Decrypt the wallet's key (once per process) and return its account."""
         data = self._read(name)
+        field = self._field_address(name, data)
         account: LocalAccount = Account.from_key(_decrypt(data, passphrase, what=name))
+        if Web3.to_checksum_address(account.address) != field:
+            raise KeystoreTampered(
+                f"keystore {self.path(name)} says address {field} but its key is another "
+                "account: the file was altered; nothing was signed",
+                name=name,
+                path=str(self.path(name)),
+            )
+        self._record(name, field, data)
         return account
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _decrypt(data: dict[str, Any], passphrase: str, *, what: str) -> bytes:
