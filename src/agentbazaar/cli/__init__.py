@@ -24,6 +24,19 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version, from its package metadata."""
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("agentbazaar")
+        except PackageNotFoundError:
+            from agentbazaar import __version__ as number
+        typer.echo(f"agentbazaar {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -32,6 +45,13 @@ def _root(
     ),
     chain: str | None = typer.Option(None, "--chain", help="backend: embedded | local | rpc"),
     rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC url of any EVM chain"),
+    _show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="print the installed version and exit",
+    ),
 ) -> None:
     ctx.obj = RunContext(home=home, backend=chain, rpc_url=rpc)
 
