@@ -85,7 +85,8 @@ def property_checks(
     box = Sandbox(chain)
     box.fund_native(deployer, 10**20)
     handle = box.deploy(build, template.constructor(params), sender=deployer)
-    for token, amount in template.funding(params):  # funded once; each example starts here
+    funding = template.extra.get("sandbox_funding", template.funding)
+    for token, amount in funding(params):  # funded once; each example starts here
         box.deal(token, handle.address, box.balance(token, handle.address) + amount)
     run = Run(box, handle, dict(params), deployer)
     if fmt:

@@ -210,11 +210,24 @@ def _amount(p: Param, value: Any, ctx: ResolveContext, done: dict[str, Any]) -> 
         named = ctx.tokens.get(parts[1])
         if token_addr is not None and named.address != token_addr:
             raise BadParameters(f"{text!r} is not in {token_of(ctx, token_addr).symbol}")
-        return parse_units(parts[0], named.decimals)
-    if token_addr is None:
-        decimals = int(ctx.extra.get("decimals", 0))
-        return parse_units(text, decimals)
-    return parse_units(text, token_of(ctx, token_addr).decimals)
+        return parse_units(plain_amount(parts[0]), named.decimals)
+    if token_addr is None:  # an amount of the contract's own token (e.g. a capped token)
+        decimals = int(done.get("decimals", ctx.extra.get("decimals", 0)))
+        return parse_units(plain_amount(text), decimals)
+    return parse_units(plain_amount(text), token_of(ctx, token_addr).decimals)
+
+
+def plain_amount(text: str) -> str:
+    """'2.5k' -> '2500', '1.5m' -> '1500000'; anything else as written."""
+    t = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:]) if t else None
+    if scale is None:
+        return text.strip()
+    try:
+        value = Decimal(t[:-1].replace(",", "")) * scale
+    except InvalidOperation as exc:
+        raise AmountError(f"not a number: {text!r}") from exc
+    return format(value.normalize(), "f")
 
 
 def parse_duration(text: str) -> int:

@@ -78,9 +78,11 @@ def _modules(bundle: SourceBundle) -> Iterator[tuple[str, Any]]:
         root = Path(tmp)
         target = materialize(bundle, root)
         file_input = FileInput(
-            contents=target.read_text(), source_id=-1, path=Path(bundle.target),
+            contents=target.read_text(),
+            source_id=-1,
+            path=Path(bundle.target),
             resolved_path=target,
-        )  # fmt: skip
+        )
         data = CompilerData(
             file_input,
             FilesystemInputBundle([root]),
