@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-NUMBER = r"\d[\d,]*(?:\.\d+)?k?"
+NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?[km]?"
 NAME = r"0x[0-9a-fA-F]{40}|[A-Za-z][\w-]*"
 _UNITS = r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|mos?|years?|yrs?"
 DURATION = rf"(?:{NUMBER}|an?|one)[\s-]*(?:{_UNITS})"
@@ -17,14 +17,10 @@ _STOP = {"to", "for", "over", "per", "a", "an", "the", "and", "or", "with", "in"
 
 
 def plain_number(text: str) -> str:
-    """'2.5k' -> '2500', '1,000' stays (parse_units reads commas)."""
-    t = text.strip().lower()
-    if t.endswith("k"):
-        from decimal import Decimal
+    """'2.5k' -> '2500', '21m' -> '21000000', '1,000' stays (parse_units reads commas)."""
+    from agentbazaar.authoring.params import plain_amount
 
-        value = Decimal(t[:-1].replace(",", "")) * 1000
-        return format(value.normalize(), "f")
-    return text.strip()
+    return plain_amount(text)
 
 
 def amount_token(sentence: str, tokens: set[str] | None = None) -> tuple[str, str] | None:

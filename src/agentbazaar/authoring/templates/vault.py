@@ -238,12 +238,14 @@ def parse(sentence: str) -> dict[str, Any] | None:
     if owner:
         raw["owner"] = owner
     agent = re.search(
-        rf"\b(?:agent account for|let|lets|allow|allows|for agent|agent|session key)\s+({_text.NAME})\s",
+        rf"\b(?:agent account for|let|lets|allow|allows|for agent|agent|session key)\s+"
+        rf"(?!account\b|can\b|spend\b)({_text.NAME})\b",
         sentence,
     )
-    raw["session_key"] = agent.group(1) if agent and agent.group(1) not in ("spend",) else None
+    raw["session_key"] = agent.group(1) if agent else None
     payees = re.search(
-        rf"\b(?:paying only|only to|only pay|pay only|payees?)\s+((?:{_text.NAME})(?:\s*(?:,|and|&)\s*(?:{_text.NAME}))*)",
+        rf"\b(?:paying only|only to|only pay|pay only|payees?)\s+((?:{_text.NAME})"
+        rf"(?:\s*(?:,|and|&)\s*(?!fund\b|with\b)(?:{_text.NAME}))*)",
         sentence,
     )
     if payees:
