@@ -122,7 +122,7 @@ def test_a_name_that_is_no_wallet_is_asked(ctx: ResolveContext) -> None:
 
 
 def test_contradictions_are_refused(ctx: ResolveContext) -> None:
-    with pytest.raises(BadParameters, match="cliff .* longer than the vesting"):
+    with pytest.raises(BadParameters, match=r"cliff .* longer than the vesting"):
         fill("vest 1,000 USDC to bob over 3 months with a 12 month cliff", ctx)
     with pytest.raises(BadParameters, match="own arbiter"):
         fill("hold 50 USDC in escrow for carol until carol approves or 7 days pass", ctx)

@@ -86,7 +86,7 @@ def test_a_broken_template_fails_its_property(
     built = build(_mutated(template.contract, old, new))
     results = {r.name: r for r in property_checks(
         template, built, _params(world, name), deployer=world.wallet.address, chain=world.chain,
-        examples=30,
+        examples=15,
     )}  # fmt: skip
     assert not results[f"property:{fails}"].ok
     assert "FAILED" in results[f"property:{fails}"].detail
