@@ -288,9 +288,12 @@ def _send_deployment(
     sender = wallet.address
     fees = chain.fee_params()
     nonce = int(chain.w3.eth.get_transaction_count(sender, "pending"))
-    tx: dict[str, Any] = {"from": sender, "data": init, "value": 0, "chainId": chain.chain_id,
-                          "nonce": nonce, **fees}  # fmt: skip
-    tx["gas"] = chain.estimate_gas(cast(Any, tx), action="simulate the deployment")
+    tx: dict[str, Any] = {"data": init, "value": 0, **fees}
+    tx["gas"] = chain.estimate_gas(
+        cast(Any, {**tx, "from": sender}), action="simulate the deployment"
+    )
+    # the address the contract gets at the next nonce (the chain's nonce manager signs it; a
+    # send racing ours would move it, and the receipt says where it really is)
     predicted = _create_address(sender, nonce)
     with wallet.spend(
         kind="deploy",
@@ -307,8 +310,10 @@ def _send_deployment(
             if chain.receipt(tx_hash) is None and spend.record.raw_tx:
                 chain.broadcast_raw(bytes(HexBytes(spend.record.raw_tx)))
         else:
-            tx_hash, raw = spend.sign_transaction(tx)
-            chain.broadcast_raw(raw, action="deploy the contract")
+            tx_hash = chain.send_nowait(
+                wallet.account_for_deploy(), cast(Any, tx), action="deploy the contract",
+                on_signed=spend.record_transaction,
+            )  # fmt: skip
         try:
             receipt = chain.wait_for_receipt(tx_hash, action="deploy the contract")
         except TransactionReverted as exc:
