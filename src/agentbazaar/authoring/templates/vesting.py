@@ -115,7 +115,10 @@ def scenario(run: Run) -> list[Step]:
                 not early.ok,
             )
         )
-    for label, at in (("at the cliff", cliff_at), ("at the end", p["start"] + p["duration"])):
+    first = (
+        ("at the cliff", cliff_at) if p["cliff"] else ("half way", p["start"] + p["duration"] // 2)
+    )
+    for label, at in (first, ("at the end", p["start"] + p["duration"])):
         steps.append(_claim(run, label, at))
     final = box.balance(token, ben)
     steps.append(
