@@ -89,7 +89,8 @@ def new(
     chain, w = env["chain"], env["wallet"]
     rctx = ResolveContext(names=env["keys"].address_of, tokens=env["tokens"],
                           now=chain.timestamp(), me=w.address)  # fmt: skip
-    say = None if json_out else (lambda step: err_console.print(f"[dim]... {step}[/dim]"))
+    live = err_console.is_terminal and not json_out  # progress only for a person watching
+    say = (lambda step: err_console.print(f"[dim]... {step}[/dim]")) if live else None
     d = draft(sentence, chain=chain, wallet=w, ctx=rctx, store=env["store"], namer=env["namer"],
               examples=examples, approve=approve, progress=say)  # fmt: skip
     from agentbazaar.authoring.pipeline import Authored
