@@ -13,6 +13,7 @@ from agentbazaar.wallet import PolicyStore, SpendingPolicy
 
 SENTENCES = [
     "vest 1,000 USDC to bob over 12 months with a 3 month cliff",
+    "split this agent's income 70/30 between carol and bob",
     "hold 50 USDC in escrow for carol until dave approves or 7 days pass",
     "stream 10 USDC per day to bob for 30 days",
     "let bob spend up to 20 USDC per day from a vault owned by me, paying only carol and dave, "

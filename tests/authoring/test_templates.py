@@ -37,6 +37,8 @@ def _params(world: World, name: str) -> dict[str, Any]:
                   "session_until": now + 30 * DAY, "fund": None, "epoch": now},
         "token": {"name": "Gold", "symbol": "GLD", "decimals": 18, "cap": 10**24,
                   "initial_supply": 10**21, "holder": a("carol")},
+        "splitter": {"payees": [a("bob"), a("carol")], "shares": [70, 30], "token": usdc,
+                     "upstream": a("dave"), "royalty_bps": 1000, "owner": None},
         "timelock": {"min_delay": 2 * DAY, "proposers": [a("carol")], "executors": [a("dave")],
                      "admin": None},
     }[name]  # fmt: skip

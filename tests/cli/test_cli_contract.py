@@ -88,7 +88,7 @@ def test_templates_lists_schemas(embedded: dict[str, str]) -> None:
     proc = _run(embedded, "contract", "templates", "--json")
     assert proc.returncode == 0, proc.stderr
     docs = {t["name"]: t for t in json.loads(proc.stdout)}
-    assert set(docs) == {"vesting", "escrow", "stream", "vault", "token", "timelock"}
+    assert set(docs) == {"vesting", "splitter", "escrow", "stream", "vault", "token", "timelock"}
     assert docs["vesting"]["schema"]["additionalProperties"] is False
     assert all(t["invariants"] for t in docs.values())
 
