@@ -8,9 +8,9 @@ import os
 
 import pytest
 from authoring_helpers import World, make_world
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from agentbazaar.authoring import TEMPLATES, Sandbox
 from agentbazaar.authoring.sandbox import Handle

@@ -32,7 +32,11 @@ class CheckResult:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "result": "pass" if self.ok else "fail", "detail": self.detail}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "result": "pass" if self.ok else "fail",
+            "detail": self.detail,
+        }
         if self.data:
             out["data"] = self.data
         out["seconds"] = round(self.seconds, 3)

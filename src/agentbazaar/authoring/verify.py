@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from hexbytes import HexBytes
 
 from agentbazaar.authoring.records import RecordStore
@@ -150,7 +150,7 @@ def _creation_match(
             raise
         reasons.append(f"deployment transaction {tx_hash} not available: {type(exc).__name__}")
         return None
-    sent = bytes(tx.get("input") or tx.get("data") or b"")
+    sent = bytes(HexBytes(tx.get("input") or tx.get("data") or b""))
     if sent == init:
         return "exact_match"
     n = len(rebuilt.bytecode)

@@ -109,8 +109,8 @@ def fork_env(chain: Chain | None = None) -> Any:
     from boa.vm.py_evm import GENESIS_PARAMS
     from eth.chains.mainnet import MainnetChain
     from eth.db.atomic import AtomicDB
-    from eth.tools.builder import chain as builder
-    from eth.vm.forks import PragueVM
+    from eth.tools.builder.chain import builders as builder
+    from eth.vm.forks.prague import PragueVM
 
     env = Env()
     state_class = type("ForkState", (PragueVM._state_class,), {})

@@ -29,7 +29,7 @@ class _Model:
         self.carry = 0
 
     def income(self, amount: int) -> int:
-        royalties = sum(amount * b // 10_000 for b in self.bps)
+        royalties: int = sum(amount * int(b) // 10_000 for b in self.bps)
         pool = amount - royalties + self.carry
         total = sum(self.shares.values())
         credited = 0

@@ -18,12 +18,12 @@ from agentbazaar.errors import BadParameters, NeedsClarification
 
 
 def _streamed(p: Mapping[str, Any], at: int, canceled: int = 0) -> int:
-    t = min(at, p["start"] + p["duration"])
+    t: int = min(at, int(p["start"]) + int(p["duration"]))
     if canceled:
         t = min(t, canceled)
     if t <= p["start"]:
         return 0
-    return int(p["amount"]) * (t - p["start"]) // p["duration"]
+    return int(p["amount"]) * (t - int(p["start"])) // int(p["duration"])
 
 
 def _time(run: Run, draw: Draw) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from hypothesis import strategies as st
 
 from agentbazaar.authoring import _text

@@ -15,12 +15,12 @@ from agentbazaar.errors import BadParameters
 
 
 def _vested(p: Mapping[str, Any], at: int) -> int:
-    start, cliff, duration, total = p["start"], p["cliff"], p["duration"], p["amount"]
+    start, cliff, duration, total = (int(p[k]) for k in ("start", "cliff", "duration", "amount"))
     if at < start + cliff:
         return 0
     if at >= start + duration:
         return int(total)
-    return int(total) * (at - start) // duration
+    return int(total) * (at - start) // int(duration)
 
 
 def _time(run: Run, draw: Draw) -> int:
