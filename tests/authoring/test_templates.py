@@ -12,6 +12,7 @@ from authoring_helpers import World, make_world
 
 from agentbazaar.authoring import TEMPLATES, Run, Sandbox, property_checks, static_check
 from agentbazaar.authoring.sandbox import actor
+from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.chain.sources import SourceBundle, build, gather
 
 DAY = 86_400
@@ -127,6 +128,9 @@ def test_the_sandbox_never_writes_the_chain(world: World) -> None:
     assert box.now >= world.chain.timestamp() + 365 * DAY
     contract = world.chain.contract(world.usdc.address, [e for e in _erc20()])
     assert world.chain.call(contract.functions.balanceOf(who)) == 0
+    # the embedded chain still executes transactions after a fork was made in this process
+    world.chain.send(dev_account(0), {"to": who, "value": 7})
+    assert world.chain.native_balance(who) == 7 and box.env.get_balance(who) == 0
 
 
 def _erc20() -> list[dict[str, Any]]:
