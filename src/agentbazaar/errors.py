@@ -5,7 +5,10 @@
     ├── InputError               bad user input (amount, address, token, wallet name, ...)
     │   ├── AmountError
     │   ├── AddressError
-    │   └── UnknownTokenError
+    │   ├── UnknownTokenError
+    │   ├── NeedsClarification   a sentence lacks a value or is ambiguous: names what to ask
+    │   ├── NoTemplate           no contract template covers a sentence (names the closest)
+    │   └── BadParameters        contract parameters that contradict each other or the chain
     ├── ChainError               anything that went wrong talking to a chain
     │   ├── ChainUnavailable     node not running / unreachable
     │   ├── WrongChain           chain id differs from the one expected
@@ -13,6 +16,8 @@
     │   ├── TransactionTimeout   no receipt within the timeout
     │   └── InsufficientFunds    not enough native balance for value + gas
     ├── ContractError            compile / deploy / manifest problems
+    │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
+    │   └── NotVerified          no record to verify a deployed contract against
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
@@ -72,6 +77,26 @@ class UnknownTokenError(InputError):
     pass
 
 
+class NeedsClarification(InputError):
+    """What the user must say before anything can be built; ``missing`` names the values."""
+
+    def __init__(self, message: str, *, missing: list[str], **fields: object) -> None:
+        super().__init__(message, missing=", ".join(missing), **fields)
+        self.missing = list(missing)
+
+
+class NoTemplate(InputError):
+    """No template covers the request; ``closest`` names the nearest templates."""
+
+    def __init__(self, message: str, *, closest: list[str], **fields: object) -> None:
+        super().__init__(message, closest=", ".join(closest), **fields)
+        self.closest = list(closest)
+
+
+class BadParameters(InputError):
+    pass
+
+
 class ChainError(BazaarError):
     pass
 
@@ -97,6 +122,14 @@ class InsufficientFunds(ChainError):
 
 
 class ContractError(BazaarError):
+    pass
+
+
+class CheckFailed(ContractError):
+    pass
+
+
+class NotVerified(ContractError):
     pass
 
 

@@ -467,4 +467,5 @@ def _is_nonce_error(exc: ChainError) -> bool:
     and signing again with another nonce could pay twice.
     """
     text = str(exc).lower()
-    return "nonce too low" in text or "nonce too high" in text
+    # anvil/geth say "nonce too low/high"; the embedded chain "invalid transaction nonce"
+    return any(m in text for m in ("nonce too low", "nonce too high", "invalid transaction nonce"))

@@ -56,11 +56,18 @@ class Artifact:
 
 
 def contract_path(name: str) -> Path:
+    """``Name`` or ``folder/Name`` (e.g. ``templates/LinearVesting``) under ``contracts/``."""
     path = CONTRACTS_DIR / f"{name}.vy"
-    if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONTRACTS_DIR.glob("*.vy")))
+    if not re.fullmatch(r"(?:[A-Za-z0-9_]+/)?[A-Za-z0-9_]+", name) or not path.is_file():
+        known = ", ".join(
+            sorted(str(p.relative_to(CONTRACTS_DIR).with_suffix("")) for p in _all_sources())
+        )
         raise ContractError(f"unknown contract {name!r}; known contracts: {known}")
     return path
+
+
+def _all_sources() -> list[Path]:
+    return [*CONTRACTS_DIR.glob("*.vy"), *CONTRACTS_DIR.glob("*/*.vy")]
 
 
 def _local_imports(path: Path) -> list[Path]:

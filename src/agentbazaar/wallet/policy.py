@@ -45,9 +45,13 @@ from agentbazaar.units import format_units
 
 NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
-SpendKind = Literal["transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"]
+SpendKind = Literal[
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy"
+]  # fmt: skip
+# "deploy": a contract deployment, a spend of the native currency (at most gas x max fee) to the
+# address the contract will have; checked and counted like any payment of the native currency
 SPEND_KINDS: tuple[str, ...] = (
-    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy"
 )  # fmt: skip
 ESCROW_KINDS: tuple[str, ...] = ("deposit",)  # custody moves into escrow: not a payment
 RELEASE_KINDS: tuple[str, ...] = ("refund",)  # escrow returned to the payer (ledger rows only)

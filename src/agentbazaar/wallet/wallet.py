@@ -36,6 +36,7 @@ from agentbazaar.units import format_units
 from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import (
+    ESCROW_KINDS,
     NATIVE_KEY,
     RELEASE_KINDS,
     SPEND_KINDS,
@@ -279,6 +280,31 @@ class Wallet:
             raise
         if spend.record.status == "reserved":
             self.ledger.mark_failed(spend.record.id, "nothing was signed")
+
+    def check(
+        self,
+        *,
+        kind: str,
+        token: Token | str | None,
+        amount: int,
+        counterparty: str,
+        approve: bool | Approver = False,
+        chain_id: int | None = None,
+    ) -> None:
+        """The policy's verdict on a planned spend, without reserving or signing anything.
+
+        Raises what ``spend`` would raise for this spend alone now (counterparty lists, unlisted
+        token, per-payment maximum, approval, rolling budget); a plan calls it for each of its
+        spends before the first is signed. ``spend`` checks again when signing.
+        """
+        request = self._request(kind, token, amount, counterparty, None, None, chain_id)
+        policy = self.policy
+        policy.check_static(request)
+        if policy.needs_approval(request) and not self._approved(request, approve):
+            raise policy.approval_error(request)
+        if request.kind not in ESCROW_KINDS:
+            spent = self.ledger.spent_in_window(self.name, request.token, policy.window_seconds)
+            policy.check_budget(request, spent)
 
     def record_refund(
         self,
