@@ -24,7 +24,8 @@
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
-    └── AgentError               agent runtime, hiring, receipts
+    ├── AgentError               agent runtime, hiring, receipts
+    └── DataError                datasets: content addressing, licences, contributions, lineage
 
 Every error carries a message that says what to do, and optional structured fields.
 """
@@ -146,4 +147,8 @@ class IntentError(BazaarError):
 
 
 class AgentError(BazaarError):
+    pass
+
+
+class DataError(BazaarError):
     pass

@@ -1,0 +1,1 @@
+"""Datasets: content addressing (CIDv1), the dataset registry, licences, contributions, lineage."""
