@@ -380,5 +380,5 @@ class _Model:
         self.shares[account] += amount
 
 
-SplitterChain.TestCase.settings = settings(max_examples=10, stateful_step_count=20, deadline=None)
+SplitterChain.TestCase.settings = settings(max_examples=6, stateful_step_count=20, deadline=None)
 test_splitter_chain_conserves_funds_exactly = SplitterChain.TestCase
