@@ -180,20 +180,22 @@ class FileDag:
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes (any size); ``data`` may be a reused buffer: nothing keeps a reference."""
         size = self.params.chunk_size
         self.size += len(data)
         if not self._buffer and len(data) == size:  # the common case when reading a file
-            self._leaf(bytes(data))
+            self._leaf(data)
             return
         self._buffer += data
         while len(self._buffer) >= size:
-            self._leaf(bytes(self._buffer[:size]))
+            with memoryview(self._buffer) as whole, whole[:size] as piece:
+                self._leaf(piece)
             del self._buffer[:size]
 
     def finish(self) -> DagLink:
         if self._buffer or self._leaves == 0:
-            self._leaf(bytes(self._buffer))
-            self._buffer.clear()
+            self._leaf(self._buffer)
+            self._buffer = bytearray()
         level = 0
         while level < len(self._levels) - 1:
             if self._levels[level]:
@@ -203,10 +205,10 @@ class FileDag:
         top = self._levels[-1]
         return top[0] if len(top) == 1 else self._node(top)
 
-    def _leaf(self, chunk: bytes) -> None:
+    def _leaf(self, chunk: bytes | bytearray | memoryview) -> None:
         cid = Cid.of_block(RAW, chunk)
         if self._on_block is not None:
-            self._on_block(cid, chunk)
+            self._on_block(cid, bytes(chunk))
         self._leaves += 1
         self._push(0, DagLink(cid, len(chunk), len(chunk)))
 
@@ -254,33 +256,39 @@ def cid_of_bytes(data: bytes, params: DagParams = DEFAULT_PARAMS) -> Cid:
     dag = FileDag(params)
     view = memoryview(data)
     for start in range(0, len(data), params.chunk_size):
-        dag.write(view[start : start + params.chunk_size])
+        dag.write(view[start : start + params.chunk_size])  # slices: no copies
     return dag.finish().cid
 
 
 def dag_of_stream(
-    stream: BinaryIO, params: DagParams = DEFAULT_PARAMS, on_block: BlockSink | None = None
+    stream: BinaryIO,
+    params: DagParams = DEFAULT_PARAMS,
+    on_block: BlockSink | None = None,
+    *,
+    size_hint: int | None = None,
 ) -> DagLink:
-    """The DAG of everything left in ``stream``, read one chunk at a time."""
+    """The DAG of everything left in ``stream``, read into one reused buffer of at most a chunk
+    (``size_hint``, the expected size, keeps the buffer small for small files)."""
     dag = FileDag(params, on_block)
-    for chunk in _chunks(stream, params.chunk_size):
-        dag.write(chunk)
-    return dag.finish()
-
-
-def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    length = params.chunk_size if size_hint is None else min(params.chunk_size, size_hint + 1)
+    view = memoryview(bytearray(length))
     while True:
-        chunk = stream.read(size)
-        while chunk and len(chunk) < size:  # short reads (pipes): top the chunk up
-            more = stream.read(size - len(chunk))
-            if not more:
-                break
-            chunk += more
-        if not chunk:
-            return
-        yield chunk
-        if len(chunk) < size:
-            return
+        filled = _fill(stream, view)
+        if filled:
+            dag.write(view[:filled])
+        if filled < length:
+            return dag.finish()
+
+
+def _fill(stream: BinaryIO, view: memoryview) -> int:
+    """Read until ``view`` is full or the stream ends (pipes and sockets return short reads)."""
+    filled = 0
+    while filled < len(view):
+        count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 @dataclass(frozen=True)
@@ -303,10 +311,11 @@ def dag_of_file(
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            before = _Stamp.of(os.fstat(fh.fileno()))
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            first = os.fstat(fh.fileno())
+            if not stat.S_ISREG(first.st_mode):
                 raise PathError(f"{path} is not a regular file")
-            link = dag_of_stream(fh, params, on_block)
+            before = _Stamp.of(first)
+            link = dag_of_stream(fh, params, on_block, size_hint=first.st_size)
             after = _Stamp.of(os.fstat(fh.fileno()))
         still = _Stamp.of(os.stat(path, follow_symlinks=False))
     except OSError as exc:
