@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -165,3 +166,29 @@ def test_unknown_licences_are_refused() -> None:
     with pytest.raises(DataError, match="unknown licence"):
         licence_id(0)
     assert licence_id("open") == 1 and licence_id("4") == 4
+
+
+def test_suite_step_rebinds_the_registry_and_adds_licences_once(tmp_path: Path) -> None:
+    from agentbazaar.chain import Chain
+    from agentbazaar.chain.compiler import default_cache_dir
+    from agentbazaar.chain.deploy import deploy_contract
+    from agentbazaar.config import load_config
+    from agentbazaar.suite import deploy_suite
+
+    (tmp_path / "artifacts").symlink_to(default_cache_dir(), target_is_directory=True)
+    chain, cfg = Chain.embedded(), load_config(tmp_path, env={})
+    first = deploy_suite(chain, cfg)
+    registry = first.contracts["DatasetRegistry"]
+    deploy_contract(  # a new identity registry, as after a change of its source
+        chain, first.deployer, first.manifest, "IdentityRegistry", "IdentityRegistry",
+        ("agentbazaar Agent", "AGENT"), artifacts_dir=cfg.artifacts_dir, force=True,
+    )  # fmt: skip
+    again = deploy_suite(chain, cfg, manifest=first.manifest)
+    moved = again.contracts["DatasetRegistry"]
+    assert again.statuses["DatasetRegistry"] == "changed" and moved.address != registry.address
+    identity = again.contracts["IdentityRegistry"].address
+    assert chain.call(moved.functions.identity()) == identity
+    assert chain.call(moved.functions.licenceCount()) == len(TEMPLATES)
+    third = deploy_suite(chain, cfg, manifest=first.manifest)
+    assert third.contracts["DatasetRegistry"].address == moved.address
+    assert chain.call(moved.functions.licenceCount()) == len(TEMPLATES)
