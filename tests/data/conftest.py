@@ -1,4 +1,4 @@
-"""A suite deployed once on the embedded chain, with a registered publisher agent."""
+"""A suite deployed once per test session on the embedded chain, with a registered publisher."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class DataWorld:
         return int(self.chain.call(self.usdc.functions.balanceOf(address)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def data_world(tmp_path_factory: pytest.TempPathFactory) -> DataWorld:
     home = tmp_path_factory.mktemp("data-home")
     cache = default_cache_dir()
