@@ -29,7 +29,8 @@
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
-    └── AgentError               agent runtime, hiring, receipts
+    ├── AgentError               agent runtime, hiring, receipts
+    └── DataError                datasets: content addressing, licences, contributions, lineage
 
 Every error carries a message that says what to do, and optional structured fields.
 """
@@ -179,4 +180,8 @@ class IntentError(BazaarError):
 
 
 class AgentError(BazaarError):
+    pass
+
+
+class DataError(BazaarError):
     pass
