@@ -24,6 +24,9 @@
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
+    ├── ModelError               the model layer: weights and runtimes (``agentbazaar.models``)
+    │   ├── ModelUnavailable     weights or runtime not installed (the message names the fix)
+    │   └── WeightsMismatch      joined weights whose sha256 is not the pinned one (refused)
     └── AgentError               agent runtime, hiring, receipts
 
 Every error carries a message that says what to do, and optional structured fields.
@@ -147,3 +150,16 @@ class IntentError(BazaarError):
 
 class AgentError(BazaarError):
     pass
+
+
+class ModelError(BazaarError):
+    pass
+
+
+class ModelUnavailable(ModelError):
+    """A model's weights or runtime are not installed; the message names the command that
+    installs them."""
+
+
+class WeightsMismatch(ModelError):
+    """Weights whose sha256 (or size) is not the pinned one: refused, never loaded."""

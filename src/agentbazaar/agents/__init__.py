@@ -7,14 +7,15 @@
     provider.start()                    # HTTP on 127.0.0.1, registered on the identity registry
     buyer.hire("embed", {"texts": [...]}, max_price=10_000)   # discover, pay, verify, review
 
-Modules: ``embedding`` (the MiniLM model, token pricing, weights hash), ``receipts`` (EIP-712
+The models themselves (MiniLM embeddings, the language models) live in ``agentbazaar.models``.
+Modules: ``pricing`` (per-token prices in base units), ``receipts`` (EIP-712
 inference receipts, canonical hashes), ``store`` (SQLite receipts and verdicts), ``validation``
 (the re-run tolerance), ``skills``, ``runtime`` (``Agent``), ``payment`` (x402 both ways),
 ``hiring`` (``Buyer``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 
-from agentbazaar.agents.embedding import EmbeddingModel, price_for_tokens, shared_model
+from agentbazaar.agents.pricing import TokenPrices, price_for_tokens
 from agentbazaar.agents.receipts import (
     BadReceipt,
     Expected,
@@ -27,6 +28,7 @@ from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.agents.store import ReceiptStore
 from agentbazaar.agents.validation import compare_embeddings
+from agentbazaar.models.embedding import EmbeddingModel, shared_model
 
 __all__ = [
     "Agent",
@@ -38,6 +40,7 @@ __all__ = [
     "Receipt",
     "ReceiptStore",
     "SignedReceipt",
+    "TokenPrices",
     "compare_embeddings",
     "price_for_tokens",
     "shared_model",

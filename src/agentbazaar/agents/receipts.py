@@ -18,7 +18,7 @@ Canonical bytes (what the hashes cover):
   float32; ``outputHash = keccak256(those bytes)``. JSON carries the values as decimal floats; a
   float32 converted to a Python float prints and parses back exactly, so the buyer rebuilds the
   same bytes. NaN and infinities are refused.
-- weightsHash: sha256 over the model files (see ``agents.embedding``).
+- weightsHash: sha256 over the model files (see ``models.embedding``).
 - paymentRef: the EIP-3009 authorization nonce of the x402 payment that bought the work (known
   before settlement, and checkable on-chain with ``authorizationState(payer, nonce)``); the
   settlement tx hash is stored beside the receipt once known.
@@ -41,8 +41,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.agents.embedding import Matrix
 from agentbazaar.errors import AgentError
+from agentbazaar.models.embedding import Matrix
 
 DOMAIN_NAME = "agentbazaar InferenceReceipt"
 DOMAIN_VERSION = "1"

@@ -23,13 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from agentbazaar.agents.embedding import (
-    EMBEDDING_DIM,
-    EmbeddingModel,
-    Matrix,
-    check_texts,
-    price_for_tokens,
-)
+from agentbazaar.agents.pricing import price_for_tokens
 from agentbazaar.agents.receipts import (
     Receipt,
     SignedReceipt,
@@ -40,6 +34,7 @@ from agentbazaar.agents.receipts import (
     sign_receipt,
 )
 from agentbazaar.errors import InputError
+from agentbazaar.models.embedding import EMBEDDING_DIM, EmbeddingModel, Matrix, check_texts
 
 if TYPE_CHECKING:
     from agentbazaar.agents.runtime import Agent

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agentbazaar.agents.embedding import Matrix
+from agentbazaar.models.embedding import Matrix
 
 MIN_COSINE = 0.9999
 MAX_ABS_DIFF = 1e-4

@@ -28,7 +28,6 @@ import httpx
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.agents.embedding import EmbeddingModel, check_texts
 from agentbazaar.agents.receipts import (
     BadReceipt,
     SignedReceipt,
@@ -42,6 +41,7 @@ from agentbazaar.agents.store import StoredVerdict
 from agentbazaar.agents.validation import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.errors import BazaarError, InputError
 from agentbazaar.identity.cards import to_data_uri
+from agentbazaar.models.embedding import EmbeddingModel, check_texts
 
 
 @dataclass(frozen=True)
