@@ -111,6 +111,7 @@ class RuntimeConfig:
     context_size: int = DEFAULT_CONTEXT
     batch_size: int = DEFAULT_BATCH
     ubatch_size: int = DEFAULT_BATCH
+    slots: int = 1  # > 1 decodes concurrent requests together: not reproducible (measured)
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -118,6 +119,7 @@ class RuntimeConfig:
             "context_size": self.context_size,
             "batch_size": self.batch_size,
             "ubatch_size": self.ubatch_size,
+            "slots": self.slots,
         }
 
 
@@ -139,11 +141,14 @@ class LanguageModel:
         threads: int | None = None,
         context_size: int = DEFAULT_CONTEXT,
         batch_size: int = DEFAULT_BATCH,
+        slots: int = 1,
         system_prompt: str = SYSTEM_PROMPT,
         cache_dir: Path | None = None,
     ) -> None:
         self.spec = spec
-        self.config = RuntimeConfig(threads or default_threads(), context_size, batch_size)
+        self.config = RuntimeConfig(
+            threads or default_threads(), context_size, batch_size, batch_size, slots
+        )
         self.system_prompt = system_prompt
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
@@ -192,7 +197,7 @@ class LanguageModel:
         p.n_ctx = self.config.context_size
         p.n_batch = self.config.batch_size
         p.n_ubatch = self.config.ubatch_size
-        p.n_parallel = 1
+        p.n_parallel = self.config.slots
         p.cpuparams.n_threads = self.config.threads
         p.cpuparams_batch.n_threads = self.config.threads
         p.n_threads_http = 1
