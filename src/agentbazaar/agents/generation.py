@@ -266,13 +266,17 @@ def sse_stream(
     events: queue.Queue[str | None] = queue.Queue()
     chunk_id = f"chatcmpl-{int(time.time() * 1000):x}"
     model = skill.model.model_id
+    gone = threading.Event()  # the client went away: stop generating, receipt what it got
+
+    def allowed(tokens: int) -> bool:
+        return not gone.is_set() and (budget is None or budget(tokens))
 
     def work() -> None:
         try:
             completion, signed = skill.serve(
                 agent,
                 request,
-                budget=budget,
+                budget=allowed,
                 on_piece=lambda p: events.put(_chunk(chunk_id, model, {"content": p.text}, None)),
             )
             final = _chunk(chunk_id, model, {}, _wire_finish(completion.finish_reason))
@@ -286,9 +290,12 @@ def sse_stream(
 
     yield _chunk(chunk_id, model, {"role": "assistant", "content": ""}, None)
     threading.Thread(target=work, name="generation-stream", daemon=True).start()
-    while (event := events.get()) is not None:
-        yield event
-    yield "data: [DONE]\n\n"
+    try:
+        while (event := events.get()) is not None:
+            yield event
+        yield "data: [DONE]\n\n"
+    finally:
+        gone.set()
 
 
 def _error_body(exc: BazaarError) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentbazaar.agents.receipts import BadReceipt, GenerationReceipt
-from agentbazaar.agents.validation import FAIL, Comparison, compare_tokens
+from agentbazaar.agents.validation import FAIL, PASS, Comparison, compare_tokens
 from agentbazaar.errors import BazaarError
 from agentbazaar.models.chat import ChatRequest, Message, Sampling, check_messages
 from agentbazaar.models.language import LanguageModel
@@ -38,19 +38,16 @@ class Rerunner:
     def rerun(self, receipt: GenerationReceipt, prompt: Any, tokens: list[int]) -> Comparison:
         model = self._model_for(receipt)
         request = _request(receipt, prompt)
+        if receipt.finish_reason == "cancelled" and not tokens:  # stopped before any token
+            return _prompt_check(receipt, model.count_prompt_tokens(request)) or Comparison(
+                PASS, 0.0, 1.0, "no tokens delivered; the prompt count is right"
+            )
         if receipt.finish_reason == "cancelled":
-            if not tokens:
-                raise BadReceipt("a cancelled completion with no tokens has nothing to check")
             request = request.with_max_tokens(len(tokens))
         redo = model.complete(request)
-        if redo.prompt_tokens != receipt.input_tokens:
-            return Comparison(
-                FAIL,
-                1.0,
-                0.0,
-                f"input tokens misstated: {receipt.input_tokens} claimed, the prompt has "
-                f"{redo.prompt_tokens}",
-            )
+        wrong_prompt = _prompt_check(receipt, redo.prompt_tokens)
+        if wrong_prompt is not None:
+            return wrong_prompt
         expected_finish = (
             "cancelled" if receipt.finish_reason == "cancelled" else redo.finish_reason
         )
@@ -95,6 +92,15 @@ class Rerunner:
             for model in self._variants.values():
                 model.close()
             self._variants.clear()
+
+
+def _prompt_check(receipt: GenerationReceipt, prompt_tokens: int) -> Comparison | None:
+    if prompt_tokens == receipt.input_tokens:
+        return None
+    reason = (
+        f"input tokens misstated: {receipt.input_tokens} claimed, the prompt has {prompt_tokens}"
+    )
+    return Comparison(FAIL, 1.0, 0.0, reason)
 
 
 def _request(receipt: GenerationReceipt, prompt: Any) -> ChatRequest:

@@ -365,7 +365,9 @@ class Agent:
             "input-required",
             {
                 **quote.to_json(),
-                "endpoint": f"{self.url}/skills/{skill.id}?quote={quote.id}",
+                "endpoint": f"{self.url}/v1/chat/completions"
+                if getattr(skill, "metered", False)
+                else f"{self.url}/skills/{skill.id}?quote={quote.id}",
                 "asset": self.token.address,
                 "payTo": self.address,
             },

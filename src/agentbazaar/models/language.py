@@ -308,8 +308,7 @@ class TokenStream:
     def __init__(self, server: Any, body: dict[str, Any]) -> None:
         self._queue: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
         self._stop = threading.Event()
-        self._ids: list[int] = []
-        self._text: list[str] = []
+        self._pieces: list[Piece] = []
         self._finish: FinishReason | None = None
         self._usage: dict[str, Any] = {}
         self._done = False
@@ -358,9 +357,8 @@ class TokenStream:
             ids = tuple(int(t) for t in (chunk.get("__verbose") or {}).get("tokens") or [])
             text = choice.get("text") or ""
             if ids or text:
-                self._ids.extend(ids)
-                self._text.append(text)
-                return Piece(text, ids)
+                self._pieces.append(Piece(text, ids))
+                return self._pieces[-1]
         return None
 
     def close(self) -> None:
@@ -372,13 +370,18 @@ class TokenStream:
         self._thread.join(timeout=30)
 
     def completion(self, *, delivered: int | None = None) -> Completion:
-        """What was generated (or, with ``delivered``, the first pieces' worth of tokens);
+        """What was generated (or, with ``delivered``, the pieces whose tokens were handed on);
         finish reason ``cancelled`` when the stream was stopped before the model finished."""
-        ids = tuple(self._ids if delivered is None else self._ids[:delivered])
-        finished = self._finish is not None and len(ids) == len(self._ids)
+        pieces, count = [], 0
+        for piece in self._pieces:
+            if delivered is not None and count + len(piece.token_ids) > delivered:
+                break
+            pieces.append(piece)
+            count += len(piece.token_ids)
+        finished = self._finish is not None and len(pieces) == len(self._pieces)
         return Completion(
-            text="".join(self._text),
-            token_ids=ids,
+            text="".join(p.text for p in pieces),
+            token_ids=tuple(t for p in pieces for t in p.token_ids),
             prompt_tokens=int(self._usage.get("prompt_tokens", 0)),
             finish_reason=self._finish if finished and self._finish else "cancelled",
         )
