@@ -32,7 +32,14 @@ SCHEMA = {
     "required": ["city", "population"],
     "additionalProperties": False,
 }
-SYSTEM = "You are a concise assistant."
+SYSTEM = (  # long enough (~110 tokens) that a 64-token batch splits the prompt evaluation
+    "You are a concise assistant for a marketplace where software agents buy and sell small "
+    "jobs from each other: embeddings, text generation, data sets and compute. Answer the "
+    "question that follows directly, in plain words, without greetings, apologies, lists or "
+    "markdown. When a JSON answer is asked for, give only the JSON object, with the fields the "
+    "schema names and nothing else. Keep every answer short: one or two sentences of text, or "
+    "one small object. Never invent prices, balances or addresses."
+)
 REQUESTS: dict[str, dict[str, Any]] = {
     "schema_t0": {"user": "Give a large city and its population as JSON.", "schema": SCHEMA,
                   "temperature": 0.0},
@@ -40,6 +47,9 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "text_t08": {"user": "Write two sentences about mountains.", "temperature": 0.8,
                  "top_p": 0.95, "top_k": 40},
 }  # fmt: skip
+
+
+CASES = ("repeat", "stream", "cached_prefix", "process", "threads", "batch", "concurrent")
 
 
 def _request(name: str, max_tokens: int) -> Any:
@@ -128,19 +138,22 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--extras", action="store_true")
     parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--cases", default="all", help="e.g. process,threads (default: all)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
     started = time.perf_counter()
     m, n = args.model, args.max_tokens
-    ref = _spawn(m, n, extras=True)
-    for case in ("repeat", "stream", "cached_prefix"):
+    cases = set(CASES if args.cases == "all" else args.cases.split(","))
+    in_process = cases & {"repeat", "stream", "cached_prefix"}
+    ref = _spawn(m, n, extras=True) if in_process else _spawn(m, n)
+    for case in sorted(in_process):
         _compare(case, ref, ref, m)
-    _compare("process", ref, _spawn(m, n), m)
-    _compare("threads", ref, _spawn(m, n, threads=2), m)
-    _compare("batch", ref, _spawn(m, n, batch=64), m)
-    _compare("concurrent", ref, _spawn(m, n, slots=2), m)
+    for case, settings in (("process", {}), ("threads", {"threads": 2}), ("batch", {"batch": 64}),
+                           ("concurrent", {"slots": 2})):  # fmt: skip
+        if case in cases:
+            _compare(case, ref, _spawn(m, n, **settings), m)
     print(json.dumps({"name": f"determinism.{m}.seconds", "value": round(
         time.perf_counter() - started, 1), "unit": "s"}))  # fmt: skip
 

@@ -57,7 +57,7 @@ def _service(url: str, body: dict[str, Any], n: int, *, stream: bool) -> float:
 
 def main() -> None:
     from agentbazaar.agents.generation import GenerationSkill
-    from agentbazaar.agents.network import deploy_agent_network, new_wallet
+    from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
     from agentbazaar.agents.pricing import TokenPrices
     from agentbazaar.agents.rerun import Rerunner
     from agentbazaar.agents.runtime import Agent
@@ -82,8 +82,9 @@ def main() -> None:
     direct = _direct(model, request, args.n)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        net, _minter = deploy_agent_network(Chain.embedded(), load_config(home, env={}))
+        net, minter = deploy_agent_network(Chain.embedded(), load_config(home, env={}))
         wallet = new_wallet("generator", home / "wallets", net.token)
+        fund(net, minter, wallet.address, 0)  # gas for its registration and validation requests
         agent = Agent("generator", wallet, net, skills=[GenerationSkill(model, TokenPrices(1, 10))])
         agent.start()
         try:

@@ -224,6 +224,7 @@ def test_a_stream_stops_at_its_token_budget_and_charges_what_was_delivered(
     )
     assert completion.finish_reason == "cancelled" and list(completion.token_ids) == delivered
     assert len(delivered) == 5
+    assert completion.prompt_tokens == skill.model.count_prompt_tokens(request) > 0
     assert signed.receipt.price == PRICES.charge(completion.prompt_tokens, 5)
 
 
@@ -249,7 +250,7 @@ def test_honest_generation_passes_and_lies_are_caught_on_chain(
         )
         for mode in ("substitute", "truncate", "overcount")
     }  # fmt: skip
-    body = {"messages": ASK, "max_tokens": 12, "temperature": 0, "seed": 2}
+    body = {"messages": ASK, "max_tokens": 24, "temperature": 0, "seed": 2}
     sales = {}
     for name, agent in {"honest": provider, **liars}.items():
         answer = httpx.post(f"{agent.url}/v1/chat/completions", json=body, timeout=300).json()
@@ -266,4 +267,6 @@ def test_honest_generation_passes_and_lies_are_caught_on_chain(
         assert status.response == verdict.score and status.tag == GENERATION_TAG
     assert "different tokens" in verdicts[liars["substitute"].agent_id or 0].reason
     assert "truncated" in verdicts[liars["truncate"].agent_id or 0].reason
-    assert "overstated" in verdicts[liars["overcount"].agent_id or 0].reason
+    # padded within max_tokens the re-run shows the padding; past it the receipt alone does
+    overcount = verdicts[liars["overcount"].agent_id or 0].reason
+    assert "overstated" in overcount or "output_tokens" in overcount, overcount

@@ -52,6 +52,7 @@ def test_the_same_request_gives_the_same_tokens_streamed_or_not(
     with small_model.stream(request) as stream:
         pieces = list(stream)
     streamed = stream.completion()
+    assert streamed.prompt_tokens == whole.prompt_tokens and streamed.finish_reason == "stop"
     assert streamed.token_ids == whole.token_ids == small_model.complete(request).token_ids
     assert tuple(t for p in pieces for t in p.token_ids) == whole.token_ids
     assert "".join(p.text for p in pieces) == whole.text
@@ -67,6 +68,7 @@ def test_closing_a_stream_stops_it_with_the_tokens_delivered(small_model: Langua
     stream.close()
     done = stream.completion(delivered=len(taken))
     assert done.finish_reason == "cancelled" and list(done.token_ids) == taken
+    assert done.prompt_tokens == small_model.count_prompt_tokens(_request())
 
 
 def test_a_prompt_over_the_window_and_max_tokens_over_the_limit_are_refused(

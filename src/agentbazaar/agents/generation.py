@@ -140,7 +140,7 @@ class GenerationSkill:
             completion = self.served.complete(request)
         else:
             completion = self._streamed(request, budget, on_piece)
-        completion = self._dishonest(completion)
+        completion = self._dishonest(completion, request.sampling.max_tokens)
         return completion, self.receipt(agent, request, completion, payment_ref)
 
     def _streamed(
@@ -156,12 +156,13 @@ class GenerationSkill:
                     on_piece(piece)
         return stream.completion(delivered=delivered)
 
-    def _dishonest(self, completion: Completion) -> Completion:
+    def _dishonest(self, completion: Completion, max_tokens: int) -> Completion:
         ids = completion.token_ids
         if self.mode == "truncate" and len(ids) > 1:
             return _replace(completion, ids[: len(ids) // 2])
-        if self.mode == "overcount":
-            return _replace(completion, ids + ids[-1:] * max(2, len(ids) // 4))
+        if self.mode == "overcount":  # padding within max_tokens when there is room
+            extra = min(max(2, len(ids) // 4), max_tokens - len(ids)) or 2
+            return _replace(completion, ids + ids[-1:] * extra)
         return completion
 
     def receipt(

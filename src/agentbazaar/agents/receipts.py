@@ -473,7 +473,7 @@ def check_generation(
         ("output_tokens", r.output_tokens == len(token_ids)),
         ("price", r.price == r.input_tokens * r.input_price + r.output_tokens * r.output_price),
         ("price", max_price is None or r.price <= max_price),
-        ("settings", r.output_tokens <= r.settings["max_tokens"]),
+        ("output_tokens", r.output_tokens <= r.settings["max_tokens"]),
     ]
     for name, ok in checks:
         if not ok:

@@ -265,6 +265,8 @@ class LanguageModel:
             "return_tokens": True,
             "verbose": True,
         }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
         fmt = request.response_format
         if fmt is not None:
             inner = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
@@ -351,6 +353,11 @@ class TokenStream:
             raise runtime_refusal(chunk.get("error", chunk))
         if chunk.get("usage"):
             self._usage = chunk["usage"]
+        verbose = chunk.get("__verbose") or {}
+        if "tokens_evaluated" in verbose and "prompt_tokens" not in self._usage:
+            # every chunk says how many prompt tokens were read: a stream stopped early has
+            # no usage chunk (exact with the prompt cache off, as for every sale)
+            self._usage = {"prompt_tokens": int(verbose["tokens_evaluated"])}
         for choice in chunk.get("choices") or []:
             if choice.get("finish_reason"):
                 self._finish = _finish(choice["finish_reason"])
