@@ -8,17 +8,21 @@
     buyer.hire("embed", {"texts": [...]}, max_price=10_000)   # discover, pay, verify, review
 
 The models themselves (MiniLM embeddings, the language models) live in ``agentbazaar.models``.
-Modules: ``pricing`` (per-token prices in base units), ``receipts`` (EIP-712
+Modules: ``pricing`` (per-token prices in base units), ``generation`` (``GenerationSkill``: a
+language model sold per token, OpenAI-compatible route), ``rerun`` (completions re-run for
+validation), ``receipts`` (EIP-712
 inference receipts, canonical hashes), ``store`` (SQLite receipts and verdicts), ``validation``
 (the re-run tolerance), ``skills``, ``runtime`` (``Agent``), ``payment`` (x402 both ways),
 ``hiring`` (``Buyer``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 
+from agentbazaar.agents.generation import GenerationSkill
 from agentbazaar.agents.pricing import TokenPrices, price_for_tokens
 from agentbazaar.agents.receipts import (
     BadReceipt,
     Expected,
+    GenerationReceipt,
     Receipt,
     SignedReceipt,
     sign_receipt,
@@ -36,6 +40,8 @@ __all__ = [
     "EmbeddingModel",
     "EmbeddingSkill",
     "Expected",
+    "GenerationReceipt",
+    "GenerationSkill",
     "Network",
     "Receipt",
     "ReceiptStore",
