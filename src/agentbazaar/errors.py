@@ -29,8 +29,11 @@
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
-    ├── AgentError               agent runtime, hiring, receipts
-    └── DataError                datasets: content addressing, licences, contributions, lineage
+    ├── DataError                datasets: content addressing, licences, contributions, lineage
+    ├── ModelError               the model layer: weights and runtimes (``agentbazaar.models``)
+    │   ├── ModelUnavailable     weights or runtime not installed (the message names the fix)
+    │   └── WeightsMismatch      joined weights whose sha256 is not the pinned one (refused)
+    └── AgentError               agent runtime, hiring, receipts
 
 Every error carries a message that says what to do, and optional structured fields.
 """
@@ -185,3 +188,16 @@ class AgentError(BazaarError):
 
 class DataError(BazaarError):
     pass
+
+
+class ModelError(BazaarError):
+    pass
+
+
+class ModelUnavailable(ModelError):
+    """A model's weights or runtime are not installed; the message names the command that
+    installs them."""
+
+
+class WeightsMismatch(ModelError):
+    """Weights whose sha256 (or size) is not the pinned one: refused, never loaded."""
