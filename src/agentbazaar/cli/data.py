@@ -229,12 +229,12 @@ def contribute_cmd(
 
     Example: bazaar data contribute bafy... rows.jsonl --schema schema.json --contributor carol -w alice
     """
-    from agentbazaar.agents.datasets import dataset_embedder
     from agentbazaar.data.contributions import (
         ContributionStore,
         ContributionValidator,
         RowSchema,
         award,
+        dataset_embedder,
         parse_rows,
     )
 
