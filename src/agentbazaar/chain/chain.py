@@ -230,7 +230,8 @@ class Chain:
             return dict(fees)
 
     def estimate_gas(self, tx: TxParams, *, action: str = "estimate gas") -> int:
-        with chain_errors(action, url=self.url):
+        sender = tx.get("from")
+        with chain_errors(action, url=self.url, **({"sender": sender} if sender else {})):
             est = int(self.w3.eth.estimate_gas(tx))
         return est * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + 10_000
 
@@ -280,7 +281,7 @@ class Chain:
                     if on_signed is not None:
                         on_signed(HexBytes(signed.hash), bytes(signed.raw_transaction))
                     try:
-                        with chain_errors(action, url=self.url):
+                        with chain_errors(action, url=self.url, sender=account.address):
                             return HexBytes(
                                 self.w3.eth.send_raw_transaction(signed.raw_transaction)
                             )
