@@ -59,7 +59,13 @@ from agentbazaar.identity.cards import (
     fetch_document,
     parse_card,
 )
-from agentbazaar.identity.feedback import read_feedback_uri, registry_id, verify_feedback
+from agentbazaar.identity.feedback import (
+    FeedbackValueError,
+    check_rating,
+    read_feedback_uri,
+    registry_id,
+    verify_feedback,
+)
 
 __all__ = [
     "IDENTITY_EVENTS",
@@ -423,6 +429,10 @@ class DiscoveryIndex:
             tx, reason = self._proof(agent_id, fb, state.wallet, tokens, resolver)
             if tx is not None and tx in claimed:
                 reason, tx = "payment already proves another feedback for this agent", None
+            try:
+                check_rating(int(fb["value"]), int(fb["valueDecimals"]))
+            except FeedbackValueError as exc:  # a rating out of range is no reputation
+                reason, tx = f"{type(exc).__name__}: {exc}", None
             ok = not reason
             if ok and tx is not None:
                 claimed.add(tx)
