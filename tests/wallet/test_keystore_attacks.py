@@ -120,7 +120,7 @@ def test_swapped_files_of_own_wallets_are_refused(store: KeyStore) -> None:
     alice = store.address_of("alice", PW)
     bob_file = store.path("bob").read_text()
     store.path("bob").write_text(store.path("alice").read_text())
-    with pytest.raises(KeystoreTampered, match="alice|sealed entry"):
+    with pytest.raises(KeystoreTampered, match=r"alice|sealed entry"):
         store.address_of("bob", PW)
     # the attacker also drops bob's entry: the file now proves alice's key, which alice holds
     book, entries = _book_entries(store)

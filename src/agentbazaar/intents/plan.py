@@ -500,8 +500,7 @@ def _simulate_again(amm: Amm, plan: SwapPlan, sender: str) -> SwapSimulation:
     except TransactionReverted as exc:
         reason = str(exc.fields.get("reason") or "reverted")
         raise PlanError(
-            f"swap not signed: {_hint(reason, plan.token_out.format(plan.min_out))}; "
-            "plan it again",
+            f"swap not signed: {_hint(reason, plan.token_out.format(plan.min_out))}; plan it again",
             reason=reason,
             min_out=plan.min_out,
         ) from exc
