@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agentbazaar.errors import BadPassphrase, KeystoreDamaged, KeystoreTampered
+from agentbazaar.errors import BadPassphrase, KeystoreDamaged, KeystoreTampered, WalletError
 from agentbazaar.wallet import KeyStore
 from agentbazaar.wallet._addressbook import BOOK_FILE
 
@@ -151,6 +154,9 @@ def test_entry_moved_to_another_name_is_refused(store: KeyStore) -> None:
         ("kdf cost absurd", lambda c: c["kdfparams"].update(n=2**30)),
         ("kdf r", lambda c: c["kdfparams"].update(r="8")),
         ("iv", lambda c: c["cipherparams"].update(iv="zz")),
+        ("cipherparams", lambda c: c.update(cipherparams="iv")),
+        ("kdfparams", lambda c: c.update(kdfparams=[])),
+        ("kdf", lambda c: c.update(kdf="argon2")),
         ("cipher", lambda c: c.update(cipher="aes-256-gcm")),
     ],
 )  # fmt: skip
@@ -218,3 +224,58 @@ def test_concurrent_creates_keep_every_sealed_entry(tmp_path: Path) -> None:
     _, entries = _book_entries(store)
     assert sorted(entries) == names
     assert {n: store.address_of(n, PW) for n in names} == made
+
+
+_FIELDS = (
+    ("address",),
+    ("crypto", "ciphertext"),
+    ("crypto", "mac"),
+    ("crypto", "cipher"),
+    ("crypto", "cipherparams", "iv"),
+    ("crypto", "kdf"),
+    ("crypto", "kdfparams", "n"),
+    ("crypto", "kdfparams", "r"),
+    ("crypto", "kdfparams", "p"),
+    ("crypto", "kdfparams", "salt"),
+    ("crypto", "kdfparams", "dklen"),
+    ("version",),
+)
+_JSON = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=80),
+    st.text(alphabet="0123456789abcdef", min_size=1, max_size=80),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_FIELDS), _JSON), min_size=1, max_size=3))
+def test_any_edit_of_a_keystore_is_refused_never_used(
+    edits: list[tuple[tuple[str, ...], Any]],
+) -> None:
+    """Whatever fields an attacker rewrites, with whatever JSON: the name resolves to the real
+    address or is refused with a typed wallet error; a changed file is never a wrong passphrase
+    and is never unlocked to another account."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = KeyStore(Path(tmp) / "keys")
+        real = store.create("bob", PW)
+        original = _load(store.path("bob"))
+        data = json.loads(json.dumps(original))
+        for path, value in edits:
+            target = data
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+        store.path("bob").write_text(json.dumps(data))
+        for attempt in (
+            lambda: store.address_of("bob", PW),
+            lambda: store.unlock("bob", PW).address,
+        ):
+            try:
+                assert attempt() == real
+            except (KeystoreDamaged, KeystoreTampered):
+                assert _digest(data) != _digest(original)  # (True == 1, "true" != "1")
+            except WalletError as exc:  # anything else must still be typed, and not a passphrase
+                raise AssertionError(f"untyped refusal {type(exc).__name__}: {exc}") from exc

@@ -372,11 +372,12 @@ def check_v3(data: dict[str, Any], path: Path | None = None) -> None:
             raise bad(f"unsupported pbkdf2 prf {params.get('prf')!r}")
     else:
         raise bad(f"unsupported KDF {crypto.get('kdf')!r}")
+    cipher = crypto.get("cipherparams")
     lengths = (
         (params.get("salt"), None),
         (crypto.get("ciphertext"), 64),
         (crypto.get("mac"), 64),
-        ((crypto.get("cipherparams") or {}).get("iv"), 32),
+        (cipher.get("iv") if isinstance(cipher, dict) else None, 32),
     )
     for value, length in lengths:
         if not isinstance(value, str) or not _HEX.match(value) or len(value) % 2:
