@@ -22,7 +22,9 @@
     │   ├── UnknownWallet
     │   ├── WalletExists
     │   ├── BadPassphrase
-    │   └── KeystoreTampered     address and key disagree, or the file changed since verified
+    │   ├── KeystoreTampered     address and key disagree, the file or its address book entry
+    │   │                        changed since verified (the name is not resolved)
+    │   └── KeystoreDamaged      ciphertext, MAC or KDF parameters corrupted (not a passphrase)
     ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
     │   └── ApprovalRequired     above the approval threshold, not approved
     ├── LedgerError              the local ledger refused an operation
@@ -156,6 +158,11 @@ class BadPassphrase(WalletError):
 class KeystoreTampered(WalletError):
     """A keystore file whose address does not match its key, or that changed on disk since it
     was written or last verified: the name is not resolved, nothing is signed."""
+
+
+class KeystoreDamaged(WalletError):
+    """A keystore file whose ciphertext, MAC or KDF parameters are corrupted (it differs from
+    the file last known good, or it is not a valid keystore v3): restore it from a backup."""
 
 
 class PolicyViolation(BazaarError):
