@@ -100,10 +100,12 @@ def _extra_abi_path(path: Path) -> Path:
 
 
 def _extra_abi(path: Path) -> list[dict[str, Any]]:
-    """ABI entries for functions a contract dispatches itself in ``__default__``.
+    """ABI entries Vyper does not emit: functions a contract dispatches itself in
+    ``__default__``, and custom errors raised with ``raw_revert``.
 
     Vyper has no overloading by argument type, so e.g. the ``bytes signature`` overloads of
-    EIP-3009 are routed by selector in the fallback; ``<Name>.abi-extra.json`` describes them.
+    EIP-3009 are routed by selector in the fallback, and no ``error`` declarations, so Permit2's
+    errors are raw revert data; ``<Name>.abi-extra.json`` describes them.
     """
     extra = _extra_abi_path(path)
     if not extra.is_file():
