@@ -69,12 +69,21 @@ def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
         code = chain.code_at(staging.address)
         if chain.code_at(target) != code:
             chain.set_code(target, code)
-    if not chain.code_at(MULTICALL3_ADDRESS):
-        art = compile_contract("BatchSettlementMulticall")
-        staging, _ = chain.deploy(deployer, art.abi, art.bytecode, name="BatchSettlementMulticall")
-        chain.set_code(MULTICALL3_ADDRESS, chain.code_at(staging.address))
+    if install_multicall3(chain, deployer):
         placed["Multicall3"] = MULTICALL3_ADDRESS
     return placed
+
+
+def install_multicall3(chain: Chain, deployer: LocalAccount) -> bool:
+    """Place a Multicall3 ``tryAggregate`` at Multicall3's canonical address on a development
+    chain where nothing is there (the SDK's facilitators and our ERC-6492 checks call it).
+    Returns True when it placed one."""
+    if not chain.is_dev or chain.code_at(MULTICALL3_ADDRESS):
+        return False
+    art = compile_contract("BatchSettlementMulticall")
+    staging, _ = chain.deploy(deployer, art.abi, art.bytecode, name="BatchSettlementMulticall")
+    chain.set_code(MULTICALL3_ADDRESS, chain.code_at(staging.address))
+    return True
 
 
 def escrow_contract(chain: Chain) -> Contract:
