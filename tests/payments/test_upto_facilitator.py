@@ -288,3 +288,37 @@ def test_suite_step_places_permit2_and_the_proxies(env: UptoEnv) -> None:
     before = env.chain.block_number()
     permit2.install(env.chain, dev_account(0))  # idempotent: the code is already in place
     assert permit2.deployed(env.chain) and env.chain.block_number() >= before
+
+
+def test_sdk_upto_client_pays_the_example_on_the_embedded_chain(
+    env: UptoEnv, fac: Facilitator
+) -> None:
+    import httpx
+    from x402.http import decode_payment_response_header
+    from x402.http.clients.httpx import x402HttpxClient
+    from x402.mechanisms.evm.upto import UptoEvmClientScheme
+
+    from agentbazaar.payments._serve import serve_in_thread
+    from agentbazaar.payments.example import create_example_app
+    from agentbazaar.payments.server import PaymentTerms
+    from x402 import x402Client
+
+    terms = PaymentTerms(network=env.chain.network, token=env.token, pay_to=env.seller)
+    client = x402Client().register(env.chain.network, UptoEvmClientScheme(env.payer))
+    allowed = {
+        "network": env.chain.network,
+        "asset": str(env.usdc.address),
+        "max_amount_per_payment": "5000",
+    }
+    client.set_spend_controls({"allowed_assets": [allowed]})
+    seller = env.balance(env.seller)
+
+    async def go(url: str) -> httpx.Response:
+        async with x402HttpxClient(client) as http:
+            return await http.post(f"{url}/echo", content=b"12345")
+
+    with serve_in_thread(create_example_app(terms, fac)) as url:
+        paid = run(go(url))
+    assert paid.status_code == 200
+    assert decode_payment_response_header(paid.headers["PAYMENT-RESPONSE"]).amount == "5"
+    assert env.balance(env.seller) == seller + 5
