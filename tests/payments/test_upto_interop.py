@@ -325,3 +325,28 @@ def test_exact_on_the_metered_route_still_pays_the_fixed_price(
     paid = asyncio.run(go())
     assert paid.status_code == 200 and settle_header(paid).success
     assert env.balance(env.seller) == seller + ECHO_MAX
+
+
+def test_the_sdks_own_upto_facilitator_settles_on_our_contracts(env: UptoEnv) -> None:
+    """Wire compatibility seen from the other side: the SDK's upto facilitator (its
+    verification cascade, its simulation and its settle call) against our Vyper Permit2 and
+    upto proxy at the canonical addresses."""
+    from x402.mechanisms.evm import FacilitatorWeb3Signer
+    from x402.mechanisms.evm.upto import UptoEvmFacilitatorScheme
+
+    key = dev_account(9)
+    sdk = UptoEvmFacilitatorScheme(
+        FacilitatorWeb3Signer(private_key=key.key.hex(), rpc_url=str(env.chain.url))
+    )
+    req = env.requirement(ECHO_MAX).model_copy(
+        update={"extra": {"facilitatorAddress": key.address}}
+    )
+    payload = env.pay(req)
+    seller = env.balance(env.seller)
+    verified = sdk.verify(payload, req)
+    assert verified.is_valid, verified
+    settled = sdk.settle(payload, req.model_copy(update={"amount": "640"}))
+    assert settled.success, settled
+    assert env.balance(env.seller) == seller + 640
+    again = sdk.verify(payload, req)  # Permit2's nonce is spent: the SDK's simulation refuses
+    assert not again.is_valid
