@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -322,3 +323,64 @@ def test_sdk_upto_client_pays_the_example_on_the_embedded_chain(
     assert paid.status_code == 200
     assert decode_payment_response_header(paid.headers["PAYMENT-RESPONSE"]).amount == "5"
     assert env.balance(env.seller) == seller + 5
+
+
+def test_a_settlement_signed_before_a_crash_is_broadcast_at_restart(
+    env: UptoEnv, tmp_path: Path
+) -> None:
+    """The process died after recording the signed transaction and before broadcasting it:
+    start-up recovery sends the same bytes, and a repeated settle answers with that payment."""
+    req = env.requirement(MAX)
+    payload = env.pay(req)
+    auth = permit2.parse_permit2(payload.payload, upto=True)
+    tx = {
+        "to": permit2.UPTO_PROXY_ADDRESS,
+        "data": permit2.settle_calldata(auth, 321, auth.signature),
+        "gas": 300_000,
+        "nonce": env.chain.w3.eth.get_transaction_count(env.gas.address, "pending"),
+        "chainId": env.chain.chain_id,
+        **env.chain.fee_params(),
+    }
+    signed = env.gas.sign_transaction(tx)
+    key = SettlementKey.of(
+        env.chain.network, permit2.PERMIT2_ADDRESS, env.payer.address, auth.nonce_hex
+    )
+    store = SettlementStore(tmp_path / "settlements.db")
+    assert (
+        store.claim(key, signature=payload.payload["signature"], pay_to=env.seller, amount=321)
+        is None
+    )
+    store.mark_sent(key, "0x" + bytes(signed.hash).hex(), bytes(signed.raw_transaction))
+    store.close()
+    seller = env.balance(env.seller)
+
+    restarted = env.facilitator(tmp_path / "settlements.db")
+    assert restarted.recover() >= 1
+    assert env.balance(env.seller) == seller + 321
+    again = run(restarted.settle(payload, at(req, 321)))
+    assert again.success and again.transaction == "0x" + bytes(signed.hash).hex()
+    assert env.balance(env.seller) == seller + 321
+
+
+@settings(max_examples=8, deadline=None)
+@given(amounts=st.lists(st.integers(min_value=0, max_value=2 * MAX), min_size=2, max_size=6))
+def test_concurrent_settles_with_any_amounts_pay_once(env: UptoEnv, amounts: list[int]) -> None:
+    """Settles of one permit racing with different amounts: at most one payment moves, it is
+    one of the amounts asked and within the maximum; every other answer is a refusal or the
+    same payment."""
+    fac = env.facilitator()
+    req = env.requirement(MAX)
+    payload = env.pay(req)
+    seller = env.balance(env.seller)
+
+    async def race() -> list[Any]:
+        return list(await asyncio.gather(*(fac.settle(payload, at(req, a)) for a in amounts)))
+
+    results = run(race())
+    moved = env.balance(env.seller) - seller
+    paid = {r.transaction for r in results if r.success and r.transaction}
+    assert len(paid) <= 1 and moved <= MAX
+    assert moved == 0 or moved in amounts
+    for r, asked in zip(results, amounts, strict=True):
+        if r.success:
+            assert int(r.amount) == asked == moved or (asked == 0 == moved)

@@ -92,7 +92,7 @@ class OnchainSettler:
         self.receipt_timeout = receipt_timeout
         self.metrics = SettleMetrics()
         self._executor = executor
-        self._inflight: dict[SettlementKey, asyncio.Task[SettleResponse]] = {}
+        self._inflight: dict[SettlementKey, tuple[Settlement, asyncio.Task[SettleResponse]]] = {}
 
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -105,16 +105,22 @@ class OnchainSettler:
         needs the chain and returns the transaction (``to``, ``data``; None: nothing to send,
         a zero settlement); it raises ``Rejected`` to refuse. ``diagnose`` names the reason
         of a transaction whose simulation reverted."""
-        task = self._inflight.get(s.key)
-        if task is None:
+        running = self._inflight.get(s.key)
+        if running is None:
             # its own task: a caller that goes away does not cancel a settlement under way,
             # and concurrent settles of the same authorization share it
             task = asyncio.get_running_loop().create_task(self._settle_new(s, prepare, diagnose))
-            self._inflight[s.key] = task
+            self._inflight[s.key] = (s, task)
             task.add_done_callback(lambda _: self._inflight.pop(s.key, None))
-        else:
-            self.metrics.repeats += 1
-        return await asyncio.shield(task)
+            return await asyncio.shield(task)
+        self.metrics.repeats += 1
+        first, task = running
+        result = await asyncio.shield(task)
+        if (first.signature.lower(), first.amount) != (s.signature.lower(), s.amount):
+            self.metrics.rejected += 1  # the same authorization, asked for something else
+            message = "this authorization is being settled otherwise"
+            return fail(s.network, s.replay_reason, message, s.payer)
+        return result
 
     async def _settle_new(
         self, s: Settlement, prepare: Prepare, diagnose: Diagnose | None
