@@ -20,8 +20,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
-from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors, to_address
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
