@@ -1,15 +1,10 @@
-"""Contracts the payments layer adds to the local suite: the x402 ``BatchSettler``."""
+"""The payments layer's contract in the suite: the x402 ``BatchSettler`` (data only;
+``agentbazaar.suite`` lists it)."""
 
 from __future__ import annotations
 
-from agentbazaar.suite import ContractSpec, register_contract
+from agentbazaar.chain.deploy import ContractSpec
 
-register_contract(
-    ContractSpec(
-        "BatchSettler",
-        "BatchSettler",
-        lambda ctx: (),
-        lambda ctx: {"kind": "x402-batch-settler"},
-        local_only=False,
-    )
+BATCH_SETTLER = ContractSpec(
+    "BatchSettler", "BatchSettler", meta=lambda ctx: {"kind": "x402-batch-settler"}
 )
