@@ -27,7 +27,6 @@ from agentbazaar.channels.errors import ChannelError, ChannelInputError
 from agentbazaar.channels.onchain import ChannelContracts, transferred
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.settlement import ClaimPolicy
-from agentbazaar.cli import _register_optional
 from agentbazaar.cli import app as cli_app
 from agentbazaar.config import load_config
 from agentbazaar.errors import AmountError, InputError, PolicyViolation
@@ -266,7 +265,6 @@ def test_cli_channel_withdraw_and_finalize(
     w = open_wallet(cfg, "buyer")
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
     app, _ = seller(d, tmp_path / "seller.db")
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> dict[str, object]:

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS
-from agentbazaar.cli import _register_optional
 from agentbazaar.cli import app as cli_app
 from agentbazaar.config import load_config
 from agentbazaar.errors import InputError
@@ -38,7 +37,6 @@ def test_cli_channel_pay_streams_and_picks_up_where_it_was(
     cfg = load_config(bazaar_home, backend="rpc", rpc_url=rpc, env={})
     KeyStore(cfg.keystore_dir).import_key("buyer", bytes(dev_account(1).key), "test-passphrase")
     app, engine = seller(d, tmp_path / "seller.db")
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> dict[str, object]:

@@ -27,7 +27,7 @@ from web3 import Web3
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.cli import _register_optional, app
+from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
@@ -417,7 +417,6 @@ def test_cli_register_list_feedback_show_card(
         'name = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
         'tags = ["test"]\n[[skills.prices]]\ntoken = "USDC"\namount = "0.01"\n'
     )
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> Any:
