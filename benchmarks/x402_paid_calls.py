@@ -31,6 +31,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from web3.types import RPCEndpoint
 from x402.http import decode_payment_response_header
@@ -49,7 +50,6 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app, example_prices
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms, route_config

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from agentbazaar.testing import serve_in_thread
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from x402_env import PayEnv, header_of, payment, requirements, sign_authorization
 
 from agentbazaar.chain.anvil import free_port
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app
 
 pytestmark = pytest.mark.anvil

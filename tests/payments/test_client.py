@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
@@ -17,7 +18,6 @@ from x402.schemas import AssetAmount
 from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.client import AcceptedToken, AccountPayer, PayingClient, PaymentIntent
 from x402 import x402ResourceServer
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from test_cli_pay import BAZAAR, bazaar, bob_address, start, stop
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
@@ -25,7 +26,6 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.config import load_config
 from agentbazaar.errors import ConfigError
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.auth import (
     ApiKeys,
     BearerAuth,

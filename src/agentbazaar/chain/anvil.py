@@ -25,6 +25,10 @@ import requests
 from agentbazaar.config import LOCAL_CHAIN_ID, BazaarConfig
 from agentbazaar.errors import ChainError, ChainUnavailable
 
+# free_port lives in agentbazaar.loopback; the name stays importable from here for callers
+# that pick a port for their node (``AnvilNode(cfg.with_chain(anvil_port=free_port()))``).
+from agentbazaar.loopback import free_port as free_port
+
 _NPM_BIN = Path(".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_INTERVAL_SECONDS = 2
 # Nodes this process started, kept so they can be reaped (and are not reported as leaked).
@@ -49,12 +53,6 @@ def find_anvil() -> Path:
         "anvil is not installed: run `make setup` (installs the npm package "
         "@foundry-rs/anvil-linux-amd64 into .tools/) or set BAZAAR_ANVIL to the binary"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
