@@ -31,7 +31,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from web3.types import RPCEndpoint
 from x402.http import decode_payment_response_header
@@ -53,6 +52,7 @@ from agentbazaar.config import load_config
 from agentbazaar.payments.example import create_example_app, example_prices
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms, route_config
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.tokens import Token
 from x402 import x402Client, x402Facilitator, x402ResourceServer
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from agentbazaar.testing import serve_in_thread
 from x402_env import PayEnv
 
 from agentbazaar.chain import Chain
@@ -14,6 +13,7 @@ from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
 from agentbazaar.payments.facilitator import Facilitator, create_app, exact_facilitator
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.tokens import Token
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from agentbazaar.testing import serve_in_thread
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +15,7 @@ from x402_env import PayEnv, header_of, payment, requirements, sign_authorizatio
 
 from agentbazaar.chain.anvil import free_port
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.testing import serve_in_thread
 
 pytestmark = pytest.mark.anvil
 

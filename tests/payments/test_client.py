@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
@@ -19,6 +18,7 @@ from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.payments.client import AcceptedToken, AccountPayer, PayingClient, PaymentIntent
+from agentbazaar.testing import serve_in_thread
 from x402 import x402ResourceServer
 
 pytestmark = pytest.mark.anvil

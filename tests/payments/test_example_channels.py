@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from agentbazaar.testing import serve_in_thread
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 from x402.mechanisms.evm.exact import register_exact_evm_client
@@ -28,6 +27,7 @@ from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
 from agentbazaar.payments.example import create_example_app, example_channel_seller
 from agentbazaar.payments.facilitator import Facilitator
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 pytestmark = pytest.mark.anvil

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agentbazaar.testing import serve_in_thread
 from fastapi import FastAPI
 from test_cli_pay import BAZAAR, bazaar, bob_address, start, stop
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
@@ -38,6 +37,7 @@ from agentbazaar.payments.auth import (
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator, create_app
 from agentbazaar.payments.server import RoutePrice, install_paywall
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 KEY_A = secrets.token_urlsafe(32)

@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from agentbazaar.testing import serve_in_thread
 from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 from agentbazaar.wallet.policy import token_key
 

@@ -36,10 +36,18 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def find_anvil() -> Path:
-    """Locate the anvil binary: $BAZAAR_ANVIL, the venv's bin, the project's .tools, or PATH."""
+    """Locate the anvil binary: $BAZAAR_ANVIL when set (and only it: an explicit choice is not
+    silently replaced by another binary), else the venv's bin, the project's .tools, or PATH."""
+    explicit = os.environ.get("BAZAAR_ANVIL")
+    if explicit:
+        path = Path(explicit)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise ChainUnavailable(
+            f"BAZAAR_ANVIL is {explicit!r}, which is not an executable file: point it at the "
+            "anvil binary, or unset it to use the one `make setup` installs"
+        )
     candidates: list[Path] = []
-    if os.environ.get("BAZAAR_ANVIL"):
-        candidates.append(Path(os.environ["BAZAAR_ANVIL"]))
     candidates.append(Path(sys.executable).parent / "anvil")
     for parent in Path(__file__).resolve().parents:
         candidates.append(parent / _NPM_BIN)

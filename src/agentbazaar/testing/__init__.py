@@ -10,11 +10,13 @@ real contracts, real HTTP on loopback.
 - ``sign_eip3009(...)``, ``sign_voucher(...)``, ``ChannelPayer``: counterparties' signatures
   and batch-settlement payloads built by the channel library.
 - ``dishonest_embedding_skill(model, price, mode)``: a provider whose work lies.
+- ``boa_deployer(name)``: a contract of ours on titanoboa, compiled once per process.
 
 In pytest, mark tests that start anvil with ``@pytest.mark.anvil``.
 """
 
 from agentbazaar.loopback import ThreadedServer, free_port, serve_in_thread
+from agentbazaar.testing.boa import STABLECOIN_ARGS, boa_deployer
 from agentbazaar.testing.cli import CliHome, cli_home, make_home
 from agentbazaar.testing.signers import ChannelPayer, sign_eip3009, sign_voucher
 from agentbazaar.testing.skills import DISHONEST_MODES, dishonest_embedding_skill
@@ -22,11 +24,13 @@ from agentbazaar.testing.world import LocalWorld, anvil_config, local_anvil
 
 __all__ = [
     "DISHONEST_MODES",
+    "STABLECOIN_ARGS",
     "ChannelPayer",
     "CliHome",
     "LocalWorld",
     "ThreadedServer",
     "anvil_config",
+    "boa_deployer",
     "cli_home",
     "dishonest_embedding_skill",
     "free_port",
