@@ -98,14 +98,17 @@ def start_seller(
         ],
         cwd=HERE,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, "seller did not start"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()  # never leave a seller behind
+            proc.wait()
+            raise AssertionError("seller did not start")
         time.sleep(0.05)
 
 
@@ -177,7 +180,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_charge(
             proc = start_seller(rpc, db, port, terms, fsync)
         asyncio.run(stream_until(streams, url, STREAM))
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.kill()  # a no-op when it is already gone
         proc.wait()
     store = ChannelStore(db)
     records = store.load_all()
