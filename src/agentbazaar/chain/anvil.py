@@ -109,8 +109,13 @@ class NodeStatus:
 class AnvilNode:
     """The local chain of one data directory."""
 
-    def __init__(self, cfg: BazaarConfig, *, port: int | None = None) -> None:
+    def __init__(
+        self, cfg: BazaarConfig, *, port: int | None = None, persist_state: bool = True
+    ) -> None:
+        """``persist_state=False``: no ``--state`` dump (a throw-away node, e.g. a benchmark
+        whose state is too large to dump every few seconds)."""
         self.cfg = cfg
+        self.persist_state = persist_state
         self.dir = cfg.chain_dir
         self.port = port or cfg.chain.anvil_port
         self.info_file = self.dir / "node.json"
@@ -183,11 +188,14 @@ class AnvilNode:
             str(self.port),
             "--chain-id",
             str(LOCAL_CHAIN_ID),
-            "--state",
-            str(self.state_file),
-            "--state-interval",
-            str(STATE_INTERVAL_SECONDS),
         ]
+        if self.persist_state:
+            cmd += [
+                "--state",
+                str(self.state_file),
+                "--state-interval",
+                str(STATE_INTERVAL_SECONDS),
+            ]
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 cmd,

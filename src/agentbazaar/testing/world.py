@@ -42,11 +42,15 @@ def anvil_config(home: Path) -> BazaarConfig:
 
 
 @contextmanager
-def local_anvil(directory: Path | None = None) -> Iterator[AnvilNode]:
-    """A real anvil on a free 127.0.0.1 port, its state under ``directory`` (a temporary
-    directory when None); stopped by its PID on exit, also when the block raises."""
+def local_anvil(
+    directory: Path | None = None, *, persist_state: bool = True
+) -> Iterator[AnvilNode]:
+    """A real anvil on a free 127.0.0.1 port, its files under ``directory`` (a temporary
+    directory when None); stopped by its PID on exit, also when the block raises.
+    ``persist_state=False``: no periodic state dump (large throw-away chains)."""
     with tempfile.TemporaryDirectory(prefix="bazaar-anvil-") as scratch:
-        node = AnvilNode(anvil_config((directory or Path(scratch)) / "anvil-home"))
+        home = (directory or Path(scratch)) / "anvil-home"
+        node = AnvilNode(anvil_config(home), persist_state=persist_state)
         node.start()
         try:
             yield node
