@@ -13,6 +13,7 @@
     │   ├── TransactionTimeout   no receipt within the timeout
     │   └── InsufficientFunds    not enough native balance for value + gas
     ├── ContractError            compile / deploy / manifest problems
+    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
@@ -97,6 +98,10 @@ class InsufficientFunds(ChainError):
 
 
 class ContractError(BazaarError):
+    pass
+
+
+class ServiceError(BazaarError):
     pass
 
 

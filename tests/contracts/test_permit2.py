@@ -227,15 +227,25 @@ def test_nonce_reuse_and_invalidation(env: Env) -> None:
     assert env.usdc.balanceOf(env.payee) == 100
 
 
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def test_signature_forms(env: Env) -> None:
+    """Our one signature rule (lib/signature_checker.vy) with Permit2's errors: 65-byte low-s
+    ECDSA with v in {0, 1, 27, 28}; not the EIP-2098 form, not the malleable twin."""
     p = env.upto_permit(100)
     r, s, v = p.signature[:32], p.signature[32:64], p.signature[64]
     compact = r + ((v - 27) << 255 | int.from_bytes(s, "big")).to_bytes(32, "big")
-    with boa.env.prank(env.facilitator):  # EIP-2098: 64 bytes
-        env.upto.settle(p.permit, 100, p.owner, p.witness, compact)
-    q = env.upto_permit(100)
-    with boa.env.prank(env.facilitator), reverts_with("InvalidSignatureLength()"):
-        env.upto.settle(q.permit, 100, q.owner, q.witness, q.signature + b"\0")
+    twin = r + (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big") + bytes([55 - v])
+    for refused, error in (
+        (compact, "InvalidSignatureLength()"),
+        (p.signature + b"\0", "InvalidSignatureLength()"),
+        (twin, "InvalidSignature()"),
+    ):
+        with boa.env.prank(env.facilitator), reverts_with(error):
+            env.upto.settle(p.permit, 100, p.owner, p.witness, refused)
+    with boa.env.prank(env.facilitator):  # v as the recovery id (0/1) is accepted
+        env.upto.settle(p.permit, 100, p.owner, p.witness, r + s + bytes([v - 27]))
     forged = sign(
         make_permit(
             env.payer.address, env.usdc, 100, env.upto, env.payee, facilitator=env.facilitator

@@ -25,9 +25,9 @@ from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels import install
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app, example_channel_seller
 from agentbazaar.payments.facilitator import Facilitator
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 pytestmark = pytest.mark.anvil

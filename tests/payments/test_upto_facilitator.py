@@ -270,11 +270,11 @@ def test_eoa_exact_still_takes_the_eip3009_path(env: UptoEnv, fac: Facilitator) 
 
 
 def test_suite_step_places_permit2_and_the_proxies(env: UptoEnv) -> None:
-    import agentbazaar.payments.suite  # noqa: F401  (registers the step)
     from agentbazaar.chain.compiler import compile_contract
-    from agentbazaar.suite import _STEPS
+    from agentbazaar.payments.suite import PLACE_PERMIT2
+    from agentbazaar.suite import SUITE
 
-    assert "permit2" in [name for name, _ in _STEPS]
+    assert PLACE_PERMIT2 in SUITE
     assert permit2.deployed(env.chain)
     contract = env.chain.contract(permit2.PERMIT2_ADDRESS, compile_contract("Permit2").abi)
     assert contract.functions.DOMAIN_SEPARATOR().call() == permit2.domain_separator(
@@ -299,7 +299,7 @@ def test_sdk_upto_client_pays_the_example_on_the_embedded_chain(
     from x402.http.clients.httpx import x402HttpxClient
     from x402.mechanisms.evm.upto import UptoEvmClientScheme
 
-    from agentbazaar.payments._serve import serve_in_thread
+    from agentbazaar.loopback import serve_in_thread
     from agentbazaar.payments.example import create_example_app
     from agentbazaar.payments.server import PaymentTerms
     from x402 import x402Client

@@ -33,8 +33,8 @@ from x402.schemas import AssetAmount
 from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.errors import PolicyViolation
+from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments import permit2
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import ECHO_PRICE, create_example_app
 from agentbazaar.payments.facilitator import create_app
 from agentbazaar.payments.metered import MeteredPrice, charge, metered_routes

@@ -23,11 +23,11 @@ from x402.mechanisms.evm.upto import UptoEvmClientScheme
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.payments import permit2
 from agentbazaar.payments.evm import extend_facilitator
 from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
+from agentbazaar.testing import LocalWorld
 from agentbazaar.tokens import Token
 
 WALLETS = Path(__file__).resolve().parents[1] / "contracts" / "wallets"
@@ -51,12 +51,13 @@ class UptoEnv:
     gas: LocalAccount
     seller: str
     factory: Contract
+    world: LocalWorld
 
     def balance(self, address: str) -> int:
-        return int(self.usdc.functions.balanceOf(address).call())
+        return self.world.balance(address)
 
     def fund(self, address: str, amount: int = START) -> None:
-        self.chain.transact(dev_account(0), self.usdc.functions.mint(address, amount))
+        self.world.mint(address, amount)
 
     def approve_permit2(self, account: LocalAccount) -> None:
         self.chain.transact(account, self.usdc.functions.approve(permit2.PERMIT2_ADDRESS, MAX_UINT))
@@ -104,7 +105,9 @@ class UptoEnv:
 
     def deployed_wallet(self, owner: LocalAccount) -> str:
         address, calldata = self.counterfactual(owner)
-        self.chain.send(dev_account(0), {"to": self.factory.address, "data": "0x" + calldata.hex()})
+        self.chain.send(
+            self.world.deployer, {"to": self.factory.address, "data": "0x" + calldata.hex()}
+        )
         return address
 
 
@@ -156,15 +159,10 @@ def _domain(domain: Any) -> dict[str, Any]:
 
 
 def setup_chain(chain: Chain) -> UptoEnv:
-    """Deploy the suite pieces on ``chain``: USDC, Permit2 + proxies, the wallet factory."""
-    deployer = dev_account(0)
-    for i in range(6):
-        chain.fund_native(dev_account(i).address, 10**21)
-    permit2.install(chain, deployer)
-    art = compile_contract("Stablecoin")
-    usdc, _ = chain.deploy(
-        deployer, art.abi, art.bytecode, "USD Coin", "USDC", "USD Coin", "2", name="USDC"
-    )
+    """The suite's USDC and its Permit2 step (Permit2, the x402 proxies, Multicall3 at their
+    canonical addresses) on ``chain``, and the test wallet factory."""
+    world = LocalWorld.deploy(chain, only=("USDC", "permit2"), fund_dev_accounts=6)
+    deployer = world.deployer
     template_abi, template_code = compile_wallet("SmartAccount")
     template, _ = chain.deploy(deployer, template_abi, template_code, name="SmartAccount")
     factory_abi, factory_code = compile_wallet("SmartAccountFactory")
@@ -174,12 +172,13 @@ def setup_chain(chain: Chain) -> UptoEnv:
     )  # fmt: skip
     env = UptoEnv(
         chain=chain,
-        usdc=usdc,
-        token=Token("USDC", 6, usdc.address, "USD Coin", "2"),
+        usdc=world.usdc,
+        token=world.usdc_token,
         payer=dev_account(1),
         gas=dev_account(2),
         seller=dev_account(3).address,
         factory=factory,
+        world=world,
     )
     env.fund(env.payer.address)
     env.approve_permit2(env.payer)

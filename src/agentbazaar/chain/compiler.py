@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from agentbazaar.config import default_cache_dir
 from agentbazaar.errors import ContractError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -117,15 +118,6 @@ def _extra_abi(path: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ContractError(f"{extra.name} must hold a JSON list of ABI entries")
     return entries
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("BAZAAR_ARTIFACTS")
-    if env:
-        return Path(env)
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agentbazaar" / "artifacts"
-    )
 
 
 def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:

@@ -3,8 +3,8 @@ the receiver-side transactions (deposit relay, claim, settle, refund).
 
 The x402 SDK hard-codes the escrow and collector addresses (CREATE2 deployments on public
 chains). On a development chain `install` deploys our Vyper contracts and copies their runtime
-code to those addresses, so SDK clients, servers and facilitators work unchanged. The escrow has
-no constructor state; the collector's one immutable (the escrow address) lives in its runtime
+code to those addresses, so SDK clients, servers and facilitators work unchanged. Immutables
+(the escrow's EIP-712 name and version, the collector's escrow address) live in the runtime
 code, so a verbatim copy is complete.
 """
 
@@ -20,8 +20,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
-from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors, to_address
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig

@@ -19,6 +19,11 @@
         single use across every token and spender of that owner. The spender in the signed
         message is always `msg.sender`, so only the contract the owner named can use it.
 
+        Signatures follow our one rule (`lib/signature_checker.vy`): 65-byte low-s ECDSA, or
+        ERC-1271 for an owner with code; unlike Uniswap's Permit2, the 64-byte EIP-2098 form
+        and high-s ECDSA are refused (the x402 SDK signs 65-byte low-s), and a contract owner
+        whose key also signs by ECDSA (an EIP-7702 account) passes by ECDSA.
+
         Not here (x402 does not use them): the batch transfers, `permitTransferFrom` without a
         witness, and the AllowanceTransfer half (`approve`, `permit`, `transferFrom`, `lockdown`).
 """
@@ -45,9 +50,11 @@ event UnorderedNonceInvalidation:
     mask: uint256
 
 
-# Longest signature accepted (ECDSA is 64 or 65 bytes; contract wallets may sign longer) and
-# longest witness type string.
-SIG_MAX: constant(uint256) = 2048
+from lib import signature_checker
+
+# Longest signature accepted (ECDSA is 65 bytes; contract wallets may sign longer) and longest
+# witness type string.
+SIG_MAX: constant(uint256) = signature_checker.SIGNATURE_MAX
 WITNESS_TYPE_MAX: constant(uint256) = 1024
 
 _DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
@@ -60,8 +67,6 @@ _TOKEN_PERMISSIONS_TYPEHASH: constant(bytes32) = keccak256(
 _WITNESS_TYPEHASH_STUB: constant(String[100]) = (
     "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,"
 )
-_ERC1271_MAGIC: constant(bytes4) = method_id("isValidSignature(bytes32,bytes)", output_type=bytes4)
-_UPPER_BIT_MASK: constant(uint256) = max_value(uint256) >> 1
 
 # @dev owner => word position => bitmap of used (or invalidated) nonces.
 nonceBitmap: public(HashMap[address, HashMap[uint256, uint256]])
@@ -152,50 +157,18 @@ def _use_unordered_nonce(owner: address, nonce: uint256):
 @view
 def _verify(signature: Bytes[SIG_MAX], digest: bytes32, claimed: address):
     """
-    @dev Permit2's signature rule: an account without code signs with ECDSA (65 bytes, or 64
-         in the EIP-2098 compact form); an account with code must answer ERC-1271
-         `isValidSignature(digest, signature)` with the magic value.
+    @dev Our one signature rule (`lib/signature_checker.vy`: 65-byte low-s ECDSA, or ERC-1271
+         when `claimed` has code), reported with Permit2's errors.
     """
-    if claimed.is_contract:
-        self._verify_contract(signature, digest, claimed)
+    if signature_checker._is_valid_signature(claimed, digest, signature):
         return
-    r: uint256 = 0
-    s: uint256 = 0
-    v: uint256 = 0
-    if len(signature) == 65:
-        r = extract32(signature, 0, output_type=uint256)
-        s = extract32(signature, 32, output_type=uint256)
-        v = convert(slice(signature, 64, 1), uint256)
-    elif len(signature) == 64:
-        r = extract32(signature, 0, output_type=uint256)
-        vs: uint256 = extract32(signature, 32, output_type=uint256)
-        s = vs & _UPPER_BIT_MASK
-        v = (vs >> 255) + 27
-    else:
+    if claimed.is_contract:
+        raw_revert(method_id("InvalidContractSignature()"))
+    if len(signature) != 65:
         raw_revert(method_id("InvalidSignatureLength()"))
-    signer: address = ecrecover(digest, v, r, s)
-    if signer == empty(address):
+    if signature_checker._recover(digest, signature) == empty(address):
         raw_revert(method_id("InvalidSignature()"))
-    if signer != claimed:
-        raw_revert(method_id("InvalidSigner()"))
-
-
-@internal
-@view
-def _verify_contract(signature: Bytes[SIG_MAX], digest: bytes32, wallet: address):
-    success: bool = False
-    response: Bytes[32] = b""
-    success, response = raw_call(
-        wallet,
-        abi_encode(digest, signature, method_id=_ERC1271_MAGIC),
-        max_outsize=32,
-        is_static_call=True,
-        revert_on_failure=False,
-    )
-    if not success or len(response) != 32:
-        raw_revert(method_id("InvalidContractSignature()"))
-    if convert(response, bytes32) != convert(_ERC1271_MAGIC, bytes32):
-        raw_revert(method_id("InvalidContractSignature()"))
+    raw_revert(method_id("InvalidSigner()"))
 
 
 @internal

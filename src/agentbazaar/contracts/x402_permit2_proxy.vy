@@ -10,8 +10,10 @@
         Events and custom errors are the x402 contracts' own (same names and signatures).
 """
 
+from lib import signature_checker
+
 # Longest signature and witness type string passed on to Permit2 (Permit2.vy's bounds).
-SIG_MAX: constant(uint256) = 2048
+SIG_MAX: constant(uint256) = signature_checker.SIGNATURE_MAX
 WITNESS_TYPE_MAX: constant(uint256) = 1024
 # Longest revert reason of a failed EIP-2612 permit reported in an event.
 _REVERT_MAX: constant(uint256) = 256

@@ -26,12 +26,12 @@ from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from web3.types import TxParams
 from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
 
 from agentbazaar.chain import Chain
-from agentbazaar.channels._crypto import keccak
 from agentbazaar.errors import BazaarError, TransactionReverted
 from agentbazaar.payments import permit2 as p2
 from agentbazaar.payments.eip3009 import (

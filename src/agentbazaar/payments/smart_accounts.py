@@ -19,23 +19,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from coincurve import PublicKey
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 from web3.types import TxParams
 from x402.mechanisms.evm import constants as c
 from x402.mechanisms.evm.erc6492 import has_deployment_info, parse_erc6492_signature
 
 from agentbazaar.chain import Chain
-from agentbazaar.channels._crypto import keccak, recover
 from agentbazaar.errors import BazaarError
 from agentbazaar.payments.eip3009 import Rejected
 
 MULTICALL3_ADDRESS = to_checksum_address(c.MULTICALL3_ADDRESS)
 _TRY_AGGREGATE = keccak(b"tryAggregate(bool,(address,bytes)[])")[:4]
 _IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
-_UPPER_BIT = 1 << 255
 
 Call = tuple[str, bytes]  # (target, calldata)
 
@@ -55,19 +55,23 @@ class PayerSignature:
         return self.factory is not None
 
 
-def compact_to_full(signature: bytes) -> bytes:
-    """An EIP-2098 64-byte (r, yParity|s) signature as 65 bytes (r, s, v); others unchanged."""
-    if len(signature) != 64:
-        return signature
-    vs = int.from_bytes(signature[32:], "big")
-    s = vs & (_UPPER_BIT - 1)
-    return signature[:32] + s.to_bytes(32, "big") + bytes([27 + (vs >> 255)])
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 def ecdsa_signer(digest: bytes, signature: bytes) -> str | None:
-    """The lower-cased address behind an ECDSA signature (65 or 64 bytes), or None."""
-    raw = recover(digest, compact_to_full(signature))
-    return None if raw is None else "0x" + raw.hex()
+    """The lower-cased address behind a 65-byte ECDSA signature, by the rule our contracts
+    apply (``lib/signature_checker.vy``: v in {0, 1, 27, 28}, low s), or None."""
+    full = signature
+    if len(full) != 65 or len(digest) != 32:
+        return None
+    v = full[64] - 27 if full[64] >= 27 else full[64]
+    if v not in (0, 1) or int.from_bytes(full[32:64], "big") > _HALF_N:
+        return None
+    try:
+        public = PublicKey.from_signature_and_message(full[:64] + bytes([v]), digest, hasher=None)
+    except Exception:  # coincurve raises plain Exception for a signature with no point
+        return None
+    return "0x" + keccak(public.format(compressed=False)[1:])[12:].hex()
 
 
 class SmartAccounts:
@@ -115,7 +119,7 @@ class SmartAccounts:
             return []
         signer = ecdsa_signer(digest, sig.inner)
         if signer is None or signer != sig.signer.lower():
-            reason = invalid_reason if len(sig.inner) in (64, 65) else c.ERR_UNDEPLOYED_SMART_WALLET
+            reason = invalid_reason if len(sig.inner) == 65 else c.ERR_UNDEPLOYED_SMART_WALLET
             raise Rejected(reason, "the signature is not the payer's", sig.signer)
         return []
 
