@@ -105,9 +105,7 @@ class ContractWalletExactHandler:
             sig, self._digest(req, auth), invalid, after if sig.counterfactual else ()
         )
         if sig.counterfactual and not reads[0][0]:
-            raise Rejected(
-                self._reason(req, auth, reads[0][1]), "the transfer would revert", auth.payer
-            )
+            raise Rejected(self._reason(reads[0][1]), "the transfer would revert", auth.payer)
         return sig
 
     def _transfer_tx(
@@ -119,14 +117,15 @@ class ContractWalletExactHandler:
             "from": self.account.address,
         }
 
-    def _reason(self, req: PaymentRequirements, auth: Authorization, revert: bytes) -> str:
+    def _reason(self, revert: bytes) -> str:
+        """The x402 reason of a reverted transfer (the token's ``Error(string)``)."""
         text = revert[68:].rstrip(b"\0").decode(errors="replace") if len(revert) > 68 else ""
         return map_revert(text) if text else c.ERR_TRANSACTION_SIMULATION_FAILED
 
     def _simulate(self, req: PaymentRequirements, auth: Authorization, sig: PayerSignature) -> None:
         ok, out = self.chain.try_call(cast(TxParams, self._transfer_tx(req, auth, sig)))
         if not ok:
-            raise Rejected(self._reason(req, auth, out), "the transfer would revert", auth.payer)
+            raise Rejected(self._reason(out), "the transfer would revert", auth.payer)
 
     def _key(self, req: PaymentRequirements, auth: Authorization) -> SettlementKey:
         return SettlementKey.of(req.network, req.asset, auth.payer, auth.nonce_hex)
@@ -186,7 +185,7 @@ class ContractWalletExactHandler:
         def diagnose(exc: TransactionReverted) -> str:
             sig = checked[-1] if checked else PayerSignature(auth.payer, auth.signature)
             ok, out = self.chain.try_call(cast(TxParams, self._transfer_tx(req, auth, sig)))
-            return c.ERR_TRANSACTION_FAILED if ok else self._reason(req, auth, out)
+            return c.ERR_TRANSACTION_FAILED if ok else self._reason(out)
 
         return await self.settler.settle(settlement, prepare, diagnose)
 
