@@ -355,7 +355,7 @@ def test_a_failing_eip2612_permit_is_reported_not_fatal(env: Env) -> None:
 
 
 # ---- properties -----------------------------------------------------------------------------
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     nonces=st.lists(
         st.integers(min_value=0, max_value=2**256 - 1), min_size=1, max_size=6, unique=True
