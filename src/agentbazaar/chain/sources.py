@@ -28,8 +28,8 @@ from agentbazaar.chain.compiler import (
     EVM_VERSION,
     _extra_abi,
     contract_path,
-    default_cache_dir,
 )
+from agentbazaar.config import default_cache_dir
 from agentbazaar.errors import ContractError
 
 _lock = threading.Lock()
