@@ -6,8 +6,8 @@ imports alike: a type-only import is still a dependency of the design) and mappe
     0 foundations  errors, units, config, loopback (the package root)
     1 chain        chain, tokens (token registry over deployment manifests)
     2 wallet
-    3 identity, payments, channels, dex
-    4 agents, intents, suite (the suite lists the contracts of layer 3)
+    3 identity, payments, channels, dex, models, data
+    4 agents, intents, authoring, suite (the suite lists the contracts of layer 3)
     5 cli, testing
 
 A module may import its own layer or lower ones. ``KNOWN_BACKWARD`` lists every arrow that runs
@@ -37,7 +37,10 @@ LAYERS: dict[str, int] = {
     "payments": 3,
     "channels": 3,
     "dex": 3,
+    "models": 3,
+    "data": 3,
     "agents": 4,
+    "authoring": 4,
     "intents": 4,
     "suite": 4,
     "cli": 5,
@@ -52,6 +55,9 @@ KNOWN_BACKWARD: dict[tuple[str, str], str] = {
     ),
     ("agentbazaar.dex.onchain", "agentbazaar.suite"): (
         "type-only: Amm.from_suite(suite); as above"
+    ),
+    ("agentbazaar.data.registry", "agentbazaar.suite"): (
+        "type-only: DatasetRegistry.from_suite(suite); as above"
     ),
 }
 
