@@ -4,9 +4,9 @@ On local chains (embedded, anvil) everything is deployed by the well-known dev a
 also the stablecoin's minter (so the faucet can mint). On an rpc chain only the contracts that are
 ours to deploy are deployed (by a wallet the user names), and tokens come from ``bazaar.toml``.
 
-The suite is one explicit list, ``SUITE``: contract specs (``ContractSpec``) and set-up steps
-(``SuiteStep``), run in the order listed. Each layer describes its own contracts as data in its
-``suite`` module (``agentbazaar.identity.suite`` ...); importing them registers nothing.
+The suite is one explicit list, ``suite_entries()``: contract specs (``ContractSpec``) and set-up
+steps (``SuiteStep``), run in the order listed. Each layer describes its own contracts as data in
+its ``suite`` module (``agentbazaar.identity.suite`` ...); importing them registers nothing.
 
 Adding a contract is one line here, after the spec is written beside the code that uses it::
 
@@ -15,7 +15,7 @@ Adding a contract is one line here, after the spec is written beside the code th
                                     args=lambda ctx: (ctx.contracts["USDC"].address,),
                                     meta=lambda ctx: {"kind": "dataset-registry"},
                                     needs=("USDC",))
-    # here: import the module, and list the spec after the contracts it needs
+    # here, in suite_entries(): import the module, list the spec after the contracts it needs
     <layer>_suite.DATASET_REGISTRY,
 
 ``deploy_suite(chain, cfg, only={...})`` deploys a part: the keys named, the keys they need
@@ -24,6 +24,7 @@ Adding a contract is one line here, after the spec is written beside the code th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 
 from eth_account.signers.local import LocalAccount
@@ -38,12 +39,8 @@ from agentbazaar.chain.deploy import (
     load_contract,
 )
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import suite as channels_suite
 from agentbazaar.config import BazaarConfig
-from agentbazaar.dex import suite as dex_suite
 from agentbazaar.errors import ContractError
-from agentbazaar.identity import suite as identity_suite
-from agentbazaar.payments import suite as payments_suite
 from agentbazaar.tokens import TokenRegistry, registry_for
 
 DEPLOYER_GAS_WEI = 10**21  # 1,000 ETH of local gas money for the dev deployer
@@ -69,29 +66,43 @@ WETH = ContractSpec(
     local_only=True,
 )
 
-SUITE: tuple[ContractSpec | SuiteStep, ...] = (
-    USDC,
-    WETH,
-    identity_suite.IDENTITY_REGISTRY,
-    identity_suite.REPUTATION_REGISTRY,
-    identity_suite.VALIDATION_REGISTRY,
-    payments_suite.BATCH_SETTLER,
-    *dex_suite.TEST_TOKEN_SPECS,
-    dex_suite.AMM_FACTORY,
-    dex_suite.AMM_ROUTER,
-    identity_suite.LINK_REGISTRIES,
-    dex_suite.LINK_AMM,
-    dex_suite.SEED_AMM_POOLS,
-    channels_suite.PLACE_BATCH_SETTLEMENT,
-)
+
+@functools.cache
+def suite_entries() -> tuple[ContractSpec | SuiteStep, ...]:
+    """The suite, in deployment order: contracts, then the steps that link and seed them.
+
+    The layers' spec modules are imported here, when a deployment needs them, rather than at
+    the top of this module: reading a deployed suite (``Suite``, every ``bazaar`` command) does
+    not pay for importing channels, dex and the x402 SDK."""
+    from agentbazaar.channels import suite as channels_suite
+    from agentbazaar.dex import suite as dex_suite
+    from agentbazaar.identity import suite as identity_suite
+    from agentbazaar.payments import suite as payments_suite
+
+    return (
+        USDC,
+        WETH,
+        identity_suite.IDENTITY_REGISTRY,
+        identity_suite.REPUTATION_REGISTRY,
+        identity_suite.VALIDATION_REGISTRY,
+        payments_suite.BATCH_SETTLER,
+        *dex_suite.TEST_TOKEN_SPECS,
+        dex_suite.AMM_FACTORY,
+        dex_suite.AMM_ROUTER,
+        identity_suite.LINK_REGISTRIES,
+        dex_suite.LINK_AMM,
+        dex_suite.SEED_AMM_POOLS,
+        channels_suite.PLACE_BATCH_SETTLEMENT,
+    )
 
 
 def select(only: Collection[str] | None = None) -> tuple[ContractSpec | SuiteStep, ...]:
-    """The entries of ``SUITE`` that ``deploy_suite(only=...)`` runs, in order (all: None)."""
+    """The entries of the suite that ``deploy_suite(only=...)`` runs, in order (all: None)."""
+    entries = suite_entries()
     if only is None:
-        return SUITE
-    specs = {e.key: e for e in SUITE if isinstance(e, ContractSpec)}
-    steps = {e.name for e in SUITE if isinstance(e, SuiteStep)}
+        return entries
+    specs = {e.key: e for e in entries if isinstance(e, ContractSpec)}
+    steps = {e.name for e in entries if isinstance(e, SuiteStep)}
     unknown = set(only) - specs.keys() - steps
     if unknown:
         raise ContractError(f"not in the suite: {', '.join(sorted(unknown))}")
@@ -104,7 +115,7 @@ def select(only: Collection[str] | None = None) -> tuple[ContractSpec | SuiteSte
             todo.extend(specs[key].needs)
     return tuple(
         e
-        for e in SUITE
+        for e in entries
         if (e.key in keys if isinstance(e, ContractSpec) else _step_selected(e, only, keys))
     )
 

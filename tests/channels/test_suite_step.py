@@ -16,13 +16,13 @@ from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, ERC3009_DEPOSIT_COLLE
 from agentbazaar.channels.onchain import escrow_contract
 from agentbazaar.channels.wire import MULTICALL3_ADDRESS
 from agentbazaar.config import load_config
-from agentbazaar.suite import SUITE, deploy_suite
+from agentbazaar.suite import deploy_suite, suite_entries
 
 
 def test_deploy_suite_places_the_contracts_at_canonical_addresses(tmp_path: Path) -> None:
     chain = Chain.embedded()
     deploy_suite(chain, load_config(tmp_path / "home", env={}))
-    assert "batch-settlement" in [e.name for e in SUITE if isinstance(e, SuiteStep)]
+    assert "batch-settlement" in [e.name for e in suite_entries() if isinstance(e, SuiteStep)]
     for address in (
         BATCH_SETTLEMENT_ADDRESS,
         ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
