@@ -62,8 +62,14 @@ class ThreadedServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, name=name or f"uvicorn-{self.port}", daemon=True
+            target=self._run, name=name or f"uvicorn-{self.port}", daemon=True
         )
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind: `start` reports it
+            pass
 
     def start(self) -> str:
         """Start serving; returns the base url once the server accepts connections."""

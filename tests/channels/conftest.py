@@ -1,5 +1,9 @@
 """Fixtures for channel tests: a chain with the stablecoin and the escrow at the canonical
-addresses (embedded py-evm, or the module's shared anvil), dev accounts 0-5 funded."""
+addresses (embedded py-evm, or anvil), dev accounts 0-5 funded.
+
+``on_anvil`` shares the module's node; a test that moves the chain's clock (``evm_increaseTime``)
+takes ``on_own_anvil``: a node of its own, so the others keep chain time = wall-clock time (the
+SDK's deposit authorizations are valid for minutes of wall-clock time)."""
 
 from __future__ import annotations
 
@@ -29,3 +33,8 @@ def embedded() -> LocalWorld:
 @pytest.fixture
 def on_anvil(shared_anvil: AnvilNode) -> LocalWorld:
     return channel_world(Chain.rpc(shared_anvil.running_url(), backend="local"))
+
+
+@pytest.fixture
+def on_own_anvil(anvil_node: AnvilNode) -> LocalWorld:
+    return channel_world(Chain.rpc(anvil_node.running_url(), backend="local"))

@@ -58,9 +58,9 @@ def nonce(d: LocalWorld, who: str) -> int:
 
 @pytest.mark.anvil
 def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
-    on_anvil: LocalWorld, tmp_path: Path
+    on_own_anvil: LocalWorld, tmp_path: Path
 ) -> None:
-    d = on_anvil
+    d = on_own_anvil  # moves the chain clock
     payer, token = dev_account(1).address, d.token.lower()
     start, n = 10**9, 7
     charged = n * PRICE
@@ -247,13 +247,13 @@ def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
 
 @pytest.mark.anvil
 def test_cli_channel_withdraw_and_finalize(
-    on_anvil: LocalWorld,
+    on_own_anvil: LocalWorld,
     bazaar_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`bazaar channel withdraw URL` then, after the delay, `bazaar channel finalize URL`."""
-    d = on_anvil
+    d = on_own_anvil  # moves the chain clock
     payer, token = dev_account(1).address, d.token.lower()
     d.mint(payer, 10**9)
     monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")

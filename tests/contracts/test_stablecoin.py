@@ -248,8 +248,11 @@ def test_malformed_signatures_revert(usdc: Any, minter: str) -> None:
     high_s = (secp256k1_n - int.from_bytes(s, "big")).to_bytes(32, "big")
     with boa.reverts("invalid signature"):  # the malleable twin of a valid signature
         usdc.transferWithAuthorization(*auth.args, 55 - v, r, high_s)
-    with boa.reverts("invalid signature"):
-        usdc.transferWithAuthorization(*auth.args, 0, r, s)
+    # v must be 27/28 or the recovery id 0/1 itself (lib/signature_checker.vy): anything else,
+    # or the other parity, is refused
+    for bad_v in (v - 25, 28 - v):
+        with boa.reverts("invalid signature"):
+            usdc.transferWithAuthorization(*auth.args, bad_v, r, s)
     overloads = bytes_overloads(usdc)
     for bad in (b"", auth.signature[:64], auth.signature + b"\x00", bytes(65)):
         with boa.reverts("invalid signature"):

@@ -118,6 +118,7 @@ def test_bind_warning_and_clear_text_urls() -> None:
     assert not key_sent_in_clear("http://127.0.0.1:4020")
 
 
+@pytest.mark.anvil
 def test_a_key_needs_a_facilitator_url(pay_env: PayEnv, facilitator: Facilitator) -> None:
     with pytest.raises(ConfigError, match="URL"):
         install_paywall(
