@@ -475,7 +475,8 @@ class Ledger:
     ) -> list[SpendRecord]:
         """Newest first, at most ``limit`` rows; ``before_id`` pages back, ``tx_hash`` finds the
         spends of one transaction (case-insensitive)."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         if wallet is not None:
             clauses.append("wallet = ?")
             args.append(wallet)
