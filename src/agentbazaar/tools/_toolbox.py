@@ -130,15 +130,20 @@ def parse_arguments(tool: Tool, arguments: Any) -> BaseModel:
     try:
         return tool.args.model_validate(arguments)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "arguments"
-            problems.append(f"{where}: {err['msg']}")
-        fields = ", ".join(tool.args.model_fields)
-        raise ToolArgumentError(
-            f"bad arguments for {tool.name}: {'; '.join(problems)} (its arguments: {fields})",
-            tool=tool.name,
-        ) from None
+        raise argument_error(tool, exc) from None
+
+
+def argument_error(tool: Tool, exc: ValidationError) -> ToolArgumentError:
+    """One message naming every refused field and the tool's arguments."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        problems.append(f"{where}: {err['msg']}")
+    fields = ", ".join(tool.args.model_fields)
+    return ToolArgumentError(
+        f"bad arguments for {tool.name}: {'; '.join(problems)} (its arguments: {fields})",
+        tool=tool.name,
+    )
 
 
 def _no_prompt(_text: str) -> str:
