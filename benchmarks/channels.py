@@ -716,9 +716,9 @@ def _in_fork(fn: Any, *args: Any) -> float:
 
 
 def part_b(tmp: Path, calls: int, rounds: int) -> None:
-    from agentbazaar.agents.embedding import EmbeddingModel
     from agentbazaar.chain.devkeys import dev_account
     from agentbazaar.channels import ChannelContracts
+    from agentbazaar.models.embedding import EmbeddingModel
 
     node, chain, usdc = _anvil(tmp)
     servers = []

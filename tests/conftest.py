@@ -46,3 +46,29 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
         return
     node: AnvilNode = request.getfixturevalue("anvil_node")
     yield Chain.rpc(node.running_url(), backend="local")
+
+
+@pytest.fixture(scope="session")
+def small_model() -> Iterator[object]:
+    """The 0.5B language model, loaded once for the whole test session, freed at its end."""
+    from agentbazaar.models import QWEN_CODER_0_5B, LanguageModel
+
+    model = LanguageModel(QWEN_CODER_0_5B, threads=1)
+    model.load()
+    try:
+        yield model
+    finally:
+        model.close()
+
+
+@pytest.fixture(scope="session")
+def coder_model() -> Iterator[object]:
+    """The 1.5B language model (the one sold), loaded once per session when a test needs it."""
+    from agentbazaar.models import QWEN_CODER_1_5B, LanguageModel
+
+    model = LanguageModel(QWEN_CODER_1_5B, threads=1)
+    model.load()
+    try:
+        yield model
+    finally:
+        model.close()

@@ -87,6 +87,20 @@ def test_insufficient_funds_is_typed(chain: Chain) -> None:
         chain.send(a, {"to": Account.create().address, "value": 10**18, "gas": 21_000})
 
 
+def test_unfunded_sender_is_told_it_has_no_eth_and_how_to_fund_it(chain: Chain) -> None:
+    """A sender without ETH calling a contract: not "Out of gas: gas required exceeds
+    allowance: 0" but whose account it is, that it has no ETH for gas, and the faucet line."""
+    empty, target = Account.create(), funded(chain)
+    chain.set_code(target.address, bytes.fromhex("600160005500"))  # sstore(0, 1): needs gas
+    with pytest.raises(InsufficientFunds) as info:
+        chain.send(empty, {"to": target.address, "data": b"\x01"})
+    text = str(info.value)
+    assert empty.address in text and "no ETH" in text
+    assert f"bazaar faucet {empty.address} 1 ETH" in text
+    assert info.value.fields["sender"] == empty.address
+    assert chain.w3.eth.get_transaction_count(empty.address) == 0
+
+
 def test_receipt_timeout_is_typed(chain: Chain) -> None:
     with pytest.raises(TransactionTimeout):
         chain.wait_for_receipt(HexBytes(b"\x11" * 32), timeout=0.05)

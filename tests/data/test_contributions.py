@@ -9,13 +9,13 @@ import os
 import pytest
 from eth_account import Account
 
-from agentbazaar.agents.datasets import dataset_embedder
 from agentbazaar.data.cid import cid_of_bytes
 from agentbazaar.data.contributions import (
     ContributionStore,
     ContributionValidator,
     RowSchema,
     award,
+    dataset_embedder,
     parse_rows,
 )
 from agentbazaar.errors import DataError

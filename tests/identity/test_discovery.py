@@ -48,7 +48,12 @@ from agentbazaar.identity.discovery import (
     RegistryEvent,
     scan_query,
 )
-from agentbazaar.identity.feedback import ProofOfPaymentError, give_feedback, prepare_feedback
+from agentbazaar.identity.feedback import (
+    PaymentAlreadyUsed,
+    ProofOfPaymentError,
+    give_feedback,
+    prepare_feedback,
+)
 from agentbazaar.identity.server import create_app
 from agentbazaar.suite import Suite, deploy_suite
 from agentbazaar.wallet import KeyStore
@@ -578,7 +583,21 @@ def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
 
     first = payment()
     rate(80, first)
-    rate(20, first)  # the same payment again: on chain, but it proves nothing new
+    with pytest.raises(PaymentAlreadyUsed):  # our client refuses the same payment again
+        rate(20, first)
+    # another client puts it on chain anyway: it proves nothing new
+    again = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=agent_id,
+        client=client.address,
+        agent_wallet=owner.address,
+        value=20,
+        value_decimals=0,
+        payment_tx=first,
+    )
+    fn = reg.reputation.functions.giveFeedback(agent_id, 20, 0, "", "", "", again.uri, again.hash)
+    reg.chain.transact(client, fn)
     rate(60, payment())
     index = _index(reg)
     follower = Follower(index, reg.chain)
@@ -594,6 +613,80 @@ def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
     assert rec is not None and (rec.rep_count, rec.rep_avg) == (1, 80.0)
     assert [r["revoked"] for r in index.feedback(agent_id)] == [0, 0, 1]
     assert rec.score == pytest.approx(80 * 1 / (1 + 3))
+
+
+def test_a_payment_replayed_for_another_agent_proves_nothing(embedded: Registries) -> None:
+    """Two agents share a wallet; one payment, feedback to both (the second bypassing our
+    client): only the first counts, whether the index reads them in one batch or two."""
+    reg = embedded
+    owner, client = reg.new_account(), reg.new_account()
+    first = reg.register(owner, name="first", skills=[skill("echo", "0.01")])
+    second = reg.register(owner, name="second", skills=[skill("echo", "0.01")])
+    tx = reg.pay(client, owner.address, 1_000)
+    give_feedback(
+        reg.chain,
+        reg.reputation,
+        client,
+        identity_registry=reg.identity.address,
+        agent_id=first,
+        agent_wallet=owner.address,
+        value=90,
+        payment_tx=tx,
+        tokens={reg.usdc.address},
+    )
+    early = _index(reg)
+    Follower(early, reg.chain).sync()  # the first claim is indexed before the replay exists
+    replay = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=second,
+        client=client.address,
+        agent_wallet=owner.address,
+        value=100,
+        value_decimals=0,
+        payment_tx=tx,
+    )
+    fn = reg.reputation.functions.giveFeedback(second, 100, 0, "", "", "", replay.uri, replay.hash)
+    reg.chain.transact(client, fn)
+    late = _index(reg)
+    for index in (early, late):
+        Follower(index, reg.chain).sync()
+        one, two = index.agent(first), index.agent(second)
+        assert one is not None and (one.rep_count, one.rep_avg) == (1, 90.0)
+        assert two is not None and (two.rep_count, two.rep_avg) == (0, None)
+        row = index.feedback(second)[0]
+        assert row["proven"] == 0 and f"feedback for agent {first}" in row["reason"]
+
+
+def test_a_rating_out_of_range_is_no_reputation(embedded: Registries) -> None:
+    """Another client posts 150 (and -5) with real payments, bypassing our client's check: the
+    index keeps the rows, proven = 0 with the reason, and counts only the 0..100 rating."""
+    reg = embedded
+    owner, client = reg.new_account(), reg.new_account()
+    agent_id = reg.register(owner, skills=[skill("echo", "0.01")])
+    for value in (150, -5, 80):
+        tx = reg.pay(client, owner.address, 1_000)
+        prepared = prepare_feedback(
+            chain_id=reg.chain.chain_id,
+            identity_registry=reg.identity.address,
+            agent_id=agent_id,
+            client=client.address,
+            agent_wallet=owner.address,
+            value=50,  # the file is a rating; the on-chain value is what the index averages
+            value_decimals=0,
+            payment_tx=tx,
+        )
+        fn = reg.reputation.functions.giveFeedback(
+            agent_id, value, 0, "", "", "", prepared.uri, prepared.hash
+        )
+        reg.chain.transact(client, fn)
+    index = _index(reg)
+    Follower(index, reg.chain).sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and (rec.rep_count, rec.rep_avg) == (1, 80.0)
+    rows = index.feedback(agent_id)
+    assert [r["proven"] for r in rows] == [0, 0, 1]
+    assert all("FeedbackValueError" in r["reason"] for r in rows[:2])
 
 
 def _serve(app_: Any) -> tuple[uvicorn.Server, threading.Thread, str]:

@@ -215,7 +215,9 @@ def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> 
 def pay(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the paid resource"),
-    wallet: str = typer.Option("default", "--wallet", "-w", help="wallet that pays"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="wallet that pays (default: BAZAAR_WALLET, default_wallet)"
+    ),
     max_price: str = typer.Option("0.05", "--max", help="most to pay for this call (USDC)"),
     method: str = typer.Option("GET", "-X", "--request"),
     data: str | None = typer.Option(None, "-d", "--data"),
@@ -228,8 +230,8 @@ def pay(
 
     Example: bazaar pay http://127.0.0.1:4021/quote --wallet alice --max 0.01 -v
     """
+    from agentbazaar.cli._common import open_wallet
     from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
-    from agentbazaar.wallet import open_wallet
 
     if not url.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {url!r}")
@@ -238,7 +240,7 @@ def pay(
     token = _usdc(chain, cfg)
     limit = token.parse(max_price)
     payer = WalletPayer(
-        open_wallet(cfg, wallet), approve=approve, tokens={str(token.address): token}
+        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
     )
     client = PayingClient(
         payer, [AcceptedToken(chain.network, str(token.address))], max_amount=limit

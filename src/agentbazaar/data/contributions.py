@@ -60,6 +60,14 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> Any: ...
 
 
+def dataset_embedder() -> Embedder:
+    """The MiniLM model contributions are compared with (``agentbazaar.models``, loaded once per
+    process)."""
+    from agentbazaar.models.embedding import shared_model
+
+    return shared_model()
+
+
 @dataclass(frozen=True)
 class RowSchema:
     fields: dict[str, FieldType]

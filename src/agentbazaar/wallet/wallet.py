@@ -43,6 +43,7 @@ from agentbazaar.wallet.policy import (
     PolicyStore,
     SpendingPolicy,
     SpendRequest,
+    default_policy,
     token_key,
 )
 
@@ -226,12 +227,14 @@ class Wallet:
         ledger: Ledger,
         *,
         approver: Approver | None = None,
+        names: Callable[[str], ChecksumAddress] | None = None,
     ) -> None:
         self.name = name
         self._account = account
         self._policy = policy
         self.ledger = ledger
         self.approver = approver
+        self._names = names
 
     def __repr__(self) -> str:
         return f"Wallet({self.name!r}, {self.address})"
@@ -244,6 +247,18 @@ class Wallet:
     def policy(self) -> SpendingPolicy:
         """The current policy (re-read from its file each time when backed by a file)."""
         return self._policy if isinstance(self._policy, SpendingPolicy) else self._policy()
+
+    def resolve(self, target: str) -> ChecksumAddress:
+        """A 0x address, or the name of a wallet of the data directory this wallet was opened
+        from, resolved through its sealed address book (``KeyStore.address_of``)."""
+        if target.startswith("0x"):
+            return to_address(target)
+        if self._names is None:
+            raise InputError(
+                f"{target!r} is not an address, and wallet {self.name!r} was not opened from a "
+                "data directory whose wallet names it could resolve: give a 0x address"
+            )
+        return self._names(target)
 
     def account_for_deploy(self) -> LocalAccount:
         """The account, for deploying contracts (moves no tokens; not a spend)."""
@@ -532,9 +547,12 @@ def open_wallet(
     approver: Approver | None = None,
     ledger: Ledger | None = None,
 ) -> Wallet:
-    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt)."""
+    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt).
+
+    The wallet resolves the other wallet names of the directory (``Wallet.resolve``) with the
+    same passphrase, through the sealed address book."""
     store = KeyStore(cfg.keystore_dir)
-    store.address_of(name)  # UnknownWallet before asking for a passphrase
+    store.require(name)  # UnknownWallet before asking for a passphrase
     secret = passphrase or passphrase_from_env_or_prompt(prompt)
     account = store.unlock(name, secret)
     policies = PolicyStore(cfg.policy_dir)
@@ -544,7 +562,20 @@ def open_wallet(
         lambda: policies.load(name),
         ledger or Ledger(cfg.ledger_path),
         approver=approver,
+        names=lambda other: store.address_of(other, secret),
     )
+
+
+def write_default_policy(cfg: BazaarConfig, name: str, tokens: TokenRegistry) -> SpendingPolicy:
+    """Give a new wallet the default policy (``policy.default_policy``) over the tokens known
+    here, unless it has a policy file already; returns the policy it now has."""
+    store = PolicyStore(cfg.policy_dir)
+    if store.exists(name):
+        return store.load(name)
+    known = [(t.symbol, token_key(t.address), t.decimals) for t in tokens.all()]
+    policy = default_policy(known)
+    store.save(name, policy)
+    return policy
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -594,4 +625,5 @@ __all__ = [
     "Wallet",
     "balances",
     "open_wallet",
+    "write_default_policy",
 ]
