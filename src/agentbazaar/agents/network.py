@@ -41,14 +41,18 @@ GAS_WEI = 10**20  # 100 ETH of local gas money per agent
 AGENT_TOKEN = ("agentbazaar Agent", "AGENT")
 
 
-def deploy_agent_network(chain: Chain, cfg: BazaarConfig) -> tuple[Network, LocalAccount]:
-    """USDC + ERC-8004 registries on a local chain; returns the network and the minter."""
+def deploy_agent_network(
+    chain: Chain, cfg: BazaarConfig, manifest: Manifest | None = None
+) -> tuple[Network, LocalAccount]:
+    """USDC + ERC-8004 registries on a local chain; returns the network and the minter.
+    ``manifest`` (else the data directory's, or a new one on the embedded chain) records them,
+    so a ``Suite`` over it sees the same contracts."""
     if not chain.is_dev:
         raise ChainError("the agent network set-up deploys and mints: use a local chain")
     deployer = dev_account(0)
     chain.fund_native(deployer.address, GAS_WEI * 10)
     directory = None if chain.backend == "embedded" else cfg.deployments_dir
-    manifest = Manifest.load(directory, chain.chain_id)
+    manifest = manifest if manifest is not None else Manifest.load(directory, chain.chain_id)
     usdc_meta: dict[str, Any] = {
         "kind": "token", "symbol": "USDC", "decimals": 6,
         "eip712_name": cfg.stablecoin_name, "eip712_version": cfg.stablecoin_version,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentbazaar.cli._common import err_console, run_context
+from agentbazaar.cli._common import WALLET_ENV, err_console, run_context
 
 
 def mcp(
@@ -29,10 +29,14 @@ def mcp(
 
     Example: bazaar mcp --wallet alice --http 8765
     """
+    import os
+
     from agentbazaar.tools import Toolbox
     from agentbazaar.tools.mcp_server import BazaarMcp, run_stdio
 
-    box = Toolbox(run_context(ctx).config, wallet=wallet)
+    cfg = run_context(ctx).config
+    name = wallet or os.environ.get(WALLET_ENV) or cfg.default_wallet
+    box = Toolbox(cfg, wallet=name)
     if http is None:
         run_stdio(box)
         return

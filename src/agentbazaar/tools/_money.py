@@ -100,11 +100,10 @@ def balance(box: Toolbox, args: BalanceArgs) -> dict[str, Any]:
 def resolve_address(box: Toolbox, who: str) -> str:
     """A wallet name of the data directory or an address -> checksummed address."""
     from agentbazaar.chain import to_address
-    from agentbazaar.wallet import KeyStore
 
     if who.startswith("0x"):
         return str(to_address(who))
-    return str(KeyStore(box.cfg.keystore_dir).address_of(who))
+    return str(box.wallet().resolve(who))
 
 
 def send(box: Toolbox, args: SendArgs) -> dict[str, Any]:

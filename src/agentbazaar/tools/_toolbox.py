@@ -91,9 +91,15 @@ class Toolbox:
                 from agentbazaar.wallet import open_wallet
 
                 self._wallets[self.wallet_name] = open_wallet(
-                    self.cfg, self.wallet_name, prompt=_no_prompt, approver=ask_current_approver
+                    self.cfg, self.wallet_name, self.passphrase(), approver=ask_current_approver
                 )
             return self._wallets[self.wallet_name]
+
+    def passphrase(self) -> str:
+        """BAZAAR_PASSPHRASE: tools never prompt (their stdin may be a protocol)."""
+        from agentbazaar.wallet import passphrase_from_env_or_prompt
+
+        return passphrase_from_env_or_prompt(_no_prompt)
 
     @contextmanager
     def asking(self, approver: Approver | None) -> Iterator[None]:

@@ -44,9 +44,9 @@ def contract_new(box: Toolbox, args: ContractNewArgs) -> dict[str, Any]:
 
     chain, wallet, tokens = box.chain, box.wallet(), box.suite.tokens
     keys = KeyStore(box.cfg.keystore_dir)
-    names = {address.lower(): name for name, address in keys.wallets()}
+    names = {address.lower(): name for name, address in keys.wallets(box.passphrase())}
     store = RecordStore(box.cfg.home)
-    ctx = ResolveContext(names=keys.address_of, tokens=tokens, now=chain.timestamp(),
+    ctx = ResolveContext(names=wallet.resolve, tokens=tokens, now=chain.timestamp(),
                          me=wallet.address)  # fmt: skip
     d = draft(args.sentence, chain=chain, wallet=wallet, ctx=ctx, store=store,
               namer=Namer(tokens, names), examples=args.examples)  # fmt: skip
