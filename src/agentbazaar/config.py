@@ -89,12 +89,22 @@ class BazaarConfig:
     @property
     def artifacts_dir(self) -> Path:
         """Compiled contracts, keyed by source hash: safe to share between data directories."""
-        from agentbazaar.chain.compiler import default_cache_dir
-
         return default_cache_dir()
 
     def with_chain(self, **changes: Any) -> BazaarConfig:
         return replace(self, chain=replace(self.chain, **changes))
+
+
+def default_cache_dir() -> Path:
+    """Where compiled contracts are cached: ``$BAZAAR_ARTIFACTS``, else the user's cache dir.
+
+    Artifacts are keyed by source hash, so one cache serves every data directory."""
+    env = os.environ.get("BAZAAR_ARTIFACTS")
+    if env:
+        return Path(env)
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agentbazaar" / "artifacts"
+    )
 
 
 def default_home() -> Path:

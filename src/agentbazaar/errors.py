@@ -18,6 +18,7 @@
     ├── ContractError            compile / deploy / manifest problems
     │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
     │   └── NotVerified          no record to verify a deployed contract against
+    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
@@ -136,6 +137,10 @@ class CheckFailed(ContractError):
 
 
 class NotVerified(ContractError):
+    pass
+
+
+class ServiceError(BazaarError):
     pass
 
 

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 
 from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.errors import (
     AddressError,
     ChainError,
@@ -20,6 +20,7 @@ from agentbazaar.errors import (
     TransactionTimeout,
     WrongChain,
 )
+from agentbazaar.testing import free_port
 
 REVERTER = bytes.fromhex("60006000fd")  # runtime code: revert(0, 0)
 
@@ -127,19 +128,22 @@ def test_bad_rpc_scheme_is_refused() -> None:
         Chain.rpc("ftp://example")
 
 
-def test_wrong_chain_id_is_refused(anvil_node: AnvilNode) -> None:
+@pytest.mark.anvil
+def test_wrong_chain_id_is_refused(shared_anvil: AnvilNode) -> None:
     with pytest.raises(WrongChain):
-        Chain.rpc(anvil_node.running_url(), expected_chain_id=1)
+        Chain.rpc(shared_anvil.running_url(), expected_chain_id=1)
 
 
-def test_dev_only_operations_refused_on_real_chains(anvil_node: AnvilNode) -> None:
-    real = Chain.rpc(anvil_node.running_url(), backend="rpc")
+@pytest.mark.anvil
+def test_dev_only_operations_refused_on_real_chains(shared_anvil: AnvilNode) -> None:
+    real = Chain.rpc(shared_anvil.running_url(), backend="rpc")
     real.chain_id = 8453  # what a Base mainnet rpc reports
     with pytest.raises(ChainError):
         real.fund_native(Account.create().address, 1)
 
 
-def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:
+@pytest.mark.anvil
+def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:  # stops its own node
     chain = Chain.rpc(anvil_node.running_url(), backend="local")
     a, b = funded(chain), Account.create()
     chain.send(a, {"to": b.address, "value": 777})
@@ -150,6 +154,7 @@ def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:
     assert again.native_balance(b.address) == 777
 
 
+@pytest.mark.anvil
 def test_not_running_local_chain_says_what_to_do(anvil_node: AnvilNode) -> None:
     anvil_node.stop()
     with pytest.raises(ChainUnavailable, match="bazaar chain up"):

@@ -6,7 +6,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
@@ -25,9 +23,9 @@ from typer.testing import CliRunner
 from web3 import Web3
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.cli import _register_optional, app
+from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
@@ -56,6 +54,7 @@ from agentbazaar.identity.feedback import (
 )
 from agentbazaar.identity.server import create_app
 from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.testing import free_port, serve_in_thread
 from agentbazaar.wallet import KeyStore
 
 SKILLS = ["translate", "summarize", "search", "code"]
@@ -399,7 +398,7 @@ def test_random_accounts_are_not_literals() -> None:
 
 @pytest.mark.anvil
 def test_cli_register_list_feedback_show_card(
-    anvil_node: AnvilNode,
+    anvil_node: AnvilNode,  # the CLI finds the chain through its home: this node's
     anvil_config: BazaarConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -422,7 +421,6 @@ def test_cli_register_list_feedback_show_card(
         'name = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
         'tags = ["test"]\n[[skills.prices]]\ntoken = "USDC"\namount = "0.01"\n'
     )
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> Any:
@@ -514,12 +512,8 @@ def discovery_server(embedded: Registries) -> Iterator[tuple[str, Registries]]:
     reg = embedded
     follower = Follower(_index(reg), reg.chain)
     app_ = create_app(follower.index, follower=follower, tokens=reg.tokens, sync_interval=0)
-    server, thread, url = _serve(app_)
-    try:
+    with serve_in_thread(app_) as url:
         yield url, reg
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_http_discovery(discovery_server: tuple[str, Registries]) -> None:
@@ -689,16 +683,6 @@ def test_a_rating_out_of_range_is_no_reputation(embedded: Registries) -> None:
     assert all("FeedbackValueError" in r["reason"] for r in rows[:2])
 
 
-def _serve(app_: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.02)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.anvil
 def test_follower_narrows_log_ranges_a_node_refuses(on_anvil: Registries) -> None:
     """Public nodes cap eth_getLogs ranges: a proxy in front of anvil refuses more than 3 blocks."""
@@ -722,13 +706,9 @@ def test_follower_narrows_log_ranges_a_node_refuses(on_anvil: Registries) -> Non
         async with httpx.AsyncClient() as client:
             return (await client.post(upstream, json=body)).json()
 
-    server, thread, url = _serve(proxy)
-    try:
+    with serve_in_thread(proxy) as url:
         chain = Chain.rpc(url, backend="local")
         index = _index(reg)
         stats = Follower(index, chain, batch_blocks=1_000).sync()
         assert refused and stats.head == reg.chain.block_number()
         assert sorted(r.agent_id for r in index.query(Query(limit=10))) == ids
-    finally:
-        server.should_exit = True
-        thread.join(10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import re
 from collections.abc import Iterator
@@ -56,6 +57,40 @@ def revert_reason(exc: BaseException) -> str:
             text = text[len(prefix) :].strip()
             break
     return text or "reverted without a reason"
+
+
+_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+
+
+def revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data of a call that reverted (custom error or ``Error(string)``), or None
+    when ``exc`` is not a revert. Works for web3's errors (rpc nodes) and eth-tester's."""
+    data = getattr(exc, "data", None)
+    if isinstance(exc, (w3e.ContractLogicError, w3e.ContractCustomError)) and isinstance(data, str):
+        return _hex_bytes(data)
+    text = str(getattr(exc, "message", None) or exc)
+    if type(exc).__name__ != "TransactionFailed" and "revert" not in text.lower():
+        return None
+    reason = revert_reason(exc)
+    if reason.startswith(("b'", 'b"')):  # eth-tester prints raw revert data as a bytes literal
+        try:
+            value = ast.literal_eval(reason)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bytes):
+            return value
+    if reason == "reverted without a reason":
+        return b""
+    encoded = reason.encode()
+    padded = encoded + b"\0" * (-len(encoded) % 32)
+    return _ERROR_STRING + (32).to_bytes(32, "big") + len(encoded).to_bytes(32, "big") + padded
+
+
+def _hex_bytes(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        return b""
 
 
 def translate(

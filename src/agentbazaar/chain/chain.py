@@ -22,7 +22,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
-from agentbazaar.chain._errors import chain_errors, translate
+from agentbazaar.chain._errors import chain_errors, revert_data, translate
 from agentbazaar.chain.nonces import NonceManager
 from agentbazaar.errors import (
     AddressError,
@@ -275,6 +275,31 @@ class Chain:
             finally:
                 tester.revert_to_snapshot(snapshot)
                 self._fees = None
+
+    def try_call(self, tx: TxParams, *, block: Any = "latest") -> tuple[bool, bytes]:
+        """``eth_call`` that reports a revert instead of raising: ``(True, return data)`` or
+        ``(False, revert data)`` (a custom error's selector and arguments, or an encoded
+        ``Error(string)``). An unreachable node still raises ``ChainUnavailable``."""
+        if self.url is not None:  # one raw request: the revert data is in the JSON-RPC error
+            with chain_errors("simulate a call", url=self.url):
+                response = self.w3.provider.make_request(RPCEndpoint("eth_call"), [tx, block])
+            error = response.get("error")
+            if error is None:
+                return True, bytes(HexBytes(response.get("result") or "0x"))
+            raw = error.get("data") if isinstance(error, dict) else None
+            if isinstance(raw, str) and raw.startswith("0x"):
+                return False, bytes(HexBytes(raw))
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+            if "revert" in message.lower():
+                return False, b""
+            raise ChainError(f"chain error while trying to simulate a call: {message}")
+        try:
+            return True, bytes(self.w3.eth.call(tx, block))
+        except Exception as exc:
+            reverted = revert_data(exc)
+            if reverted is None:
+                raise translate(exc, action="simulate a call", url=self.url) from exc
+            return False, reverted
 
     # ---- sends ----------------------------------------------------------------------------
     def _pending_nonce(self, sender: str) -> int:

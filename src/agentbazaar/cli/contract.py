@@ -64,19 +64,15 @@ def _setup(rc: RunContext, wallet_name: str | None) -> dict[str, Any]:
 def _embedded_bootstrap(chain: Any, cfg: BazaarConfig, address: str | None) -> Any:
     """The embedded chain lives in this process only: deploy the stablecoin and fund the
     wallet from the dev faucet (10 ETH, 10,000 USDC) so a sentence can run end to end."""
-    from agentbazaar.chain.deploy import deploy_contract
     from agentbazaar.chain.devkeys import dev_account
-    from agentbazaar.suite import _SPECS, DEPLOYER_GAS_WEI, SuiteContext, manifest_for
+    from agentbazaar.suite import deploy_suite
 
-    dev = dev_account(0)
-    chain.fund_native(dev.address, DEPLOYER_GAS_WEI)
-    ctx = SuiteContext(chain=chain, cfg=cfg, manifest=manifest_for(chain, cfg), deployer=dev)
-    spec = next(s for s in _SPECS if s.key == "USDC")
-    usdc, _ = deploy_contract(chain, dev, ctx.manifest, spec.key, spec.contract, spec.args(ctx),
-                              artifacts_dir=cfg.artifacts_dir, meta=spec.meta(ctx))  # fmt: skip
+    ctx = deploy_suite(chain, cfg, only={"USDC"})
     if address:
         chain.fund_native(address, 10 * 10**18)
-        chain.transact(dev, usdc.functions.mint(address, 10_000 * 10**6))
+        chain.transact(
+            dev_account(0), ctx.contracts["USDC"].functions.mint(address, 10_000 * 10**6)
+        )
     return ctx.manifest
 
 

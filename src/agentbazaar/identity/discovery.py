@@ -35,8 +35,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import FilterParams, RPCEndpoint
 
-from agentbazaar.chain import Chain
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors
 from agentbazaar.errors import BazaarError, ChainError, IdentityError
 from agentbazaar.identity._discovery_query import (
     AMOUNT_WIDTH,

@@ -166,9 +166,16 @@ class Spend:
         return result
 
     # ---- outcome -----------------------------------------------------------------------------
-    def settle(self, *, tx_hash: str | None = None, block_number: int | None = None) -> None:
+    def settle(
+        self,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
+    ) -> None:
+        """Mark it settled; ``amount`` when less than authorized was paid (x402 ``upto``)."""
         self.record = self._wallet.ledger.mark_settled(
-            self.record.id, tx_hash=tx_hash, block_number=block_number
+            self.record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
         )
 
     def fail(self, reason: str) -> None:
@@ -441,13 +448,22 @@ class Wallet:
         return bool(self.approver(request)) if self.approver is not None else False
 
     def settle(
-        self, idempotency_key: str, *, tx_hash: str | None = None, block_number: int | None = None
+        self,
+        idempotency_key: str,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
     ) -> SpendRecord:
-        """Mark a signed spend settled once its settlement is known (e.g. an x402 response)."""
+        """Mark a signed spend settled once its settlement is known (e.g. an x402 response);
+        ``amount`` is what was paid when it is less than authorized (an ``upto`` payment
+        settled for the usage: the budget then counts only that)."""
         record = self.ledger.get(self.name, idempotency_key)
         if record is None:
             raise LedgerError(f"no spend {idempotency_key!r} in the ledger of {self.name!r}")
-        return self.ledger.mark_settled(record.id, tx_hash=tx_hash, block_number=block_number)
+        return self.ledger.mark_settled(
+            record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
+        )
 
     # ---- transfers ---------------------------------------------------------------------------
     def send(
