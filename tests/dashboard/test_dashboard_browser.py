@@ -14,7 +14,6 @@ import httpx
 import pytest
 from eth_account import Account
 
-from agentbazaar.models.embedding import shared_model
 from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.network import deploy_agent_network, fund
 from agentbazaar.agents.runtime import Agent, Network
@@ -23,8 +22,9 @@ from agentbazaar.agents.validator import Validator
 from agentbazaar.chain import Chain
 from agentbazaar.config import BazaarConfig, load_config
 from agentbazaar.dashboard import DashboardData, create_app
-from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.models.embedding import shared_model
 from agentbazaar.suite import Suite, manifest_for
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.units import format_units
 from agentbazaar.wallet import Ledger, PolicyStore, SpendingPolicy, TokenLimits, Wallet
 
@@ -45,6 +45,7 @@ class Market:
     validator: Validator
     agents: list[Agent]
     hires: list[Hire]
+    suite: Suite
 
     def hire(self, n: int) -> Hire:
         texts = [f"sentence {n}.{i} about the harbour" for i in range(3)]
@@ -86,11 +87,10 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     validator = Validator(validator_agent, model)
     buyer = Buyer(buyer_agent, validators=[validator_agent.address])
     buyer.after_purchase = lambda _hired: validator.process_pending() and None
-    m = Market(cfg, net, buyer, validator, agents, [])
+    m = Market(cfg, net, buyer, validator, agents, [], Suite(chain, cfg, manifest))
     try:
         for i in range(2):
             m.hire(i)
-        m.suite = Suite(chain, cfg, manifest)  # type: ignore[attr-defined]
         yield m
     finally:
         buyer.close()
@@ -101,7 +101,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
 
 @pytest.fixture(scope="module")
 def site(market: Market) -> Iterator[str]:
-    data = DashboardData(market.cfg, market.net.chain, market.suite)  # type: ignore[attr-defined]
+    data = DashboardData(market.cfg, market.net.chain, market.suite)
     with serve_in_thread(create_app(data)) as url:
         yield url
 
@@ -125,7 +125,8 @@ def test_click_through_after_a_demo_like_run(market: Market, site: str, browser:
     assert page.inner_text("#count-payments") == "2"
     assert page.locator("#chart-payments rect").count() >= 1
     spent = format_units(sum(h.price for h in market.hires), 6)
-    assert f"{spent} USDC of 1 USDC" in (page.text_content("#chart-budget") or "")  # spend vs budget
+    budget = page.text_content("#chart-budget") or ""
+    assert f"{spent} USDC of 1 USDC" in budget  # spend against the buyer's daily budget
     page.click("text=Agents")
     page.wait_for_selector("text=minilm-honest")
     page.click("text=minilm-honest")

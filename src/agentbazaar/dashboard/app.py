@@ -23,7 +23,12 @@ from agentbazaar.errors import BazaarError
 
 T = TypeVar("T")
 STATIC = files("agentbazaar.dashboard") / "static"
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
 PAGES = ("", "agents", "payments", "receipts", "wallets", "contracts", "datasets")
 EVENT_POLL = 1.0
 

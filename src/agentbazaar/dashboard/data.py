@@ -148,8 +148,10 @@ class DashboardData:
         paid = self.ledger_payments_to(record.wallet) if record.wallet else []
         doc["payments"] = paid
         verdicts = [r["verdict"] for r in doc["receipts"] if r["verdict"] is not None]
-        doc["validation"] = {"count": len(verdicts),
-                             "average": sum(verdicts) / len(verdicts) if verdicts else None}
+        doc["validation"] = {
+            "count": len(verdicts),
+            "average": sum(verdicts) / len(verdicts) if verdicts else None,
+        }
         return doc
 
     def ledger_payments_to(self, address: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -225,10 +227,12 @@ class DashboardData:
         policies = PolicyStore(self.cfg.policy_dir)
         out = []
         for name, address in self._wallet_addresses():
-            policy = policies.load(name) if (self.cfg.policy_dir / f"{name}.toml").exists() else None
+            policy = (
+                policies.load(name) if (self.cfg.policy_dir / f"{name}.toml").exists() else None
+            )
             found = balances(self.chain, address, self.suite.tokens) if address else []
             budgets = []
-            for key, lim in (policy.tokens.items() if policy else []):
+            for key, lim in policy.tokens.items() if policy else []:
                 spent = self.ledger.spent_in_window(name, key, policy.window_seconds)  # type: ignore[union-attr]
                 budgets.append({"symbol": lim.symbol,
                                 "spent": self.money(spent, key, lim.symbol, lim.decimals),
