@@ -6,7 +6,7 @@
     box.call("balance", {})                           # {"address": ..., "balances": [...]}
     box.call("send", {"to": "bob", "amount": "2.5 USDC"})
 
-Faces over the same ``TOOLS``: ``bazaar mcp`` (``agentbazaar.tools.mcp``), LangChain tools
+Faces over the same ``TOOLS``: ``bazaar mcp`` (``agentbazaar.tools.mcp_server``), LangChain tools
 (``agentbazaar.tools.langchain``), OpenAI Agents SDK function tools
 (``agentbazaar.tools.openai_agents``) and a PydanticAI toolset (``agentbazaar.tools.pydantic_ai``).
 """
