@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from agentbazaar.suite import Suite
 
 SYNC_EVERY = 2.0  # seconds between two syncs of the discovery index
+WALLETS_FRESH = 2.0  # seconds a wallets view (balances on chain) is reused while nothing moved
 
 
 class NotFound(InputError):
@@ -53,6 +54,7 @@ class DashboardData:
         self._synced = 0.0
         self._lock = threading.Lock()
         self._receipts: dict[Path, ReceiptStore] = {}
+        self._wallets: tuple[tuple[int, int], float, list[dict[str, Any]]] | None = None
 
     # ---- helpers -------------------------------------------------------------------------------
     def token(self, key: str | None) -> Token | None:
@@ -155,8 +157,7 @@ class DashboardData:
         return doc
 
     def ledger_payments_to(self, address: str, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.ledger.recent(limit=2000)
-        return [self.payment(r) for r in rows if r.counterparty.lower() == address.lower()][:limit]
+        return [self.payment(r) for r in self.ledger.recent(limit=limit, counterparty=address)]
 
     # ---- payments, receipts, transactions ------------------------------------------------------
     def payments(self, limit: int = 100, before: int | None = None,
@@ -222,6 +223,18 @@ class DashboardData:
 
     # ---- wallets, budgets, charts --------------------------------------------------------------
     def wallets(self) -> list[dict[str, Any]]:
+        """Every wallet with its balances and spend against budget. Reading balances is one
+        chain call per wallet and token, so the view is reused for ``WALLETS_FRESH`` seconds
+        while the chain head and the ledger stay where they were."""
+        key = (self.chain.block_number(), self.ledger.count())
+        cached = self._wallets
+        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < WALLETS_FRESH:
+            return cached[2]
+        out = self._read_wallets()
+        self._wallets = (key, time.monotonic(), out)
+        return out
+
+    def _read_wallets(self) -> list[dict[str, Any]]:
         from agentbazaar.wallet import balances
 
         policies = PolicyStore(self.cfg.policy_dir)
@@ -300,11 +313,11 @@ class DashboardData:
         )
 
     def overview(self) -> dict[str, Any]:
-        agents = self.agents(limit=1000)
+        follower = self.follower()
         return {
             "chain": {"id": self.chain.chain_id, "backend": self.chain.backend,
                       "block": self.chain.block_number()},
-            "counts": {"agents": len(agents), "payments": self.ledger.count(),
+            "counts": {"agents": follower.index.count() if follower else 0, "payments": self.ledger.count(),
                        "receipts": len(self.receipts(limit=1000))},
             "home": str(self.cfg.home),
         }  # fmt: skip

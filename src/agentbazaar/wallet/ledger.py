@@ -486,9 +486,11 @@ class Ledger:
         limit: int = 100,
         before_id: int | None = None,
         tx_hash: str | None = None,
+        counterparty: str | None = None,
     ) -> list[SpendRecord]:
         """Newest first, at most ``limit`` rows; ``before_id`` pages back, ``tx_hash`` finds the
-        spends of one transaction (case-insensitive)."""
+        spends of one transaction, ``counterparty`` the spends to one address (both
+        case-insensitive)."""
         clauses: list[str] = []
         args: list[Any] = []
         if wallet is not None:
@@ -500,6 +502,9 @@ class Ledger:
         if tx_hash is not None:
             clauses.append("lower(tx_hash) = ?")
             args.append(tx_hash.lower())
+        if counterparty is not None:
+            clauses.append("lower(counterparty) = ?")
+            args.append(counterparty.lower())
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as conn:
             rows = conn.execute(
