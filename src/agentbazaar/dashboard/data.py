@@ -273,11 +273,19 @@ class DashboardData:
         return out
 
     def chart(self, bucket: int = 3600) -> list[dict[str, Any]]:
-        """Payments per time bucket and token: count and amount in token units."""
-        out = []
+        """Payments per time bucket and token (all wallets and kinds together: one bar per
+        bucket): count and amount in token units, oldest first."""
+        sums: dict[tuple[int, str], dict[str, Any]] = {}
         for row in self.ledger.totals(bucket):
+            key = (row["bucket"], row["token"])
+            into = sums.setdefault(key, {**row, "count": 0, "units": 0})
+            into["count"] += row["count"]
+            into["units"] += row["units"]
+        out = []
+        for row in sums.values():
             money = self.money(row["units"], row["token"], row["symbol"], row["decimals"])
-            out.append({**row, **money, "time": when(row["bucket"])})
+            shown = {k: v for k, v in row.items() if k not in ("wallet", "kind")}
+            out.append({**shown, **money, "time": when(row["bucket"])})
         return out
 
     # ---- contracts, datasets, overview ---------------------------------------------------------
