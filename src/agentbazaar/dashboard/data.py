@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentbazaar.agents.store import ReceiptStore
 from agentbazaar.errors import BazaarError, InputError
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from agentbazaar.identity.discovery import AgentRecord, Follower
     from agentbazaar.suite import Suite
 
+T = TypeVar("T")
 SYNC_EVERY = 2.0  # seconds between two syncs of the discovery index
-WALLETS_FRESH = 2.0  # seconds a wallets view (balances on chain) is reused while nothing moved
 
 
 class NotFound(InputError):
@@ -54,7 +55,8 @@ class DashboardData:
         self._synced = 0.0
         self._lock = threading.Lock()
         self._receipts: dict[Path, ReceiptStore] = {}
-        self._wallets: tuple[tuple[int, int], float, list[dict[str, Any]]] | None = None
+        self._views: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._balances: dict[str, tuple[int, list[dict[str, str]]]] = {}
 
     # ---- helpers -------------------------------------------------------------------------------
     def token(self, key: str | None) -> Token | None:
@@ -222,28 +224,36 @@ class DashboardData:
         }  # fmt: skip
 
     # ---- wallets, budgets, charts --------------------------------------------------------------
-    def wallets(self) -> list[dict[str, Any]]:
-        """Every wallet with its balances and spend against budget. Reading balances is one
-        chain call per wallet and token, so the view is reused for ``WALLETS_FRESH`` seconds
-        while the chain head and the ledger stay where they were."""
-        key = (self.chain.block_number(), self.ledger.count())
-        cached = self._wallets
-        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < WALLETS_FRESH:
-            return cached[2]
-        out = self._read_wallets()
-        self._wallets = (key, time.monotonic(), out)
+    def fresh(self, name: str, key: tuple[Any, ...], read: Callable[[], T]) -> T:
+        """``read()``, or its last answer while ``key`` (all the view depends on) is unchanged."""
+        cached = self._views.get(name)
+        if cached is not None and cached[0] == key:
+            return cast(T, cached[1])
+        out = read()
+        self._views[name] = (key, out)
         return out
 
-    def _read_wallets(self) -> list[dict[str, Any]]:
+    def balances(self, address: str, block: int) -> list[dict[str, str]]:
+        """Native and token balances of ``address`` at the chain head ``block``: one chain call
+        per token, so kept until the head moves."""
         from agentbazaar.wallet import balances
 
+        cached = self._balances.get(address)
+        if cached is None or cached[0] != block:
+            found = balances(self.chain, address, self.suite.tokens)
+            shown = [{"token": b.token.symbol, **self.money(b.units, b.token.address or "native")}
+                     for b in found]  # fmt: skip
+            cached = self._balances[address] = (block, shown)
+        return cached[1]
+
+    def wallets(self) -> list[dict[str, Any]]:
+        """Every wallet with its balances (read once per block) and spend against budget."""
         policies = PolicyStore(self.cfg.policy_dir)
-        out = []
+        block, out = self.chain.block_number(), []
         for name, address in self._wallet_addresses():
             policy = (
                 policies.load(name) if (self.cfg.policy_dir / f"{name}.toml").exists() else None
             )
-            found = balances(self.chain, address, self.suite.tokens) if address else []
             budgets = []
             for key, lim in policy.tokens.items() if policy else []:
                 spent = self.ledger.spent_in_window(name, key, policy.window_seconds)  # type: ignore[union-attr]
@@ -253,8 +263,7 @@ class DashboardData:
                                 if lim.daily is not None else None})  # fmt: skip
             out.append({
                 "name": name, "address": address,
-                "balances": [{"token": b.token.symbol, **self.money(b.units, b.token.address or
-                              "native")} for b in found],
+                "balances": self.balances(address, block) if address else [],
                 "budgets": budgets,
                 "escrowed": {k: str(v) for k, v in self.ledger.escrowed(name).items() if v},
             })  # fmt: skip
@@ -274,7 +283,11 @@ class DashboardData:
 
     def chart(self, bucket: int = 3600) -> list[dict[str, Any]]:
         """Payments per time bucket and token (all wallets and kinds together: one bar per
-        bucket): count and amount in token units, oldest first."""
+        bucket): count and amount in token units, oldest first; reused while nothing moved."""
+        key = (bucket, self.fingerprint())
+        return self.fresh("chart", key, lambda: self._chart(bucket))
+
+    def _chart(self, bucket: int) -> list[dict[str, Any]]:
         sums: dict[tuple[int, str], dict[str, Any]] = {}
         for row in self.ledger.totals(bucket):
             key = (row["bucket"], row["token"])
