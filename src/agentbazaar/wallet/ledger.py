@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS spends (
     UNIQUE (wallet, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS spends_window ON spends (wallet, token, status, created_at);
+CREATE INDEX IF NOT EXISTS spends_wallet ON spends (wallet, id);
+CREATE INDEX IF NOT EXISTS spends_escrow ON spends (kind, wallet);
 CREATE INDEX IF NOT EXISTS spends_tx ON spends (lower(tx_hash));
 CREATE INDEX IF NOT EXISTS spends_to ON spends (lower(counterparty));
 """
