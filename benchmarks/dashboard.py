@@ -180,7 +180,10 @@ def main() -> None:
             agent_id, tx = rnd.randint(1, args.agents), rnd.choice(hashes)
             with serve_in_thread(create_app(data)) as url:
                 api_figures(url, data, agent_id, tx, args.requests)
-                page_figures(url, agent_id, tx)
+                if Path(CHROMIUM).exists():
+                    page_figures(url, agent_id, tx)
+                else:
+                    emit(name="page_render", skipped="needs Debian's chromium (make setup)")
 
 
 if __name__ == "__main__":
