@@ -37,6 +37,7 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 pytest: setup
+	@command -v chromium >/dev/null || { echo "need chromium (Debian package) for the dashboard test"; exit 1; }
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest

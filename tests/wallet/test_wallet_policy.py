@@ -70,6 +70,19 @@ def counted(ledger: Ledger, wallet: str = "alice") -> int:
     return ledger.spent_in_window(wallet, USDC_ADDRESS.lower(), 86_400)
 
 
+def test_recent_finds_the_spends_to_one_counterparty(
+    make_wallet: Callable[..., Wallet], ledger: Ledger, usdc_token: Token
+) -> None:
+    wallet = make_wallet(usdc_policy())
+    pay(wallet, usdc_token, 1, to=BOB)
+    pay(wallet, usdc_token, 2, to=CAROL)
+    pay(wallet, usdc_token, 3, to=BOB)
+    to_bob = ledger.recent(counterparty=BOB.lower())
+    assert [r.amount for r in to_bob] == [3, 1]  # newest first, any spelling of the address
+    assert [r.amount for r in ledger.recent(counterparty=CAROL, limit=5)] == [2]
+    assert ledger.recent(counterparty=dev_account(4).address) == []
+
+
 def test_max_per_payment(make_wallet: Callable[..., Wallet], usdc_token: Token) -> None:
     wallet = make_wallet(usdc_policy(max_per_payment=5_000_000))
     pay(wallet, usdc_token, 5_000_000)

@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 
 from agentbazaar.agents.runtime import Network
 from agentbazaar.chain import Chain
+from agentbazaar.chain.deploy import Manifest
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ChainError
 from agentbazaar.identity.contracts import (
@@ -37,11 +38,15 @@ GAS_WEI = 10**20  # 100 ETH of local gas money per agent
 AGENT_NETWORK = ("USDC", IDENTITY_KEY, REPUTATION_KEY, VALIDATION_KEY)
 
 
-def deploy_agent_network(chain: Chain, cfg: BazaarConfig) -> tuple[Network, LocalAccount]:
-    """USDC + ERC-8004 registries on a local chain; returns the network and the minter."""
+def deploy_agent_network(
+    chain: Chain, cfg: BazaarConfig, manifest: Manifest | None = None
+) -> tuple[Network, LocalAccount]:
+    """USDC + ERC-8004 registries on a local chain; returns the network and the minter.
+    ``manifest`` (else the data directory's, or a new one on the embedded chain) records them,
+    so a ``Suite`` over it sees the same contracts."""
     if not chain.is_dev:
         raise ChainError("the agent network set-up deploys and mints: use a local chain")
-    ctx = deploy_suite(chain, cfg, only=AGENT_NETWORK)
+    ctx = deploy_suite(chain, cfg, manifest=manifest, only=AGENT_NETWORK)
     registries = Registries(
         IdentityRegistry(chain, ctx.contracts[IDENTITY_KEY]),
         ReputationRegistry(chain, ctx.contracts[REPUTATION_KEY]),

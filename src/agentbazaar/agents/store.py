@@ -178,6 +178,36 @@ class ReceiptStore:
             rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         return [_stored(row) for row in rows]
 
+    def summaries(
+        self,
+        *,
+        limit: int = 100,
+        tx_hash: str | None = None,
+        receipt_id: str | None = None,
+        provider_agent_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first, without the evidence (texts, output): id, role, kind, provider, model,
+        price, asset, payment, status, time and the best-known verdict score (or None)."""
+        sql = (
+            "SELECT r.id, r.role, r.kind, r.provider_agent_id, r.provider, r.model_id, r.price,"
+            " r.asset, r.payment_ref, r.timestamp, r.tx_hash, r.status, r.note, r.chain_id,"
+            " (SELECT MIN(v.score) FROM verdicts v WHERE v.receipt_id = r.id) AS verdict,"
+            " (SELECT v.tx_hash FROM verdicts v WHERE v.receipt_id = r.id LIMIT 1) AS verdict_tx"
+            " FROM receipts r WHERE 1=1"
+        )
+        args: list[Any] = []
+        if tx_hash is not None:
+            sql, args = sql + " AND lower(r.tx_hash) = ?", [*args, tx_hash.lower()]
+        if receipt_id is not None:
+            sql, args = sql + " AND r.id = ?", [*args, receipt_id]
+        if provider_agent_id is not None:
+            sql, args = sql + " AND r.provider_agent_id = ?", [*args, provider_agent_id]
+        with self._lock:
+            cur = self._db.execute(sql + " ORDER BY r.timestamp DESC, r.rowid DESC LIMIT ?",
+                                   [*args, int(limit)])  # fmt: skip
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def get(self, receipt_id: str) -> StoredReceipt | None:
         found = self.query(receipt_id=receipt_id)
         return found[0] if found else None

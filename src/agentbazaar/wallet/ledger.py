@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS spends (
     UNIQUE (wallet, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS spends_window ON spends (wallet, token, status, created_at);
+CREATE INDEX IF NOT EXISTS spends_wallet ON spends (wallet, id);
+CREATE INDEX IF NOT EXISTS spends_escrow ON spends (kind, wallet);
+CREATE INDEX IF NOT EXISTS spends_tx ON spends (lower(tx_hash));
+CREATE INDEX IF NOT EXISTS spends_to ON spends (lower(counterparty));
 """
 
 
@@ -478,6 +482,69 @@ class Ledger:
         with self._connect() as conn:
             rows = conn.execute(query + " ORDER BY id", args).fetchall()
         return [_record(r) for r in rows]
+
+    def recent(
+        self,
+        wallet: str | None = None,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        tx_hash: str | None = None,
+        counterparty: str | None = None,
+    ) -> list[SpendRecord]:
+        """Newest first, at most ``limit`` rows; ``before_id`` pages back, ``tx_hash`` finds the
+        spends of one transaction, ``counterparty`` the spends to one address (both
+        case-insensitive)."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if wallet is not None:
+            clauses.append("wallet = ?")
+            args.append(wallet)
+        if before_id is not None:
+            clauses.append("id < ?")
+            args.append(before_id)
+        if tx_hash is not None:
+            clauses.append("lower(tx_hash) = ?")
+            args.append(tx_hash.lower())
+        if counterparty is not None:
+            clauses.append("lower(counterparty) = ?")
+            args.append(counterparty.lower())
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM spends{where} ORDER BY id DESC LIMIT ?", [*args, int(limit)]
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def totals(self, bucket_seconds: int, *, since: float = 0.0) -> list[dict[str, Any]]:
+        """Settled and signed spends summed per (time bucket, wallet, token, kind), oldest
+        first: what a chart of payments over time draws, without reading every row."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT CAST(created_at / ? AS INTEGER) * ? AS bucket, wallet, token, symbol,"
+                " decimals, kind, COUNT(*) AS n, GROUP_CONCAT(amount) AS amounts FROM spends"
+                " WHERE status IN ('signed', 'settled') AND created_at >= ?"
+                " GROUP BY bucket, wallet, token, kind ORDER BY bucket",
+                (bucket_seconds, bucket_seconds, since),
+            ).fetchall()
+        return [
+            {
+                "bucket": int(r["bucket"]),
+                "wallet": r["wallet"],
+                "token": r["token"],
+                "symbol": r["symbol"],
+                "decimals": r["decimals"],
+                "kind": r["kind"],
+                "count": int(r["n"]),
+                "units": sum(int(a) for a in str(r["amounts"]).split(",")),
+            }
+            for r in rows
+        ]
+
+    def wallets(self) -> list[str]:
+        """The wallet names that have entries."""
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT wallet FROM spends ORDER BY 1")]
 
     def spent_in_window(self, wallet: str, token: str, window_seconds: int) -> int:
         """What counts against the rolling budget of ``token`` right now."""

@@ -1,0 +1,6 @@
+"""The live dashboard (``bazaar dashboard``): pages and a JSON API over a data directory."""
+
+from agentbazaar.dashboard.app import create_app
+from agentbazaar.dashboard.data import DashboardData, NotFound
+
+__all__ = ["DashboardData", "NotFound", "create_app"]
