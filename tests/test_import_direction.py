@@ -174,3 +174,86 @@ def test_the_checker_sees_relative_type_only_and_submodule_imports() -> None:
     upward = {"agentbazaar.wallet", "agentbazaar.cli", "agentbazaar.agents.runtime"}
     assert upward <= imports_of(source, "agentbazaar.chain.probe")
     assert all(layer_of(m) > layer_of("agentbazaar.chain.probe") for m in upward)
+
+
+def _without_type_checking(tree: ast.Module) -> ast.Module:
+    """``tree`` without its ``if TYPE_CHECKING:`` blocks (type-only imports run nothing)."""
+
+    class Strip(ast.NodeTransformer):
+        def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt] | None:
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                return node.orelse or None
+            self.generic_visit(node)
+            return node
+
+    return ast.fix_missing_locations(Strip().visit(tree))
+
+
+def run_time_graph() -> dict[str, set[str]]:
+    """module -> the modules it imports when it runs (at import or inside a function), not
+    counting type-only imports nor a package's ``__init__`` (which re-exports its modules)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        tree = _without_type_checking(ast.parse(path.read_text(), name))
+        imported = imports_of(ast.unparse(tree), name, is_package=path.name == "__init__.py")
+        graph[name] = {m for m in imported if m != name and not _is_package(m)}
+    return graph
+
+
+def _is_package(dotted: str) -> bool:
+    return (SRC.joinpath(*dotted.split(".")) / "__init__.py").is_file()
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        while work:
+            node, children = work[-1]
+            child = next((c for c in children if c in graph), None)
+            if child is not None and child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child is not None:
+                if child in stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = stack[stack.index(node) :]
+                    del stack[stack.index(node) :]
+                    if len(component) > 1:
+                        found.append(sorted(component))
+    return found
+
+
+def test_modules_do_not_import_each_other_in_a_circle() -> None:
+    """A circle (runtime -> hiring -> runtime) hides a piece both sides need: make it public in
+    a module of its own (as ``agents.protocol``)."""
+    assert cycles(run_time_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_circle_through_function_level_imports() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    source = "def f():\n    from agentbazaar.agents.runtime import Agent\n"
+    tree = _without_type_checking(ast.parse(source))
+    assert imports_of(ast.unparse(tree), "agentbazaar.agents.hiring") == {
+        "agentbazaar.agents.runtime"
+    }
+    typed = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import agentbazaar.wallet\n"
+    assert imports_of(ast.unparse(_without_type_checking(ast.parse(typed))), "x.y") == set()

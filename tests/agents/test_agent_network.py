@@ -20,8 +20,9 @@ from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.hiring import Buyer, NoProvider
 from agentbazaar.agents.network import usdc_balance
 from agentbazaar.agents.payment import PaymentRefused
+from agentbazaar.agents.protocol import VALIDATION_TAG
 from agentbazaar.agents.receipts import BadReceipt, matrix_from_json, output_hash
-from agentbazaar.agents.runtime import VALIDATION_TAG, Agent
+from agentbazaar.agents.runtime import Agent
 from agentbazaar.agents.skills import EmbeddingSkill, Payment
 from agentbazaar.agents.validator import Validator
 from agentbazaar.errors import InputError, PolicyViolation

@@ -19,8 +19,9 @@ from typing import Any
 
 from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.payment import ProviderUnavailable
+from agentbazaar.agents.protocol import a2a_task, data_part, text_part
 from agentbazaar.agents.receipts import BadReceipt
-from agentbazaar.agents.runtime import Agent, _data_part, _task, text_part
+from agentbazaar.agents.runtime import Agent
 from agentbazaar.errors import AgentError, BazaarError, InputError, IntentError
 
 _BUDGET = re.compile(
@@ -133,10 +134,10 @@ class AssistantAgent(Agent):
         if self.assistant is None:
             raise AgentError("the assistant is not ready")
         text = text_part(params)
-        data = _data_part(params)
+        data = data_part(params)
         texts = data.get("texts")
         if not isinstance(texts, list):
             raise InputError('the data part must be {"texts": [...]}')
         report = self.assistant.ask(text, texts)
         state = "completed" if not report.failures else "failed"
-        return _task(state, report.to_json())
+        return a2a_task(state, report.to_json())

@@ -36,6 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agentbazaar.agents.pricing import TokenPrices
+from agentbazaar.agents.protocol import in_thread, json_body
 from agentbazaar.agents.receipts import (
     GenerationReceipt,
     SignedReceipt,
@@ -307,7 +308,6 @@ def _error_body(exc: BazaarError) -> dict[str, Any]:
 
 def install_openai_routes(app: FastAPI, agent: Agent, skill: GenerationSkill) -> None:
     """``POST /v1/chat/completions`` and ``GET /v1/models`` for ``skill`` (see module doc)."""
-    from agentbazaar.agents.runtime import _in_thread, _json_body
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -319,14 +319,14 @@ def install_openai_routes(app: FastAPI, agent: Agent, skill: GenerationSkill) ->
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
         try:
-            body = await _json_body(request)
+            body = await json_body(request)
             chat = skill.request(body)
             if isinstance(body, dict) and body.get("stream"):
-                await _in_thread(lambda: skill.model.count_prompt_tokens(chat))
+                await in_thread(lambda: skill.model.count_prompt_tokens(chat))
                 return StreamingResponse(
                     sse_stream(agent, skill, chat), media_type="text/event-stream"
                 )
-            completion, signed = await _in_thread(lambda: skill.serve(agent, chat))
+            completion, signed = await in_thread(lambda: skill.serve(agent, chat))
         except BazaarError as exc:
             status = 404 if exc.fields.get("code") == "model_not_found" else 400
             return JSONResponse(_error_body(exc), status_code=status)

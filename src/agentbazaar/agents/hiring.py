@@ -25,6 +25,7 @@ import httpx
 from web3.logs import DISCARD
 
 from agentbazaar.agents.payment import PaidResponse, ProviderUnavailable, pay_and_post
+from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
     BadReceipt,
     Expected,
@@ -33,7 +34,6 @@ from agentbazaar.agents.receipts import (
     output_bytes,
     verify_receipt,
 )
-from agentbazaar.agents.runtime import VALIDATION_TAG, event
 from agentbazaar.errors import AgentError, BazaarError, InputError
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback

@@ -20,7 +20,6 @@ Bad input to any route is a 4xx with a JSON error body, never a 500.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -34,7 +33,16 @@ from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
 
 from agentbazaar.agents._tx import GasBook
+from agentbazaar.agents.generation import install_openai_routes
+from agentbazaar.agents.hiring import Buyer
 from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
+from agentbazaar.agents.protocol import (
+    a2a_task,
+    data_part,
+    event,
+    in_thread,
+    json_body,
+)
 from agentbazaar.agents.receipts import GenerationReceipt, SignedReceipt, matrix_from_bytes
 from agentbazaar.agents.skills import (
     Payment,
@@ -64,9 +72,7 @@ from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
 
 log = logging.getLogger("agentbazaar.agents")
-MAX_BODY_BYTES = 1 << 20
 CARD_PATH = "/.well-known/agent-card.json"
-VALIDATION_TAG = "embedding"  # the tag of embedding verdicts; generation ones: "generation"
 
 
 @dataclass
@@ -234,8 +240,6 @@ class Agent:
         self._routes(app)
         for skill in self.skills.values():
             if getattr(skill, "metered", False):  # priced by usage: its own OpenAI route
-                from agentbazaar.agents.generation import install_openai_routes
-
                 install_openai_routes(app, self, skill)  # type: ignore[arg-type]
         for skill_id, skill in self.skills.items():
             if getattr(skill, "metered", False):
@@ -282,7 +286,7 @@ class Agent:
         @app.post("/skills/{skill_id}/quote")
         async def quote(skill_id: str, request: Request) -> JSONResponse:
             skill = self._skill(skill_id)
-            payload = await _json_body(request)
+            payload = await json_body(request)
             price, units, in_hash = skill.quote(payload)
             issued = self.quotes.issue(skill_id, price, units, in_hash)
             return JSONResponse(
@@ -310,7 +314,7 @@ class Agent:
     def _paid_route(self, app: FastAPI, skill_id: str) -> None:
         async def paid(request: Request) -> JSONResponse:
             skill = self._skill(skill_id)
-            payload = await _json_body(request)
+            payload = await json_body(request)
             quote = self.quotes.get(request.query_params.get("quote"), skill_id)
             if quote is None:
                 raise InputError("unknown or expired quote")
@@ -318,7 +322,7 @@ class Agent:
             if in_hash != quote.input_hash:
                 raise InputError("the input differs from the quoted input: ask for a new quote")
             nonce, payer, amount = payment_nonce(request)
-            result = await _in_thread(
+            result = await in_thread(
                 lambda: skill.perform(self, payload, Payment(nonce, payer, amount))
             )
             self.quotes.use(quote.id)
@@ -337,7 +341,7 @@ class Agent:
 
     async def _jsonrpc(self, request: Request) -> dict[str, Any]:
         try:
-            body = await _json_body(request)
+            body = await json_body(request)
         except InputError as exc:
             return _rpc_error(None, -32700, exc.message)
         rid = body.get("id") if isinstance(body, dict) else None
@@ -346,7 +350,7 @@ class Agent:
         if body.get("method") != "message/send":
             return _rpc_error(rid, -32601, f"unknown method {body.get('method')!r}")
         try:
-            result = await _in_thread(lambda: self.handle_message(body.get("params")))
+            result = await in_thread(lambda: self.handle_message(body.get("params")))
         except BazaarError as exc:
             return _rpc_error(rid, -32602, exc.message)
         return {"jsonrpc": "2.0", "id": rid, "result": result}
@@ -354,11 +358,11 @@ class Agent:
     def handle_message(self, params: Any) -> dict[str, Any]:
         """A2A ``message/send``: a data part ``{"skill", "input"}`` gets a quote and the paid
         endpoint (the payment itself is x402 on that endpoint)."""
-        data = _data_part(params)
+        data = data_part(params)
         skill = self._skill(str(data.get("skill", "")))
         price, units, in_hash = skill.quote(data.get("input"))
         quote = self.quotes.issue(skill.id, price, units, in_hash)
-        return _task(
+        return a2a_task(
             "input-required",
             {
                 **quote.to_json(),
@@ -376,8 +380,6 @@ class Agent:
         choose by price and proven trust, pay with x402, verify the receipt, give paid feedback
         (see ``agents.hiring``). Returns a ``Hire``."""
         if self._buyer is None:
-            from agentbazaar.agents.hiring import Buyer
-
             self._buyer = Buyer(self, validators=self.trusted_validators)
         return self._buyer.hire(skill, payload, max_price)
 
@@ -419,64 +421,6 @@ class Agent:
 def _price_list(skill: Skill) -> list[tuple[int, str]]:
     card_prices = getattr(skill, "card_prices", None)
     return card_prices() if card_prices is not None else [(skill.unit_price, skill.unit)]
-
-
-def event(agent: str, name: str, **fields: Any) -> None:
-    """One structured log line (JSON) per thing an agent does."""
-    if log.isEnabledFor(logging.INFO):
-        log.info(json.dumps({"agent": agent, "event": name, **fields}, default=str))
-
-
-async def _in_thread(fn: Callable[[], Any]) -> Any:
-    import anyio.to_thread
-
-    return await anyio.to_thread.run_sync(fn)
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InputError(f"request body over {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw or b"null")
-    except ValueError as exc:
-        raise InputError(f"request body is not JSON: {exc}") from exc
-
-
-def _data_part(params: Any) -> dict[str, Any]:
-    message = params.get("message") if isinstance(params, dict) else None
-    parts = message.get("parts") if isinstance(message, dict) else None
-    if not isinstance(parts, list):
-        raise InputError("message/send needs params.message.parts")
-    for part in parts:
-        if (
-            isinstance(part, dict)
-            and part.get("kind") == "data"
-            and isinstance(part.get("data"), dict)
-        ):
-            return dict(part["data"])
-    raise InputError('message/send needs a data part {"skill": ..., "input": ...}')
-
-
-def text_part(params: Any) -> str:
-    message = params.get("message") if isinstance(params, dict) else None
-    parts = message.get("parts") if isinstance(message, dict) else None
-    for part in parts if isinstance(parts, list) else []:
-        if (
-            isinstance(part, dict)
-            and part.get("kind") == "text"
-            and isinstance(part.get("text"), str)
-        ):
-            return str(part["text"])
-    raise InputError("message/send needs a text part")
-
-
-def _task(state: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "task",
-        "status": {"state": state},
-        "artifacts": [{"parts": [{"kind": "data", "data": data}]}],
-    }
 
 
 def _rpc_error(rid: Any, code: int, message: str) -> dict[str, Any]:

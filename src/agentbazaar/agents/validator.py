@@ -37,6 +37,7 @@ import httpx
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
     BadReceipt,
     GenerationReceipt,
@@ -48,7 +49,7 @@ from agentbazaar.agents.receipts import (
     recover_signer,
 )
 from agentbazaar.agents.rerun import GENERATION_TAG, Rerunner
-from agentbazaar.agents.runtime import VALIDATION_TAG, Agent, event
+from agentbazaar.agents.runtime import Agent
 from agentbazaar.agents.store import StoredVerdict
 from agentbazaar.agents.validation import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.errors import BazaarError, InputError

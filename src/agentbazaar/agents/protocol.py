@@ -1,0 +1,81 @@
+"""What an agent's HTTP service and its callers share: the A2A message and task shapes, the JSON
+body rule, the structured event log, running blocking work off the event loop.
+
+The runtime (``agents.runtime``), the buyer (``agents.hiring``), the assistant and the generation
+service all speak these; they live here so that those modules import one way (none of them
+imports the runtime's private helpers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+
+from agentbazaar.errors import InputError
+
+log = logging.getLogger("agentbazaar.agents")
+
+MAX_BODY_BYTES = 1 << 20
+VALIDATION_TAG = "embedding"  # the tag of embedding verdicts; generation ones: "generation"
+
+
+def event(agent: str, name: str, **fields: Any) -> None:
+    """One structured log line (JSON) per thing an agent does."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(json.dumps({"agent": agent, "event": name, **fields}, default=str))
+
+
+async def in_thread(fn: Callable[[], Any]) -> Any:
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(fn)
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InputError(f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise InputError(f"request body is not JSON: {exc}") from exc
+
+
+def data_part(params: Any) -> dict[str, Any]:
+    message = params.get("message") if isinstance(params, dict) else None
+    parts = message.get("parts") if isinstance(message, dict) else None
+    if not isinstance(parts, list):
+        raise InputError("message/send needs params.message.parts")
+    for part in parts:
+        if (
+            isinstance(part, dict)
+            and part.get("kind") == "data"
+            and isinstance(part.get("data"), dict)
+        ):
+            return dict(part["data"])
+    raise InputError('message/send needs a data part {"skill": ..., "input": ...}')
+
+
+def text_part(params: Any) -> str:
+    message = params.get("message") if isinstance(params, dict) else None
+    parts = message.get("parts") if isinstance(message, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        if (
+            isinstance(part, dict)
+            and part.get("kind") == "text"
+            and isinstance(part.get("text"), str)
+        ):
+            return str(part["text"])
+    raise InputError("message/send needs a text part")
+
+
+def a2a_task(state: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "task",
+        "status": {"state": state},
+        "artifacts": [{"parts": [{"kind": "data", "data": data}]}],
+    }
