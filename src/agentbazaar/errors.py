@@ -18,17 +18,24 @@
     ├── ContractError            compile / deploy / manifest problems
     │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
     │   └── NotVerified          no record to verify a deployed contract against
+    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
     │   ├── BadPassphrase
-    │   └── KeystoreTampered     address and key disagree, or the file changed since verified
+    │   ├── KeystoreTampered     address and key disagree, the file or its address book entry
+    │   │                        changed since verified (the name is not resolved)
+    │   └── KeystoreDamaged      ciphertext, MAC or KDF parameters corrupted (not a passphrase)
     ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
     │   └── ApprovalRequired     above the approval threshold, not approved
     ├── LedgerError              the local ledger refused an operation
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
+    ├── DataError                datasets: content addressing, licences, contributions, lineage
+    ├── ModelError               the model layer: weights and runtimes (``agentbazaar.models``)
+    │   ├── ModelUnavailable     weights or runtime not installed (the message names the fix)
+    │   └── WeightsMismatch      joined weights whose sha256 is not the pinned one (refused)
     └── AgentError               agent runtime, hiring, receipts
 
 Every error carries a message that says what to do, and optional structured fields.
@@ -154,6 +161,10 @@ class NotVerified(ContractError):
     pass
 
 
+class ServiceError(BazaarError):
+    pass
+
+
 class WalletError(BazaarError):
     pass
 
@@ -173,6 +184,11 @@ class BadPassphrase(WalletError):
 class KeystoreTampered(WalletError):
     """A keystore file whose address does not match its key, or that changed on disk since it
     was written or last verified: the name is not resolved, nothing is signed."""
+
+
+class KeystoreDamaged(WalletError):
+    """A keystore file whose ciphertext, MAC or KDF parameters are corrupted (it differs from
+    the file last known good, or it is not a valid keystore v3): restore it from a backup."""
 
 
 class PolicyViolation(BazaarError):
@@ -201,3 +217,20 @@ class IntentError(BazaarError):
 
 class AgentError(BazaarError):
     pass
+
+
+class DataError(BazaarError):
+    pass
+
+
+class ModelError(BazaarError):
+    pass
+
+
+class ModelUnavailable(ModelError):
+    """A model's weights or runtime are not installed; the message names the command that
+    installs them."""
+
+
+class WeightsMismatch(ModelError):
+    """Weights whose sha256 (or size) is not the pinned one: refused, never loaded."""

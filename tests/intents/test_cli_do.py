@@ -83,27 +83,37 @@ def test_intent_prints_exactly_the_stable_keys(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == set(STABLE_KEYS)
+    assert set(doc) == {*STABLE_KEYS, "parser"}
     assert doc == {
         "action": "swap",
         "amount": "20",
         "amount_side": "in",
+        "fraction": None,
         "token_in": "USDC",
         "token_out": "WETH",
         "to": None,
         "max_slippage_bps": 100,
         "max_price": None,
+        "deadline_seconds": None,
+        "parser": "rules",
     }
-    bad = subprocess.run(
-        [BAZAAR, "intent", "swap 100 USDC", "--json"],
+    asked = subprocess.run(
+        [BAZAAR, "intent", "swap 100 USDC", "--json", "--language-model", "off"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and bad.stdout == ""
-    assert "swap <amount> <token> for <token>" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert asked.returncode == 3 and "Traceback" not in asked.stderr
+    question = json.loads(asked.stdout)
+    assert question["missing"] == ["token_out"] and question["parser"] == "rules"
+    assert question["partial"] == {
+        "action": "swap",
+        "amount": "100",
+        "amount_side": "in",
+        "token_in": "USDC",
+    }
+    assert "What do you want to get for 100 USDC?" in question["question"]
 
 
 def test_quote_dry_run_and_swap_through_the_cli(cli: Cli) -> None:
@@ -136,7 +146,7 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
     assert sent["result"]["status"] == "settled" and sent["result"]["amount"] == "5000000"
     size = cli.ledger_size()
     for sentence, message in [
-        ("swap 100000 USDC for WETH", "the swap needs"),
+        ("swap 100000 USDC for WETH", "per-payment maximum"),  # the default policy first
         ("hire an agent to translate text for 1 USDC", "not executed from a sentence"),
     ]:
         proc = cli.run("do", sentence, "--wallet", "alice", "--yes")

@@ -7,15 +7,20 @@ bazaar do "swap 100 USDC for WETH" --wallet alice   # plan, simulate, check; --y
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import typer
 
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    run_context,
+    waiting,
+)
 from agentbazaar.cli._understand import LANGUAGE_MODEL, LLM_NAME, LLM_URL, extractor, read_sentence
-from agentbazaar.errors import InputError
 from agentbazaar.intents.understand import Context
 
 
@@ -116,7 +121,7 @@ def do(
     ctx: typer.Context,
     sentence: str = typer.Argument(..., help="what to do, in English or Chinese"),
     wallet: str | None = typer.Option(
-        None, "--wallet", help="wallet name (default: BAZAAR_WALLET)"
+        None, "--wallet", "-w", help="wallet name (default: BAZAAR_WALLET, default_wallet)"
     ),
     yes: bool = typer.Option(False, "--yes", help="execute without asking"),
     approve: bool = typer.Option(
@@ -140,11 +145,7 @@ def do(
     from agentbazaar.chain import Chain
     from agentbazaar.intents.act import carry_out
     from agentbazaar.suite import Suite
-    from agentbazaar.wallet import open_wallet
 
-    name = wallet or os.environ.get("BAZAAR_WALLET")
-    if not name:
-        raise InputError("which wallet? give --wallet NAME (or set BAZAAR_WALLET)")
     cfg = run_context(ctx).config
     suite = Suite(Chain.from_config(cfg), cfg)
     context = Context.of([t.symbol for t in suite.tokens.all()], _wallet_names(ctx))
@@ -152,7 +153,7 @@ def do(
         sentence, extractor(language_model, llm_url, model), context, json_out=json_out
     )
     parsed = understood.intent
-    w = open_wallet(cfg, name)
+    w = open_wallet(ctx, wallet)
     with waiting("planning..."):
         planned = carry_out(parsed, suite=suite, wallet=w, execute=False, approve=approve)
     execute = yes
