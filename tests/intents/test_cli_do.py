@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -153,3 +154,37 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
         assert proc.returncode == 1, (sentence, proc.stdout)
         assert message in proc.stderr and "Traceback" not in proc.stderr
     assert cli.ledger_size() == size
+
+
+def _on_a_terminal(cli: Cli, args: list[str], reply: str) -> tuple[int, str]:
+    """Run ``bazaar`` with a terminal as stdin (so that it asks) and ``reply`` typed in."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [BAZAAR, *args],
+            env=cli.env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(master, reply.encode() + b"\n")
+        out, err = proc.communicate(timeout=180)
+        return proc.returncode, out + err
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_do_asks_for_what_is_missing_and_carries_on(cli: Cli) -> None:
+    size = cli.ledger_size()
+    asked = cli.run("do", "send 5 to bob", "--wallet", "alice", "--yes", "--json")
+    assert asked.returncode == 3, asked.stderr
+    question = json.loads(asked.stdout)
+    assert question["missing"] == ["token_in"] and question["parser"] == "rules"
+    assert question["partial"] == {"action": "send", "amount": "5", "to": "bob"}
+    assert cli.ledger_size() == size  # a question plans and signs nothing
+    code, shown = _on_a_terminal(cli, ["do", "send 5 to bob", "--wallet", "alice", "--yes"], "USDC")
+    assert code == 0, shown
+    assert "5 of which token to bob?" in shown and "settled" in shown
+    assert cli.ledger_size() == size + 1
