@@ -1,4 +1,4 @@
-"""What `bazaar intent`, `bazaar do` and `bazaar orders add` share: a sentence to an intent
+"""What `bazaar intent` and `bazaar do` share: a sentence to an intent
 through the fast path and the language model, and the question when something is missing.
 
 - ``--language-model auto|off|0.5b|1.5b`` (``BAZAAR_LANGUAGE_MODEL``, default ``auto``: the local

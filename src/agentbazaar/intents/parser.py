@@ -78,7 +78,7 @@ def parse_intent(text: str) -> Intent:
     if g.CONDITIONAL.search(cleaned.lower()):
         raise IntentRefused(
             f"{cleaned!r} is a standing order (a condition or a schedule), not something to do "
-            "now: use `bazaar orders add`",
+            "now: nothing was done",
             text=text,
             reason="standing_order",
         )

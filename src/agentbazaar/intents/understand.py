@@ -5,7 +5,7 @@
 
 1. ``guard.screen``: length cap, control characters, scripts, injections, rule changes and
    sweeps are refused in code, before anything reads the sentence; a condition or a schedule is
-   a standing order (``bazaar orders add``), never executed now.
+   a standing order, refused (never executed now).
 2. The deterministic parser (``parser.parse_clause``, milliseconds) answers what it is certain
    of: an ``Intent``, a question (``NeedsClarification``) or a refusal (``IntentRefused``).
 3. Only a sentence it could not read goes to the ``extractor`` (a language model constrained to
@@ -92,16 +92,22 @@ def understand(
     *,
     extractor: Extractor | None = None,
     context: Context | None = None,
+    fast_path: bool = True,
 ) -> Understood:
     """The ``Intent`` of ``sentence`` (see the module doc); raises ``NeedsClarification``,
-    ``IntentRefused``, ``IntentParseError`` or ``UnknownTokenError``."""
+    ``IntentRefused``, ``IntentParseError`` or ``UnknownTokenError``. ``fast_path=False`` sends
+    every sentence the guard lets through to the ``extractor`` (to measure the model path)."""
     cleaned = guard.screen(sentence)
     if g.CONDITIONAL.search(cleaned.lower()):
         raise IntentRefused(
             f"{cleaned!r} is a standing order (a condition or a schedule), not something to do "
-            "now: use `bazaar orders add`",
+            "now: nothing was done",
             reason="standing_order",
         )
+    if not fast_path and extractor is not None:
+        understood = _ask_model(cleaned, extractor)
+        _check(understood, context)
+        return understood
     try:
         understood = Understood(parse_clause(cleaned, sentence), "rules")
     except NeedsClarification as exc:
@@ -113,12 +119,16 @@ def understand(
         if extractor is None:
             raise
         understood = _ask_model(cleaned, extractor)
+    _check(understood, context)
+    return understood
+
+
+def _check(understood: Understood, context: Context | None) -> None:
     try:
         check_context(understood.intent, context or Context())
     except NeedsClarification as exc:
         exc.fields["parser"] = understood.parser
         raise
-    return understood
 
 
 def _ask_model(cleaned: str, extractor: Extractor) -> Understood:
