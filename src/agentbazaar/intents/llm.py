@@ -37,16 +37,19 @@ def _json(text: str, source: str) -> Any:
 
 
 class LocalModel:
-    """The local language model (``agentbazaar.models``), loaded once per process."""
+    """The local language model (``agentbazaar.models``), loaded once per process; ``model``:
+    a ``LanguageModel`` the caller already holds (its size is then the model's own)."""
 
-    def __init__(self, size: str = "1.5b", *, threads: int | None = None) -> None:
+    def __init__(
+        self, size: str = "1.5b", *, threads: int | None = None, model: Any = None
+    ) -> None:
         from agentbazaar.models import QWEN_CODER_0_5B, QWEN_CODER_1_5B
 
         spec = {"0.5b": QWEN_CODER_0_5B, "1.5b": QWEN_CODER_1_5B}.get(size.lower())
         if spec is None:
             raise IntentParseError(f"unknown model size {size!r}: 0.5b or 1.5b")
-        self.spec, self.threads = spec, threads
-        self.name = f"local:{spec.model_id}"
+        self.spec, self.threads, self.held = spec, threads, model
+        self.name = f"local:{spec.model_id if model is None else model.model_id}"
 
     def load(self) -> None:
         """Load the weights and read the fixed prompt once (the runtime caches its prefix)."""
@@ -55,6 +58,8 @@ class LocalModel:
     def _model(self) -> Any:
         from agentbazaar.models import LanguageModel, shared_language_model
 
+        if self.held is not None:
+            return self.held
         if self.threads is None:
             return shared_language_model(self.spec)
         return _by_threads(self.spec, self.threads, LanguageModel)

@@ -59,7 +59,7 @@ _RUN = re.compile(
 _SCALED = re.compile(
     r"(?<![\w.,])(\d+(?:\.\d+)?)(?:\s*(k|bn|thousand|million|billion)\b|(m)(?=\s+(?!min|sec|hour)[a-z$]))"
 )
-_CENTS = re.compile(r"(?<![\w.])(\d+)\s*(?:cents?|¢)(?!\w)")
+_CENTS = re.compile(r"(?<![\w.])(\d+)\s*(?:cents?|¢)(?:\s+(?:of|in)\s+usdc)?(?!\w)")
 
 
 def _run_value(text: str) -> Decimal | None:
