@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -143,6 +143,8 @@ def english(n: int, *, hyphen: bool, conj: bool) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 999_999_999), st.booleans(), st.booleans())
+@example(100_000, False, False)  # "one hundred thousand": a scale after "hundred"
+@example(205_300_000, True, True)
 def test_amounts_in_english_words_are_exact(n: int, hyphen: bool, conj: bool) -> None:
     words = english(n, hyphen=hyphen, conj=conj)
     intent = parse_intent(f"swap {words} USDC for WETH")

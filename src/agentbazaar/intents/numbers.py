@@ -69,7 +69,7 @@ def _run_value(text: str) -> Decimal | None:
     words = [w for w in words if w != "and"]
     if words and words[0] in ("a", "an"):
         words[0] = "one"
-    total, current, last = 0, 0, None
+    total, current, last, last_scale = 0, 0, None, 0
     for word in words:
         if word in _UNITS or word in _TENS:
             value = _UNITS.get(word, _TENS.get(word, 0))
@@ -79,14 +79,14 @@ def _run_value(text: str) -> Decimal | None:
             last = "tens" if word in _TENS else ("teen" if value >= 10 else "unit")
         elif word in _SCALES:
             scale = _SCALES[word]
-            if last is None or (last == "scale" and scale != 100):
-                return None
+            if last is None or (last == "scale" and not last_scale == 100 < scale):
+                return None  # "thousand million", "hundred hundred"; "hundred thousand" is one
             if scale == 100:
                 current = max(current, 1) * 100
             else:
                 total += max(current, 1) * scale
                 current = 0
-            last = "scale"
+            last, last_scale = "scale", scale
         else:
             return None
     whole = Decimal(total + current)
