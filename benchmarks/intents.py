@@ -92,8 +92,8 @@ def held_out(rows: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """``n`` rows spread evenly over the corpus, none of them a few-shot example."""
     from agentbazaar.intents.prompt import EXAMPLES
 
-    shots = {text for text, _ in EXAMPLES}
-    pool = [row for row in rows if row["text"] not in shots]
+    shots = {text.lower() for text, _ in EXAMPLES}
+    pool = [row for row in rows if row["text"].lower() not in shots]
     step = max(1, len(pool) // max(n, 1))
     return pool[::step][:n]
 
