@@ -85,11 +85,32 @@ class UnknownTokenError(InputError):
 
 
 class NeedsClarification(InputError):
-    """What the user must say before anything can be built; ``missing`` names the values."""
+    """A request that lacks a value or is ambiguous: nothing is guessed, a question is asked.
 
-    def __init__(self, message: str, *, missing: list[str], **fields: object) -> None:
+    One class for every package that reads sentences (intents, contract authoring):
+    ``missing`` names the values to ask for, ``question`` is the question to put to the user
+    (the message when not given), ``partial`` what was understood so far (JSON-ready), so a
+    caller can ask, read the answer and carry on (``intents.clarify.answer``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: list[str],
+        partial: dict[str, object] | None = None,
+        question: str | None = None,
+        **fields: object,
+    ) -> None:
         super().__init__(message, missing=", ".join(missing), **fields)
         self.missing = list(missing)
+        self.partial = dict(partial or {})
+        self.question = question or message
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = dict(super().to_dict())
+        out.update(missing=self.missing, partial=self.partial, question=self.question)
+        return out
 
 
 class NoTemplate(InputError):

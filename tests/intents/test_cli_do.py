@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -83,27 +84,37 @@ def test_intent_prints_exactly_the_stable_keys(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == set(STABLE_KEYS)
+    assert set(doc) == {*STABLE_KEYS, "parser"}
     assert doc == {
         "action": "swap",
         "amount": "20",
         "amount_side": "in",
+        "fraction": None,
         "token_in": "USDC",
         "token_out": "WETH",
         "to": None,
         "max_slippage_bps": 100,
         "max_price": None,
+        "deadline_seconds": None,
+        "parser": "rules",
     }
-    bad = subprocess.run(
-        [BAZAAR, "intent", "swap 100 USDC", "--json"],
+    asked = subprocess.run(
+        [BAZAAR, "intent", "swap 100 USDC", "--json", "--language-model", "off"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and bad.stdout == ""
-    assert "swap <amount> <token> for <token>" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert asked.returncode == 3 and "Traceback" not in asked.stderr
+    question = json.loads(asked.stdout)
+    assert question["missing"] == ["token_out"] and question["parser"] == "rules"
+    assert question["partial"] == {
+        "action": "swap",
+        "amount": "100",
+        "amount_side": "in",
+        "token_in": "USDC",
+    }
+    assert "What do you want to get for 100 USDC?" in question["question"]
 
 
 def test_quote_dry_run_and_swap_through_the_cli(cli: Cli) -> None:
@@ -143,3 +154,37 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
         assert proc.returncode == 1, (sentence, proc.stdout)
         assert message in proc.stderr and "Traceback" not in proc.stderr
     assert cli.ledger_size() == size
+
+
+def _on_a_terminal(cli: Cli, args: list[str], reply: str) -> tuple[int, str]:
+    """Run ``bazaar`` with a terminal as stdin (so that it asks) and ``reply`` typed in."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [BAZAAR, *args],
+            env=cli.env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(master, reply.encode() + b"\n")
+        out, err = proc.communicate(timeout=180)
+        return proc.returncode, out + err
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_do_asks_for_what_is_missing_and_carries_on(cli: Cli) -> None:
+    size = cli.ledger_size()
+    asked = cli.run("do", "send 5 to bob", "--wallet", "alice", "--yes", "--json")
+    assert asked.returncode == 3, asked.stderr
+    question = json.loads(asked.stdout)
+    assert question["missing"] == ["token_in"] and question["parser"] == "rules"
+    assert question["partial"] == {"action": "send", "amount": "5", "to": "bob"}
+    assert cli.ledger_size() == size  # a question plans and signs nothing
+    code, shown = _on_a_terminal(cli, ["do", "send 5 to bob", "--wallet", "alice", "--yes"], "USDC")
+    assert code == 0, shown
+    assert "5 of which token to bob?" in shown and "settled" in shown
+    assert cli.ledger_size() == size + 1

@@ -1,6 +1,6 @@
 """`bazaar do`, `bazaar quote` and `bazaar intent`: plain-language transactions.
 
-bazaar intent "swap 100 USDC for WETH" --json      # parse only: the Intent, stable keys
+bazaar intent "swap 100 USDC for WETH" --json      # parse only: every field, and the parser
 bazaar quote 100 USDC WETH                          # best execution at the current pools
 bazaar do "swap 100 USDC for WETH" --wallet alice   # plan, simulate, check; --yes executes
 """
@@ -20,34 +20,38 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
-from agentbazaar.intents import Intent, parse_intent
+from agentbazaar.cli._understand import LANGUAGE_MODEL, LLM_NAME, LLM_URL, extractor, read_sentence
+from agentbazaar.intents.understand import Context
 
 
-def _parse(sentence: str, llm_url: str | None, model: str | None) -> Intent:
-    if llm_url:
-        from agentbazaar.intents.llm import parse_with_llm
+def _wallet_names(ctx: typer.Context) -> list[str]:
+    from agentbazaar.wallet import KeyStore
 
-        return parse_with_llm(sentence, url=llm_url, model=model or "default")
-    return parse_intent(sentence)
+    return KeyStore(run_context(ctx).config.keystore_dir).names()
 
 
 def intent(
-    sentence: str = typer.Argument(..., help="what to do, in English"),
+    ctx: typer.Context,
+    sentence: str = typer.Argument(..., help="what to do, in English or Chinese"),
     json_out: bool = typer.Option(False, "--json"),
-    llm_url: str | None = typer.Option(
-        None, "--llm-url", help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8080/v1)"
-    ),
-    model: str | None = typer.Option(None, "--model", help="model name for --llm-url"),
+    language_model: str | None = LANGUAGE_MODEL,
+    llm_url: str | None = LLM_URL,
+    model: str | None = LLM_NAME,
 ) -> None:
-    """Parse a sentence into an Intent and print it (nothing is planned or signed).
+    """Parse a sentence into an Intent and print it (nothing is planned or signed). Every field
+    and the parser that read it ("rules": the fast path; "model": the language model). A
+    request with a value missing prints the question (exit code 3).
 
     Example: bazaar intent "buy 0.5 WETH with USDC with at most 0.5% slippage" --json
     """
-    parsed = _parse(sentence, llm_url, model)
+    context = Context.of(None, _wallet_names(ctx))
+    understood = read_sentence(
+        sentence, extractor(language_model, llm_url, model), context, json_out=json_out
+    )
     if json_out:
-        emit_json(parsed.stable())
+        emit_json(understood.to_dict())
         return
-    rows = [[k, "" if v is None else v] for k, v in parsed.model_dump().items()]
+    rows = [[k, "" if v is None else v] for k, v in understood.to_dict().items()]
     emit_table("intent", ["field", "value"], rows)
 
 
@@ -115,7 +119,7 @@ def quote(
 
 def do(
     ctx: typer.Context,
-    sentence: str = typer.Argument(..., help="what to do, in English"),
+    sentence: str = typer.Argument(..., help="what to do, in English or Chinese"),
     wallet: str | None = typer.Option(
         None, "--wallet", "-w", help="wallet name (default: BAZAAR_WALLET, default_wallet)"
     ),
@@ -127,11 +131,14 @@ def do(
         None, "--idempotency-key", help="retry-safe key: a retry with it never pays twice"
     ),
     json_out: bool = typer.Option(False, "--json"),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="OpenAI-compatible endpoint"),
-    model: str | None = typer.Option(None, "--model", help="model name for --llm-url"),
+    language_model: str | None = LANGUAGE_MODEL,
+    llm_url: str | None = LLM_URL,
+    model: str | None = LLM_NAME,
 ) -> None:
     """Understand a sentence, plan it (route, expected and minimum output, gas, fees), simulate
     it, check it against the wallet's policy, and execute it on --yes (or after confirming).
+    A request with a value missing is asked about on a terminal; with --json the question is
+    printed and the exit code is 3 (nothing planned or signed).
 
     Example: bazaar do "swap 100 USDC for WETH with at most 0.5% slippage" --wallet alice --yes
     """
@@ -139,18 +146,23 @@ def do(
     from agentbazaar.intents.act import carry_out
     from agentbazaar.suite import Suite
 
-    parsed = _parse(sentence, llm_url, model)
     cfg = run_context(ctx).config
+    suite = Suite(Chain.from_config(cfg), cfg)
+    context = Context.of([t.symbol for t in suite.tokens.all()], _wallet_names(ctx))
+    understood = read_sentence(
+        sentence, extractor(language_model, llm_url, model), context, json_out=json_out
+    )
+    parsed = understood.intent
     w = open_wallet(ctx, wallet)
     with waiting("planning..."):
-        suite = Suite(Chain.from_config(cfg), cfg)
         planned = carry_out(parsed, suite=suite, wallet=w, execute=False, approve=approve)
     execute = yes
     if not planned.executed and not yes and not json_out and sys.stdin.isatty():
         _show(planned.to_dict())
         execute = typer.confirm("execute this plan?", default=False)
     if planned.executed or not execute:
-        _emit(planned.to_dict(), json_out, note=None if planned.executed else "dry run: add --yes")
+        note = None if planned.executed else "dry run: add --yes"
+        _emit(planned.to_dict() | {"parser": understood.parser}, json_out, note=note)
         return
     with waiting("executing..."):
         done = carry_out(
@@ -161,7 +173,7 @@ def do(
             approve=approve,
             idempotency_key=idempotency_key,
         )
-    _emit(done.to_dict(), json_out, note=None)
+    _emit(done.to_dict() | {"parser": understood.parser}, json_out, note=None)
 
 
 def _show(doc: dict[str, Any]) -> None:

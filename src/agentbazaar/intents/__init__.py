@@ -1,21 +1,37 @@
 """Plain-language transactions: a sentence becomes a typed ``Intent``, then a checked plan.
 
-from agentbazaar.intents import parse_intent
+from agentbazaar.intents import understand, parse_intent
 
-intent = parse_intent("swap 100 USDC for WETH with at most 0.5% slippage")
-intent.stable()  # {"action": "swap", "amount": "100", "amount_side": "in", ...}
+parse_intent("swap 100 USDC for WETH with at most 0.5% slippage")   # the fast path only
+understood = understand("把100 USDC换成WETH", extractor=LocalModel())  # fast path, then a model
+understood.intent.stable()   # {"action": "swap", "amount": "100", "amount_side": "in", ...}
+understood.parser            # "rules" or "model"
+
+A request with a value missing raises ``NeedsClarification`` (the question, what is missing,
+the partial intent); ``clarify.answer`` completes it with the user's reply. Injections, rule
+changes and sweeps are refused in code (``IntentRefused``), whichever parser reads the rest.
 """
 
-from agentbazaar.intents._errors import IntentParseError, PlanError, PlanMismatch
+from agentbazaar.errors import NeedsClarification
+from agentbazaar.intents._errors import IntentParseError, IntentRefused, PlanError, PlanMismatch
+from agentbazaar.intents.clarify import answer
 from agentbazaar.intents.model import STABLE_KEYS, Action, Intent
 from agentbazaar.intents.parser import parse_intent
+from agentbazaar.intents.understand import Context, Extractor, Understood, understand
 
 __all__ = [
     "STABLE_KEYS",
     "Action",
+    "Context",
+    "Extractor",
     "Intent",
     "IntentParseError",
+    "IntentRefused",
+    "NeedsClarification",
     "PlanError",
     "PlanMismatch",
+    "Understood",
+    "answer",
     "parse_intent",
+    "understand",
 ]

@@ -29,11 +29,13 @@ STABLE_KEYS = (
     "action",
     "amount",
     "amount_side",
+    "fraction",
     "token_in",
     "token_out",
     "to",
     "max_slippage_bps",
     "max_price",
+    "deadline_seconds",
 )
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,10}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -106,7 +108,7 @@ class Intent(BaseModel):
         return self
 
     def stable(self) -> dict[str, Any]:
-        """The stable JSON form (``bazaar intent --json``): exactly ``STABLE_KEYS``."""
+        """The stable JSON form (``bazaar intent --json``): every field, ``STABLE_KEYS``."""
         return {key: getattr(self, key) for key in STABLE_KEYS}
 
 
