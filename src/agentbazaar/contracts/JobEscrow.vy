@@ -651,11 +651,11 @@ def getDispute(jobId: uint256) -> Dispute:
 
 @external
 @view
-def voteOf(jobId: uint256, voter: address) -> (bool, uint8):
+def voteOf(jobId: uint256, voter: address) -> (bytes32, uint8):
     """
-    @notice (committed, revealed vote: 0 none, 1 provider, 2 client).
+    @notice (the voter's commitment or zero, its revealed vote: 0 none, 1 provider, 2 client).
     """
-    return self._commitments[jobId][voter] != empty(bytes32), self._votes[jobId][voter]
+    return self._commitments[jobId][voter], self._votes[jobId][voter]
 
 
 @external

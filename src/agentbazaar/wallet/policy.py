@@ -20,12 +20,15 @@ approval threshold (outside the ledger transaction, so an approval prompt never 
 then the rolling budget (inside the ledger's ``BEGIN IMMEDIATE`` transaction, see ``ledger``).
 A missing policy file means no limits.
 
-Escrow (channel deposits, kind ``"deposit"``) is a transfer of custody, not a payment: a deposit
-is checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
+Escrow (channel deposits, kind ``"deposit"``, and bonded stake, kind ``"stake"``) is a transfer of
+custody, not a payment: a deposit is checked against the deny/allow lists (for the channel's
+receiver), the unlisted-token rule and
 ``max_escrow`` (what would then be escrowed, inside the ledger transaction), but NOT against
 ``max_per_payment``, ``approve_above`` or the rolling budget. Each charge out of the escrow (kind
 ``"voucher"``, its amount the increase of the channel's cumulative amount) is a payment and meets
-every payment rule. See the package docstring for the invariant.
+every payment rule. Funding a job's escrow (kind ``"job"``, also a dispute fee) is a payment: the
+client commits the budget to the provider, so every payment rule applies to it. See the package
+docstring for the invariant.
 """
 
 from __future__ import annotations
@@ -45,11 +48,14 @@ from agentbazaar.units import format_units
 
 NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
-SpendKind = Literal["transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"]
+SpendKind = Literal[
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "job", "stake"
+]  # fmt: skip
 SPEND_KINDS: tuple[str, ...] = (
-    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance"
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "job", "stake"
 )  # fmt: skip
-ESCROW_KINDS: tuple[str, ...] = ("deposit",)  # custody moves into escrow: not a payment
+# custody moves into escrow (a channel deposit, bonded stake): not a payment
+ESCROW_KINDS: tuple[str, ...] = ("deposit", "stake")
 RELEASE_KINDS: tuple[str, ...] = ("refund",)  # escrow returned to the payer (ledger rows only)
 CHARGE_KINDS: tuple[str, ...] = ("voucher",)  # payments out of escrow
 # an ERC-20 approve for the spend that follows (a swap): checked like a payment of its amount,
