@@ -449,7 +449,8 @@ class Chain:
         if self.backend == "embedded":
             provider = cast(_LockedTesterProvider, self.w3.provider)
             with provider._request_lock:
-                provider.ethereum_tester.mine_blocks(blocks)
+                tester: Any = provider.ethereum_tester
+                tester.mine_blocks(blocks)
             return
         with chain_errors("mine blocks", url=self.url):
             self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
