@@ -98,6 +98,7 @@ def _load_layers() -> None:
         "agentbazaar.payments.suite",
         "agentbazaar.dex.suite",
         "agentbazaar.channels.suite",
+        "agentbazaar.jobs.suite",
     ):
         try:
             importlib.import_module(module)

@@ -462,7 +462,9 @@ class Chain:
             provider = cast(_LockedTesterProvider, self.w3.provider)
             with provider._request_lock:
                 tester: Any = provider.ethereum_tester
-                tester.time_travel(int(tester.get_block_by_number("pending")["timestamp"]) + seconds)
+                tester.time_travel(
+                    int(tester.get_block_by_number("pending")["timestamp"]) + seconds
+                )
             return
         with chain_errors("move the clock", url=self.url):
             self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])

@@ -582,13 +582,12 @@ def commitVote(jobId: uint256, commitment: bytes32):
     """
     @notice A committee member commits to `commitment(jobId, voter, vote, salt)`.
     """
-    d: Dispute = self._open_dispute(jobId)
-    assert msg.sender in d.committee, "dispute: not on this committee"
-    assert block.timestamp < d.commitEnd, "dispute: commit period over"
+    self._check_member(jobId)
+    assert block.timestamp < self._disputes[jobId].commitEnd, "dispute: commit period over"
     assert self._commitments[jobId][msg.sender] == empty(bytes32), "dispute: already voted"
     assert commitment != empty(bytes32), "dispute: empty commitment"
     self._commitments[jobId][msg.sender] = commitment
-    self._disputes[jobId].commits = d.commits + 1
+    self._disputes[jobId].commits += 1
     log VoteCommitted(jobId=jobId, voter=msg.sender)
 
 
@@ -597,20 +596,20 @@ def revealVote(jobId: uint256, vote: uint8, salt: bytes32):
     """
     @notice Reveals the vote committed to: 1 pays the provider, 2 refunds the client.
     """
-    d: Dispute = self._open_dispute(jobId)
-    assert msg.sender in d.committee, "dispute: not on this committee"
+    size: uint256 = self._check_member(jobId)
     assert vote == VOTE_PROVIDER or vote == VOTE_CLIENT, "dispute: vote 1 (provider) or 2 (client)"
     committed: bytes32 = self._commitments[jobId][msg.sender]
     assert committed != empty(bytes32), "dispute: no commitment to reveal"
     assert self._votes[jobId][msg.sender] == 0, "dispute: already voted"
-    assert block.timestamp >= d.commitEnd or d.commits == len(d.committee), "dispute: reveals open when every member committed or the commit period ends"
-    assert block.timestamp < d.revealEnd, "dispute: reveal period over"
+    commit_end: uint256 = self._disputes[jobId].commitEnd
+    assert block.timestamp >= commit_end or self._disputes[jobId].commits == size, "dispute: reveals open when every member committed or the commit period ends"
+    assert block.timestamp < self._disputes[jobId].revealEnd, "dispute: reveal period over"
     assert self._commitment(jobId, msg.sender, vote, salt) == committed, "dispute: the vote does not match its commitment"
     self._votes[jobId][msg.sender] = vote
     if vote == VOTE_PROVIDER:
-        self._disputes[jobId].forProvider = d.forProvider + 1
+        self._disputes[jobId].forProvider += 1
     else:
-        self._disputes[jobId].forClient = d.forClient + 1
+        self._disputes[jobId].forClient += 1
     log VoteRevealed(jobId=jobId, voter=msg.sender, vote=vote)
 
 
@@ -830,11 +829,14 @@ def _commitment(job_id: uint256, voter: address, vote: uint8, salt: bytes32) -> 
 # ---- internals: disputes ---------------------------------------------------------------------
 @internal
 @view
-def _open_dispute(job_id: uint256) -> Dispute:
+def _check_member(job_id: uint256) -> uint256:
+    """Reverts unless the job is disputed, its committee drawn and the caller on it; returns
+    the committee's size (reads only the committee, not the whole dispute)."""
     assert convert((self._jobs[job_id].meta >> 128) & 255, uint8) == DISPUTED, "job: not disputed"
-    d: Dispute = self._disputes[job_id]
-    assert len(d.committee) > 0, "dispute: committee not drawn yet"
-    return d
+    committee: DynArray[address, MAX_COMMITTEE] = self._disputes[job_id].committee
+    assert len(committee) > 0, "dispute: committee not drawn yet"
+    assert msg.sender in committee, "dispute: not on this committee"
+    return len(committee)
 
 
 @internal

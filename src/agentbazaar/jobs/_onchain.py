@@ -98,7 +98,21 @@ class Contracts:
         try:
             return self.chain.transact(wallet.account_for_deploy(), fn)
         except TransactionReverted as exc:
-            raise refusal(action, exc, **fields) from exc
+            raise refusal(action, self._explained(wallet, fn, exc), **fields) from exc
+
+    def _explained(
+        self, wallet: Wallet, fn: ContractFunction, exc: TransactionReverted
+    ) -> TransactionReverted:
+        """A transaction that passed its simulation but reverted when mined (the clock or the
+        state moved in between, e.g. a job expired) is replayed on the parent block, where it
+        passes: simulate it again now for the contract's own reason."""
+        if not exc.fields.get("tx_hash"):
+            return exc
+        try:
+            self.chain.call(fn, sender=wallet.address)
+        except TransactionReverted as now:
+            return now
+        return exc
 
     def precheck(
         self, wallet: Wallet, unsigned: ContractFunction, action: str, **fields: Any
