@@ -9,15 +9,21 @@ from typing import Any
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
-from agentbazaar.cli.core import resolve_target
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    resolve_target,
+    run_context,
+    waiting,
+)
 from agentbazaar.config import BazaarConfig
 from agentbazaar.jobs import JobError, JobInfo, JobMarket, TxResult, parse_deliverable
 from agentbazaar.jobs.market import ESCROW_KEY
 from agentbazaar.jobs.model import parse_duration
 from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token
-from agentbazaar.wallet import Wallet, open_wallet
 
 app = typer.Typer(
     help="Escrowed jobs: create, fund, submit, complete or reject, refund, dispute.",
@@ -55,10 +61,6 @@ def _done(json_out: bool, what: str, result: TxResult, **extra: Any) -> None:
         console.print(f"{what} (tx {result.tx_hash}, gas {result.gas_used})", markup=False)
 
 
-def _wallet(cfg: BazaarConfig, name: str) -> Wallet:
-    return open_wallet(cfg, name)
-
-
 @app.command("create")
 def create_cmd(
     ctx: typer.Context,
@@ -80,12 +82,12 @@ def create_cmd(
     token, units = suite.tokens.parse_amount(budget, default_token="USDC")
     if token.address != market.terms.token:
         raise JobError(f"jobs are paid in {_token(suite, market).symbol}, not {token.symbol}")
-    client = _wallet(cfg, wallet)
+    client = open_wallet(ctx, wallet)
     with waiting("creating the job..."):
         job_id, result = market.create(
             client,
-            provider=resolve_target(cfg, provider),
-            evaluator=resolve_target(cfg, evaluator),
+            provider=resolve_target(ctx, provider),
+            evaluator=resolve_target(ctx, evaluator),
             budget=units,
             expires_in=parse_duration(expires),
             description=description,
@@ -114,7 +116,7 @@ def fund_cmd(
     job = market.job(job_id)
     amount = job.budget + market.terms.dispute_fee
     with waiting("funding..."):
-        result = market.fund(_wallet(cfg, wallet), job_id, approve=approve)
+        result = market.fund(open_wallet(ctx, wallet), job_id, approve=approve)
     _done(json_out, f"job {job_id} funded with {_human(suite, market, amount)}", result, id=job_id, amount=str(amount))  # fmt: skip
 
 
@@ -134,7 +136,7 @@ def submit_cmd(
     _suite, market = market_of(cfg)
     ref = parse_deliverable(deliverable)
     with waiting("submitting..."):
-        result = market.submit(_wallet(cfg, wallet), job_id, ref)
+        result = market.submit(open_wallet(ctx, wallet), job_id, ref)
     _done(json_out, f"job {job_id} submitted: 0x{ref.hex()}", result, id=job_id, deliverable="0x" + ref.hex())  # fmt: skip
 
 
@@ -155,7 +157,7 @@ def complete_cmd(
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
     with waiting("completing..."):
-        result = market.complete(_wallet(cfg, wallet), job_id, paid_bps=paid_bps)
+        result = market.complete(open_wallet(ctx, wallet), job_id, paid_bps=paid_bps)
     ticket = market.ticket_minted(result)
     _done(json_out, f"job {job_id} completed (feedback ticket {ticket})", result, id=job_id, ticket=ticket)  # fmt: skip
 
@@ -174,7 +176,7 @@ def reject_cmd(
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
     with waiting("rejecting..."):
-        result = market.reject(_wallet(cfg, wallet), job_id)
+        result = market.reject(open_wallet(ctx, wallet), job_id)
     _done(json_out, f"job {job_id} rejected: {market.job(job_id).state}", result, id=job_id)
 
 
@@ -192,7 +194,7 @@ def refund_cmd(
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
     with waiting("refunding..."):
-        result = market.claim_refund(_wallet(cfg, wallet), job_id)
+        result = market.claim_refund(open_wallet(ctx, wallet), job_id)
     _done(json_out, f"job {job_id} refunded to its client", result, id=job_id)
 
 
@@ -212,7 +214,7 @@ def dispute_cmd(
     cfg = run_context(ctx).config
     suite, market = market_of(cfg)
     with waiting("disputing..."):
-        result = market.dispute_job(_wallet(cfg, wallet), job_id, approve=approve)
+        result = market.dispute_job(open_wallet(ctx, wallet), job_id, approve=approve)
     seed = market.dispute(job_id).seed_block
     fee = _human(suite, market, market.terms.dispute_fee)
     _done(json_out, f"job {job_id} disputed ({fee}); committee drawn after block {seed}", result, id=job_id, seed_block=seed)  # fmt: skip
@@ -231,7 +233,7 @@ def draw_cmd(
     """
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
-    result = market.draw_committee(_wallet(cfg, wallet), job_id)
+    result = market.draw_committee(open_wallet(ctx, wallet), job_id)
     committee = list(market.dispute(job_id).committee)
     what = f"committee of job {job_id}: {', '.join(committee)}" if committee else "seed block too old: a new one was chosen; draw again after it"  # fmt: skip
     _done(json_out, what, result, id=job_id, committee=committee)
@@ -251,7 +253,7 @@ def vote_cmd(
     """
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
-    result = market.commit_vote(_wallet(cfg, wallet), job_id, vote)
+    result = market.commit_vote(open_wallet(ctx, wallet), job_id, vote)
     _done(json_out, f"vote on job {job_id} committed", result, id=job_id)
 
 
@@ -268,7 +270,7 @@ def reveal_cmd(
     """
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
-    vote, result = market.reveal_vote(_wallet(cfg, wallet), job_id)
+    vote, result = market.reveal_vote(open_wallet(ctx, wallet), job_id)
     side = "provider" if vote == 1 else "client"
     _done(json_out, f"vote on job {job_id} revealed: {side}", result, id=job_id, vote=side)
 
@@ -286,7 +288,7 @@ def resolve_cmd(
     """
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
-    result = market.resolve_dispute(_wallet(cfg, wallet), job_id)
+    result = market.resolve_dispute(open_wallet(ctx, wallet), job_id)
     _done(json_out, f"dispute of job {job_id} resolved: {market.job(job_id).state}", result, id=job_id, state=market.job(job_id).state)  # fmt: skip
 
 
@@ -330,7 +332,7 @@ def list_cmd(
     """
     cfg = run_context(ctx).config
     suite, market = market_of(cfg)
-    who = resolve_target(cfg, involving) if involving else None
+    who = resolve_target(ctx, involving) if involving else None
     jobs = market.jobs(involving=who)
     if json_out:
         emit_json([j.to_dict() for j in jobs])

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import typer
 
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
-from agentbazaar.cli.core import resolve_target
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    resolve_target,
+    run_context,
+    waiting,
+)
 from agentbazaar.cli.job import market_of
 from agentbazaar.config import BazaarConfig
 from agentbazaar.jobs import JobError, Staking, parse_roles
 from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token
-from agentbazaar.wallet import open_wallet
 
 app = typer.Typer(
     help="Stake: bond to be listed as a provider or validator, unbond, withdraw, show.",
@@ -50,7 +56,7 @@ def bond_cmd(
     parsed, units = _suite.tokens.parse_amount(amount, default_token=token.symbol)
     if parsed.address != token.address:
         raise JobError(f"stake is bonded in {token.symbol}, not {parsed.symbol}")
-    w = open_wallet(cfg, wallet)
+    w = open_wallet(ctx, wallet)
     with waiting("bonding..."):
         result = staking.bond(w, units, parse_roles(role), approve=approve)
     info = staking.info(w.address)
@@ -75,7 +81,7 @@ def unbond_cmd(
     cfg = run_context(ctx).config
     suite, staking, token = _staking(cfg)
     _parsed, units = suite.tokens.parse_amount(amount, default_token=token.symbol)
-    w = open_wallet(cfg, wallet)
+    w = open_wallet(ctx, wallet)
     result = staking.request_unbond(w, units)
     info = staking.info(w.address)
     if json_out:
@@ -92,7 +98,7 @@ def withdraw_cmd(ctx: typer.Context, wallet: str = WALLET, json_out: bool = JSON
     """
     cfg = run_context(ctx).config
     _suite, staking, token = _staking(cfg)
-    amount, result = staking.withdraw(open_wallet(cfg, wallet))
+    amount, result = staking.withdraw(open_wallet(ctx, wallet))
     if json_out:
         emit_json({"amount": str(amount), **result.to_dict()})
     else:
@@ -111,7 +117,7 @@ def show_cmd(
     """
     cfg = run_context(ctx).config
     _suite, staking, token = _staking(cfg)
-    info = staking.info(resolve_target(cfg, who))
+    info = staking.info(resolve_target(ctx, who))
     if json_out:
         emit_json(info.to_dict())
         return

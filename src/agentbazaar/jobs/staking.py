@@ -22,6 +22,8 @@ from agentbazaar.jobs.errors import JobInputError
 from agentbazaar.wallet import Wallet
 from agentbazaar.wallet.policy import token_key
 
+STAKE_KEY = "StakeRegistry"  # the suite's manifest key
+
 
 class Staking:
     """Client of one StakeRegistry."""

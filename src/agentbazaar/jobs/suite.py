@@ -5,6 +5,8 @@ Terms come from ``[jobs]`` in ``bazaar.toml`` (integers: seconds, and base units
 stablecoin), defaults below. The escrow holds its stake registry, gate and registries as
 immutables, so whenever one of them is deployed again the link step deploys the three again,
 in order, and links them.
+
+Data only: ``agentbazaar.suite`` lists these specs and the step.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 
 from web3.contract import Contract
 
-from agentbazaar.chain.deploy import deploy_contract
+from agentbazaar.chain.deploy import ContractSpec, SuiteContext, SuiteStep
 from agentbazaar.errors import ConfigError
 from agentbazaar.identity.contracts import REPUTATION_KEY, VALIDATION_KEY
-from agentbazaar.suite import ContractSpec, SuiteContext, register_contract, register_step
+from agentbazaar.identity.tickets import GATE_KEY
+from agentbazaar.jobs.market import ESCROW_KEY
+from agentbazaar.jobs.staking import STAKE_KEY
 from agentbazaar.tokens import registry_for
 
-STAKE_KEY, GATE_KEY, ESCROW_KEY = "StakeRegistry", "FeedbackGate", "JobEscrow"
 DEFAULTS: dict[str, int] = {
     "dispute_fee": 1_000_000,  # 1 USDC: the client's bond and the provider's dispute fee
     "dispute_window": 86_400,
@@ -76,11 +79,24 @@ def _escrow_args(ctx: SuiteContext) -> tuple[Any, ...]:
     )
 
 
-SPECS = (
-    ContractSpec(STAKE_KEY, "StakeRegistry", _stake_args, lambda ctx: {"kind": "stake"}),
-    ContractSpec(GATE_KEY, "FeedbackGate", _gate_args, lambda ctx: {"kind": "feedback-gate"}),
-    ContractSpec(ESCROW_KEY, "JobEscrow", _escrow_args, lambda ctx: {"kind": "job-escrow"}),
+STAKE_REGISTRY = ContractSpec(
+    STAKE_KEY, "StakeRegistry", _stake_args, lambda ctx: {"kind": "stake"}, needs=("USDC",)
 )
+FEEDBACK_GATE = ContractSpec(
+    GATE_KEY,
+    "FeedbackGate",
+    _gate_args,
+    lambda ctx: {"kind": "feedback-gate"},
+    needs=("USDC", REPUTATION_KEY),
+)
+JOB_ESCROW = ContractSpec(
+    ESCROW_KEY,
+    "JobEscrow",
+    _escrow_args,
+    lambda ctx: {"kind": "job-escrow"},
+    needs=("USDC", STAKE_KEY, GATE_KEY, VALIDATION_KEY),
+)
+SPECS = (STAKE_REGISTRY, FEEDBACK_GATE, JOB_ESCROW)
 
 
 def _consistent(ctx: SuiteContext) -> bool:
@@ -101,10 +117,7 @@ def _link(ctx: SuiteContext) -> None:
     """Deploy the three again if they no longer fit together, then link the escrow."""
     if not _consistent(ctx):
         for spec in SPECS:
-            ctx.contracts[spec.key], _ = deploy_contract(
-                ctx.chain, ctx.deployer, ctx.manifest, spec.key, spec.contract, spec.args(ctx),
-                artifacts_dir=ctx.cfg.artifacts_dir, force=True, meta=spec.meta(ctx),
-            )  # fmt: skip
+            spec.deploy(ctx, force=True)
             ctx.statuses[spec.key] = "changed"
     stake, gate, escrow = (ctx.contracts[s.key] for s in SPECS)
     if int(ctx.chain.call(stake.functions.court()), 16) == 0:
@@ -120,6 +133,6 @@ def _owner_call(ctx: SuiteContext, contract: Contract, fn: Any) -> None:
     ctx.chain.transact(ctx.deployer, fn)
 
 
-for _spec in SPECS:
-    register_contract(_spec)
-register_step("jobs: link escrow, stake and gate", _link)
+LINK_JOBS = SuiteStep(
+    "jobs: link escrow, stake and gate", _link, needs=(STAKE_KEY, GATE_KEY, ESCROW_KEY)
+)
