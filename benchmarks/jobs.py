@@ -3,7 +3,7 @@ jobs per second through the Python API on anvil beside token transfers per secon
 
 Prints one JSON line per figure. Run: .venv/bin/python -P benchmarks/jobs.py [--n 20]
 
-(a) Gas, on the embedded chain with the suite deployed by `deploy_suite` (gas is deterministic:
+(a) Gas, on the embedded chain with the job contracts deployed from the suite (`LocalWorld`) (gas is deterministic:
     one run): each step of a job's life (create, fund by EIP-3009 with the client's bond,
     submit, complete paying the provider, returning the bond and minting a feedback ticket) and
     their sum; a dispute's whole life (the provider's fee, the committee draw from the seed
@@ -18,19 +18,14 @@ Prints one JSON line per figure. Run: .venv/bin/python -P benchmarks/jobs.py [--
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from eth_account import Account
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
-from agentbazaar.config import load_config
 from agentbazaar.jobs import JobMarket, Staking, TxResult, model, parse_deliverable
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.testing import LocalWorld, local_anvil
+from agentbazaar.testing.bench import emit
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 
 USDC = 10**6
@@ -38,31 +33,28 @@ BUDGET = 5 * USDC
 
 
 def _emit(name: str, value: float, unit: str, ref_name: str = "", ref: float = 0) -> None:
-    line: dict[str, Any] = {"name": name, "value": value, "unit": unit}
     if ref:
-        line |= {"reference": ref_name, "reference_value": ref, "ratio": round(value / ref, 3)}
-    print(json.dumps(line), flush=True)
+        emit(name=name, value=value, unit=unit, reference=ref_name, reference_value=ref,
+             ratio=round(value / ref, 3))  # fmt: skip
+    else:
+        emit(name=name, value=value, unit=unit)
 
 
 class Setup:
-    """The suite on ``chain`` and funded wallets sharing one ledger."""
+    """The job contracts (and what they need) on ``chain``, and funded wallets sharing one
+    ledger."""
 
     def __init__(self, chain: Chain, home: Path) -> None:
-        cfg = load_config(home, env={}).with_chain(backend=chain.backend)
-        ctx = deploy_suite(chain, cfg)
-        suite = Suite.from_context(ctx)
-        self.chain, self.deployer = chain, ctx.deployer
-        self.usdc = suite.contract("USDC")
-        self.token = suite.tokens.get("USDC")
-        self.market = JobMarket.from_suite(suite)
+        world = LocalWorld.deploy(chain, only=("JobEscrow",))
+        self.world, self.chain, self.usdc = world, chain, world.usdc
+        self.token = world.usdc_token
+        self.market = JobMarket.from_suite(world.suite)
         self.staking = Staking(chain, self.market.terms.stake_registry)
+        home.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(home / "ledger.sqlite")
 
     def wallet(self, name: str, usdc: int = 0) -> Wallet:
-        account = Account.create()
-        self.chain.fund_native(account.address, 10**20)
-        if usdc:
-            self.chain.transact(self.deployer, self.usdc.functions.mint(account.address, usdc))
+        account = self.world.new_account(eth=10**20, usdc=usdc)
         return Wallet(name, account, SpendingPolicy(), self.ledger)
 
 
@@ -117,10 +109,7 @@ def dispute_gas(s: Setup, client: Wallet, provider: Wallet, evaluator: Wallet, v
 
 
 def throughput(tmp: Path, n: int) -> None:
-    cfg = load_config(tmp / "anvil-home", env={}).with_chain(backend="local", anvil_port=free_port())  # fmt: skip
-    node = AnvilNode(cfg)
-    node.start()
-    try:
+    with local_anvil(tmp) as node:
         s = Setup(Chain.rpc(node.running_url(), backend="local"), tmp / "anvil")
         fee = s.market.terms.dispute_fee
         client = s.wallet("client", (n + 1) * (BUDGET + fee) + n)
@@ -136,8 +125,6 @@ def throughput(tmp: Path, n: int) -> None:
         jobs = n / (time.perf_counter() - start)
         _emit("anvil.wallet_transfers_per_s", round(transfers, 2), "tx/s")
         _emit("anvil.jobs_per_s", round(jobs, 2), "jobs/s", "wallet_transfers_per_s", round(transfers, 2))  # fmt: skip
-    finally:
-        node.stop()
 
 
 def main() -> None:

@@ -4,26 +4,20 @@ one line on stderr (exit 1) with nothing signed."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.config import load_config
 from agentbazaar.jobs import JobMarket, Staking, model, parse_deliverable
 from agentbazaar.suite import Suite
+from agentbazaar.testing.cli import CliHome, make_home
 from agentbazaar.wallet import Ledger, Wallet, open_wallet
 
 pytestmark = pytest.mark.anvil
-BAZAAR = str(Path(sys.executable).with_name("bazaar"))
+PASS = "cli-pass"
 JOBS_TOML = """
 [jobs]
 dispute_window = 3600
@@ -34,20 +28,10 @@ reveal_period = 600
 
 
 @dataclass
-class Cli:
-    home: Path
-    env: dict[str, str]
+class Cli(CliHome):
+    """The kit's CLI home, with its chain and the refusals and set-up steps of these tests."""
+
     chain: Chain
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [BAZAAR, *args], env=self.env, capture_output=True, text=True, timeout=180
-        )
-
-    def ok(self, *args: str) -> Any:
-        proc = self.run(*args, "--json")
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
 
     def refused(self, *args: str) -> str:
         """The one line a refused command prints (exit 1, no traceback)."""
@@ -62,7 +46,7 @@ class Cli:
 
     # set-up steps through the library (each command is tested through the script elsewhere)
     def wallet(self, name: str) -> Wallet:
-        return open_wallet(load_config(self.home, env={}), name, passphrase="cli-pass")
+        return open_wallet(load_config(self.home, env={}), name, passphrase=PASS)
 
     @property
     def market(self) -> JobMarket:
@@ -77,7 +61,7 @@ class Cli:
         return job_id
 
     def job(self, *, expires: str = "2h") -> int:
-        created = self.ok(
+        created = self.json(
             "job", "create", "-w", "alice", "--provider", "bob", "--evaluator", "carol",
             "--budget", "5 USDC", "--expires", expires, "--description", "summarise the report",
         )  # fmt: skip
@@ -86,35 +70,26 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("jobs-cli") / "home"
-    home.mkdir()
-    port = free_port()
-    (home / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {port}\n{JOBS_TOML}')  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
-    env.update(BAZAAR_HOME=str(home), BAZAAR_PASSPHRASE="cli-pass", BAZAAR_SCRYPT_N="1024", COLUMNS="200")  # fmt: skip
-    node = AnvilNode(load_config(home, env={}))
+    home = make_home(tmp_path_factory.mktemp("jobs-cli") / "home", passphrase=PASS, toml=JOBS_TOML)
     try:
-        proc = subprocess.run(
-            [BAZAAR, "init", "--wallets", "alice,bob,carol,v1,v2,v3", "--json"],
-            env=env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        yield Cli(home, env, Chain.rpc(node.running_url(), backend="local"))
+        home.ok("init", "--wallets", "alice,bob,carol,v1,v2,v3", "--json")
+        chain = Chain.rpc(home.anvil.running_url(), backend="local")
+        yield Cli(home.home, home.env, chain)
     finally:
-        node.stop()
+        home.anvil.stop()
 
 
 def test_a_job_s_whole_life_from_the_shell(cli: Cli) -> None:
     job_id = cli.job()
-    assert cli.ok("job", "show", str(job_id))["state"] == "open"
-    funded = cli.ok("job", "fund", str(job_id), "-w", "alice")
+    assert cli.json("job", "show", str(job_id))["state"] == "open"
+    funded = cli.json("job", "fund", str(job_id), "-w", "alice")
     assert funded["amount"] == "6000000"  # 5 USDC budget + the 1 USDC dispute bond
-    cli.ok("job", "submit", str(job_id), "-w", "bob", "--deliverable", "the summary")
-    done = cli.ok("job", "complete", str(job_id), "-w", "carol")
+    cli.json("job", "submit", str(job_id), "-w", "bob", "--deliverable", "the summary")
+    done = cli.json("job", "complete", str(job_id), "-w", "carol")
     assert done["ticket"] is not None
-    shown = cli.ok("job", "show", str(job_id))
+    shown = cli.json("job", "show", str(job_id))
     assert (shown["state"], shown["held"], shown["description"]) == ("completed", "0", "summarise the report")  # fmt: skip
-    listed = cli.ok("job", "list", "--involving", "bob")
+    listed = cli.json("job", "list", "--involving", "bob")
     assert job_id in [j["id"] for j in listed]
     text = cli.run("job", "show", str(job_id)).stdout
     assert f"job {job_id}: completed - 5 USDC" in text
@@ -136,27 +111,27 @@ def test_bad_inputs_are_one_line_refusals_with_nothing_signed(cli: Cli) -> None:
 
 
 def test_a_dispute_won_by_the_honest_side_from_the_shell(cli: Cli) -> None:
-    bonded = cli.ok("stake", "bond", "50 USDC", "-w", "v1", "--role", "validator")
+    bonded = cli.json("stake", "bond", "50 USDC", "-w", "v1", "--role", "validator")
     assert bonded["validator"] is True
     staking = Staking(cli.chain, cli.market.terms.stake_registry)
     for v in ("v2", "v3"):
         staking.bond(cli.wallet(v), 50_000_000, model.ROLE_VALIDATOR)
     job_id = cli.funded_job()
-    cli.ok("job", "reject", str(job_id), "-w", "carol")  # a wrong rejection of good work
-    cli.ok("job", "dispute", str(job_id), "-w", "bob")
+    cli.json("job", "reject", str(job_id), "-w", "carol")  # a wrong rejection of good work
+    cli.json("job", "dispute", str(job_id), "-w", "bob")
     cli.chain.mine(3)  # past the seed block
-    committee = cli.ok("job", "draw", str(job_id), "-w", "alice")["committee"]
+    committee = cli.json("job", "draw", str(job_id), "-w", "alice")["committee"]
     assert len(committee) == 3
-    cli.ok("job", "vote", str(job_id), "provider", "-w", "v1")  # it re-checked: the work is good
+    cli.json("job", "vote", str(job_id), "provider", "-w", "v1")  # it re-checked: the work is good
     assert "already voted" in cli.refused("job", "vote", str(job_id), "client", "-w", "v1")
     assert "in an open dispute" in cli.refused("stake", "unbond", "1 USDC", "-w", "v1")
     for v in ("v2", "v3"):
         cli.market.commit_vote(cli.wallet(v), job_id, "provider")
-    assert cli.ok("job", "reveal", str(job_id), "-w", "v1")["vote"] == "provider"
+    assert cli.json("job", "reveal", str(job_id), "-w", "v1")["vote"] == "provider"
     for v in ("v2", "v3"):
         cli.market.reveal_vote(cli.wallet(v), job_id)
-    assert cli.ok("job", "resolve", str(job_id), "-w", "alice")["state"] == "completed"
-    shown = cli.ok("stake", "show", "v1")
+    assert cli.json("job", "resolve", str(job_id), "-w", "alice")["state"] == "completed"
+    shown = cli.json("stake", "show", "v1")
     assert (shown["bonded"], shown["locks"]) == ("50000000", 0)  # voted with the outcome
-    listed = cli.ok("stake", "list")
+    listed = cli.json("stake", "list")
     assert len(listed["validators"]) == 3 and listed["terms"]["min_validator"] == "50000000"

@@ -131,7 +131,8 @@ class JobPaths(RuleBasedStateMachine):
     def _complete(self, job: Job, info: model.JobInfo, bps: int) -> None:
         self.world.complete(job.id, job.evaluator, bps if info.partial else model.BPS)
         assert self.world.job(job.id).status == model.COMPLETED
-        self.seen.add("partial" if info.partial and bps < model.BPS else "completed")
+        partly = info.partial and bps < model.BPS
+        self.seen.add("completed in part" if partly else "completed in full")
 
     def _claim(self, job: Job, info: model.JobInfo) -> None:
         self.world.escrow.claimRefund(job.id)
