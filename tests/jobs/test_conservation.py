@@ -206,7 +206,7 @@ def test_conservation_across_every_job_path(world: World) -> None:
     run_state_machine_as_test(
         JobPaths,
         settings=settings(
-            max_examples=12,
+            max_examples=6,
             stateful_step_count=25,
             deadline=None,
             derandomize=True,  # the same examples every run: the coverage below cannot flake
