@@ -6,7 +6,7 @@ imports alike: a type-only import is still a dependency of the design) and mappe
     0 foundations  errors, units, config, loopback (the package root)
     1 chain        chain, tokens (token registry over deployment manifests)
     2 wallet
-    3 identity, payments, channels, dex, models, data
+    3 identity, payments, channels, dex, models, data, jobs
     4 agents, intents, authoring, suite (the suite lists the contracts of layer 3)
     5 cli, testing, tools (the product as one catalog of tools: MCP and framework faces),
       dashboard (the web page over the data directory and the chain)
@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "dex": 3,
     "models": 3,
     "data": 3,
+    "jobs": 3,
     "agents": 4,
     "authoring": 4,
     "intents": 4,

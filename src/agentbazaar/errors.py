@@ -90,7 +90,7 @@ class NeedsClarification(InputError):
     One class for every package that reads sentences (intents, contract authoring):
     ``missing`` names the values to ask for, ``question`` is the question to put to the user
     (the message when not given), ``partial`` what was understood so far (JSON-ready), so a
-    caller can ask, read the answer and carry on (``intents.clarify.answer``).
+    caller can ask, read the answer and carry on (``intents.answers.answer``).
     """
 
     def __init__(

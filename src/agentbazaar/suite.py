@@ -44,6 +44,7 @@ from agentbazaar.data import suite as data_suite
 from agentbazaar.dex import suite as dex_suite
 from agentbazaar.errors import ContractError
 from agentbazaar.identity import suite as identity_suite
+from agentbazaar.jobs import suite as jobs_suite
 from agentbazaar.payments import suite as payments_suite
 from agentbazaar.tokens import TokenRegistry, registry_for
 
@@ -88,6 +89,10 @@ SUITE: tuple[ContractSpec | SuiteStep, ...] = (
     data_suite.SPLITTER_IMPLEMENTATION,
     data_suite.DATASET_REGISTRY,
     data_suite.LINK_DATASETS,
+    jobs_suite.STAKE_REGISTRY,
+    jobs_suite.FEEDBACK_GATE,
+    jobs_suite.JOB_ESCROW,
+    jobs_suite.LINK_JOBS,
 )
 
 

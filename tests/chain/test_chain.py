@@ -140,6 +140,20 @@ def test_dev_only_operations_refused_on_real_chains(shared_anvil: AnvilNode) -> 
     real.chain_id = 8453  # what a Base mainnet rpc reports
     with pytest.raises(ChainError):
         real.fund_native(Account.create().address, 1)
+    for dev_only in (lambda: real.mine(2), lambda: real.advance_time(60)):
+        with pytest.raises(ChainError, match="only on local chains"):
+            dev_only()
+
+
+def test_mine_and_advance_time_move_the_chain(chain: Chain) -> None:
+    start = chain.w3.eth.get_block("latest")
+    chain.mine(3)
+    mined = chain.w3.eth.get_block("latest")
+    assert mined["number"] == start["number"] + 3
+    chain.advance_time(3_600)
+    later = chain.w3.eth.get_block("latest")
+    assert later["number"] > mined["number"]
+    assert later["timestamp"] >= mined["timestamp"] + 3_600
 
 
 @pytest.mark.anvil

@@ -534,6 +534,33 @@ class Chain:
                 [addr, hex(slot), "0x" + value.to_bytes(32, "big").hex()],
             )
 
+    def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` empty blocks (dev chains only): e.g. to pass a seed block."""
+        self._require_dev("mining blocks")
+        if self.backend == "embedded":
+            provider = cast(_LockedTesterProvider, self.w3.provider)
+            with provider._request_lock:
+                tester: Any = provider.ethereum_tester
+                tester.mine_blocks(blocks)
+            return
+        with chain_errors("mine blocks", url=self.url):
+            self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
+
+    def advance_time(self, seconds: int) -> None:
+        """Move the clock ``seconds`` ahead and mine a block there (dev chains only)."""
+        self._require_dev("moving the clock")
+        if self.backend == "embedded":
+            provider = cast(_LockedTesterProvider, self.w3.provider)
+            with provider._request_lock:
+                tester: Any = provider.ethereum_tester
+                tester.time_travel(
+                    int(tester.get_block_by_number("pending")["timestamp"]) + seconds
+                )
+            return
+        with chain_errors("move the clock", url=self.url):
+            self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+            self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+
     def _tester_edit(self, edit: Any) -> None:
         provider = cast(_LockedTesterProvider, self.w3.provider)
         with provider._request_lock:

@@ -20,7 +20,7 @@ import typer
 
 from agentbazaar.cli._common import console, emit_json
 from agentbazaar.errors import InputError, NeedsClarification
-from agentbazaar.intents.clarify import answer
+from agentbazaar.intents.answers import answer
 from agentbazaar.intents.understand import Context, Extractor, Understood, check_context, understand
 
 EXIT_QUESTION = 3

@@ -45,6 +45,12 @@ class AgentRecord:
     rep_avg: float | None
     score: float
     skills: list[dict[str, Any]] = field(default_factory=list)
+    # reputation money can't fake (identity.weighted): feedback weighed by proven payment
+    # volume, payers funded from one source counted once, self-funded payers not at all
+    weighted_score: float = 0.0
+    weighted_avg: float | None = None
+    payers: int = 0
+    clusters: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,6 +111,10 @@ def record_from_row(row: sqlite3.Row) -> AgentRecord:
         rep_avg=row["rep_avg"],
         score=float(row["score"]),
         skills=json.loads(row["skills"]),
+        weighted_score=float(row["wscore"]),
+        weighted_avg=row["wavg"],
+        payers=int(row["payers"]),
+        clusters=int(row["clusters"]),
     )
 
 

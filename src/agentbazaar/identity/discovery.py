@@ -10,13 +10,17 @@ Pieces, from pure to IO:
   card is resolved (data: URI or https), its signature verified, and its wallet compared with the
   on-chain ``agentWallet`` (from ``MetadataSet("agentWallet")``, cleared by a transfer); an agent
   failing any check is kept as *untrusted* with the reason. Feedback counts only when its payment
-  is proven on chain (see ``feedback``) and its value is a 0..100 rating; one payment proves one
-  feedback, the first to claim it (agents sharing a wallet share its payments).
+  is proven on chain (see ``feedback``) and its value is a 0..100 rating, or by the ticket the
+  payer consumed in the FeedbackGate; one payment proves one feedback, the first to claim it
+  (agents sharing a wallet share its payments). Each agent gets a raw score and a weighted one
+  (``identity.weighted``: by payment volume, distinct payers, funding clusters traced on chain
+  by ``identity.funding``).
 - :class:`Follower`: reads the registries with ``eth_getLogs`` in block ranges, resumes from the
   last indexed block, and on a block-hash mismatch rolls back to the fork point.
 
 Queries (:class:`Query`): skill id or tag, max price in one asset, min proven reputation, active,
-trusted; ordered by ``score`` (proven average x n / (n + 3)), then agent id.
+trusted; ordered by ``score`` (proven average x n / (n + 3)), then agent id; records carry the
+weighted score beside it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from hexbytes import HexBytes
 from web3 import Web3
@@ -46,6 +50,7 @@ from agentbazaar.identity._discovery_query import (
     record_from_row,
     scan_query,
 )
+from agentbazaar.identity._discovery_resolve import ChainResolver, Resolver
 from agentbazaar.identity._registry_events import (
     IDENTITY_EVENTS,
     REPUTATION_EVENTS,
@@ -53,19 +58,9 @@ from agentbazaar.identity._registry_events import (
     _cs,
     decode_log,
 )
-from agentbazaar.identity.cards import (
-    Card,
-    check_wallet,
-    fetch_document,
-    parse_card,
-)
-from agentbazaar.identity.feedback import (
-    FeedbackValueError,
-    check_rating,
-    read_feedback_uri,
-    registry_id,
-    verify_feedback,
-)
+from agentbazaar.identity.cards import Card, check_wallet, parse_card
+from agentbazaar.identity.feedback import FeedbackValueError, check_rating
+from agentbazaar.identity.weighted import PaidFeedback, score
 
 __all__ = [
     "IDENTITY_EVENTS",
@@ -87,49 +82,7 @@ __all__ = [
 ]
 
 AGENT_WALLET_KEY = "agentWallet"
-PRIOR_WEIGHT = 3  # score = avg * n / (n + PRIOR_WEIGHT): few reviews count less
 _ZERO = "0x0000000000000000000000000000000000000000"
-
-
-# ---- resolution (IO behind a small interface) --------------------------------------------------
-class Resolver(Protocol):
-    """What the index needs from the outside world while deriving an agent."""
-
-    def document(self, uri: str) -> bytes: ...
-
-    def verify_feedback(
-        self, event: Mapping[str, Any], agent_id: int, wallet: str | None, tokens: set[str]
-    ) -> tuple[str, int]:
-        """(payment tx hash, amount) or raise an IdentityError naming the problem."""
-        ...
-
-
-class ChainResolver:
-    """Cards from data: URIs / https, payments checked against ``chain``."""
-
-    def __init__(self, chain: Chain, identity_registry: str, **fetch_limits: Any) -> None:
-        self.chain = chain
-        self.registry = registry_id(chain.chain_id, identity_registry)
-        self.limits = fetch_limits
-
-    def document(self, uri: str) -> bytes:
-        return fetch_document(uri, **self.limits)
-
-    def verify_feedback(
-        self, event: Mapping[str, Any], agent_id: int, wallet: str | None, tokens: set[str]
-    ) -> tuple[str, int]:
-        raw = read_feedback_uri(str(event["feedbackURI"]))
-        _file, payment = verify_feedback(
-            self.chain,
-            raw,
-            feedback_hash=HexBytes(event["feedbackHash"]),
-            agent_id=agent_id,
-            client=str(event["clientAddress"]),
-            agent_wallet=wallet,
-            registry=self.registry,
-            tokens=tokens,
-        )
-        return payment.tx_hash, payment.amount
 
 
 _SCHEMA = """
@@ -144,7 +97,8 @@ CREATE TABLE IF NOT EXISTS agents (
   agent_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, uri TEXT NOT NULL, wallet TEXT,
   name TEXT NOT NULL, description TEXT NOT NULL, trusted INTEGER NOT NULL, reason TEXT NOT NULL,
   active INTEGER NOT NULL, rep_count INTEGER NOT NULL, rep_avg REAL, score REAL NOT NULL,
-  skills TEXT NOT NULL);
+  skills TEXT NOT NULL, wscore REAL NOT NULL DEFAULT 0, wavg REAL,
+  payers INTEGER NOT NULL DEFAULT 0, clusters INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS agents_rank ON agents (trusted, active, score DESC, agent_id);
 CREATE INDEX IF NOT EXISTS agents_rank_any ON agents (trusted, score DESC, agent_id);
 CREATE INDEX IF NOT EXISTS agents_score ON agents (score DESC, agent_id);
@@ -200,6 +154,7 @@ class DiscoveryIndex:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            _add_missing_columns(self.db)
         except sqlite3.Error as exc:
             raise DiscoveryError(f"cannot open the discovery index {self.path}: {exc}") from exc
         self.db.row_factory = sqlite3.Row
@@ -209,7 +164,7 @@ class DiscoveryIndex:
             self._reader.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._cards: dict[str, tuple[Card | None, str]] = {}
-        self._proofs: dict[tuple[Any, ...], tuple[str | None, str]] = {}
+        self._proofs: dict[tuple[Any, ...], tuple[str | None, int, str, str]] = {}
         self._bind(chain_id, identity_registry, reputation_registry)
 
     def _bind(self, chain_id: int, identity: str, reputation: str | None) -> None:
@@ -386,15 +341,12 @@ class DiscoveryIndex:
         trusted = card is not None and not reason
         tokens = {p.asset.lower() for s in (card.skills if card else []) for p in s.prices}
         proven = self._derive_feedback(agent_id, state, tokens, resolver)
-        rep_avg = sum(proven, Decimal(0)) / len(proven) if proven else None
-        score = (
-            rep_avg * len(proven) / (len(proven) + PRIOR_WEIGHT)
-            if rep_avg is not None
-            else Decimal(0)
-        )
+        own = [a for a in (state.owner, state.wallet) if a]
+        roots = resolver.funding_roots({f.payer for f in proven}, tokens, own) if proven else {}
+        rep = score(proven, roots, own)
         skills = [s.model_dump(mode="json", exclude_none=True) for s in card.skills] if card else []
         self.db.execute(
-            "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES ({', '.join('?' * 17)})",
             (
                 agent_id,
                 _cs(state.owner),
@@ -406,9 +358,13 @@ class DiscoveryIndex:
                 reason,
                 int(bool(card and card.active)),
                 len(proven),
-                float(rep_avg) if rep_avg is not None else None,
-                float(score),
+                float(rep.raw_avg) if rep.raw_avg is not None else None,
+                float(rep.raw_score),
                 json.dumps(skills),
+                float(rep.weighted_score),
+                float(rep.weighted_avg) if rep.weighted_avg is not None else None,
+                rep.payers,
+                rep.clusters,
             ),
         )
         if card is None:
@@ -429,11 +385,13 @@ class DiscoveryIndex:
 
     def _derive_feedback(
         self, agent_id: int, state: _AgentState, tokens: set[str], resolver: Resolver
-    ) -> list[Decimal]:
-        proven: list[Decimal] = []
+    ) -> list[PaidFeedback]:
+        """Each feedback with whether its payment is proven (stored); returns the proven,
+        unrevoked ones with who paid and how much."""
+        proven: list[PaidFeedback] = []
         claimed: set[str] = set()
         for (client, idx), fb in sorted(state.feedback.items(), key=lambda kv: kv[1]["block"]):
-            tx, reason = self._proof(agent_id, fb, state.wallet, tokens, resolver)
+            tx, amount, payer, reason = self._proof(agent_id, fb, state.wallet, tokens, resolver)
             if tx is not None and tx in claimed:
                 reason, tx = "payment already proves another feedback for this agent", None
             try:
@@ -447,7 +405,8 @@ class DiscoveryIndex:
             if ok and tx is not None:
                 claimed.add(tx)
                 if not fb["revoked"]:
-                    proven.append(Decimal(int(fb["value"])).scaleb(-int(fb["valueDecimals"])))
+                    value = Decimal(int(fb["value"])).scaleb(-int(fb["valueDecimals"]))
+                    proven.append(PaidFeedback(payer, amount, value))
             self.db.execute(
                 "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -500,17 +459,17 @@ class DiscoveryIndex:
         wallet: str | None,
         tokens: set[str],
         resolver: Resolver,
-    ) -> tuple[str | None, str]:
-        """(payment tx, "") when the feedback's payment is proven, else (None, reason); cached
-        until a rollback, so re-deriving an agent does not re-read every payment."""
+    ) -> tuple[str | None, int, str, str]:
+        """(proof, amount, payer, "") when the feedback's payment is proven, else (None, 0, "",
+        reason); cached until a rollback, so re-deriving an agent does not re-read every
+        payment."""
         key = (agent_id, fb["clientAddress"], fb["feedbackIndex"], fb["feedbackHash"], wallet,
                frozenset(tokens))  # fmt: skip
         if key not in self._proofs:
             try:
-                tx, _amount = resolver.verify_feedback(fb, agent_id, wallet, tokens)
-                self._proofs[key] = (tx, "")
+                self._proofs[key] = (*resolver.verify_feedback(fb, agent_id, wallet, tokens), "")
             except BazaarError as exc:
-                self._proofs[key] = (None, f"{type(exc).__name__}: {exc}")
+                self._proofs[key] = (None, 0, "", f"{type(exc).__name__}: {exc}")
             if len(self._proofs) > 200_000:
                 self._proofs.clear()
         return self._proofs[key]
@@ -544,6 +503,25 @@ class DiscoveryIndex:
             return int(self._reader.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
         sql = "SELECT COUNT(*) FROM agents WHERE trusted = ?"
         return int(self._reader.execute(sql, (int(trusted),)).fetchone()[0])
+
+
+_AGENT_COLUMNS = (
+    "agent_id, owner, uri, wallet, name, description, trusted, reason, active, rep_count, "
+    "rep_avg, score, skills, wscore, wavg, payers, clusters"
+)
+_ADDED_COLUMNS = {  # added after the first release: indexes created before get them on open
+    "wscore": "REAL NOT NULL DEFAULT 0",
+    "wavg": "REAL",
+    "payers": "INTEGER NOT NULL DEFAULT 0",
+    "clusters": "INTEGER NOT NULL DEFAULT 0",
+}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(agents)")}
+    for name, decl in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE agents ADD COLUMN {name} {decl}")
 
 
 # ---- following the chain -----------------------------------------------------------------------
@@ -658,8 +636,11 @@ def open_follower(
     home: Path | None,
     identity_registry: str,
     reputation_registry: str | None,
+    *,
+    gate: str | None = None,
 ) -> Follower:
-    """The index of this registry pair (under ``home``, or in memory) and its follower."""
+    """The index of this registry pair (under ``home``, or in memory) and its follower; with
+    the FeedbackGate, feedback it wrote is proven by the tickets behind it."""
     path: Path | str = ":memory:"
     if home is not None and chain.backend != "embedded":
         path = index_path(home, chain.chain_id, identity_registry)
@@ -669,4 +650,4 @@ def open_follower(
         identity_registry=identity_registry,
         reputation_registry=reputation_registry,
     )
-    return Follower(index, chain)
+    return Follower(index, chain, resolver=ChainResolver(chain, identity_registry, gate=gate))

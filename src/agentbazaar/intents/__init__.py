@@ -8,13 +8,13 @@ understood.intent.stable()   # {"action": "swap", "amount": "100", "amount_side"
 understood.parser            # "rules" or "model"
 
 A request with a value missing raises ``NeedsClarification`` (the question, what is missing,
-the partial intent); ``clarify.answer`` completes it with the user's reply. Injections, rule
+the partial intent); ``answers.answer`` completes it with the user's reply. Injections, rule
 changes and sweeps are refused in code (``IntentRefused``), whichever parser reads the rest.
 """
 
 from agentbazaar.errors import NeedsClarification
 from agentbazaar.intents._errors import IntentParseError, IntentRefused, PlanError, PlanMismatch
-from agentbazaar.intents.clarify import answer
+from agentbazaar.intents.answers import answer
 from agentbazaar.intents.model import STABLE_KEYS, Action, Intent
 from agentbazaar.intents.parser import parse_intent
 from agentbazaar.intents.understand import Context, Extractor, Understood, understand

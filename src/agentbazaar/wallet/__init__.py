@@ -43,8 +43,8 @@ is ``reserved``, ``signed`` or ``settled`` (plus ``refund`` rows, always ``settl
                        # its charge, the increase of the channel's cumulative amount
     escrowed         = sum(deposits) - sum(refunds and withdrawals) - sum(voucher charges)
 
-- ``deposit`` (``Wallet.spend(kind="deposit")``) is a transfer of custody, not a payment: it is
-  checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
+- ``deposit`` (``Wallet.spend(kind="deposit")``; ``stake`` for bonded stake, alike) is a
+  transfer of custody, not a payment: it is checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
   ``max_escrow`` (``escrowed + amount <= max_escrow`` when the policy sets one), never against
   ``max_per_payment``, ``approve_above`` or the rolling budget; it never counts in budget_used.
 - ``voucher``: its amount (the charge) meets ``max_per_payment``, ``approve_above`` and the
@@ -52,6 +52,10 @@ is ``reserved``, ``signed`` or ``settled`` (plus ``refund`` rows, always ``settl
 - ``refund`` (``Wallet.record_refund``): the amount that came back; no policy rule; refused when
   more than ``escrowed``. So a buyer with a 10 USDC budget who deposits 10 USDC can still be
   charged 10 USDC through the channel, and a refund of the unspent part frees the escrow cap.
+  Withdrawn stake is recorded the same way; slashed stake never comes back and stays counted.
+- ``job``: funding a job's escrow (budget + the client's dispute bond) or a provider's dispute
+  fee; a payment under every rule (counts in budget_used). What a failed job refunds is not
+  taken off the budget.
 
 The rolling budget and the escrow cap are each checked in the same ``BEGIN IMMEDIATE``
 transaction as the reservation, so concurrent spends cannot together exceed either.

@@ -26,12 +26,15 @@ A new wallet gets ``default_policy`` (``DEFAULT_LIMITS``: ETH at most 0.5 a paym
 refused until it is given limits). A wallet without a policy file (made before defaults existed,
 or by the library) has no limits: the CLI says so.
 
-Escrow (channel deposits, kind ``"deposit"``) is a transfer of custody, not a payment: a deposit
-is checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
+Escrow (channel deposits, kind ``"deposit"``, and bonded stake, kind ``"stake"``) is a transfer of
+custody, not a payment: a deposit is checked against the deny/allow lists (for the channel's
+receiver), the unlisted-token rule and
 ``max_escrow`` (what would then be escrowed, inside the ledger transaction), but NOT against
 ``max_per_payment``, ``approve_above`` or the rolling budget. Each charge out of the escrow (kind
 ``"voucher"``, its amount the increase of the channel's cumulative amount) is a payment and meets
-every payment rule. See the package docstring for the invariant.
+every payment rule. Funding a job's escrow (kind ``"job"``, also a dispute fee) is a payment: the
+client commits the budget to the provider, so every payment rule applies to it. See the package
+docstring for the invariant.
 """
 
 from __future__ import annotations
@@ -52,14 +55,17 @@ from agentbazaar.units import format_units, parse_units
 NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
 SpendKind = Literal[
-    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy"
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy",
+    "job", "stake",
 ]  # fmt: skip
 # "deploy": a contract deployment, a spend of the native currency (at most gas x max fee) to the
 # address the contract will have; checked and counted like any payment of the native currency
 SPEND_KINDS: tuple[str, ...] = (
-    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy"
+    "transfer", "x402", "deposit", "voucher", "swap", "authorization", "allowance", "deploy",
+    "job", "stake",
 )  # fmt: skip
-ESCROW_KINDS: tuple[str, ...] = ("deposit",)  # custody moves into escrow: not a payment
+# custody moves into escrow (a channel deposit, bonded stake): not a payment
+ESCROW_KINDS: tuple[str, ...] = ("deposit", "stake")
 RELEASE_KINDS: tuple[str, ...] = ("refund",)  # escrow returned to the payer (ledger rows only)
 CHARGE_KINDS: tuple[str, ...] = ("voucher",)  # payments out of escrow
 # an ERC-20 approve for the spend that follows (a swap): checked like a payment of its amount,
