@@ -8,6 +8,8 @@ settlement from receipt logs. Each failed check raises ``Rejected`` with the x40
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,10 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 ERR_UNSUPPORTED_ASSET = "unsupported_asset"
 ERR_INVALID_PAYLOAD = "invalid_payload"
 ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
+# the reservation protocol (see ``agentbazaar.payments.exact``)
+ERR_AUTHORIZATION_IN_USE = "authorization_in_use"  # another request holds it (being served)
+ERR_UNKNOWN_RESERVATION = "unknown_reservation"  # a release without the lease's token
+ERR_FACILITATOR_UNAVAILABLE = "facilitator_unavailable"  # the seller cannot reach it
 VALID_BEFORE_MARGIN = 6  # seconds, as the reference facilitator
 _UINT256 = 2**256
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -145,6 +151,17 @@ def check_requirements(
         raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)
     if auth.valid_after > now:
         raise Rejected(c.ERR_VALID_AFTER_FUTURE, payer=payer)
+
+
+def terms_digest(req: PaymentRequirements) -> str:
+    """A digest of the requirement a payment is verified for: a reservation is bound to it, so
+    the authorization cannot be settled for other terms while it is held."""
+    canonical = json.dumps(
+        req.model_dump(by_alias=True, mode="json", exclude_none=True),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def recover_payer(auth: Authorization, chain_id: int, token: str, name: str, version: str) -> str:
