@@ -8,9 +8,13 @@
 ``Authorization: Bearer`` to its ``/verify``, ``/settle`` and ``/supported``).
 
 Prices are human units of the configured token (USDC by default), parsed exactly to base units.
-The SDK's middleware verifies before the handler runs and settles only after it answered < 400.
-Around it, a guard makes every payment problem a 402 with a reason in the JSON body (garbage or
-oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator), never a 500.
+The SDK's middleware verifies before the handler runs and settles only after it answered < 400,
+built by ``agentbazaar.payments.once.exact_middleware``: one response per paid authorization,
+genuine retries answered with the first response (kept in ``responses``, a
+``RetainedResponses``), the facilitator's reservation given back when the handler fails.
+Around it, a guard makes every payment problem a 402 with a reason code and a plain message in
+the JSON body (garbage or oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator:
+``facilitator_unavailable``), never a 500.
 
 With ``channels`` (a ``ChannelPaywall`` over the seller's channel engine) the same routes also take
 ``batch-settlement``: a payment for that scheme goes to the channel engine, everything else to the
@@ -38,15 +42,22 @@ from x402.http.constants import (
     PAYMENT_SIGNATURE_HEADER,
 )
 from x402.http.facilitator_client_base import FacilitatorClient
-from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import PaymentOption, RouteConfig
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
-from x402.mechanisms.evm.exact import register_exact_evm_server
+from x402.mechanisms.evm import constants as c
 from x402.schemas import AssetAmount
 
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.auth import facilitator_client
+from agentbazaar.payments.eip3009 import ERR_AUTHORIZATION_IN_USE, ERR_FACILITATOR_UNAVAILABLE
+from agentbazaar.payments.once import (
+    ERR_FACILITATOR_UNAUTHORIZED,
+    Middleware,
+    RetainedResponses,
+    exact_middleware,
+)
+from agentbazaar.payments.throttle import ERR_PAYER_THROTTLED
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
@@ -60,6 +71,25 @@ MAX_PAYMENT_HEADER = 8 * 1024
 V1_HEADER = "x-payment"
 # how the SDK's HTTPFacilitatorClient words a facilitator that refused our credentials
 _FACILITATOR_AUTH_FAILED = re.compile(r"Facilitator \w+ failed \((401|403)\)")
+# what a buyer is told for the refusals it can act on (reason code -> plain message)
+REFUSAL_MESSAGES = {
+    ERR_FACILITATOR_UNAVAILABLE: "the seller's payment facilitator cannot be reached; nothing "
+    "was charged, try again later",
+    ERR_FACILITATOR_UNAUTHORIZED: "the seller's facilitator refused its credentials; nothing "
+    "was charged",
+    ERR_AUTHORIZATION_IN_USE: "another request is being served with this payment; retry the "
+    "same request later, or sign a new payment",
+    ERR_PAYER_THROTTLED: "too many of this payer's payments failed after verification; try "
+    "again later",
+    c.ERR_NONCE_ALREADY_USED: "this payment authorization was already used; sign a new one",
+    c.ERR_INSUFFICIENT_BALANCE: "the payer's token balance is too low for this payment; fund "
+    "the wallet and pay again",
+    c.ERR_VALID_BEFORE_EXPIRED: "the payment authorization has expired (or expires too soon); "
+    "sign a new one",
+    c.ERR_SETTLEMENT_PENDING: "the payment was sent but is not confirmed yet; retry the same "
+    "request to get its response",
+    c.ERR_TRANSACTION_FAILED: "the payment transaction failed on chain; nothing was charged",
+}
 
 
 @dataclass(frozen=True)
@@ -110,9 +140,6 @@ def route_config(price: RoutePrice, terms: PaymentTerms) -> RouteConfig:
     )
 
 
-Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
-
-
 def install_paywall(
     app: FastAPI,
     prices: list[RoutePrice],
@@ -121,10 +148,11 @@ def install_paywall(
     facilitator: str | FacilitatorClient,
     channels: ChannelPaywall | None = None,
     facilitator_key: str | None = None,
+    responses: RetainedResponses | None = None,
 ) -> x402ResourceServer:
     """Price ``prices`` on ``app``; ``facilitator`` is a URL (``facilitator_key``: its API key)
     or an in-process client; ``channels`` also accepts ``batch-settlement`` on the routes it
-    prices."""
+    prices; ``responses`` keeps settled responses for retries (default: in memory)."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
         http_client = facilitator_client(facilitator, api_key=facilitator_key, timeout=30.0)
@@ -134,12 +162,10 @@ def install_paywall(
         raise ConfigError("facilitator_key goes with a facilitator URL, not an in-process one")
     else:
         client = facilitator
-    server = x402ResourceServer(client)
-    register_exact_evm_server(server, terms.network)
     routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
     # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
     # paid request; the guard turns a failure there into a 402.
-    sdk = payment_middleware(routes, server)
+    sdk, server = exact_middleware(routes, client, terms.network, responses=responses)
     guard = _guard(sdk)
     app.middleware("http")(guard if channels is None else _with_channels(guard, channels))
     return server
@@ -244,7 +270,7 @@ def _guard(sdk: Middleware) -> Middleware:
                 raise
             log.warning("x402: payment processing failed: %s", exc)
             return payment_error(
-                "facilitator_unavailable", f"payment could not be processed: {exc}"
+                ERR_FACILITATOR_UNAVAILABLE, REFUSAL_MESSAGES[ERR_FACILITATOR_UNAVAILABLE]
             )
         if response.status_code == 402:
             return _explain_402(request, response, header)
@@ -275,7 +301,10 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
             reason = None
     settled = _settle_failure_reason(response)
     if settled is not None:  # verified, served, then settlement failed: nothing delivered
-        reason, message = settled, f"settlement failed: {settled}"
+        reason = settled
+        message = (
+            f"settlement failed, nothing was charged: {REFUSAL_MESSAGES.get(settled, settled)}"
+        )
     elif header is None and request.headers.get(V1_HEADER) is not None:
         reason = "x402_v1_not_supported"
         message = "X-PAYMENT (x402 v1) is not accepted: pay with x402 v2 (PAYMENT-SIGNATURE)"
@@ -284,10 +313,10 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
         message = "PAYMENT-SIGNATURE could not be decoded as an x402 v2 payment"
     elif reason is not None and _FACILITATOR_AUTH_FAILED.match(reason):
         log.warning("x402: the facilitator refused this service's API key: %s", reason[:200])
-        reason = "facilitator_unauthorized"
-        message = "the seller's facilitator refused its credentials; nothing was charged"
+        reason = ERR_FACILITATOR_UNAUTHORIZED
+        message = REFUSAL_MESSAGES[reason]
     else:
-        message = reason or "payment required"
+        message = REFUSAL_MESSAGES.get(reason or "", reason or "payment required")
     body: dict[str, Any] = {"error": reason or "payment_required", "message": message}
     raw = getattr(response, "body", b"")
     if isinstance(raw, (bytes, bytearray)) and raw:
