@@ -25,10 +25,6 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 ERR_UNSUPPORTED_ASSET = "unsupported_asset"
 ERR_INVALID_PAYLOAD = "invalid_payload"
 ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
-# the reservation protocol (see ``agentbazaar.payments.exact``)
-ERR_AUTHORIZATION_IN_USE = "authorization_in_use"  # another request holds it (being served)
-ERR_UNKNOWN_RESERVATION = "unknown_reservation"  # a release without the lease's token
-ERR_FACILITATOR_UNAVAILABLE = "facilitator_unavailable"  # the seller cannot reach it
 VALID_BEFORE_MARGIN = 6  # seconds, as the reference facilitator
 _UINT256 = 2**256
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")

@@ -53,7 +53,6 @@ from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, Ve
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
 from agentbazaar.payments.eip3009 import (
-    ERR_AUTHORIZATION_IN_USE,
     TOKEN_ABI,
     Authorization,
     Rejected,
@@ -66,6 +65,7 @@ from agentbazaar.payments.eip3009 import (
     terms_digest,
     transfer_calldata,
 )
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
 from agentbazaar.payments.store import (
     CLAIMED,
     FAILED,
@@ -77,7 +77,7 @@ from agentbazaar.payments.store import (
     SettlementRecord,
     SettlementStore,
 )
-from agentbazaar.payments.throttle import ERR_PAYER_THROTTLED, PayerThrottle
+from agentbazaar.payments.throttle import PayerThrottle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

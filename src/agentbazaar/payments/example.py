@@ -23,6 +23,7 @@ from agentbazaar.chain import Chain, to_address
 from agentbazaar.channels.engine import SellerTerms
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.errors import ConfigError
+from agentbazaar.payments.once import RetainedResponses
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.units import parse_units
 
@@ -77,9 +78,12 @@ def create_example_app(
     channels: ChannelSeller | None = None,
     *,
     facilitator_key: str | None = None,
+    responses_path: Path | None = None,
 ) -> FastAPI:
     """The example service; with ``channels`` its routes take batch-settlement too;
-    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``."""
+    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``;
+    ``responses_path`` is the SQLite file that keeps settled responses for retries (shared by
+    the services that use the same file; default: in memory)."""
     if channels is None:
         app = FastAPI(title="agentbazaar example paid service")
     else:
@@ -109,5 +113,6 @@ def create_example_app(
         facilitator=facilitator,
         channels=channels.paywall if channels is not None else None,
         facilitator_key=facilitator_key,
+        responses=RetainedResponses(responses_path),
     )
     return app

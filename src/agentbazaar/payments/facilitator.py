@@ -50,12 +50,9 @@ from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from agentbazaar.chain import Chain
 from agentbazaar.payments.auth import ApiKeys
-from agentbazaar.payments.eip3009 import (
-    ERR_INVALID_PAYLOAD,
-    ERR_UNKNOWN_RESERVATION,
-    ERR_UNSUPPORTED_VERSION,
-)
+from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VERSION
 from agentbazaar.payments.exact import ExactEvmHandler
+from agentbazaar.payments.reasons import ERR_UNKNOWN_RESERVATION
 from agentbazaar.payments.store import SettlementStore
 
 MAX_BODY_BYTES = 64 * 1024

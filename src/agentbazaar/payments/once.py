@@ -68,7 +68,11 @@ from x402.schemas import (
 from x402.schemas.hooks import VerifiedPaymentCanceledContext
 
 from agentbazaar.payments._errors import FacilitatorError
-from agentbazaar.payments.eip3009 import ERR_FACILITATOR_UNAVAILABLE
+from agentbazaar.payments.reasons import (
+    ERR_FACILITATOR_UNAUTHORIZED,
+    ERR_FACILITATOR_UNAVAILABLE,
+    explain,
+)
 from x402 import x402ResourceServer
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,6 @@ PAYMENT_IDENTIFIER_SCHEMA: dict[str, Any] = {
     "required": ["required"],
 }
 IDEMPOTENCY_HEADER = "idempotency-key"
-ERR_FACILITATOR_UNAUTHORIZED = "facilitator_unauthorized"
 MAX_HEADER = 8 * 1024
 MAX_RETRY_ID = 200
 _PAYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -301,15 +304,9 @@ def _outage(exc: Exception) -> tuple[str, str]:
     """(reason, message) for a facilitator call that raised instead of answering."""
     if _AUTH_REFUSED.match(str(exc)):
         log.warning("x402: the facilitator refused this service's credentials: %s", str(exc)[:200])
-        return (
-            ERR_FACILITATOR_UNAUTHORIZED,
-            "the seller's facilitator refused its credentials; nothing was charged",
-        )
+        return ERR_FACILITATOR_UNAUTHORIZED, explain(ERR_FACILITATOR_UNAUTHORIZED)
     log.warning("x402: the facilitator is unavailable: %s", exc)
-    return (
-        ERR_FACILITATOR_UNAVAILABLE,
-        "the seller's payment facilitator cannot be reached; nothing was charged, try again later",
-    )
+    return ERR_FACILITATOR_UNAVAILABLE, explain(ERR_FACILITATOR_UNAVAILABLE)
 
 
 class ReservingClient:
@@ -434,23 +431,36 @@ class ExactlyOnce:
             if paid is None:
                 return await sdk(request, call_next)
             print_ = await fingerprint(request)
-            async with self._locks.hold(paid.key):
-                kept = self.responses.get(paid.key)
-                if kept is not None and kept.answers(paid, print_):
-                    self.replayed += 1
-                    return kept.response()
-                response = await sdk(request, call_next)
-                body = getattr(response, "body", None)
-                if _settled(response) and isinstance(body, bytes):
-                    headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                               for k, v in response.raw_headers]  # fmt: skip
-                    kept = Retained(
-                        paid.signature, paid.retry_id, print_, response.status_code, headers, body
-                    )
-                    self.responses.put(paid.key, kept)
-                return response
+            # its own task: a client that goes away does not stop the settlement and the
+            # keeping of the response its retry will get
+            task = asyncio.ensure_future(self._serve(sdk, request, call_next, paid, print_))
+            return await asyncio.shield(task)
 
         return once
+
+    async def _serve(
+        self,
+        sdk: Middleware,
+        request: Request,
+        call_next: Callable[[Request], Awaitable[Response]],
+        paid: Paid,
+        print_: str,
+    ) -> Response:
+        async with self._locks.hold(paid.key):
+            kept = self.responses.get(paid.key)
+            if kept is not None and kept.answers(paid, print_):
+                self.replayed += 1
+                return kept.response()
+            response = await sdk(request, call_next)
+            body = getattr(response, "body", None)
+            if _settled(response) and isinstance(body, bytes):
+                headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                           for k, v in response.raw_headers]  # fmt: skip
+                kept = Retained(
+                    paid.signature, paid.retry_id, print_, response.status_code, headers, body
+                )
+                self.responses.put(paid.key, kept)
+            return response
 
 
 def declare_retry_id(config: RouteConfig) -> RouteConfig:

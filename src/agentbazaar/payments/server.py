@@ -44,20 +44,17 @@ from x402.http.constants import (
 from x402.http.facilitator_client_base import FacilitatorClient
 from x402.http.types import PaymentOption, RouteConfig
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
-from x402.mechanisms.evm import constants as c
 from x402.schemas import AssetAmount
 
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.auth import facilitator_client
-from agentbazaar.payments.eip3009 import ERR_AUTHORIZATION_IN_USE, ERR_FACILITATOR_UNAVAILABLE
-from agentbazaar.payments.once import (
+from agentbazaar.payments.once import Middleware, RetainedResponses, exact_middleware
+from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
-    Middleware,
-    RetainedResponses,
-    exact_middleware,
+    ERR_FACILITATOR_UNAVAILABLE,
+    explain,
 )
-from agentbazaar.payments.throttle import ERR_PAYER_THROTTLED
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
@@ -71,25 +68,6 @@ MAX_PAYMENT_HEADER = 8 * 1024
 V1_HEADER = "x-payment"
 # how the SDK's HTTPFacilitatorClient words a facilitator that refused our credentials
 _FACILITATOR_AUTH_FAILED = re.compile(r"Facilitator \w+ failed \((401|403)\)")
-# what a buyer is told for the refusals it can act on (reason code -> plain message)
-REFUSAL_MESSAGES = {
-    ERR_FACILITATOR_UNAVAILABLE: "the seller's payment facilitator cannot be reached; nothing "
-    "was charged, try again later",
-    ERR_FACILITATOR_UNAUTHORIZED: "the seller's facilitator refused its credentials; nothing "
-    "was charged",
-    ERR_AUTHORIZATION_IN_USE: "another request is being served with this payment; retry the "
-    "same request later, or sign a new payment",
-    ERR_PAYER_THROTTLED: "too many of this payer's payments failed after verification; try "
-    "again later",
-    c.ERR_NONCE_ALREADY_USED: "this payment authorization was already used; sign a new one",
-    c.ERR_INSUFFICIENT_BALANCE: "the payer's token balance is too low for this payment; fund "
-    "the wallet and pay again",
-    c.ERR_VALID_BEFORE_EXPIRED: "the payment authorization has expired (or expires too soon); "
-    "sign a new one",
-    c.ERR_SETTLEMENT_PENDING: "the payment was sent but is not confirmed yet; retry the same "
-    "request to get its response",
-    c.ERR_TRANSACTION_FAILED: "the payment transaction failed on chain; nothing was charged",
-}
 
 
 @dataclass(frozen=True)
@@ -269,9 +247,7 @@ def _guard(sdk: Middleware) -> Middleware:
             if handler_failed:
                 raise
             log.warning("x402: payment processing failed: %s", exc)
-            return payment_error(
-                ERR_FACILITATOR_UNAVAILABLE, REFUSAL_MESSAGES[ERR_FACILITATOR_UNAVAILABLE]
-            )
+            return payment_error(ERR_FACILITATOR_UNAVAILABLE, explain(ERR_FACILITATOR_UNAVAILABLE))
         if response.status_code == 402:
             return _explain_402(request, response, header)
         return response
@@ -302,9 +278,7 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
     settled = _settle_failure_reason(response)
     if settled is not None:  # verified, served, then settlement failed: nothing delivered
         reason = settled
-        message = (
-            f"settlement failed, nothing was charged: {REFUSAL_MESSAGES.get(settled, settled)}"
-        )
+        message = f"settlement failed: {explain(settled)}"
     elif header is None and request.headers.get(V1_HEADER) is not None:
         reason = "x402_v1_not_supported"
         message = "X-PAYMENT (x402 v1) is not accepted: pay with x402 v2 (PAYMENT-SIGNATURE)"
@@ -314,9 +288,9 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
     elif reason is not None and _FACILITATOR_AUTH_FAILED.match(reason):
         log.warning("x402: the facilitator refused this service's API key: %s", reason[:200])
         reason = ERR_FACILITATOR_UNAUTHORIZED
-        message = REFUSAL_MESSAGES[reason]
+        message = explain(reason)
     else:
-        message = REFUSAL_MESSAGES.get(reason or "", reason or "payment required")
+        message = explain(reason)
     body: dict[str, Any] = {"error": reason or "payment_required", "message": message}
     raw = getattr(response, "body", b"")
     if isinstance(raw, (bytes, bytearray)) and raw:

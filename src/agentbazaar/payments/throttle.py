@@ -17,7 +17,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-ERR_PAYER_THROTTLED = "payer_throttled"
+from agentbazaar.payments.reasons import ERR_PAYER_THROTTLED
+
+__all__ = ["ERR_PAYER_THROTTLED", "PayerThrottle"]
 
 
 class PayerThrottle:
