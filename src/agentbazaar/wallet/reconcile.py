@@ -16,7 +16,9 @@ For every ``signed`` or ``settled`` entry on this chain:
   else ``mismatch``) or its ``AuthorizationCanceled`` event shows it was cancelled (``canceled``,
   released); unused, it is ``expired`` after its ``validBefore`` (released) or still ``pending``;
 - a channel voucher (no transaction of its own): ``settled`` once the channel's claimed total on
-  the escrow reaches its ceiling, else ``pending``.
+  the escrow reaches its ceiling; ``unfunded`` (released) when the channel holds less than its
+  ceiling and no deposit of the buyer's is on its way (its deposit expired unrelayed, or the
+  escrow was refunded); else ``pending``.
 
 ``resolve_refused(wallet, chain, key)`` settles the fate of one spend a seller refused: the same
 checks, and when the authorization is still live, its cancellation on chain when that is worth
@@ -105,7 +107,9 @@ def reconcile(
         )
         for rec in ledger.release_abandoned(wallet)
     ]
-    for rec in ledger.records(wallet, statuses=("signed", "settled")):
+    records = ledger.records(wallet, statuses=("signed", "settled"))
+    # vouchers last: whether one can still be paid depends on the fate of its channel's deposits
+    for rec in sorted(records, key=lambda r: r.kind == "voucher"):
         if rec.chain_id is not None and rec.chain_id != chain.chain_id:
             continue
         outcome, detail = _check(ledger, chain, rec, rebroadcast)
@@ -341,4 +345,19 @@ def _check_voucher(ledger: Ledger, chain: Chain, rec: SpendRecord) -> tuple[str,
         return "ok", f"claimed {claimed} of {ceiling}"
     if rec.status == "settled":
         return "ok", f"acknowledged by the seller; claimed on chain so far {claimed} of {ceiling}"
+    if int(_balance) + int(claimed) < ceiling and not _deposit_pending(ledger, rec):
+        ledger.mark_failed(rec.id, "its channel holds nothing to pay it from")
+        return "unfunded", (
+            f"the channel holds {int(_balance) + int(claimed)} of its {ceiling} and no deposit "
+            "is on its way: it can never be claimed; released"
+        )
     return "pending", f"not claimed yet ({claimed} of {ceiling} claimed on chain)"
+
+
+def _deposit_pending(ledger: Ledger, rec: SpendRecord) -> bool:
+    """Is a signed deposit into this voucher's channel still on its way to the chain?"""
+    channel = str(rec.memo.get("channel", "")).lower()
+    return any(
+        r.kind == "deposit" and str(r.memo.get("channel", "")).lower() == channel
+        for r in ledger.records(rec.wallet, statuses=("signed",))
+    )
