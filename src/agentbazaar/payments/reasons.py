@@ -14,6 +14,7 @@ code                                           meaning
 ``facilitator_unavailable``                    the seller cannot reach its facilitator
 ``facilitator_unauthorized``                   the facilitator refused the seller's key
 ``unknown_reservation``                        a release without the lease's token
+``payment_terms_mismatch``                     the payment is for other terms than the route's
 =============================================  ==============================================
 """
 
@@ -26,6 +27,9 @@ ERR_UNKNOWN_RESERVATION = "unknown_reservation"
 ERR_FACILITATOR_UNAVAILABLE = "facilitator_unavailable"
 ERR_FACILITATOR_UNAUTHORIZED = "facilitator_unauthorized"
 ERR_PAYER_THROTTLED = "payer_throttled"
+ERR_TERMS_MISMATCH = "payment_terms_mismatch"
+# how the SDK's middleware words a payment whose `accepted` matches none of the route's terms
+SDK_NO_MATCH = "No matching payment requirements"
 
 MESSAGES = {
     ERR_FACILITATOR_UNAVAILABLE: "the seller's payment facilitator cannot be reached; nothing "
@@ -36,6 +40,8 @@ MESSAGES = {
     "same request later, or sign a new payment",
     ERR_PAYER_THROTTLED: "too many of this payer's payments failed after verification; try "
     "again later",
+    ERR_TERMS_MISMATCH: "the payment is for other terms (network, token, amount or payee) than "
+    "this route asks; pay what its 402 lists",
     c.ERR_NONCE_ALREADY_USED: "this payment authorization was already used; sign a new one",
     c.ERR_INSUFFICIENT_BALANCE: "the payer's token balance is too low for this payment; fund "
     "the wallet and pay again",

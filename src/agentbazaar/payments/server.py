@@ -53,6 +53,8 @@ from agentbazaar.payments.once import Middleware, RetainedResponses, exact_middl
 from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
     ERR_FACILITATOR_UNAVAILABLE,
+    ERR_TERMS_MISMATCH,
+    SDK_NO_MATCH,
     explain,
 )
 from agentbazaar.tokens import Token
@@ -285,6 +287,9 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
     elif header is not None and reason in (None, "Payment required"):
         reason = "invalid_payment_header"
         message = "PAYMENT-SIGNATURE could not be decoded as an x402 v2 payment"
+    elif reason == SDK_NO_MATCH:
+        reason = ERR_TERMS_MISMATCH
+        message = explain(reason)
     elif reason is not None and _FACILITATOR_AUTH_FAILED.match(reason):
         log.warning("x402: the facilitator refused this service's API key: %s", reason[:200])
         reason = ERR_FACILITATOR_UNAUTHORIZED
