@@ -12,7 +12,8 @@ Buying: ``pay_and_post`` sends the request, reads the 402, lets the SDK's sync c
 EIP-3009 authorization, and signs it through the buyer's wallet (``Wallet.spend``: spending
 policy, then ledger, then key) with a signer that refuses, before anything is signed, a payee
 other than the provider's on-chain wallet or an amount above the buyer's maximum. The spend is
-marked settled with the transaction hash from ``PAYMENT-RESPONSE``.
+marked settled with the transaction hash from ``PAYMENT-RESPONSE``; a refused one stays signed
+with the refusal noted (the provider could still settle it) until reconcile proves it dead.
 """
 
 from __future__ import annotations
@@ -225,8 +226,11 @@ def _outcome(response: httpx.Response, signer: _PolicySigner, url: str) -> PaidR
     ok = bool(settle.get("success")) and response.status_code < 400
     if ok:
         signer.spend.settle(tx_hash=tx_hash)
-    elif response.status_code >= 400:
-        signer.spend.fail(f"{url} answered {response.status_code}: {_text(response)[:200]}")
+    elif response.status_code >= 400 and signer.spend.status == "signed":
+        # the provider still holds the authorization and could settle it until it expires: the
+        # row stays signed (counted) until reconcile proves it used, expired or cancelled
+        note = f"{url} answered {response.status_code}: {_text(response)[:200]}"
+        signer.wallet.ledger.note(signer.spend.record.id, note)
     try:
         body = response.json()
     except ValueError:
