@@ -76,3 +76,31 @@ def test_a_deposit_never_relayed_is_released_once_expired(
     assert found[deposit_key] == ("expired", "failed")
     assert w.escrowed()[token] == 0  # nothing is held on chain, nor in the ledger
     assert d.balance(payer.address) == 10**9
+
+
+def test_a_refused_live_deposit_is_cancelled_and_its_escrow_released(
+    embedded: Deployed, tmp_path: Path
+) -> None:
+    """The seller refused the call that carried a deposit (still valid for an hour): the buyer
+    cancels the authorization on chain (a local chain: worth its gas), so nobody can relay it
+    later, and the ledger no longer counts it as escrowed."""
+    from agentbazaar.wallet.reconcile import resolve_refused
+
+    d = embedded
+    payer = dev_account(7)
+    d.mint(payer.address, 10**9)
+    d.chain.fund_native(payer.address, 10**18)  # gas for the cancel
+    app, engine = seller(d, tmp_path / "seller.db")
+    w = Wallet("refused", payer, SpendingPolicy(), Ledger(tmp_path / "refused.db"))
+    with serve(app) as url:
+        buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
+        payload = buyer.payload_for(requirement(url + "/quote"))  # the call it went with failed
+    deposit = next(r for r in w.ledger.records(w.name) if r.kind == "deposit")
+    assert w.escrowed()[d.usdc.address.lower()] == deposit.amount - PRICE  # less its voucher
+    finding = resolve_refused(w, d.chain, deposit.idempotency_key)
+    assert finding is not None and (finding.outcome, finding.after) == ("canceled", "failed")
+    found = outcomes(w, d.chain)  # its voucher cannot be paid from anything now
+    assert all(after == "failed" for _, after in found.values())
+    assert w.escrowed()[d.usdc.address.lower()] == 0
+    assert payload["type"] == "deposit" and engine.records() == []
+    assert d.balance(payer.address) == 10**9
