@@ -20,7 +20,7 @@ def test_batch_settles_each_once_and_skips_bad_ones(pay_env: PayEnv) -> None:
     settler = deploy_batch_settler(pay_env.chain, dev_account(0))
     gas = dev_account(6)
     fac = batching_facilitator(
-        pay_env.chain, gas, settler=settler, store_path=pay_env.tmp / "batch.db", window=0.05
+        pay_env.chain, gas, settler=settler, store_path=pay_env.tmp / "batch.db", window=1.0
     )
     good = [sign_authorization(pay_env, pay_env.payer, value=10) for _ in range(9)]
     # signed correctly but unfunded: its simulation fails, so it never enters the batch (no gas

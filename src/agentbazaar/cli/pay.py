@@ -174,15 +174,15 @@ def facilitator(
     else:
         fac = exact_facilitator(chain, gas, store_path=store)
     schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
+    warning = open_bind_warning(host, keys)
+    if warning is not None:
+        err_console.print(warning, soft_wrap=True, markup=False, highlight=False)
     sock = _bind(host, port)
     auth = f"{len(keys)} API key(s) required" if keys else "no API key"
     err_console.print(
         f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})",
         soft_wrap=True,
     )
-    warning = open_bind_warning(host, keys)
-    if warning is not None:
-        err_console.print(warning, soft_wrap=True, markup=False, highlight=False)
     _serve(create_app(fac, api_keys=keys), sock)
 
 

@@ -24,10 +24,16 @@ expire and ``reconcile`` releases it then.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eth_account.messages import SignableMessage, encode_typed_data
 from hexbytes import HexBytes
 from web3 import Web3
+
+from agentbazaar.errors import LedgerError
+
+if TYPE_CHECKING:
+    from agentbazaar.wallet.ledger import SpendRecord
 
 CANCEL_IF_LIVE_FOR = 3600  # seconds: a longer-lived refused authorization is cancelled on chain
 
@@ -108,6 +114,33 @@ def _x402_domain(x402: dict[str, Any]) -> dict[str, Any] | None:
         "chainId": int(chain_id) if prefix == "eip155" else None,
         "verifyingContract": str(asset),
     }
+
+
+def cancel_message(
+    record: SpendRecord, chain_id: int, authorizer: str
+) -> tuple[SignableMessage, bytes]:
+    """The EIP-712 ``CancelAuthorization`` to sign for ``record``'s authorization, and its nonce;
+    ``LedgerError`` when the row holds none, or one for another token or chain."""
+    signed = authorization_of(record.payload)
+    domain = dict((signed.domain if signed else None) or {})
+    domain["chainId"] = domain.get("chainId") or chain_id
+    contract = str(domain.get("verifyingContract", "")).lower()
+    if (
+        signed is None
+        or not domain.get("name")
+        or int(domain["chainId"]) != chain_id
+        or (contract != record.token.lower())
+    ):
+        raise LedgerError(
+            f"spend {record.idempotency_key!r} holds no authorization for {record.token} on "
+            f"chain {chain_id}: it cannot be cancelled there",
+            idempotency_key=record.idempotency_key,
+        )
+    message = {"authorizer": authorizer, "nonce": signed.nonce}
+    signable = encode_typed_data(
+        domain_data=domain, message_types=CANCEL_TYPES, message_data=message
+    )
+    return signable, signed.nonce
 
 
 def worth_cancelling(*, is_dev: bool, valid_before: int, now: int) -> bool:

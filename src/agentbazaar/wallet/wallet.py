@@ -33,7 +33,7 @@ from agentbazaar.errors import (
 )
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import format_units
-from agentbazaar.wallet.authorizations import CANCEL_TYPES, TOKEN_ABI, authorization_of
+from agentbazaar.wallet.authorizations import TOKEN_ABI, cancel_message
 from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import (
@@ -344,34 +344,16 @@ class Wallet:
         signed with this wallet's key over the token's EIP-712 domain. Moves no token (gas only);
         simulated before signing, so one already used raises ``TransactionReverted`` with nothing
         sent. The row is then released (``failed``). Returns the receipt."""
-        signed = authorization_of(record.payload)
-        if record.wallet != self.name or record.status != "signed" or signed is None:
+        if record.wallet != self.name or record.status != "signed":
             raise LedgerError(
-                f"spend {record.idempotency_key!r} is not a signed authorization of {self.name!r}",
+                f"spend {record.idempotency_key!r} is not a signed spend of {self.name!r}",
                 idempotency_key=record.idempotency_key,
             )
-        domain = dict(signed.domain or {})
-        domain["chainId"] = domain.get("chainId") or chain.chain_id
-        contract = str(domain.get("verifyingContract", ""))
-        if (
-            not domain.get("name")
-            or int(domain["chainId"]) != chain.chain_id
-            or (contract.lower() != record.token.lower())
-        ):
-            raise LedgerError(
-                f"spend {record.idempotency_key!r} was not signed for {record.token} on chain "
-                f"{chain.chain_id}: it cannot be cancelled there",
-                idempotency_key=record.idempotency_key,
-            )
-        signable = encode_typed_data(
-            domain_data=domain,
-            message_types=CANCEL_TYPES,
-            message_data={"authorizer": self.address, "nonce": signed.nonce},
-        )
+        signable, nonce = cancel_message(record, chain.chain_id, self.address)
         sig = self._account.sign_message(signable)
         token = chain.contract(to_address(record.token), TOKEN_ABI)
         fn = token.functions.cancelAuthorization(
-            self.address, signed.nonce, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big")
+            self.address, nonce, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big")
         )
         receipt = chain.transact(self._account, fn)
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
