@@ -39,7 +39,6 @@ def _rate(n: int, batch: int, fn: Callable[[int], None]) -> float:
 
 
 def main() -> None:
-    from agentbazaar.agents.embedding import shared_model
     from agentbazaar.agents.hiring import Buyer
     from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
     from agentbazaar.agents.payment import pay_and_post
@@ -47,6 +46,7 @@ def main() -> None:
     from agentbazaar.agents.skills import EmbeddingSkill
     from agentbazaar.chain import Chain
     from agentbazaar.config import load_config
+    from agentbazaar.models.embedding import shared_model
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20, help="requests per measurement")

@@ -5,7 +5,10 @@
     ├── InputError               bad user input (amount, address, token, wallet name, ...)
     │   ├── AmountError
     │   ├── AddressError
-    │   └── UnknownTokenError
+    │   ├── UnknownTokenError
+    │   ├── NeedsClarification   a sentence lacks a value or is ambiguous: names what to ask
+    │   ├── NoTemplate           no contract template covers a sentence (names the closest)
+    │   └── BadParameters        contract parameters that contradict each other or the chain
     ├── ChainError               anything that went wrong talking to a chain
     │   ├── ChainUnavailable     node not running / unreachable
     │   ├── WrongChain           chain id differs from the one expected
@@ -13,17 +16,26 @@
     │   ├── TransactionTimeout   no receipt within the timeout
     │   └── InsufficientFunds    not enough native balance for value + gas
     ├── ContractError            compile / deploy / manifest problems
+    │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
+    │   └── NotVerified          no record to verify a deployed contract against
+    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
     │   ├── BadPassphrase
-    │   └── KeystoreTampered     address and key disagree, or the file changed since verified
+    │   ├── KeystoreTampered     address and key disagree, the file or its address book entry
+    │   │                        changed since verified (the name is not resolved)
+    │   └── KeystoreDamaged      ciphertext, MAC or KDF parameters corrupted (not a passphrase)
     ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
     │   └── ApprovalRequired     above the approval threshold, not approved
     ├── LedgerError              the local ledger refused an operation
     ├── IdentityError            agent identity, cards, registries, discovery
     ├── PaymentError             x402 / channels / facilitator
     ├── IntentError              plain-language intents that cannot be understood or executed
+    ├── DataError                datasets: content addressing, licences, contributions, lineage
+    ├── ModelError               the model layer: weights and runtimes (``agentbazaar.models``)
+    │   ├── ModelUnavailable     weights or runtime not installed (the message names the fix)
+    │   └── WeightsMismatch      joined weights whose sha256 is not the pinned one (refused)
     └── AgentError               agent runtime, hiring, receipts
 
 Every error carries a message that says what to do, and optional structured fields.
@@ -72,6 +84,26 @@ class UnknownTokenError(InputError):
     pass
 
 
+class NeedsClarification(InputError):
+    """What the user must say before anything can be built; ``missing`` names the values."""
+
+    def __init__(self, message: str, *, missing: list[str], **fields: object) -> None:
+        super().__init__(message, missing=", ".join(missing), **fields)
+        self.missing = list(missing)
+
+
+class NoTemplate(InputError):
+    """No template covers the request; ``closest`` names the nearest templates."""
+
+    def __init__(self, message: str, *, closest: list[str], **fields: object) -> None:
+        super().__init__(message, closest=", ".join(closest), **fields)
+        self.closest = list(closest)
+
+
+class BadParameters(InputError):
+    pass
+
+
 class ChainError(BazaarError):
     pass
 
@@ -100,6 +132,18 @@ class ContractError(BazaarError):
     pass
 
 
+class CheckFailed(ContractError):
+    pass
+
+
+class NotVerified(ContractError):
+    pass
+
+
+class ServiceError(BazaarError):
+    pass
+
+
 class WalletError(BazaarError):
     pass
 
@@ -119,6 +163,11 @@ class BadPassphrase(WalletError):
 class KeystoreTampered(WalletError):
     """A keystore file whose address does not match its key, or that changed on disk since it
     was written or last verified: the name is not resolved, nothing is signed."""
+
+
+class KeystoreDamaged(WalletError):
+    """A keystore file whose ciphertext, MAC or KDF parameters are corrupted (it differs from
+    the file last known good, or it is not a valid keystore v3): restore it from a backup."""
 
 
 class PolicyViolation(BazaarError):
@@ -147,3 +196,20 @@ class IntentError(BazaarError):
 
 class AgentError(BazaarError):
     pass
+
+
+class DataError(BazaarError):
+    pass
+
+
+class ModelError(BazaarError):
+    pass
+
+
+class ModelUnavailable(ModelError):
+    """A model's weights or runtime are not installed; the message names the command that
+    installs them."""
+
+
+class WeightsMismatch(ModelError):
+    """Weights whose sha256 (or size) is not the pinned one: refused, never loaded."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentbazaar.agents.embedding import EmbeddingModel
 from agentbazaar.agents.hiring import Buyer
 from agentbazaar.agents.network import fund, new_wallet
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill, Mode, Skill
+from agentbazaar.models.embedding import EmbeddingModel
 from agentbazaar.wallet import Wallet
 
 BUYER_FUNDS = 1_000_000

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from agents_world import World
 
-from agentbazaar.agents.embedding import shared_model
 from agentbazaar.agents.network import deploy_agent_network
 from agentbazaar.agents.validator import Validator
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config
+from agentbazaar.models.embedding import shared_model
 
 
 @pytest.fixture(scope="module")

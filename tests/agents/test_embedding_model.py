@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agentbazaar.agents.embedding import (
+from agentbazaar.agents.pricing import price_for_tokens
+from agentbazaar.agents.validation import compare_embeddings
+from agentbazaar.errors import InputError
+from agentbazaar.models.embedding import (
     EMBEDDING_DIM,
     Embedded,
     InputTooLarge,
     check_texts,
-    price_for_tokens,
     shared_model,
     weights_hash,
 )
-from agentbazaar.agents.validation import compare_embeddings
-from agentbazaar.errors import InputError
 
 
 def test_price_rounds_up_in_base_units() -> None:

@@ -7,17 +7,22 @@
     provider.start()                    # HTTP on 127.0.0.1, registered on the identity registry
     buyer.hire("embed", {"texts": [...]}, max_price=10_000)   # discover, pay, verify, review
 
-Modules: ``embedding`` (the MiniLM model, token pricing, weights hash), ``receipts`` (EIP-712
+The models themselves (MiniLM embeddings, the language models) live in ``agentbazaar.models``.
+Modules: ``pricing`` (per-token prices in base units), ``generation`` (``GenerationSkill``: a
+language model sold per token, OpenAI-compatible route), ``rerun`` (completions re-run for
+validation), ``receipts`` (EIP-712
 inference receipts, canonical hashes), ``store`` (SQLite receipts and verdicts), ``validation``
 (the re-run tolerance), ``skills``, ``runtime`` (``Agent``), ``payment`` (x402 both ways),
 ``hiring`` (``Buyer``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 
-from agentbazaar.agents.embedding import EmbeddingModel, price_for_tokens, shared_model
+from agentbazaar.agents.generation import GenerationSkill
+from agentbazaar.agents.pricing import TokenPrices, price_for_tokens
 from agentbazaar.agents.receipts import (
     BadReceipt,
     Expected,
+    GenerationReceipt,
     Receipt,
     SignedReceipt,
     sign_receipt,
@@ -27,6 +32,7 @@ from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.agents.store import ReceiptStore
 from agentbazaar.agents.validation import compare_embeddings
+from agentbazaar.models.embedding import EmbeddingModel, shared_model
 
 __all__ = [
     "Agent",
@@ -34,10 +40,13 @@ __all__ = [
     "EmbeddingModel",
     "EmbeddingSkill",
     "Expected",
+    "GenerationReceipt",
+    "GenerationSkill",
     "Network",
     "Receipt",
     "ReceiptStore",
     "SignedReceipt",
+    "TokenPrices",
     "compare_embeddings",
     "price_for_tokens",
     "shared_model",

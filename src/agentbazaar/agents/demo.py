@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 
 from agentbazaar.agents.assistant import Assistant, AssistantAgent
-from agentbazaar.agents.embedding import shared_model
 from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet, usdc_balance
 from agentbazaar.agents.runtime import Agent, Network
@@ -40,6 +39,7 @@ from agentbazaar.agents.validator import Validator
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config
 from agentbazaar.errors import AgentError, ConfigError
+from agentbazaar.models.embedding import shared_model
 from agentbazaar.units import format_units
 
 ASSISTANT_FUNDS = 1_000_000  # 1 USDC

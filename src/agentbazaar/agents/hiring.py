@@ -39,8 +39,8 @@ from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback
 
 if TYPE_CHECKING:
-    from agentbazaar.agents.embedding import Matrix
     from agentbazaar.agents.runtime import Agent
+    from agentbazaar.models.embedding import Matrix
 
 MIN_VALIDATION = 90
 HTTP_TIMEOUT = 60.0
@@ -284,7 +284,7 @@ class Buyer:
         body = paid.body if isinstance(paid.body, dict) else {}
         signed = SignedReceipt.from_json(body.get("receipt"))
         output = matrix_from_json(body.get("embeddings"))
-        from agentbazaar.agents.embedding import MODEL_ID
+        from agentbazaar.models.embedding import MODEL_ID
 
         verify_receipt(
             signed,

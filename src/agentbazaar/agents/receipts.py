@@ -18,10 +18,28 @@ Canonical bytes (what the hashes cover):
   float32; ``outputHash = keccak256(those bytes)``. JSON carries the values as decimal floats; a
   float32 converted to a Python float prints and parses back exactly, so the buyer rebuilds the
   same bytes. NaN and infinities are refused.
-- weightsHash: sha256 over the model files (see ``agents.embedding``).
+- weightsHash: sha256 over the model files (see ``models.embedding``).
 - paymentRef: the EIP-3009 authorization nonce of the x402 payment that bought the work (known
   before settlement, and checkable on-chain with ``authorizationState(payer, nonce)``); the
   settlement tx hash is stored beside the receipt once known.
+
+Generation (a language model's completion) is receipted by ``GenerationReceipt``, the same
+fields plus what decides and prices the tokens, under the same domain::
+
+    GenerationReceipt(uint256 providerAgentId,address provider,string modelId,bytes32 weightsHash,
+                      bytes32 inputHash,bytes32 outputHash,address asset,uint256 price,
+                      bytes32 paymentRef,uint64 timestamp,string runtime,Settings settings,
+                      uint32 inputTokens,uint32 outputTokens,string finishReason,
+                      uint256 inputPrice,uint256 outputPrice)
+    Settings(uint32 maxTokens,uint32 temperatureE6,uint32 topK,uint32 topPE6,uint32 minPE6,
+             uint64 seed,uint16 threads,uint32 contextSize,uint32 batchSize,uint32 ubatchSize,
+             uint16 slots)
+
+- inputHash (the prompt hash): keccak256 of the RFC 8785 canonical JSON of ``{"messages":
+  [{role, content}...], "response_format": null | {...}}`` (schemas with integer numbers only);
+- outputHash: keccak256 of ``b"U32BE"`` + the count (4 bytes, big-endian) + every generated
+  token id as 4 big-endian bytes (the end-of-turn token included when generated);
+- price = inputTokens x inputPrice + outputTokens x outputPrice (metered, checked).
 
 ``verify_receipt`` checks the signature (the signer must be the provider's address), then every
 hash against the data actually received, then the commercial terms the buyer expected. Any
@@ -33,7 +51,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from eth_account import Account
@@ -41,8 +59,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.agents.embedding import Matrix
-from agentbazaar.errors import AgentError
+from agentbazaar.errors import AgentError, InputError
+from agentbazaar.models.embedding import Matrix
 
 DOMAIN_NAME = "agentbazaar InferenceReceipt"
 DOMAIN_VERSION = "1"
@@ -61,6 +79,35 @@ RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
     ]
 }
 _OUTPUT_MAGIC = b"F32LE"
+_TOKENS_MAGIC = b"U32BE"
+SETTINGS_FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (receipt JSON key, EIP-712 name, type): sampling, then the runtime configuration
+    ("max_tokens", "maxTokens", "uint32"),
+    ("temperature_e6", "temperatureE6", "uint32"),
+    ("top_k", "topK", "uint32"),
+    ("top_p_e6", "topPE6", "uint32"),
+    ("min_p_e6", "minPE6", "uint32"),
+    ("seed", "seed", "uint64"),
+    ("threads", "threads", "uint16"),
+    ("context_size", "contextSize", "uint32"),
+    ("batch_size", "batchSize", "uint32"),
+    ("ubatch_size", "ubatchSize", "uint32"),
+    ("slots", "slots", "uint16"),
+)
+GENERATION_TYPES: dict[str, list[dict[str, str]]] = {
+    "GenerationReceipt": [
+        *RECEIPT_TYPES["InferenceReceipt"],
+        {"name": "runtime", "type": "string"},
+        {"name": "settings", "type": "Settings"},
+        {"name": "inputTokens", "type": "uint32"},
+        {"name": "outputTokens", "type": "uint32"},
+        {"name": "finishReason", "type": "string"},
+        {"name": "inputPrice", "type": "uint256"},
+        {"name": "outputPrice", "type": "uint256"},
+    ],
+    "Settings": [{"name": name, "type": kind} for _key, name, kind in SETTINGS_FIELDS],
+}
+FINISH_REASONS = ("stop", "length", "cancelled")
 
 
 class BadReceipt(AgentError):
@@ -134,10 +181,46 @@ def output_hash(matrix: Matrix) -> str:
     return "0x" + keccak(output_bytes(matrix)).hex()
 
 
+def prompt_hash(prompt: dict[str, Any]) -> str:
+    """keccak256 of the canonical JSON of a generation prompt (messages + response format)."""
+    from agentbazaar.identity.cards import CardError, canonical_json
+
+    try:
+        return "0x" + keccak(canonical_json(prompt)).hex()
+    except CardError as exc:
+        raise InputError(f"the prompt cannot be receipted: {exc}") from exc
+
+
+def tokens_bytes(token_ids: list[int] | tuple[int, ...]) -> bytes:
+    if not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**32 for t in token_ids
+    ):
+        raise BadReceipt("token ids are integers between 0 and 2**32 - 1")
+    body = b"".join(t.to_bytes(4, "big") for t in token_ids)
+    return _TOKENS_MAGIC + len(token_ids).to_bytes(4, "big") + body
+
+
+def tokens_from_bytes(data: bytes) -> list[int]:
+    head = len(_TOKENS_MAGIC) + 4
+    if len(data) < head or not data.startswith(_TOKENS_MAGIC):
+        raise BadReceipt("not a canonical token list")
+    count = int.from_bytes(data[len(_TOKENS_MAGIC) : head], "big")
+    if len(data) != head + 4 * count:
+        raise BadReceipt("canonical token list has the wrong length")
+    return [int.from_bytes(data[i : i + 4], "big") for i in range(head, len(data), 4)]
+
+
+def tokens_hash(token_ids: list[int] | tuple[int, ...]) -> str:
+    return "0x" + keccak(tokens_bytes(token_ids)).hex()
+
+
 # ---- the receipt ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Receipt:
     """The signed fields; hashes and references are 0x-hex strings of 32 bytes."""
+
+    PRIMARY_TYPE: ClassVar[str] = "InferenceReceipt"
+    TYPES: ClassVar[dict[str, list[dict[str, str]]]] = RECEIPT_TYPES
 
     provider_agent_id: int
     provider: str
@@ -169,6 +252,8 @@ class Receipt:
 
     @classmethod
     def from_json(cls, data: object) -> Receipt:
+        if isinstance(data, dict) and "runtime" in data and cls is Receipt:
+            return GenerationReceipt.from_json(data)
         if not isinstance(data, dict):
             raise BadReceipt("a receipt must be a JSON object")
         try:
@@ -187,6 +272,64 @@ class Receipt:
         return cls(**values)
 
 
+@dataclass(frozen=True, kw_only=True)
+class GenerationReceipt(Receipt):
+    """A completion's receipt: ``input_hash`` is the prompt hash, ``output_hash`` the hash of
+    the generated token ids; ``settings`` holds every sampling and runtime parameter."""
+
+    PRIMARY_TYPE: ClassVar[str] = "GenerationReceipt"
+    TYPES: ClassVar[dict[str, list[dict[str, str]]]] = GENERATION_TYPES
+
+    runtime: str
+    settings: dict[str, int]
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+    input_price: int
+    output_price: int
+
+    def message(self) -> dict[str, Any]:
+        return {
+            **super().message(),
+            "runtime": self.runtime,
+            "settings": {name: self.settings[key] for key, name, _ in SETTINGS_FIELDS},
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "finishReason": self.finish_reason,
+            "inputPrice": self.input_price,
+            "outputPrice": self.output_price,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> GenerationReceipt:
+        if not isinstance(data, dict):
+            raise BadReceipt("a receipt must be a JSON object")
+        base = Receipt.from_json({k: v for k, v in data.items() if k != "runtime"})
+        try:
+            extra = {f.name: data[f.name] for f in fields(cls) if f.name not in _BASE_FIELDS}
+        except KeyError as exc:
+            raise BadReceipt(f"receipt field missing: {exc.args[0]}") from exc
+        _check_generation_fields(extra)
+        return cls(**asdict(base), **extra)
+
+
+_BASE_FIELDS = frozenset(f.name for f in fields(Receipt))
+
+
+def _check_generation_fields(extra: dict[str, Any]) -> None:
+    for name in ("input_tokens", "output_tokens", "input_price", "output_price"):
+        if isinstance(extra[name], bool) or not isinstance(extra[name], int) or extra[name] < 0:
+            raise BadReceipt(f"receipt field {name} must be a non-negative integer")
+    if not isinstance(extra["runtime"], str) or extra["finish_reason"] not in FINISH_REASONS:
+        raise BadReceipt("receipt fields runtime and finish_reason must be text")
+    settings = extra["settings"]
+    keys = {key for key, _name, _kind in SETTINGS_FIELDS}
+    if not isinstance(settings, dict) or set(settings) != keys:
+        raise BadReceipt(f"receipt settings must have exactly {sorted(keys)}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in settings.values()):
+        raise BadReceipt("receipt settings are integers")
+
+
 def typed_data(receipt: Receipt, chain_id: int) -> dict[str, Any]:
     return {
         "types": {
@@ -195,9 +338,9 @@ def typed_data(receipt: Receipt, chain_id: int) -> dict[str, Any]:
                 {"name": "version", "type": "string"},
                 {"name": "chainId", "type": "uint256"},
             ],
-            **RECEIPT_TYPES,
+            **receipt.TYPES,
         },
-        "primaryType": "InferenceReceipt",
+        "primaryType": receipt.PRIMARY_TYPE,
         "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
         "message": receipt.message(),
     }
@@ -306,3 +449,33 @@ def verify_receipt(signed: SignedReceipt, expected: Expected) -> None:
     for name, ok in checks:
         if not ok:
             raise BadReceipt(f"receipt field {name} does not match what was delivered", field=name)
+
+
+def check_generation(
+    signed: SignedReceipt,
+    *,
+    signer: str,
+    prompt: dict[str, Any],
+    token_ids: list[int] | tuple[int, ...],
+    max_price: int | None = None,
+) -> GenerationReceipt:
+    """A generation receipt is signed by ``signer`` and matches the prompt and the tokens
+    delivered: prompt hash, token hash, output count, metered price (and at most
+    ``max_price``). Raises ``BadReceipt`` naming the first bad field (pure: no model)."""
+    r = signed.receipt
+    if not isinstance(r, GenerationReceipt):
+        raise BadReceipt("not a generation receipt", field="type")
+    if recover_signer(signed).lower() != signer.lower():
+        raise BadReceipt("receipt not signed by the provider", field="signature")
+    checks: list[tuple[str, bool]] = [
+        ("input_hash", r.input_hash.lower() == prompt_hash(prompt)),
+        ("output_hash", r.output_hash.lower() == tokens_hash(token_ids)),
+        ("output_tokens", r.output_tokens == len(token_ids)),
+        ("price", r.price == r.input_tokens * r.input_price + r.output_tokens * r.output_price),
+        ("price", max_price is None or r.price <= max_price),
+        ("output_tokens", r.output_tokens <= r.settings["max_tokens"]),
+    ]
+    for name, ok in checks:
+        if not ok:
+            raise BadReceipt(f"receipt field {name} does not match what was delivered", field=name)
+    return r

@@ -23,13 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -37,12 +35,17 @@ from hexbytes import HexBytes
 
 from agentbazaar.agents._tx import GasBook
 from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
-from agentbazaar.agents.receipts import SignedReceipt, matrix_from_bytes
-from agentbazaar.agents.skills import Payment, QuoteBook, Skill, evidence
+from agentbazaar.agents.receipts import GenerationReceipt, SignedReceipt, matrix_from_bytes
+from agentbazaar.agents.skills import (
+    Payment,
+    QuoteBook,
+    Skill,
+    evidence,
+    generation_evidence,
+)
 from agentbazaar.agents.store import ReceiptStore
 from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain.anvil import free_port
-from agentbazaar.errors import AgentError, BazaarError, InputError
+from agentbazaar.errors import AgentError, BazaarError, InputError, ServiceError
 from agentbazaar.identity.cards import (
     AgentCard,
     Interface,
@@ -56,13 +59,14 @@ from agentbazaar.identity.cards import (
 )
 from agentbazaar.identity.cards import Skill as CardSkill
 from agentbazaar.identity.contracts import Registries
+from agentbazaar.loopback import ThreadedServer
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
 
 log = logging.getLogger("agentbazaar.agents")
 MAX_BODY_BYTES = 1 << 20
 CARD_PATH = "/.well-known/agent-card.json"
-VALIDATION_TAG = "embedding"
+VALIDATION_TAG = "embedding"  # the tag of embedding verdicts; generation ones: "generation"
 
 
 @dataclass
@@ -109,8 +113,7 @@ class Agent:
         self.quotes = QuoteBook()
         self.url: str | None = None
         self.registration_tx: str | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self._tx_lock = threading.Lock()
 
     # ---- facts --------------------------------------------------------------------------------
@@ -139,28 +142,33 @@ class Agent:
 
     # ---- documents ----------------------------------------------------------------------------
     def _card_skills(self) -> list[CardSkill]:
-        assert self.token.address is not None
         return [
             CardSkill(
                 id=s.id,
                 name=s.name,
                 description=s.description,
                 tags=list(s.tags),
-                prices=[
-                    Price.model_validate(
-                        {
-                            "network": self.chain.network,
-                            "asset": self.token.address,
-                            "symbol": self.token.symbol,
-                            "amount": str(s.unit_price),
-                            "unit": s.unit,
-                            "endpoint": f"{self.url}/skills/{s.id}",
-                        }
-                    )
-                ],
+                prices=[self._price(s, amount, unit) for amount, unit in _price_list(s)],
+                **({"offer": s.offer()} if hasattr(s, "offer") else {}),
             )
             for s in self.skills.values()
         ]
+
+    def _price(self, skill: Skill, amount: int, unit: str) -> Price:
+        assert self.token.address is not None
+        metered = getattr(skill, "metered", False)
+        endpoint = f"{self.url}/v1/chat/completions" if metered else f"{self.url}/skills/{skill.id}"
+        return Price.model_validate(
+            {
+                "network": self.chain.network,
+                "asset": self.token.address,
+                "symbol": self.token.symbol,
+                "amount": str(amount),
+                "unit": unit,
+                "endpoint": endpoint,
+                **({"pricing": "metered"} if metered else {}),
+            }
+        )
 
     def registration(self) -> RegistrationFile:
         refs = []
@@ -224,7 +232,14 @@ class Agent:
     def app(self) -> FastAPI:
         app = FastAPI(title=self.name, docs_url=None, redoc_url=None, openapi_url=None)
         self._routes(app)
-        for skill_id in self.skills:
+        for skill in self.skills.values():
+            if getattr(skill, "metered", False):  # priced by usage: its own OpenAI route
+                from agentbazaar.agents.generation import install_openai_routes
+
+                install_openai_routes(app, self, skill)  # type: ignore[arg-type]
+        for skill_id, skill in self.skills.items():
+            if getattr(skill, "metered", False):
+                continue
             install_priced_route(
                 app,
                 f"POST /skills/{skill_id}",
@@ -274,8 +289,9 @@ class Agent:
                 {**issued.to_json(), "asset": self.token.address, "payTo": self.address}
             )
 
-        for skill_id in self.skills:
-            self._paid_route(app, skill_id)
+        for skill_id, skill in self.skills.items():
+            if not getattr(skill, "metered", False):
+                self._paid_route(app, skill_id)
 
         @app.get("/evidence/{receipt_id}")
         def evidence_of(receipt_id: str) -> JSONResponse:
@@ -283,6 +299,8 @@ class Agent:
             if not found:
                 return JSONResponse({"error": "unknown_receipt"}, status_code=404)
             s = found[0]
+            if isinstance(s.signed.receipt, GenerationReceipt):
+                return JSONResponse(generation_evidence(s.signed, s.texts, s.output))
             return JSONResponse(evidence(s.signed, s.texts, matrix_from_bytes(s.output)))
 
         @app.post("/a2a")
@@ -344,7 +362,9 @@ class Agent:
             "input-required",
             {
                 **quote.to_json(),
-                "endpoint": f"{self.url}/skills/{skill.id}?quote={quote.id}",
+                "endpoint": f"{self.url}/v1/chat/completions"
+                if getattr(skill, "metered", False)
+                else f"{self.url}/skills/{skill.id}?quote={quote.id}",
                 "asset": self.token.address,
                 "payTo": self.address,
             },
@@ -366,20 +386,12 @@ class Agent:
         """Serve on 127.0.0.1 (free port unless given), then register on-chain."""
         if self._server is not None:
             raise AgentError(f"agent {self.name!r} is already running at {self.url}")
-        port = port or free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name=f"agent-{self.name}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise AgentError(f"agent {self.name!r} could not listen on port {port}")
-            time.sleep(0.01)
+        server = ThreadedServer(self.app(), port=port, name=f"agent-{self.name}")
+        try:
+            self.url = server.start()
+        except ServiceError as exc:
+            raise AgentError(f"agent {self.name!r} could not listen on port {server.port}") from exc
+        self._server = server
         if register:
             try:
                 self.register()
@@ -394,16 +406,19 @@ class Agent:
             self._buyer.close()
             self._buyer = None
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> Agent:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _price_list(skill: Skill) -> list[tuple[int, str]]:
+    card_prices = getattr(skill, "card_prices", None)
+    return card_prices() if card_prices is not None else [(skill.unit_price, skill.unit)]
 
 
 def event(agent: str, name: str, **fields: Any) -> None:

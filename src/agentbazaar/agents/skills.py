@@ -23,14 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from agentbazaar.agents.embedding import (
-    EMBEDDING_DIM,
-    EmbeddingModel,
-    Matrix,
-    check_texts,
-    price_for_tokens,
-)
+from agentbazaar.agents.pricing import price_for_tokens
 from agentbazaar.agents.receipts import (
+    GenerationReceipt,
     Receipt,
     SignedReceipt,
     input_hash,
@@ -38,8 +33,10 @@ from agentbazaar.agents.receipts import (
     output_bytes,
     output_hash,
     sign_receipt,
+    tokens_from_bytes,
 )
 from agentbazaar.errors import InputError
+from agentbazaar.models.embedding import EMBEDDING_DIM, EmbeddingModel, Matrix, check_texts
 
 if TYPE_CHECKING:
     from agentbazaar.agents.runtime import Agent
@@ -204,3 +201,13 @@ class EmbeddingSkill:
 def evidence(signed: SignedReceipt, texts: list[str], vectors: Matrix) -> dict[str, Any]:
     """What a provider serves at its evidence URL for a validator."""
     return {"receipt": signed.to_json(), "texts": texts, "embeddings": matrix_to_json(vectors)}
+
+
+def generation_evidence(signed: SignedReceipt, prompt: Any, output: bytes) -> dict[str, Any]:
+    """The evidence of a completion: the receipt, the prompt and the token ids delivered."""
+    return {"receipt": signed.to_json(), "prompt": prompt, "token_ids": tokens_from_bytes(output)}
+
+
+def validation_tag(signed: SignedReceipt) -> str:
+    """The ValidationRegistry tag of a verdict on this kind of sale."""
+    return "generation" if isinstance(signed.receipt, GenerationReceipt) else "embedding"

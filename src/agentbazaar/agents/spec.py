@@ -128,7 +128,7 @@ def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running
             agent_id = int(saved["agentId"])
     agent, extra = _build(spec, wallet, network, cfg.home / "agents" / a.name, agent_id)
     if a.kind != "assistant":
-        from agentbazaar.agents.embedding import shared_model
+        from agentbazaar.models.embedding import shared_model
 
         shared_model().load()  # before serving: the first request should not wait for it
     running = Running(agent)
@@ -151,7 +151,7 @@ def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running
 def _build(
     spec: AgentSpec, wallet: Any, network: Network, data_dir: Path, agent_id: int | None
 ) -> tuple[Agent, list[Any]]:
-    from agentbazaar.agents.embedding import shared_model
+    from agentbazaar.models.embedding import shared_model
 
     a = spec.agent
     if a.kind == "embedding-provider":

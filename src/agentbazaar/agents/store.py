@@ -1,6 +1,10 @@
 """SQLite store of receipts (issued by a provider, received by a buyer) and validation verdicts.
 
-One file per agent (``<data dir>/receipts.sqlite``). Writes are single transactions: a receipt is
+One file per agent (``<data dir>/receipts.sqlite``). Both kinds of receipt share the table:
+an embedding receipt (``kind`` inference: the texts, the canonical output matrix) and a
+generation receipt (``kind`` generation: ``texts`` holds the prompt JSON, ``output`` the
+canonical token ids, ``extra`` the generation fields). Files written before generation receipts
+existed get the two new columns on open. Writes are single transactions: a receipt is
 stored whole or not at all; storing the same receipt twice for the same role is a no-op (the
 receipt id, the EIP-712 digest, is the key), so retries never duplicate.
 """
@@ -10,11 +14,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from agentbazaar.agents.receipts import Receipt, SignedReceipt
+from agentbazaar.agents.receipts import GenerationReceipt, Receipt, SignedReceipt
 from agentbazaar.errors import LedgerError
 
 _SCHEMA = """
@@ -38,6 +42,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     output BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'accepted',
     note TEXT,
+    kind TEXT NOT NULL DEFAULT 'inference',
+    extra TEXT,
     PRIMARY KEY (id, role)
 );
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -54,11 +60,14 @@ CREATE TABLE IF NOT EXISTS verdicts (
 """
 
 
+_BASE = frozenset(f.name for f in fields(Receipt))
+
+
 @dataclass(frozen=True)
 class StoredReceipt:
     signed: SignedReceipt
     role: str
-    texts: list[str]
+    texts: Any  # the input texts (embeddings) or the prompt JSON (generation)
     output: bytes
     tx_hash: str | None
     status: str
@@ -91,6 +100,12 @@ class ReceiptStore:
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         with self._lock, self._db:
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(receipts)")}
+            if "kind" not in columns:
+                self._db.execute(
+                    "ALTER TABLE receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'inference'"
+                )
+                self._db.execute("ALTER TABLE receipts ADD COLUMN extra TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -101,22 +116,30 @@ class ReceiptStore:
         signed: SignedReceipt,
         *,
         role: str,
-        texts: list[str],
+        texts: list[str] | dict[str, Any],
         output: bytes,
         tx_hash: str | None = None,
         status: str = "accepted",
         note: str | None = None,
     ) -> str:
+        """Store a receipt with its evidence: for a generation receipt ``texts`` is the prompt
+        JSON and ``output`` the canonical token ids."""
         r = signed.receipt
+        kind, extra = "inference", None
+        if isinstance(r, GenerationReceipt):
+            kind = "generation"
+            extra = json.dumps({k: v for k, v in r.to_json().items() if k not in _BASE})
         row = (
             signed.id, role, signed.chain_id, r.provider_agent_id, r.provider, r.model_id,
             r.weights_hash, r.input_hash, r.output_hash, r.asset, str(r.price), r.payment_ref,
             r.timestamp, signed.signature, tx_hash, json.dumps(texts), output, status, note,
+            kind, extra,
         )  # fmt: skip
         try:
             with self._lock, self._db:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO receipts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO receipts VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     row,
                 )
         except sqlite3.Error as exc:
@@ -180,7 +203,7 @@ class ReceiptStore:
 
 
 def _stored(row: dict[str, Any]) -> StoredReceipt:
-    receipt = Receipt(
+    receipt: Receipt = Receipt(
         provider_agent_id=int(row["provider_agent_id"]),
         provider=row["provider"],
         model_id=row["model_id"],
@@ -192,10 +215,12 @@ def _stored(row: dict[str, Any]) -> StoredReceipt:
         payment_ref=row["payment_ref"],
         timestamp=int(row["timestamp"]),
     )
+    if row.get("kind") == "generation":
+        receipt = GenerationReceipt(**receipt.to_json(), **json.loads(row["extra"]))
     return StoredReceipt(
         signed=SignedReceipt(receipt, row["signature"], int(row["chain_id"])),
         role=row["role"],
-        texts=list(json.loads(row["texts"])),
+        texts=json.loads(row["texts"]),
         output=bytes(row["output"]),
         tx_hash=row["tx_hash"],
         status=row["status"],

@@ -14,6 +14,9 @@ dishonest modes used in the tests and the demo drop it below 0.99, stale answers
 
 The verdict is a validation score on ERC-8004's 0-100 scale: 100 when every row is within the
 tolerance, 0 when any row is not (or when the shape, the model or the weights differ).
+
+Generated text is compared exactly instead (``compare_tokens``): a language model's output is a
+list of token ids, and re-running it under the receipt's settings reproduces them exactly.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agentbazaar.agents.embedding import Matrix
+from agentbazaar.models.embedding import Matrix
 
 MIN_COSINE = 0.9999
 MAX_ABS_DIFF = 1e-4
@@ -65,3 +68,27 @@ def should_sample(rate: float, rng: random.Random) -> bool:
     if rate >= 1.0:
         return True
     return rate > 0.0 and rng.random() < rate
+
+
+def compare_tokens(
+    claimed: list[int], rerun: list[int], *, claimed_finish: str, rerun_finish: str
+) -> Comparison:
+    """A completion against its re-run: identical token ids (and the same finish) or it fails.
+
+    Exact equality is the rule because it holds (BENCHMARKS.md, determinism): the same weights,
+    runtime, settings and seed, evaluated from an empty prompt cache in one slot, give the same
+    token ids in any process and with 1 or 2 threads. The distance reported is 0 when identical
+    and 1 otherwise; the reason says how they differ."""
+    if claimed == rerun and claimed_finish == rerun_finish:
+        return Comparison(PASS, 0.0, 1.0, "identical token ids")
+    n = len(claimed)
+    if claimed == rerun:
+        reason = f"finish reason {claimed_finish!r}, re-run {rerun_finish!r}"
+    elif n < len(rerun) and rerun[:n] == claimed:
+        reason = f"truncated: {n} tokens delivered, the model produces {len(rerun)}"
+    elif len(rerun) < n and claimed[: len(rerun)] == rerun:
+        reason = f"token count overstated: {n} claimed, the model produces {len(rerun)}"
+    else:
+        first = next(i for i, (a, b) in enumerate(zip(claimed, rerun, strict=False)) if a != b)
+        reason = f"different tokens from token {first}: another model or an altered output"
+    return Comparison(FAIL, 1.0, 0.0, reason)

@@ -14,6 +14,15 @@ repeatable), fetches the evidence, and checks, in order:
 It answers ``validationResponse(requestHash, 100 or 0, responseURI, responseHash, "embedding")``
 where the response URI is a ``data:`` JSON document with the measured numbers and the reason.
 Missing or inconsistent evidence scores 0: a provider that cannot show its work fails.
+
+Generation sales (a ``GenerationReceipt``; the evidence holds the prompt and the token ids) are
+checked the same way, with the tag ``"generation"``: the receipt is consistent with the evidence
+(prompt hash, token hash, output count, metered price); its model and weights are one the
+validator runs and its runtime is the validator's; then the prompt is generated again under the
+receipt's settings (sampling, context size, batch sizes; one slot, empty prompt cache) and the
+token ids must be identical (``validation.compare_tokens``). A cancelled stream is compared with
+a re-run of as many tokens. A substituted model, a truncated answer or an overstated token count
+all score 0.
 """
 
 from __future__ import annotations
@@ -28,20 +37,23 @@ import httpx
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.agents.embedding import EmbeddingModel, check_texts
 from agentbazaar.agents.receipts import (
     BadReceipt,
+    GenerationReceipt,
     SignedReceipt,
+    check_generation,
     input_hash,
     matrix_from_json,
     output_hash,
     recover_signer,
 )
+from agentbazaar.agents.rerun import GENERATION_TAG, Rerunner
 from agentbazaar.agents.runtime import VALIDATION_TAG, Agent, event
 from agentbazaar.agents.store import StoredVerdict
 from agentbazaar.agents.validation import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.errors import BazaarError, InputError
 from agentbazaar.identity.cards import to_data_uri
+from agentbazaar.models.embedding import EmbeddingModel, check_texts
 
 
 @dataclass(frozen=True)
@@ -62,12 +74,19 @@ class Validator:
     """Validation work of an ``Agent`` (its wallet answers on-chain)."""
 
     def __init__(
-        self, agent: Agent, model: EmbeddingModel, *, sample_rate: float = 1.0, seed: int = 8004
+        self,
+        agent: Agent,
+        model: EmbeddingModel | None,
+        *,
+        sample_rate: float = 1.0,
+        seed: int = 8004,
+        language: Rerunner | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise InputError("sample_rate is between 0 and 1")
         self.agent = agent
         self.model = model
+        self.language = language
         self.sample_rate = sample_rate
         self.rng = random.Random(seed)
         self.seen: set[str] = set()
@@ -99,12 +118,12 @@ class Validator:
 
     def _answered(self, request_hash: str) -> bool:
         status = self.agent.network.registries.validation.status(request_hash)
-        return status.tag == VALIDATION_TAG
+        return status.tag in (VALIDATION_TAG, GENERATION_TAG)
 
     def validate(self, request_hash: str) -> Verdict:
         reg = self.agent.network.registries.validation
         agent_id = reg.status(request_hash).agent_id
-        comparison, details = self._judge(request_hash, agent_id)
+        comparison, details, tag = self._judge(request_hash, agent_id)
         doc = json.dumps(
             {"requestHash": request_hash, "agentId": agent_id, **details,
              "score": comparison.score, "reason": comparison.reason,
@@ -112,7 +131,7 @@ class Validator:
             sort_keys=True, separators=(",", ":"),
         ).encode()  # fmt: skip
         fn = reg.contract.functions.validationResponse(
-            HexBytes(request_hash), comparison.score, to_data_uri(doc), keccak(doc), VALIDATION_TAG
+            HexBytes(request_hash), comparison.score, to_data_uri(doc), keccak(doc), tag
         )
         receipt = self.agent.network.gas.transact(self.agent.chain, self.agent.signer, fn)
         tx = HexBytes(receipt["transactionHash"]).to_0x_hex()
@@ -130,18 +149,57 @@ class Validator:
         )  # fmt: skip
         return verdict
 
-    def _judge(self, request_hash: str, agent_id: int) -> tuple[Comparison, dict[str, Any]]:
+    def _judge(self, request_hash: str, agent_id: int) -> tuple[Comparison, dict[str, Any], str]:
         try:
-            uri = self._request_uri(request_hash)
-            evidence = self._fetch(uri)
+            evidence = self._fetch(self._request_uri(request_hash))
             signed = SignedReceipt.from_json(evidence.get("receipt"))
+        except BazaarError as exc:
+            return (
+                Comparison(FAIL, float("inf"), -1.0, f"evidence rejected: {exc}"),
+                {},
+                "embedding",
+            )
+        if isinstance(signed.receipt, GenerationReceipt):
+            comparison, details = self._judge_generation(signed, evidence, request_hash, agent_id)
+            return comparison, details, GENERATION_TAG
+        try:
+            if self.model is None:
+                raise BadReceipt("this validator does not run the embedding model")
             texts = check_texts(evidence.get("texts"))
             claimed = matrix_from_json(evidence.get("embeddings"))
             self._consistent(signed, request_hash, agent_id, texts, claimed)
         except BazaarError as exc:
-            return Comparison(FAIL, float("inf"), -1.0, f"evidence rejected: {exc}"), {}
+            return (
+                Comparison(FAIL, float("inf"), -1.0, f"evidence rejected: {exc}"),
+                {},
+                VALIDATION_TAG,
+            )
         rerun = self.model.embed(texts).vectors
-        return compare_embeddings(claimed, rerun), {"receiptId": signed.id, "texts": len(texts)}
+        details = {"receiptId": signed.id, "texts": len(texts)}
+        return compare_embeddings(claimed, rerun), details, VALIDATION_TAG
+
+    def _judge_generation(
+        self, signed: SignedReceipt, evidence: dict[str, Any], request_hash: str, agent_id: int
+    ) -> tuple[Comparison, dict[str, Any]]:
+        try:
+            if self.language is None:
+                raise BadReceipt("this validator does not run language models")
+            wallet = self.agent.network.registries.identity.get_agent_wallet(agent_id)
+            if wallet is None or signed.id.lower() != request_hash.lower():
+                raise BadReceipt("the evidence's receipt is not the one named by the request")
+            if signed.receipt.provider_agent_id != agent_id:
+                raise BadReceipt("the receipt names another agent")
+            tokens = evidence.get("token_ids")
+            if not isinstance(tokens, list):
+                raise BadReceipt("the evidence has no token ids")
+            prompt = evidence.get("prompt")
+            if not isinstance(prompt, dict):
+                raise BadReceipt("the evidence has no prompt")
+            receipt = check_generation(signed, signer=wallet, prompt=prompt, token_ids=tokens)
+            comparison = self.language.rerun(receipt, prompt, tokens)
+        except BazaarError as exc:
+            return Comparison(FAIL, float("inf"), -1.0, f"evidence rejected: {exc}"), {}
+        return comparison, {"receiptId": signed.id, "outputTokens": len(tokens)}
 
     def _consistent(
         self,
@@ -151,6 +209,7 @@ class Validator:
         texts: list[str],
         claimed: Any,
     ) -> None:
+        assert self.model is not None
         wallet = self.agent.network.registries.identity.get_agent_wallet(agent_id)
         check_evidence(
             signed, request_hash=request_hash, agent_id=agent_id, wallet=wallet, texts=texts,

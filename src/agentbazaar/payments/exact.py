@@ -66,6 +66,7 @@ from agentbazaar.payments.eip3009 import (
     transfer_calldata,
 )
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
+from agentbazaar.payments.settling import held
 from agentbazaar.payments.store import (
     CLAIMED,
     FAILED,
@@ -125,7 +126,7 @@ class ExactEvmHandler:
         self.throttle = throttle or PayerThrottle()
         self.metrics = Metrics()
         self._executor = executor
-        self._inflight: dict[tuple[SettlementKey, str], asyncio.Task[SettleResponse]] = {}
+        self._inflight: dict[tuple[SettlementKey, str, str], asyncio.Task[SettleResponse]] = {}
         self._contracts: dict[str, Contract] = {}
         self._purged = time.monotonic()
 
@@ -317,7 +318,10 @@ class ExactEvmHandler:
         except Rejected as exc:
             return self._fail(req, exc.reason, exc.message, payer_hint(payload))
         key = self._key(req, auth)
-        flight = (key, terms_digest(req))
+        # Only a repeat of the very same signed authorization, for the same terms, shares a
+        # settlement under way; another signature (or terms) for the same nonce gets its own
+        # task, which the store's claim refuses (never the first one's success).
+        flight = (key, "0x" + auth.signature.hex(), terms_digest(req))
         task = self._inflight.get(flight)
         if task is None:
             # The settlement runs as its own task: a caller that goes away (a cancelled request)
@@ -565,13 +569,4 @@ class ExactEvmHandler:
 
 def _held(holder: SettlementRecord, auth: Authorization) -> Rejected:
     """Why an authorization held by ``holder`` cannot be taken by another request."""
-    if holder.status == SETTLED:
-        return Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already settled", auth.payer)
-    if holder.signature != "0x" + auth.signature.hex():
-        return Rejected(c.ERR_NONCE_ALREADY_USED, "nonce used by another authorization", auth.payer)
-    return Rejected(
-        ERR_AUTHORIZATION_IN_USE,
-        "another request is being served with this authorization; "
-        "retry the same request later, or sign a new payment",
-        auth.payer,
-    )
+    return held(holder, "0x" + auth.signature.hex(), auth.payer, c.ERR_NONCE_ALREADY_USED)

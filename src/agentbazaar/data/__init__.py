@@ -1,0 +1,88 @@
+"""Datasets: content addressing (CIDv1), the dataset registry and revenue splitters, licences,
+contributions, lineage."""
+
+from agentbazaar.data._errors import (
+    BadCid,
+    CidMismatch,
+    ContentChanged,
+    ContributionError,
+    DagError,
+    LicenceError,
+    LineageError,
+    PathError,
+)
+from agentbazaar.data.cid import (
+    Cid,
+    DagParams,
+    DagVerifier,
+    FileDag,
+    cid_of_bytes,
+    cid_of_path,
+    dag_of_file,
+    dag_of_path,
+    iter_verified,
+    walk_dfs,
+)
+from agentbazaar.data.contributions import (
+    ContributionStore,
+    ContributionValidator,
+    RowSchema,
+    award,
+    parse_rows,
+)
+from agentbazaar.data.licences import (
+    TEMPLATES,
+    LicenceNotAccepted,
+    SignedAcceptance,
+    licence_id,
+    sign_acceptance,
+    verify_acceptance,
+)
+from agentbazaar.data.lineage import Citation, LineageStore, cite, verify_citation, walk
+from agentbazaar.data.registry import (
+    DatasetEntry,
+    DatasetInputError,
+    DatasetRegistry,
+    UnknownDataset,
+)
+
+__all__ = [
+    "TEMPLATES",
+    "BadCid",
+    "Cid",
+    "CidMismatch",
+    "Citation",
+    "ContentChanged",
+    "ContributionError",
+    "ContributionStore",
+    "ContributionValidator",
+    "DagError",
+    "DagParams",
+    "DagVerifier",
+    "DatasetEntry",
+    "DatasetInputError",
+    "DatasetRegistry",
+    "FileDag",
+    "LicenceError",
+    "LicenceNotAccepted",
+    "LineageError",
+    "LineageStore",
+    "PathError",
+    "RowSchema",
+    "SignedAcceptance",
+    "UnknownDataset",
+    "award",
+    "cid_of_bytes",
+    "cid_of_path",
+    "cite",
+    "dag_of_file",
+    "dag_of_path",
+    "iter_verified",
+    "licence_id",
+    "parse_rows",
+    "sign_acceptance",
+    "verify_acceptance",
+    "verify_citation",
+    "walk",
+    "walk_dfs",
+]
