@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from channel_helpers import Deployed, serve
 from test_buyer import PRICE, calls, seller, wallet
 
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import ChannelContracts
 from agentbazaar.channels.buyer import ChannelBuyer
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet, reconcile
 
 
@@ -36,13 +36,13 @@ def outcomes(w: Wallet, chain: Any) -> dict[str, tuple[str, str]]:
 
 
 def test_a_voucher_whose_answer_was_lost_settles_once_claimed(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
     app, engine = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         assert asyncio.run(calls(buyer, url + "/quote", 2)) == [200, 200]
         req = requirement(url + "/quote")
@@ -57,14 +57,14 @@ def test_a_voucher_whose_answer_was_lost_settles_once_claimed(
 
 
 def test_a_deposit_never_relayed_is_released_once_expired(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     payer = dev_account(3)
     d.mint(payer.address, 10**9)
     app, _ = seller(d, tmp_path / "seller.db")
     w = Wallet("late", payer, SpendingPolicy(), Ledger(tmp_path / "late.db"))
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         req = {**requirement(url + "/quote"), "maxTimeoutSeconds": -60}  # expires at once
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         payload = buyer.payload_for(req)  # a deposit (new channel) and its first voucher
@@ -79,7 +79,7 @@ def test_a_deposit_never_relayed_is_released_once_expired(
 
 
 def test_a_refused_live_deposit_is_cancelled_and_its_escrow_released(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     """The seller refused the call that carried a deposit (still valid for an hour): the buyer
     cancels the authorization on chain (a local chain: worth its gas), so nobody can relay it
@@ -92,7 +92,7 @@ def test_a_refused_live_deposit_is_cancelled_and_its_escrow_released(
     d.chain.fund_native(payer.address, 10**18)  # gas for the cancel
     app, engine = seller(d, tmp_path / "seller.db")
     w = Wallet("refused", payer, SpendingPolicy(), Ledger(tmp_path / "refused.db"))
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         payload = buyer.payload_for(requirement(url + "/quote"))  # the call it went with failed
     deposit = next(r for r in w.ledger.records(w.name) if r.kind == "deposit")

@@ -14,7 +14,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from x402_env import PayEnv, payment, requirements, sign_authorization
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.throttle import PayerThrottle
 

@@ -5,6 +5,7 @@ fails (the reservation comes back); the facilitator's reservation protocol as a 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from x402_env import PayEnv, header_of, payment, requirements, sign_authorizatio
 
 from agentbazaar.chain.anvil import free_port
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
 from agentbazaar.payments.server import RoutePrice, install_paywall, route_config
@@ -339,3 +340,36 @@ def test_a_reservation_is_settled_only_for_its_terms(
     assert pay_env.balance(pay_env.seller) == before
     mine = asyncio.run(reserving.settle(pp, _terms(pay_env, 0)))
     assert mine.success and pay_env.balance(pay_env.seller) == before + 1000
+
+
+def test_two_signatures_for_one_nonce_settled_at_once_succeed_once(
+    pay_env: PayEnv, reserving: Facilitator
+) -> None:
+    """Attack: the payer signs two authorizations with the same nonce (different validBefore,
+    so different signatures) and settles both at the same moment: one success, the other
+    refused as a used nonce (never a share of the first one's success); money moves once."""
+    nonce = os.urandom(32)
+    now = int(time.time())
+    payloads = [
+        PaymentPayload.model_validate(
+            payment(
+                pay_env,
+                sign_authorization(
+                    pay_env, pay_env.payer, value=1000, nonce=nonce, valid_before=now + ttl
+                ),
+            )
+        )
+        for ttl in (300, 301)
+    ]
+    assert payloads[0].payload["signature"] != payloads[1].payload["signature"]
+    req = _terms(pay_env, 0)
+    before = pay_env.balance(pay_env.seller)
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(*(reserving.settle(pp, req) for pp in payloads)))
+
+    answers = asyncio.run(both())
+    assert sum(a.success for a in answers) == 1, answers
+    refused = next(a for a in answers if not a.success)
+    assert refused.error_reason == "invalid_exact_evm_nonce_already_used", refused
+    assert pay_env.balance(pay_env.seller) == before + 1000

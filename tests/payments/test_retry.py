@@ -19,7 +19,7 @@ from x402.schemas import PaymentPayload
 from x402_env import PayEnv, header_of
 
 from agentbazaar.errors import PaymentError
-from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments.client import AcceptedToken, PaidResponse, PayingClient, WalletPayer
 from agentbazaar.payments.once import RetainedResponses
 from agentbazaar.payments.server import RoutePrice, install_paywall

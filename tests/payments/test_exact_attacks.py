@@ -15,7 +15,7 @@ from x402_env import PayEnv, header_of, payment, requirements, sign_authorizatio
 
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.payments._serve import serve_in_thread
+from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from channel_helpers import USDC_ARGS, Deployed, serve
 from test_buyer import PRICE, calls, seller, wallet
 
 from agentbazaar.chain.compiler import compile_contract
@@ -21,6 +20,8 @@ from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
+from agentbazaar.testing import LocalWorld, serve_in_thread
+from agentbazaar.testing.boa import STABLECOIN_ARGS as USDC_ARGS
 
 
 def requirement(url: str) -> dict[str, Any]:
@@ -42,13 +43,13 @@ def fire(urls: list[str], value: str) -> list[httpx.Response]:
 
 
 def test_one_voucher_on_many_connections_and_routes_is_charged_once(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
     app, engine = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
         req = requirement(url + "/quote")
@@ -66,13 +67,13 @@ def test_one_voucher_on_many_connections_and_routes_is_charged_once(
     assert d.balance(w.address) == balance  # vouchers move no funds until claimed
 
 
-def test_forged_and_wrong_domain_vouchers_are_refused(embedded: Deployed, tmp_path: Path) -> None:
+def test_forged_and_wrong_domain_vouchers_are_refused(embedded: LocalWorld, tmp_path: Path) -> None:
     d = embedded
     victim, attacker = dev_account(1), dev_account(5)
     d.mint(victim.address, 10**9)
     app, engine = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
         req = requirement(url + "/quote")
@@ -103,7 +104,7 @@ def test_forged_and_wrong_domain_vouchers_are_refused(embedded: Deployed, tmp_pa
         assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
 
 
-def test_a_deposit_in_a_lookalike_token_is_refused(embedded: Deployed, tmp_path: Path) -> None:
+def test_a_deposit_in_a_lookalike_token_is_refused(embedded: LocalWorld, tmp_path: Path) -> None:
     d = embedded
     art = compile_contract("Stablecoin")
     fake, _ = d.chain.deploy(d.deployer, art.abi, art.bytecode, *USDC_ARGS, name="fake")
@@ -114,7 +115,7 @@ def test_a_deposit_in_a_lookalike_token_is_refused(embedded: Deployed, tmp_path:
     from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 
     w = Wallet("fake", payer, SpendingPolicy(), Ledger(tmp_path / "fake.db"))
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         req = requirement(url + "/quote")
         lookalike = {**req, "asset": fake.address}  # same name, symbol and domain, other token
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
