@@ -150,12 +150,14 @@ def test_reused_nonce_is_served_once_and_settled_once(pay_env: PayEnv, service: 
     assert pay_env.balance(pay_env.seller) == before + 1000
 
 
-def test_facilitator_down_gives_402(pay_env: PayEnv) -> None:
+def test_facilitator_down_gives_402_with_a_reason_code(pay_env: PayEnv) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     with serve_in_thread(create_example_app(pay_env.terms(), dead)) as url:
         before = pay_env.balance(pay_env.payer.address)
         r = call(url, _signed(pay_env, value=1000))
-        assert_refused(r)
+        assert_refused(r, "facilitator_unavailable")
+        assert "connection" not in r.text.lower()  # a plain message, not exception text
+        assert "try again later" in r.json()["message"]
         assert pay_env.balance(pay_env.payer.address) == before
 
 

@@ -1,4 +1,5 @@
-"""Batching mode: many concurrent settles, one BatchSettler transaction, each answered alone."""
+"""Batching mode: many concurrent settles, one BatchSettler transaction, each answered alone;
+an authorization whose simulation fails is refused before it enters a batch."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ def test_batch_settles_each_once_and_skips_bad_ones(pay_env: PayEnv) -> None:
     settler = deploy_batch_settler(pay_env.chain, dev_account(0))
     gas = dev_account(6)
     fac = batching_facilitator(
-        pay_env.chain, gas, settler=settler, store_path=pay_env.tmp / "batch.db", window=0.05
+        pay_env.chain, gas, settler=settler, store_path=pay_env.tmp / "batch.db", window=1.0
     )
     good = [sign_authorization(pay_env, pay_env.payer, value=10) for _ in range(9)]
-    # signed correctly but unfunded: it fails inside the batch without sinking the others
+    # signed correctly but unfunded: its simulation fails, so it never enters the batch (no gas
+    # spent on it) and does not sink the others
     pauper = sign_authorization(pay_env, Account.create(), value=10)
     req = PaymentRequirements.model_validate(requirements(pay_env, 10))
 
@@ -39,8 +41,9 @@ def test_batch_settles_each_once_and_skips_bad_ones(pay_env: PayEnv) -> None:
         return results[:-1], results[-1], again
 
     results, failed, again = asyncio.run(go())
-    assert not failed.success and failed.error_reason == "transaction_failed"
-    assert failed.transaction == results[0].transaction
+    assert not failed.success
+    assert failed.error_reason == "invalid_exact_evm_insufficient_balance"
+    assert failed.transaction == ""  # refused before anything was signed or sent
     assert all(r.success for r in results), results
     txs = {r.transaction for r in results}
     assert len(txs) == 1  # one transaction for the whole batch

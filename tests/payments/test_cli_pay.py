@@ -137,3 +137,69 @@ def test_standalone_facilitator(home: tuple[Path, dict[str, str]], batch: bool) 
             stop(server)
     finally:
         stop(fac)
+
+
+def test_a_refused_payment_says_it_failed_and_releases_its_row(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """A wallet without USDC: the payment is refused (insufficient balance). `bazaar pay` says
+    it failed with the reason and what to do (never "paid"), exits 1, and the signed
+    authorization is cancelled on chain (a local chain: worth its gas), so the ledger row is
+    released instead of staying signed."""
+    _, env = home
+    assert bazaar(env, "wallet", "new", "carol").returncode == 0
+    assert bazaar(env, "faucet", "carol", "1", "ETH").returncode == 0  # gas for the cancel
+    server, url = start(env, "serve-example", "--pay-to", bob_address(env))
+    try:
+        text = bazaar(env, "pay", f"{url}/quote", "-w", "carol", "-v", "--idempotency-key", "c1")
+        out = bazaar(env, "pay", f"{url}/quote", "-w", "carol", "--json")
+    finally:
+        stop(server)
+    assert text.returncode == 1 and "Traceback" not in text.stderr
+    assert "paid" not in text.stderr.replace("payment failed", "")
+    line = text.stderr.strip()
+    assert line.startswith("error: payment failed (invalid_exact_evm_insufficient_balance)")
+    assert "fund the wallet" in line and "canceled on chain" in line
+    assert out.returncode == 1
+    answer = json.loads(out.stdout)
+    assert answer["paid"] is False and answer["payment"]["success"] is False
+    assert answer["error"] == "invalid_exact_evm_insufficient_balance"
+    assert answer["ledger"]["outcome"] == "canceled" and answer["ledger"]["after"] == "failed"
+    rows = json.loads(bazaar(env, "wallet", "ledger", "carol", "--json").stdout)
+    assert [r["status"] for r in rows if r["kind"] == "x402"] == ["failed", "failed"]
+
+
+def test_serve_example_refuses_to_start_without_its_facilitator(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    _, env = home
+    dead = f"http://127.0.0.1:{free_port()}"
+    down = bazaar(env, "serve-example", "--pay-to", bob_address(env), "--facilitator", dead)
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert down.stderr.strip().startswith(f"error: the facilitator at {dead} cannot be reached")
+    assert "example paid service" not in down.stderr  # no ready banner
+    key = "k" * 32
+    fac, fac_url = start({**env, "BAZAAR_FACILITATOR_API_KEYS": key}, "facilitator")
+    try:
+        no_key = bazaar(
+            env, "serve-example", "--pay-to", bob_address(env), "--facilitator", fac_url
+        )
+    finally:
+        stop(fac)
+    assert no_key.returncode == 1 and "requests without an API key" in no_key.stderr
+    assert "example paid service" not in no_key.stderr
+
+
+def test_a_port_in_use_fails_before_the_ready_banner(home: tuple[Path, dict[str, str]]) -> None:
+    _, env = home
+    server, url = start(env, "serve-example", "--pay-to", bob_address(env))
+    port = url.rsplit(":", 1)[1]
+    try:
+        taken = bazaar(env, "serve-example", "--pay-to", bob_address(env), "--port", port)
+        fac = bazaar(env, "facilitator", "--port", port)
+    finally:
+        stop(server)
+    for proc in (taken, fac):
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}")
+        assert "on http://" not in proc.stderr  # the banner was never printed

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +351,33 @@ def test_the_sdks_own_upto_facilitator_settles_on_our_contracts(env: UptoEnv) ->
     assert env.balance(env.seller) == seller + 640
     again = sdk.verify(payload, req)  # Permit2's nonce is spent: the SDK's simulation refuses
     assert not again.is_valid
+
+
+@pytest.fixture(scope="module")
+def second_example_url(env: UptoEnv, facilitator_url: str) -> Iterator[str]:
+    """Another seller (its own middleware and memory) on the same facilitator."""
+    with serve_in_thread(create_example_app(terms(env), facilitator_url)) as url:
+        yield url
+
+
+def test_one_upto_permit_on_many_requests_and_sellers_is_served_once(
+    env: UptoEnv, example_url: str, second_example_url: str
+) -> None:
+    """Attack: one signed upto permit sent at once on 6 connections to two seller instances:
+    exactly one request is served and settled, the others are 402 with a typed reason, the
+    payer is charged once; both sellers keep serving honest payments."""
+    header, _ = _paid_header(env, example_url)
+    seller, payer = env.balance(env.seller), env.balance(env.payer.address)
+    urls = [example_url, second_example_url] * 3
+    with ThreadPoolExecutor(len(urls)) as pool:
+        answers = list(pool.map(lambda u: _post(u, header), urls))
+    served = [a for a in answers if a.status_code == 200]
+    assert len(served) == 1, [(a.status_code, a.text[:100]) for a in answers]
+    refused = {a.json()["error"] for a in answers if a.status_code != 200}
+    assert all(a.status_code in (200, 402) for a in answers)
+    assert refused <= {"authorization_in_use", permit2.ERR_INVALID_NONCE}, refused
+    assert env.balance(env.seller) == seller + 3  # b"abc", by the byte, once
+    assert env.balance(env.payer.address) == payer - 3
+    for url in (example_url, second_example_url):
+        fresh, _ = _paid_header(env, url)
+        assert _post(url, fresh).status_code == 200

@@ -46,8 +46,10 @@ def sign_authorization(
     valid_before: int | None = None,
     nonce: bytes | None = None,
     payer: str | None = None,
+    domain: dict[str, object] | None = None,
 ) -> dict[str, object]:
-    """An EIP-3009 payload signed directly with eth_account (any field may be wrong on purpose)."""
+    """An EIP-3009 payload signed directly with eth_account (any field may be wrong on purpose;
+    ``domain`` overrides fields of the token's EIP-712 domain)."""
     import os
     import time
 
@@ -63,6 +65,7 @@ def sign_authorization(
             "version": "2",
             "chainId": env.chain.chain_id,
             "verifyingContract": env.token.address,
+            **(domain or {}),
         },
         message_types={
             "TransferWithAuthorization": [

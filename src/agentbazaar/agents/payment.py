@@ -4,13 +4,16 @@ Selling: each skill has a free quote route and a paid route. The paid route's pr
 *dynamic*: the SDK asks ``price_for(quote_id)`` (the quote id is a query parameter), so a
 per-token price is quoted first and then charged exactly; the SDK's middleware verifies the
 payment through the facilitator before the handler runs and settles only after it answered
-below 400. The handler finds the verified payment in ``request.state.payment_payload``.
+below 400 (built by ``agentbazaar.payments.once.exact_middleware``: one response per paid
+authorization, a genuine retry answered with the first response). The handler finds the
+verified payment in ``request.state.payment_payload``.
 
 Buying: ``pay_and_post`` sends the request, reads the 402, lets the SDK's sync client build the
 EIP-3009 authorization, and signs it through the buyer's wallet (``Wallet.spend``: spending
 policy, then ledger, then key) with a signer that refuses, before anything is signed, a payee
 other than the provider's on-chain wallet or an amount above the buyer's maximum. The spend is
-marked settled with the transaction hash from ``PAYMENT-RESPONSE``.
+marked settled with the transaction hash from ``PAYMENT-RESPONSE``; a refused one stays signed
+with the refusal noted (the provider could still settle it) until reconcile proves it dead.
 """
 
 from __future__ import annotations
@@ -28,16 +31,16 @@ from hexbytes import HexBytes
 from x402.http import x402HTTPClientSync
 from x402.http.constants import PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER
 from x402.http.facilitator_client_base import FacilitatorClient
-from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import HTTPRequestContext, PaymentOption, RouteConfig
 from x402.http.utils import decode_payment_response_header
-from x402.mechanisms.evm.exact import register_exact_evm_client, register_exact_evm_server
+from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.schemas import AssetAmount
 
 from agentbazaar.errors import BazaarError, InputError, PaymentError
+from agentbazaar.payments.once import RetainedResponses, exact_middleware
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import PolicySigner, Spend, Wallet
-from x402 import x402ClientSync, x402ResourceServer
+from x402 import x402ClientSync
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
@@ -66,9 +69,11 @@ def install_priced_route(
     terms: SellerTerms,
     price_for: Callable[[str | None], int | None],
     facilitator: FacilitatorClient,
+    responses: RetainedResponses | None = None,
 ) -> None:
     """Put a dynamic x402 price on ``route`` ("POST /skills/embed"): ``price_for(quote_id)``
-    gives base units, or None for an unknown quote (answered 400 before any payment)."""
+    gives base units, or None for an unknown quote (answered 400 before any payment);
+    ``responses`` keeps settled responses for retries (default: in memory)."""
     assert terms.token.address is not None
     asset = terms.token.address
     extra = {"name": terms.token.eip712_name, "version": terms.token.eip712_version}
@@ -85,10 +90,11 @@ def install_priced_route(
         price=price,
         max_timeout_seconds=terms.max_timeout_seconds,
     )
-    server = x402ResourceServer(facilitator)
-    register_exact_evm_server(server, terms.network)
-    sdk = payment_middleware(
-        {route: RouteConfig(accepts=option, mime_type="application/json")}, server
+    sdk, _server = exact_middleware(
+        {route: RouteConfig(accepts=option, mime_type="application/json")},
+        facilitator,
+        terms.network,
+        responses=responses,
     )
     method, path = route.split(" ", 1)
 
@@ -220,8 +226,11 @@ def _outcome(response: httpx.Response, signer: _PolicySigner, url: str) -> PaidR
     ok = bool(settle.get("success")) and response.status_code < 400
     if ok:
         signer.spend.settle(tx_hash=tx_hash)
-    elif response.status_code >= 400:
-        signer.spend.fail(f"{url} answered {response.status_code}: {_text(response)[:200]}")
+    elif response.status_code >= 400 and signer.spend.status == "signed":
+        # the provider still holds the authorization and could settle it until it expires: the
+        # row stays signed (counted) until reconcile proves it used, expired or cancelled
+        note = f"{url} answered {response.status_code}: {_text(response)[:200]}"
+        signer.wallet.ledger.note(signer.spend.record.id, note)
     try:
         body = response.json()
     except ValueError:

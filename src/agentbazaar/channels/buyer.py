@@ -182,7 +182,11 @@ class ChannelBuyer:
             idempotency_key=key,
             approve=self.approve,
             chain_id=self.chain_id,
-            memo={"channel": cid_hex, "maxClaimableAmount": str(ceiling)},
+            memo={
+                "channel": cid_hex,
+                "maxClaimableAmount": str(ceiling),
+                "escrow": BATCH_SETTLEMENT_ADDRESS,
+            },
         ) as spend:
             fresh_id: int | None = None
             if spend.replayed and spend.payload:
@@ -228,7 +232,29 @@ class ChannelBuyer:
             chain_id=self.chain_id,
             memo={"channel": cid_hex, "escrow": BATCH_SETTLEMENT_ADDRESS},
         ) as spend:
-            signature = spend.sign_with(sign, lambda sig: {"type": "deposit", "signature": sig})
+            # the authorization and its domain, so reconcile can prove it used, expired or
+            # cancelled (a deposit the seller never relayed is not held on chain)
+            signature = spend.sign_with(
+                sign,
+                lambda sig: {
+                    "type": "deposit",
+                    "signature": sig,
+                    "authorization": {
+                        "from": self.wallet.address,
+                        "to": ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+                        "value": str(amount),
+                        "validAfter": "0",
+                        "validBefore": str(valid_before),
+                        "nonce": "0x" + nonce.hex(),
+                    },
+                    "domain": {
+                        "name": name,
+                        "version": version,
+                        "chainId": self.chain_id,
+                        "verifyingContract": token,
+                    },
+                },
+            )
         return deposit_wire(amount, valid_before, salt, signature)
 
     # ---- what the seller answers --------------------------------------------------------------

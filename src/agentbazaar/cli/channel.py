@@ -93,6 +93,22 @@ def _token_on_chain(chain: Chain, address: str) -> Token | None:
     return Token(symbol=symbol[:16], decimals=decimals, address=address)
 
 
+def _resolve_deposits(buyer: ChannelBuyer, cid: str) -> list[str]:
+    """After a refused call: what became of this channel's deposits still signed (relayed after
+    all, expired, cancelled on chain when worth its gas, or live until when)."""
+    from agentbazaar.wallet.reconcile import resolve_refused
+
+    if buyer.chain is None:
+        return []
+    fates = []
+    for rec in buyer.wallet.ledger.records(buyer.wallet.name, statuses=("signed",)):
+        if rec.kind == "deposit" and str(rec.memo.get("channel", "")).lower() == cid:
+            finding = resolve_refused(buyer.wallet, buyer.chain, rec.idempotency_key)
+            if finding is not None:
+                fates.append(f"deposit {rec.idempotency_key}: {finding.outcome}, {finding.detail}")
+    return fates
+
+
 def _charged(response: httpx.Response) -> int:
     """What the seller charged for one call (its PAYMENT-RESPONSE; 0 when it charged nothing)."""
     header = response.headers.get("PAYMENT-RESPONSE")
@@ -173,6 +189,7 @@ def pay(
         asyncio.run(go())
     cid = "0x" + channel.channel_id.hex()
     ok = sum(1 for code in statuses if code < 400)
+    fates = _resolve_deposits(buyer, cid) if statuses[-1] >= 400 else []
     if json_out:
         emit_json(
             {
@@ -184,6 +201,7 @@ def pay(
                 "balance": str(channel.balance),
                 "last_status": statuses[-1],
                 "last_body": last.text if last is not None else "",
+                "deposits": fates,
             }
         )
     else:
@@ -191,6 +209,8 @@ def pay(
             f"{ok} of {len(statuses)} call(s) paid, {token.format(paid)} over {cid} "
             f"(charged {token.format(channel.charged)} of {token.format(channel.balance)} escrowed)"
         )
+        for fate in fates:
+            err_console.print(fate, markup=False, highlight=False, soft_wrap=True)
     if statuses[-1] >= 400:
         raise typer.Exit(1)
 

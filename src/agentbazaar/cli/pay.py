@@ -1,9 +1,20 @@
-"""``bazaar pay``, ``bazaar facilitator``, ``bazaar serve-example``: x402 from the shell."""
+"""``bazaar pay``, ``bazaar facilitator``, ``bazaar serve-example``: x402 from the shell.
+
+``bazaar pay`` says ``paid`` only for a payment that settled; a refused one is one ``error:``
+line with the reason code, what to do, and what became of the signed authorization (settled
+after all, expired, cancelled on chain, or live until when), and exit code 1 (``--json``:
+``"paid": false`` with ``error``, ``message`` and ``ledger``).
+
+The services bind their port before they say they are ready (a port in use is one ``error:``
+line), and ``serve-example --facilitator URL`` refuses to start while that facilitator cannot be
+reached or refuses the key (a seller that cannot settle must not take requests).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +30,9 @@ from agentbazaar.errors import ConfigError, InputError
 from agentbazaar.tokens import Token
 
 if TYPE_CHECKING:
+    from agentbazaar.payments.client import PaidResponse
     from agentbazaar.payments.facilitator import Facilitator
+    from agentbazaar.wallet import Wallet
 
 DEV_FACILITATOR_INDEX = 9  # the local facilitator's gas account (its own nonce sequence)
 DEV_CHANNEL_SELLER_INDEX = 8  # the example service's channel authorizer (sends its claims)
@@ -65,6 +78,50 @@ def with_channels(fac: Facilitator, chain: Chain, gas: LocalAccount) -> Facilita
 
         fac.register(BatchSettlementHandler(chain, gas, gas))
     return fac
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now: a port in use is refused before anything is announced."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+            "is another service using it? choose another with --port"
+        ) from exc
+    return sock
+
+
+def _serve(app: Any, sock: socket.socket) -> None:
+    config = uvicorn.Config(app, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _check_facilitator(url: str, key: str | None) -> None:
+    """Refuse to serve on a facilitator that cannot be reached or refuses our key."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        supported = httpx.get(f"{url.rstrip('/')}/supported", headers=headers, timeout=10)
+        guarded = httpx.get(f"{url.rstrip('/')}/metrics", headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(
+            f"the facilitator at {url} cannot be reached ({type(exc).__name__}): start it "
+            "(`bazaar facilitator`) or leave out --facilitator to settle in-process"
+        ) from exc
+    if supported.status_code != 200:
+        raise ConfigError(f"{url} answered /supported with {supported.status_code}: "
+                          "is it an x402 facilitator?")  # fmt: skip
+    if guarded.status_code in (401, 403):
+        raise ConfigError(
+            f"the facilitator at {url} refuses "
+            + ("the --facilitator-key given" if key else "requests without an API key")
+            + ": pass its key with --facilitator-key or BAZAAR_FACILITATOR_API_KEY"
+        )
 
 
 def _store_path(cfg: BazaarConfig, chain: Chain, gas: LocalAccount) -> Path:
@@ -133,15 +190,16 @@ def facilitator(
         allowed_factories=[to_address(f) for f in factory or ()],
     )
     schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
+    warning = open_bind_warning(host, keys)
+    if warning is not None:
+        err_console.print(warning, soft_wrap=True, markup=False, highlight=False)
+    sock = _bind(host, port)
     auth = f"{len(keys)} API key(s) required" if keys else "no API key"
     err_console.print(
         f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})",
         soft_wrap=True,
     )
-    warning = open_bind_warning(host, keys)
-    if warning is not None:
-        err_console.print(warning, soft_wrap=True, markup=False, highlight=False)
-    uvicorn.run(create_app(fac, api_keys=keys), host=host, port=port, log_level="warning")
+    _serve(create_app(fac, api_keys=keys), sock)
 
 
 def serve_example(
@@ -194,6 +252,7 @@ def serve_example(
                     soft_wrap=True,
                     markup=False,
                 )
+        _check_facilitator(facilitator_url, facilitator_key)
     else:
         facilitator_key = None  # the in-process facilitator takes no key
         gas = _gas_account(chain, cfg, None)
@@ -217,11 +276,15 @@ def serve_example(
     schemes = ", ".join(
         ["exact", *(["upto"] if upto else []), *(["batch-settlement"] if channels else [])]
     )
+    kept = cfg.home / "payments" / f"responses-{chain.chain_id}-{terms.pay_to.lower()}.db"
+    app = create_example_app(
+        terms, target, channels, facilitator_key=facilitator_key, responses_path=kept, upto=upto
+    )
+    sock = _bind("127.0.0.1", port)
     err_console.print(
         f"example paid service ({schemes}) on http://127.0.0.1:{port} ({chain.network})"
     )
-    app = create_example_app(terms, target, channels, facilitator_key=facilitator_key, upto=upto)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    _serve(app, sock)
 
 
 def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAccount:
@@ -282,21 +345,65 @@ def pay(
             )
 
     paid = asyncio.run(go())
+    if paid.response.status_code < 400 and (paid.payment is None or paid.payment.success):
+        _print_paid(paid, token, json_out=json_out, verbose=verbose)
+        return
+    _refused(paid, payer.wallet, chain, url, json_out=json_out)
+
+
+def _print_paid(paid: PaidResponse, token: Token, *, json_out: bool, verbose: bool) -> None:
     made = paid.payment.to_dict() if paid.payment else None
     if json_out:
         emit_json(
-            {"status": paid.response.status_code, "body": paid.response.text, "payment": made}
+            {
+                "status": paid.response.status_code,
+                "body": paid.response.text,
+                "payment": made,
+                "paid": made is not None,
+            }
         )
-    else:
-        sys.stdout.write(paid.response.text + "\n")
-        if verbose and made is not None:
-            err_console.print(
-                f"paid {token.format(int(made['amount']))} to {made['pay_to']} "
-                f"tx {made['transaction'] or '-'} key {made['idempotency_key']}"
-                + (f" error {made['error']}" if made["error"] else "")
-            )
-    if paid.response.status_code >= 400:
-        raise typer.Exit(1)
+        return
+    sys.stdout.write(paid.response.text + "\n")
+    if verbose and made is not None:
+        err_console.print(
+            f"paid {token.format(int(made['amount']))} to {made['pay_to']} "
+            f"tx {made['transaction'] or '-'} key {made['idempotency_key']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _refused(paid: PaidResponse, wallet: Wallet, chain: Chain, url: str, *, json_out: bool) -> None:
+    """A failed call: say so with the reason and what to do, settle the fate of what was
+    signed (settled after all, expired, cancelled, or live until when), exit 1."""
+    from agentbazaar.payments import PaymentRefused
+    from agentbazaar.payments.reasons import explain
+    from agentbazaar.wallet.reconcile import resolve_refused
+
+    status, made = paid.response.status_code, paid.payment
+    if made is None:  # not a payment problem: the service answered an error before any payment
+        reason, message = f"http_{status}", paid.response.text[:300] or "no body"
+        if json_out:
+            emit_json({"status": status, "body": paid.response.text, "payment": None,
+                       "paid": False, "error": reason, "message": message})  # fmt: skip
+        raise PaymentRefused(f"{url} answered {status}: {message}", status=status)
+    reason = made.error or f"http_{status}"
+    message = made.message or explain(reason)
+    finding = resolve_refused(wallet, chain, made.intent.idempotency_key)
+    fate = f"; the payment: {finding.detail}" if finding is not None else ""
+    if json_out:
+        emit_json(
+            {
+                "status": status,
+                "body": paid.response.text,
+                "payment": made.to_dict(),
+                "paid": False,
+                "error": reason,
+                "message": message,
+                "ledger": finding.to_dict() if finding is not None else None,
+            }
+        )
+    raise PaymentRefused(f"payment failed ({reason}): {message}{fate}", reason=reason)
 
 
 def register(app: typer.Typer) -> None:

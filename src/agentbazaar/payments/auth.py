@@ -8,7 +8,8 @@ match, so neither the matching key nor a key's length shows in the timing.
 Client side, ``BearerAuth`` is an ``AuthProvider`` for the x402 SDK's ``HTTPFacilitatorClient``:
 it sends the key to ``/verify``, ``/settle`` and ``/supported`` (the SDK asks its provider for
 headers on all three; our facilitator leaves ``/supported`` open and ignores them there).
-``facilitator_client(url, api_key=...)`` builds that client.
+``facilitator_client(url, api_key=...)`` builds that client (``FacilitatorHttpClient``: the SDK's
+client plus ``release``, our facilitator's ``/release``, sent with the same key).
 
 Keys are RFC 6750 tokens (letters, digits and ``-._~+/``, then optional ``=`` padding), 16 to
 512 characters; ``secrets.token_urlsafe(32)`` makes a good one. No error message, log line or
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.facilitator_client_base import AuthHeaders
+from x402.schemas import PaymentPayload, PaymentRequirements
 
 from agentbazaar.errors import ConfigError
 
@@ -157,12 +159,35 @@ class BearerAuth:
         )
 
 
+class FacilitatorHttpClient(HTTPFacilitatorClient):
+    """The SDK's HTTP facilitator client plus ``release``: hand a reservation back to our
+    facilitator's ``/release`` (with the settle credentials). A facilitator without that endpoint
+    answers non-200 and the lease simply runs out."""
+
+    async def release(
+        self, payload: PaymentPayload, requirements: PaymentRequirements, reservation: str
+    ) -> bool:
+        body = self._build_request_body(
+            payload.x402_version,
+            payload.model_dump(by_alias=True, exclude_none=True),
+            requirements.model_dump(by_alias=True, exclude_none=True),
+        )
+        body["reservation"] = reservation
+        response = await self._get_async_client().post(
+            f"{self.url}/release", headers=self._get_settle_headers(), json=body
+        )
+        if response.status_code != 200:
+            return False
+        answer = response.json()
+        return isinstance(answer, dict) and answer.get("released") is True
+
+
 def facilitator_client(
     url: str, *, api_key: str | None = None, timeout: float = 30.0
-) -> HTTPFacilitatorClient:
-    """The SDK's HTTP facilitator client for ``url``, sending ``api_key`` as a bearer token."""
+) -> FacilitatorHttpClient:
+    """The HTTP facilitator client for ``url``, sending ``api_key`` as a bearer token."""
     auth = BearerAuth(api_key) if api_key is not None else None
-    return HTTPFacilitatorClient(FacilitatorConfig(url=url, timeout=timeout, auth_provider=auth))
+    return FacilitatorHttpClient(FacilitatorConfig(url=url, timeout=timeout, auth_provider=auth))
 
 
 def is_loopback_host(host: str) -> bool:

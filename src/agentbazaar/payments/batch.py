@@ -2,7 +2,8 @@
 queue and are settled together in one transaction through the ``BatchSettler`` contract.
 
 Each settle request still gets its own answer: the receipt's ``AuthorizationUsed(payer, nonce)``
-events say which authorizations were consumed. Durability is the same as one-by-one: every
+events say which authorizations were consumed. Each authorization is simulated when it is claimed
+(as one-by-one): one known to fail never enters a batch. Durability is the same as one-by-one: every
 authorization is claimed in the ``SettlementStore`` before the batch is signed, and the signed
 batch (hash and raw bytes, shared by its rows) is recorded before the broadcast.
 """
@@ -138,6 +139,7 @@ class BatchingExactHandler(ExactEvmHandler):
             self.metrics.settled += 1
             return self._ok(req, auth.payer, tx_hash, auth.value)
         self.metrics.failed += 1
+        self.throttle.record_failure(auth.payer)
         return self._fail(
             req, c.ERR_TRANSACTION_FAILED, "the transfer failed in its batch", auth.payer, tx_hash
         )

@@ -6,6 +6,14 @@ the spending policy BEFORE anything is signed, and returns the earlier authoriza
 idempotency key was already used), retries with ``PAYMENT-SIGNATURE`` and records the
 ``PAYMENT-RESPONSE`` transaction hash.
 
+Every authorization carries the x402 ``payment-identifier`` extension, derived from the
+idempotency key, when the seller declares it: a retry with the same key (after a timeout, or from
+another process: the signed payload comes back from the ledger) is recognised by the seller,
+which answers it with the first response and its settlement, so the ledger row becomes
+``settled`` with the transaction. A refusal after paying is recorded on the row (its reason); the
+row stays ``signed`` until the authorization is proven dead (``wallet.reconcile``: expired
+unused, or canceled on chain), because whoever holds it could still settle it until then.
+
 Two payers: ``WalletPayer`` (our wallet: policy + ledger, the normal path) and ``AccountPayer``
 (a bare key plus a policy function, for tools that have no wallet directory).
 """
@@ -13,6 +21,7 @@ Two payers: ``WalletPayer`` (our wallet: policy + ledger, the normal path) and `
 from __future__ import annotations
 
 import asyncio
+import copy
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,13 +29,15 @@ from typing import Any, Protocol
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from x402.http import x402HTTPClientSync
+from x402.http import decode_payment_required_header, x402HTTPClientSync
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
 from agentbazaar.errors import PaymentError, PolicyViolation
 from agentbazaar.payments._errors import PaymentHeaderError, PaymentRefused
+from agentbazaar.payments.once import PAYMENT_IDENTIFIER, payment_identifier_for
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, explain
 from agentbazaar.tokens import Token
 from x402 import x402ClientSync
 
@@ -51,6 +62,7 @@ class PaymentMade:
     success: bool = False
     transaction: str | None = None
     error: str | None = None
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +77,7 @@ class PaymentMade:
             "success": self.success,
             "transaction": self.transaction,
             "error": self.error,
+            "message": self.message,
         }
 
 
@@ -76,6 +89,8 @@ class Authorized(Protocol):
 
     def settled(self, settle: SettleResponse) -> None: ...
 
+    def refused(self, reason: str) -> None: ...
+
 
 class Payer(Protocol):
     @property
@@ -85,9 +100,14 @@ class Payer(Protocol):
 
 
 def sign_with_sdk(
-    account: LocalAccount, required: PaymentRequired, chosen: PaymentRequirements
+    account: LocalAccount,
+    required: PaymentRequired,
+    chosen: PaymentRequirements,
+    *,
+    payment_id: str | None = None,
 ) -> PaymentPayload:
-    """The SDK's own EIP-3009 signer, for exactly the requirement we chose."""
+    """The SDK's own EIP-3009 signer, for exactly the requirement we chose; ``payment_id`` goes
+    in the ``payment-identifier`` extension when the seller declares it."""
     client = register_exact_evm_client(
         x402ClientSync(), EthAccountSigner(account), networks=chosen.network
     )
@@ -103,10 +123,24 @@ def sign_with_sdk(
         }
     )
     only = required.model_copy(update={"accepts": [chosen]})
-    payload = client.create_payment_payload(only)
+    payload = client.create_payment_payload(
+        only, extensions=_with_payment_id(required.extensions, payment_id)
+    )
     if not isinstance(payload, PaymentPayload):
         raise PaymentError("the SDK produced an x402 v1 payload for a v2 requirement")
     return payload
+
+
+def _with_payment_id(
+    declared: dict[str, Any] | None, payment_id: str | None
+) -> dict[str, Any] | None:
+    """The seller's declared extensions with our ``payment-identifier`` id filled in."""
+    extensions = copy.deepcopy(declared) if declared else None
+    entry = (extensions or {}).get(PAYMENT_IDENTIFIER)
+    if payment_id is None or not isinstance(entry, dict) or not isinstance(entry.get("info"), dict):
+        return extensions
+    entry["info"] = {**entry["info"], "id": payment_id}
+    return extensions
 
 
 def _chosen(required: PaymentRequired, intent: PaymentIntent) -> PaymentRequirements:
@@ -127,9 +161,13 @@ class _Done:
     payload: PaymentPayload
     replayed: bool
     on_settled: Callable[[SettleResponse], None] = lambda s: None
+    on_refused: Callable[[str], None] = lambda reason: None
 
     def settled(self, settle: SettleResponse) -> None:
         self.on_settled(settle)
+
+    def refused(self, reason: str) -> None:
+        self.on_refused(reason)
 
 
 PolicyCheck = Callable[[PaymentIntent], None]
@@ -154,7 +192,12 @@ class AccountPayer:
             return _Done(previous, replayed=True)
         if self.check is not None:
             self.check(intent)
-        payload = sign_with_sdk(self.account, required, _chosen(required, intent))
+        payload = sign_with_sdk(
+            self.account,
+            required,
+            _chosen(required, intent),
+            payment_id=payment_identifier_for(intent.idempotency_key),
+        )
         self._signed[intent.idempotency_key] = payload
         return _Done(payload, replayed=False)
 
@@ -190,8 +233,9 @@ class WalletPayer:
                 stored = spend.payload or {}
                 payload = PaymentPayload.model_validate(stored.get("x402"))
             else:
+                payment_id = payment_identifier_for(intent.idempotency_key)
                 payload = spend.sign_with(
-                    lambda account: sign_with_sdk(account, required, chosen),
+                    lambda account: sign_with_sdk(account, required, chosen, payment_id=payment_id),
                     lambda p: {"type": "x402", "x402": p.model_dump(by_alias=True, mode="json")},
                 )
 
@@ -199,7 +243,13 @@ class WalletPayer:
             if settle.success and spend.status != "settled":
                 spend.settle(tx_hash=settle.transaction)
 
-        return _Done(payload, replayed=bool(spend.replayed), on_settled=on_settled)
+        def on_refused(reason: str) -> None:
+            if spend.status == "signed":  # still usable by whoever holds it: note, not release
+                self.wallet.ledger.note(spend.record.id, f"refused by the seller: {reason}")
+
+        return _Done(
+            payload, replayed=bool(spend.replayed), on_settled=on_settled, on_refused=on_refused
+        )
 
 
 def _chain_id(network: str) -> int | None:
@@ -208,6 +258,9 @@ def _chain_id(network: str) -> int | None:
 
 
 # ---- the client ----------------------------------------------------------------------------
+IN_USE_WAITS = (0.25, 0.5, 1.0, 2.0)  # seconds between resends while our payment is in use
+
+
 @dataclass(frozen=True)
 class AcceptedToken:
     network: str
@@ -319,14 +372,21 @@ class PayingClient:
         made = PaymentMade(intent, self.payer.address, auth.replayed)
         pay_headers = {**base, **self._x402.encode_payment_signature_header(auth.payload)}
         paid = await self._send(method, url, content, pay_headers)
+        for wait in IN_USE_WAITS:  # our own earlier attempt is still being served: wait for it
+            if paid.status_code != 402 or _reason_of(paid) != ERR_AUTHORIZATION_IN_USE:
+                break
+            await asyncio.sleep(wait)
+            paid = await self._send(method, url, content, pay_headers)
         settle = self._settle_response(paid)
         if settle is not None:
             made.success, made.transaction = settle.success, settle.transaction or None
             made.error = settle.error_reason
             if settle.success and paid.status_code < 400:
                 await asyncio.to_thread(auth.settled, settle)
-        if paid.status_code == 402 and made.error is None:
-            made.error = _reason_of(paid)
+        if paid.status_code >= 400 and not made.success:
+            made.error = made.error or _reason_of(paid)
+            made.message = _message_of(paid) or explain(made.error)
+            await asyncio.to_thread(auth.refused, made.error)
         return PaidResponse(paid, made)
 
     def _settle_response(self, response: httpx.Response) -> SettleResponse | None:
@@ -337,10 +397,28 @@ class PayingClient:
 
 
 def _reason_of(response: httpx.Response) -> str:
+    """The refusal's reason code: the JSON body's ``error`` (our sellers), else the
+    ``PAYMENT-REQUIRED`` header's ``error`` (any x402 v2 seller)."""
+    body = _json_of(response)
+    if isinstance(body.get("error"), str) and body["error"]:
+        return str(body["error"])
+    try:
+        required = decode_payment_required_header(response.headers["PAYMENT-REQUIRED"])
+        if required.error:
+            return str(required.error)
+    except Exception:
+        pass
+    return "payment_refused" if response.status_code == 402 else f"http_{response.status_code}"
+
+
+def _message_of(response: httpx.Response) -> str | None:
+    message = _json_of(response).get("message")
+    return message if isinstance(message, str) and message else None
+
+
+def _json_of(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        return "payment refused"
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
-    return "payment refused"
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -8,6 +8,8 @@ settlement from receipt logs. Each failed check raises ``Rejected`` with the x40
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -164,6 +166,17 @@ def check_requirements(
         raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)
     if auth.valid_after > now:
         raise Rejected(c.ERR_VALID_AFTER_FUTURE, payer=payer)
+
+
+def terms_digest(req: PaymentRequirements) -> str:
+    """A digest of the requirement a payment is verified for: a reservation is bound to it, so
+    the authorization cannot be settled for other terms while it is held."""
+    canonical = json.dumps(
+        req.model_dump(by_alias=True, mode="json", exclude_none=True),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def transfer_digest(

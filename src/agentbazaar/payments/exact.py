@@ -1,23 +1,42 @@
 """The ``exact`` scheme on EVM chains (EIP-3009 ``transferWithAuthorization``), facilitator side.
 
-Pure checks (shape, network, payTo, amount, validity window, EIP-712 signature) run without any
-chain call; the chain is asked once to simulate the transfer (verify) or to estimate and send it
-(settle). Chain calls run in a thread pool and receipts are awaited with ``asyncio.sleep`` between
-polls, so the event loop never blocks and concurrent settlements share one nonce sequence
-(``Chain`` reserves nonces per sender).
+Invariant: ONE AUTHORIZATION, ONE SERVED REQUEST. A seller serves a paid request only after
+``verify`` said yes, so ``verify`` is where exclusivity lives. For one authorization (network,
+asset, payer, nonce), whatever the concurrency, the routes, and the number of seller processes
+sharing this facilitator:
 
-Settlement is exactly once: ``SettlementStore`` records the claim before signing and the signed
-transaction before broadcasting; a repeated settle for the same authorization returns (or waits
-for) the first result.
+1. ``verify`` atomically *reserves* the authorization in the durable ``SettlementStore``: a lease
+   bound to the terms it was verified for (a digest of the requirement), with a random token
+   returned in ``VerifyResponse.extra["reservation"]``, held until the authorization's
+   ``validBefore`` (after which nobody can settle it). At most one lease exists at a time: a
+   verify while it is held (or while its settlement runs) is refused ``authorization_in_use``;
+   after settlement ``invalid_exact_evm_nonce_already_used``. The lease is never handed to
+   another request before ``validBefore`` unless its holder gives it back, so two holders can
+   never both settle and both serve.
+2. ``release(payload, requirements, token)`` gives the lease back when the seller's handler
+   failed (our paywall does it; a seller built only on the SDK falls back to expiry).
+3. ``settle`` settles only the reserved authorization, for the terms it was reserved for (a
+   settle that comes without a verify reserves and claims in one step; it serves nobody). A
+   repeat of a settle answers the first result with the same transaction.
+4. Nothing is broadcast that is known to revert: the transfer is simulated against the latest
+   state right before it is signed and sent (the payer may have moved its funds since verify);
+   payers whose settlements fail that way, or revert on chain, are throttled
+   (``payer_throttled``, ``agentbazaar.payments.throttle``), and ``/metrics`` counts both.
+
+Pure checks (shape, network, payTo, amount, validity window, EIP-712 signature) run without any
+chain call. Chain calls run in a thread pool and receipts are awaited with ``asyncio.sleep``
+between polls, so the event loop never blocks and concurrent settlements share one nonce
+sequence (``Chain`` reserves nonces per sender). Settlement is durable: the claim is recorded
+before signing and the signed transaction before broadcasting; start-up recovery finishes what a
+crash left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -43,22 +62,31 @@ from agentbazaar.payments.eip3009 import (
     parse_authorization,
     payer_hint,
     recover_payer,
+    terms_digest,
     transfer_calldata,
 )
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
+from agentbazaar.payments.settling import held
 from agentbazaar.payments.store import (
+    CLAIMED,
     FAILED,
+    RESERVED,
     SENT,
+    SETTLED,
+    Lease,
     SettlementKey,
     SettlementRecord,
     SettlementStore,
 )
+from agentbazaar.payments.throttle import PayerThrottle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SIMULATION_FRESH_SECONDS = 30.0  # a verify's simulation lets settle skip gas estimation
-SIMULATION_CACHE_SIZE = 10_000
 SETTLE_GAS_LIMIT = 150_000  # transferWithAuthorization uses ~65k (~85k to a new recipient)
+PURGE_EVERY_S = 60.0  # how often verify drops reservations whose authorization expired
+# settlement failures that are the payer's doing (funds moved away, nonce spent elsewhere)
+_PAYER_FAULTS = frozenset({c.ERR_INSUFFICIENT_BALANCE, c.ERR_NONCE_ALREADY_USED})
 
 
 # ---- the handler ---------------------------------------------------------------------------
@@ -69,6 +97,9 @@ class Metrics:
     rejected: int = 0
     verified: int = 0
     repeats: int = 0
+    in_use: int = 0  # verifies refused: another request holds the authorization
+    released: int = 0  # reservations given back by a seller whose handler failed
+    not_broadcast: int = 0  # settlements refused because their simulation reverted
 
 
 class ExactEvmHandler:
@@ -85,18 +116,19 @@ class ExactEvmHandler:
         *,
         assets: frozenset[str] | None = None,
         receipt_timeout: float = 30.0,
+        throttle: PayerThrottle | None = None,
     ) -> None:
         self.chain = chain
         self.account = account
         self.store = store
         self.assets = assets
         self.receipt_timeout = receipt_timeout
+        self.throttle = throttle or PayerThrottle()
         self.metrics = Metrics()
         self._executor = executor
-        self._inflight: dict[SettlementKey, asyncio.Task[SettleResponse]] = {}
+        self._inflight: dict[tuple[SettlementKey, str, str], asyncio.Task[SettleResponse]] = {}
         self._contracts: dict[str, Contract] = {}
-        self._simulated: OrderedDict[bytes, float] = OrderedDict()
-        self._sim_lock = threading.Lock()
+        self._purged = time.monotonic()
 
     # ---- facts -----------------------------------------------------------------------
     @property
@@ -188,29 +220,49 @@ class ExactEvmHandler:
 
     def _verify_sync(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         auth = self._checked(payload, req)
-        record = self.store.get(self._key(req, auth))
-        if record is not None and record.status != FAILED:
-            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already settled", auth.payer)
-        self._simulate(req, auth)
-        self._remember_simulated(auth)
-        return VerifyResponse(is_valid=True, payer=auth.payer)
+        if self.throttle.throttled(auth.payer):
+            wait = int(self.throttle.retry_after(auth.payer)) + 1
+            raise Rejected(
+                ERR_PAYER_THROTTLED,
+                f"too many failed settlements from this payer; try again in {wait} s",
+                auth.payer,
+            )
+        self._purge_expired()
+        key = self._key(req, auth)
+        lease = self._lease(req, auth, secrets.token_hex(16))
+        holder = self.store.reserve(key, lease)
+        if holder is not None:
+            raise _held(holder, auth)
+        try:
+            self._simulate(req, auth)
+        except BaseException:
+            self.store.release(key, lease=lease.token)
+            raise
+        extra = {"reservation": lease.token, "reservedUntil": auth.valid_before}
+        return VerifyResponse(is_valid=True, payer=auth.payer, extra=extra)
 
-    def _remember_simulated(self, auth: Authorization) -> None:
-        with self._sim_lock:
-            self._simulated[auth.signature] = time.monotonic() + SIMULATION_FRESH_SECONDS
-            while len(self._simulated) > SIMULATION_CACHE_SIZE:
-                self._simulated.popitem(last=False)
+    def _lease(self, req: PaymentRequirements, auth: Authorization, token: str) -> Lease:
+        return Lease(
+            signature="0x" + auth.signature.hex(),
+            terms=terms_digest(req),
+            token=token,
+            until=float(auth.valid_before),
+            pay_to=auth.to,
+            amount=auth.value,
+        )
 
-    def _recently_simulated(self, auth: Authorization) -> bool:
-        with self._sim_lock:
-            expiry = self._simulated.pop(auth.signature, None)
-        return expiry is not None and expiry > time.monotonic()
+    def _purge_expired(self) -> None:
+        if time.monotonic() - self._purged >= PURGE_EVERY_S:
+            self._purged = time.monotonic()
+            self.store.purge_expired()
 
     async def verify(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         try:
             result = await self._run(lambda: self._verify_sync(payload, req))
         except Rejected as exc:
             self.metrics.rejected += 1
+            if exc.reason == ERR_AUTHORIZATION_IN_USE:
+                self.metrics.in_use += 1
             return VerifyResponse(
                 is_valid=False,
                 invalid_reason=exc.reason,
@@ -227,6 +279,20 @@ class ExactEvmHandler:
             )
         self.metrics.verified += 1
         return result
+
+    async def release(self, payload: PaymentPayload, req: PaymentRequirements, token: str) -> bool:
+        """Give back the reservation ``token`` of this authorization (the seller's handler
+        failed, nothing was served): a later verify may take it. False when that lease is not
+        held (already settled, expired, or another token)."""
+        try:
+            auth = parse_authorization(payload.payload)
+        except Rejected:
+            return False
+        key = self._key(req, auth)
+        released = await self._run(lambda: self.store.release(key, lease=token))
+        if released:
+            self.metrics.released += 1
+        return released
 
     # ---- settle ----------------------------------------------------------------------
     def _fail(
@@ -252,13 +318,17 @@ class ExactEvmHandler:
         except Rejected as exc:
             return self._fail(req, exc.reason, exc.message, payer_hint(payload))
         key = self._key(req, auth)
-        task = self._inflight.get(key)
+        # Only a repeat of the very same signed authorization, for the same terms, shares a
+        # settlement under way; another signature (or terms) for the same nonce gets its own
+        # task, which the store's claim refuses (never the first one's success).
+        flight = (key, "0x" + auth.signature.hex(), terms_digest(req))
+        task = self._inflight.get(flight)
         if task is None:
             # The settlement runs as its own task: a caller that goes away (a cancelled request)
             # does not cancel it, and concurrent settles of the same authorization share it.
             task = asyncio.get_running_loop().create_task(self._settle_new(payload, req, auth, key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+            self._inflight[flight] = task
+            task.add_done_callback(lambda _: self._inflight.pop(flight, None))
         else:
             self.metrics.repeats += 1
         return await asyncio.shield(task)
@@ -271,7 +341,7 @@ class ExactEvmHandler:
         key: SettlementKey,
     ) -> SettleResponse:
         existing = await self._run(lambda: self.store.get(key))
-        if existing is not None:
+        if existing is not None and existing.status != RESERVED:
             self.metrics.repeats += 1
             return await self._answer_existing(req, auth, existing)
         try:
@@ -300,10 +370,24 @@ class ExactEvmHandler:
     ) -> None:
         self._checked(payload, req)
         prior = self.store.claim(
-            key, signature="0x" + auth.signature.hex(), pay_to=auth.to, amount=auth.value
+            key,
+            signature="0x" + auth.signature.hex(),
+            pay_to=auth.to,
+            amount=auth.value,
+            terms=terms_digest(req),
+            until=float(auth.valid_before),
         )
         if prior is not None:
-            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already claimed", auth.payer)
+            raise _held(prior, auth)
+        try:  # right before signing: the payer may have moved its funds since verify
+            self._simulate(req, auth)
+        except BaseException as exc:
+            self.store.release(key)  # nothing was signed
+            if isinstance(exc, Rejected):
+                self.metrics.not_broadcast += 1
+                if exc.reason in _PAYER_FAULTS:
+                    self.throttle.record_failure(auth.payer)
+            raise
 
     async def _answer_existing(
         self, req: PaymentRequirements, auth: Authorization, record: SettlementRecord
@@ -311,6 +395,10 @@ class ExactEvmHandler:
         if record.signature != "0x" + auth.signature.hex():
             return self._fail(
                 req, c.ERR_NONCE_ALREADY_USED, "nonce used by another authorization", auth.payer
+            )
+        if not record.same_terms(terms_digest(req)):
+            return self._fail(
+                req, c.ERR_NONCE_ALREADY_USED, "authorization used for other terms", auth.payer
             )
         if record.final:
             if record.status == FAILED:
@@ -338,10 +426,12 @@ class ExactEvmHandler:
         def record(tx_hash: HexBytes, raw: bytes) -> None:
             self.store.mark_sent(key, tx_hash.to_0x_hex(), raw)
 
-        tx: dict[str, Any] = {"to": to_address(req.asset), "data": transfer_calldata(auth)}
-        if self._recently_simulated(auth):
-            # verify simulated this exact transfer moments ago: skip the estimate round trip
-            tx["gas"] = SETTLE_GAS_LIMIT
+        # _claim simulated this transfer against the latest state: no estimate round trip
+        tx: dict[str, Any] = {
+            "to": to_address(req.asset),
+            "data": transfer_calldata(auth),
+            "gas": SETTLE_GAS_LIMIT,
+        }
         try:
             sent = self.chain.send_nowait(
                 self.account, cast(TxParams, tx), action="settle", on_signed=record
@@ -392,6 +482,7 @@ class ExactEvmHandler:
             self.metrics.settled += 1
             return self._ok(req, auth.payer, tx_hash, auth.value)
         self.metrics.failed += 1
+        self.throttle.record_failure(auth.payer)
         return self._fail(
             req, c.ERR_TRANSACTION_FAILED, "the transfer reverted", auth.payer, tx_hash
         )
@@ -431,8 +522,14 @@ class ExactEvmHandler:
             "rejected": m.rejected,
             "verified": m.verified,
             "repeats": m.repeats,
-            "pending": counts["claimed"] + counts[SENT],
-            "stored_settled": counts["settled"],
+            "in_use": m.in_use,
+            "released": m.released,
+            "not_broadcast": m.not_broadcast,
+            "throttled": self.throttle.refused,
+            "payers_with_failures": len(self.throttle),
+            "reserved": counts[RESERVED],
+            "pending": counts[CLAIMED] + counts[SENT],
+            "stored_settled": counts[SETTLED],
             "stored_failed": counts[FAILED],
         }
 
@@ -441,8 +538,9 @@ class ExactEvmHandler:
         """Resolve settlements left ``sent`` by a crash; drop claims that never signed.
 
         Returns the number of settlements re-broadcast or resolved."""
-        for record in self.store.with_status("claimed"):
+        for record in self.store.with_status(CLAIMED):
             self.store.release(record.key)
+        self.store.purge_expired()
         done = 0
         for record in self.store.with_status(SENT):
             if record.tx_hash is None or record.raw_tx is None:
@@ -467,3 +565,8 @@ class ExactEvmHandler:
             )
             done += 1
         return done
+
+
+def _held(holder: SettlementRecord, auth: Authorization) -> Rejected:
+    """Why an authorization held by ``holder`` cannot be taken by another request."""
+    return held(holder, "0x" + auth.signature.hex(), auth.payer, c.ERR_NONCE_ALREADY_USED)

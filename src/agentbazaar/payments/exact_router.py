@@ -12,7 +12,8 @@ handler for its kind, without touching the fast path:
   ``ExactPermit2Handler`` (``permit2_schemes``).
 
 ``ContractWalletExactHandler`` checks the signature through ``SmartAccounts`` (ERC-1271 with the
-wallet, ERC-6492 by simulating the factory call and the transfer together), simulates the
+wallet, ERC-6492 by simulating the factory call and the transfer together), reserves the
+authorization for one request (``OnchainSettler.reserve``), simulates the
 token's ``transferWithAuthorization(..., bytes signature)``, and settles once through
 ``OnchainSettler`` (key: network, token, payer, nonce), deploying a counterfactual wallet first.
 """
@@ -133,11 +134,36 @@ class ContractWalletExactHandler:
     def _verify_sync(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         auth = self._checked(payload, req)
         sig = self._signature(req, auth)
-        if self.settler.used(self._key(req, auth)):
-            raise Rejected(c.ERR_NONCE_ALREADY_USED, "authorization already settled", auth.payer)
-        if not sig.counterfactual:
-            self._simulate(req, auth, sig)
-        return VerifyResponse(is_valid=True, payer=auth.payer)
+        settlement = self._settlement(req, auth)
+        token = self.settler.reserve(settlement, float(auth.valid_before))
+        try:
+            if not sig.counterfactual:
+                self._simulate(req, auth, sig)
+        except BaseException:
+            self.settler.release(settlement.key, token)
+            raise
+        extra = {"reservation": token, "reservedUntil": auth.valid_before}
+        return VerifyResponse(is_valid=True, payer=auth.payer, extra=extra)
+
+    def _settlement(self, req: PaymentRequirements, auth: Authorization) -> Settlement:
+        return Settlement(
+            key=self._key(req, auth),
+            network=req.network,
+            payer=auth.payer,
+            pay_to=auth.to,
+            amount=auth.value,
+            signature="0x" + auth.signature.hex(),
+            replay_reason=c.ERR_NONCE_ALREADY_USED,
+        )
+
+    async def release(self, payload: PaymentPayload, req: PaymentRequirements, token: str) -> bool:
+        """Give back the reservation ``token`` (the seller served nothing)."""
+        try:
+            auth = parse_authorization(payload.payload, any_signature=True)
+        except Rejected:
+            return False
+        key = self._key(req, auth)
+        return await self.settler.run(lambda: self.settler.release(key, token))
 
     async def verify(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         try:
@@ -165,15 +191,7 @@ class ContractWalletExactHandler:
             auth = self._checked(payload, req)
         except Rejected as exc:
             return fail(req.network, exc.reason, exc.message, exc.payer or payer_hint(payload))
-        settlement = Settlement(
-            key=self._key(req, auth),
-            network=req.network,
-            payer=auth.payer,
-            pay_to=auth.to,
-            amount=auth.value,
-            signature="0x" + auth.signature.hex(),
-            replay_reason=c.ERR_NONCE_ALREADY_USED,
-        )
+        settlement = self._settlement(req, auth)
         checked: list[PayerSignature] = []
 
         def prepare() -> dict[str, Any]:
@@ -263,6 +281,15 @@ class ExactRouter:
                 assert self.contract_wallets is not None
                 return await self.contract_wallets.settle(payload, req)
         return result
+
+    async def release(self, payload: PaymentPayload, req: PaymentRequirements, token: str) -> bool:
+        """Give back a reservation to the handler that made it (the EOA handler refused the
+        signature of a deployed wallet: the wallet handler's)."""
+        for handler in (self._route(payload), self.contract_wallets):
+            release = getattr(handler, "release", None)
+            if callable(release) and await release(payload, req, token):
+                return True
+        return False
 
     def _parts(self) -> list[Any]:
         return [h for h in (self.eoa, self.contract_wallets, self.permit2) if h is not None]

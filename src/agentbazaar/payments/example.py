@@ -32,6 +32,7 @@ from agentbazaar.payments.metered import (
     facilitator_offers,
     metered_routes,
 )
+from agentbazaar.payments.once import RetainedResponses
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.units import parse_units
 
@@ -97,11 +98,14 @@ def create_example_app(
     channels: ChannelSeller | None = None,
     *,
     facilitator_key: str | None = None,
+    responses_path: Path | None = None,
     upto: bool | None = None,
 ) -> FastAPI:
     """The example service; with ``channels`` its routes take batch-settlement too;
-    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``; ``upto``
-    meters ``POST /echo`` (default: when the facilitator settles upto on this network)."""
+    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``;
+    ``responses_path`` is the SQLite file that keeps settled responses for retries (shared by
+    the services that use the same file; default: in memory); ``upto`` meters ``POST /echo``
+    (default: when the facilitator settles upto on this network)."""
     if upto is None:
         upto = facilitator_offers(facilitator, terms.network, api_key=facilitator_key)
     if channels is None:
@@ -136,6 +140,7 @@ def create_example_app(
         facilitator=facilitator,
         channels=channels.paywall if channels is not None else None,
         facilitator_key=facilitator_key,
+        responses=RetainedResponses(responses_path),
         extend=metered_routes(metered_prices(), terms) if upto else None,
     )
     return app

@@ -4,12 +4,14 @@
 a drop-in in-process facilitator client for the SDK's ``x402ResourceServer`` (async ``verify`` and
 ``settle``, sync ``get_supported``). ``create_app`` serves it over HTTP exactly as the SDK's
 ``HTTPFacilitatorClient`` expects: ``POST /verify``, ``POST /settle``, ``GET /supported``, plus
-``/healthz`` and ``/metrics``.
+``/healthz`` and ``/metrics``, and ``POST /release``: the reservation protocol's hand-back (a seller
+whose handler failed returns the lease ``/verify`` gave it; see ``agentbazaar.payments.exact``).
 
 Authentication is optional: ``create_app(fac, api_keys=ApiKeys([...]))`` (the CLI:
 ``bazaar facilitator --api-key K`` (repeatable), ``--api-key-file F`` or
-``BAZAAR_FACILITATOR_API_KEYS=K1,K2``) makes ``/verify``, ``/settle`` and ``/metrics`` require
-``Authorization: Bearer <key>``, checked in constant time before the body is read; a missing,
+``BAZAAR_FACILITATOR_API_KEYS=K1,K2``) makes ``/verify``, ``/settle``, ``/release`` and
+``/metrics`` require ``Authorization: Bearer <key>``, checked in constant time before the body is
+read; a missing,
 malformed or wrong key gets 401 with a JSON error and ``WWW-Authenticate: Bearer``, and nothing
 is verified or settled. ``/supported`` (the SDK fetches it at start-up) and ``/healthz`` stay
 open. ``/metrics`` is guarded because its counts are the operator's business volume. Sellers pass
@@ -18,7 +20,8 @@ their key with ``install_paywall(..., facilitator_key=K)`` (``bazaar serve-examp
 Without keys every route is open, as before.
 
 To add a scheme, implement ``SchemeHandler`` (``scheme``, ``networks``, ``signers()``,
-``extra(network)``, async ``verify`` / ``settle``) and ``Facilitator.register`` it.
+``extra(network)``, async ``verify`` / ``settle``, optionally async ``release``) and
+``Facilitator.register`` it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from agentbazaar.chain import Chain
 from agentbazaar.payments.auth import ApiKeys
 from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VERSION
 from agentbazaar.payments.exact import ExactEvmHandler
+from agentbazaar.payments.reasons import ERR_UNKNOWN_RESERVATION
 from agentbazaar.payments.store import SettlementStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -158,6 +162,28 @@ class Facilitator:
             log.exception("x402 settle failed unexpectedly")
             return _settle_failure(ERR_UNEXPECTED, str(exc), network)
 
+    async def release(
+        self,
+        payload: PaymentPayload | PaymentPayloadV1,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+        reservation: str,
+    ) -> bool:
+        """Give back the reservation a verify returned (``extra["reservation"]``) because the
+        seller served nothing; False when that lease is not held (or not ours to release)."""
+        if not isinstance(payload, PaymentPayload) or not isinstance(
+            requirements, PaymentRequirements
+        ):
+            return False
+        handler = self.handler_for(requirements.scheme, requirements.network)
+        release = getattr(handler, "release", None)
+        if not callable(release):
+            return False
+        try:
+            return bool(await release(payload, requirements, reservation))
+        except Exception:
+            log.exception("x402 release failed unexpectedly")
+            return False
+
     def metrics(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for handler in self.handlers:
@@ -224,6 +250,7 @@ async def _read_request(
         raise ValueError("body is not JSON") from exc
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
+    request.state.reservation = body.get("reservation")
     payload, requirements = body.get("paymentPayload"), body.get("paymentRequirements")
     if not isinstance(payload, dict) or not isinstance(requirements, dict):
         raise ValueError("paymentPayload and paymentRequirements must be objects")
@@ -307,6 +334,23 @@ def create_app(
     @app.post("/settle")
     async def settle(request: Request) -> JSONResponse:
         return await answer(request, facilitator.settle)
+
+    @app.post("/release")
+    async def release(request: Request) -> JSONResponse:
+        if (denied := gate(request)) is not None:
+            return denied
+        try:
+            payload, requirements = await _read_request(request)
+            token = request.state.reservation
+        except OverflowError as exc:
+            return _bad_request(str(exc), 413)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        if not isinstance(token, str) or not 0 < len(token) <= 128:
+            return _bad_request("reservation must be the token /verify returned")
+        if await facilitator.release(payload, requirements, token):
+            return JSONResponse({"released": True})
+        return JSONResponse({"released": False, "reason": ERR_UNKNOWN_RESERVATION})
 
     @app.get("/supported")
     async def supported() -> JSONResponse:

@@ -22,7 +22,7 @@ authorized maximum (nothing is settled, the buyer gets a 402, never the content)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from x402.schemas import AssetAmount
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.auth import facilitator_client
+from agentbazaar.payments.once import Extension
 from agentbazaar.payments.server import PaymentTerms
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
@@ -66,9 +67,6 @@ def upto_option(price: MeteredPrice, terms: PaymentTerms) -> PaymentOption:
         price=AssetAmount(amount=str(amount), asset=terms.token.address, extra={}),
         max_timeout_seconds=terms.max_timeout_seconds,
     )
-
-
-Extension = Callable[[x402ResourceServer, dict[str, RouteConfig]], None]
 
 
 def metered_routes(prices: Sequence[MeteredPrice], terms: PaymentTerms) -> Extension:

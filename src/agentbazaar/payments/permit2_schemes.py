@@ -9,8 +9,10 @@ once, through the x402 upto proxy (which only the named facilitator may call).
 
 Verify runs the checks that need no chain (shape, scheme, network, token, spender, payee,
 facilitator, deadline, start time, amount), the signature (ECDSA locally; ERC-1271 and ERC-6492
-through ``SmartAccounts``), a replay check against the store, then simulates the proxy's
-``settle`` from our account. Settle repeats the checks, claims the authorization in the
+through ``SmartAccounts``), reserves the authorization in the store (one lease per permit until
+its deadline, as ``exact.py`` does: a second verify while it is held is
+``authorization_in_use``; ``release`` gives it back), then simulates the proxy's ``settle`` from
+our account. Settle repeats the checks, claims the authorization in the
 ``SettlementStore`` (key: network, Permit2, payer, nonce: Permit2's own nonce space, shared by
 both schemes), deploys a counterfactual wallet if needed, and sends the proxy call once
 (``OnchainSettler``). Refusals carry the SDK's reason codes.
@@ -255,12 +257,40 @@ class Permit2Handler:
         self._check_terms(payload, req, auth)
         self._check_maximum(payload, req, auth)
         sig = self._payer_signature(auth, auth.amount)
-        if self.settler.used(self._key(req, auth)):
-            raise Rejected(p2.ERR_INVALID_NONCE, "this permit is already settled", auth.payer)
-        if not sig.counterfactual:
-            self._simulate(auth, sig, auth.amount)
-            self._remember_simulated(auth)
-        return VerifyResponse(is_valid=True, payer=auth.payer)
+        settlement = self._settlement(req, auth, auth.amount)
+        token = self.settler.reserve(settlement, float(auth.deadline))
+        try:
+            if not sig.counterfactual:
+                self._simulate(auth, sig, auth.amount)
+                self._remember_simulated(auth)
+        except BaseException:
+            self.settler.release(settlement.key, token)
+            raise
+        extra = {"reservation": token, "reservedUntil": auth.deadline}
+        return VerifyResponse(is_valid=True, payer=auth.payer, extra=extra)
+
+    def _settlement(
+        self, req: PaymentRequirements, auth: p2.Permit2Authorization, amount: int
+    ) -> Settlement:
+        return Settlement(
+            key=self._key(req, auth),
+            network=req.network,
+            payer=auth.payer,
+            pay_to=auth.to,
+            amount=amount,
+            signature="0x" + auth.signature.hex(),
+            replay_reason=p2.ERR_INVALID_NONCE,
+        )
+
+    async def release(self, payload: PaymentPayload, req: PaymentRequirements, token: str) -> bool:
+        """Give back the reservation ``token`` (the seller served nothing): a later verify of
+        the same permit may take it."""
+        try:
+            auth = self._parse(payload)
+        except Rejected:
+            return False
+        key = self._key(req, auth)
+        return await self.settler.run(lambda: self.settler.release(key, token))
 
     async def verify(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         try:
@@ -293,15 +323,7 @@ class Permit2Handler:
         except Rejected as exc:
             self.settler.metrics.rejected += 1
             return fail(req.network, exc.reason, exc.message, exc.payer or _payer_hint(payload))
-        settlement = Settlement(
-            key=self._key(req, auth),
-            network=req.network,
-            payer=auth.payer,
-            pay_to=auth.to,
-            amount=amount,
-            signature="0x" + auth.signature.hex(),
-            replay_reason=p2.ERR_INVALID_NONCE,
-        )
+        settlement = self._settlement(req, auth, amount)
 
         checked: list[PayerSignature] = []
 

@@ -8,9 +8,13 @@
 ``Authorization: Bearer`` to its ``/verify``, ``/settle`` and ``/supported``).
 
 Prices are human units of the configured token (USDC by default), parsed exactly to base units.
-The SDK's middleware verifies before the handler runs and settles only after it answered < 400.
-Around it, a guard makes every payment problem a 402 with a reason in the JSON body (garbage or
-oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator), never a 500.
+The SDK's middleware verifies before the handler runs and settles only after it answered < 400,
+built by ``agentbazaar.payments.once.exact_middleware``: one response per paid authorization,
+genuine retries answered with the first response (kept in ``responses``, a
+``RetainedResponses``), the facilitator's reservation given back when the handler fails.
+Around it, a guard makes every payment problem a 402 with a reason code and a plain message in
+the JSON body (garbage or oversized headers, x402 v1 ``X-PAYMENT``, an unreachable facilitator:
+``facilitator_unavailable``), never a 500.
 
 With ``channels`` (a ``ChannelPaywall`` over the seller's channel engine) the same routes also take
 ``batch-settlement``: a payment for that scheme goes to the channel engine, everything else to the
@@ -38,15 +42,21 @@ from x402.http.constants import (
     PAYMENT_SIGNATURE_HEADER,
 )
 from x402.http.facilitator_client_base import FacilitatorClient
-from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import PaymentOption, RouteConfig
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
-from x402.mechanisms.evm.exact import register_exact_evm_server
 from x402.schemas import AssetAmount
 
 from agentbazaar.chain import to_address
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.auth import facilitator_client
+from agentbazaar.payments.once import Extension, Middleware, RetainedResponses, exact_middleware
+from agentbazaar.payments.reasons import (
+    ERR_FACILITATOR_UNAUTHORIZED,
+    ERR_FACILITATOR_UNAVAILABLE,
+    ERR_TERMS_MISMATCH,
+    SDK_NO_MATCH,
+    explain,
+)
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from x402 import x402ResourceServer
@@ -110,9 +120,6 @@ def route_config(price: RoutePrice, terms: PaymentTerms) -> RouteConfig:
     )
 
 
-Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
-
-
 def install_paywall(
     app: FastAPI,
     prices: list[RoutePrice],
@@ -121,11 +128,14 @@ def install_paywall(
     facilitator: str | FacilitatorClient,
     channels: ChannelPaywall | None = None,
     facilitator_key: str | None = None,
-    extend: Callable[[x402ResourceServer, dict[str, RouteConfig]], None] | None = None,
+    responses: RetainedResponses | None = None,
+    extend: Extension | None = None,
 ) -> x402ResourceServer:
     """Price ``prices`` on ``app``; ``facilitator`` is a URL (``facilitator_key``: its API key)
     or an in-process client; ``channels`` also accepts ``batch-settlement`` on the routes it
-    prices; ``extend`` registers more schemes and route options (``metered.metered_routes``)."""
+    prices; ``responses`` keeps settled responses for retries (default: in memory); ``extend``
+    registers more schemes and route options (``metered.metered_routes``), served under the
+    same one-authorization-one-response guarantee."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
         http_client = facilitator_client(facilitator, api_key=facilitator_key, timeout=30.0)
@@ -135,14 +145,12 @@ def install_paywall(
         raise ConfigError("facilitator_key goes with a facilitator URL, not an in-process one")
     else:
         client = facilitator
-    server = x402ResourceServer(client)
-    register_exact_evm_server(server, terms.network)
     routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
-    if extend is not None:
-        extend(server, routes)
     # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
     # paid request; the guard turns a failure there into a 402.
-    sdk = payment_middleware(routes, server)
+    sdk, server = exact_middleware(
+        routes, client, terms.network, responses=responses, extend=extend
+    )
     guard = _guard(sdk)
     app.middleware("http")(guard if channels is None else _with_channels(guard, channels))
     return server
@@ -246,9 +254,7 @@ def _guard(sdk: Middleware) -> Middleware:
             if handler_failed:
                 raise
             log.warning("x402: payment processing failed: %s", exc)
-            return payment_error(
-                "facilitator_unavailable", f"payment could not be processed: {exc}"
-            )
+            return payment_error(ERR_FACILITATOR_UNAVAILABLE, explain(ERR_FACILITATOR_UNAVAILABLE))
         if response.status_code == 402:
             return _explain_402(request, response, header)
         return response
@@ -278,19 +284,23 @@ def _explain_402(request: Request, response: Response, header: str | None) -> Re
             reason = None
     settled = _settle_failure_reason(response)
     if settled is not None:  # verified, served, then settlement failed: nothing delivered
-        reason, message = settled, f"settlement failed: {settled}"
+        reason = settled
+        message = f"settlement failed: {explain(settled)}"
     elif header is None and request.headers.get(V1_HEADER) is not None:
         reason = "x402_v1_not_supported"
         message = "X-PAYMENT (x402 v1) is not accepted: pay with x402 v2 (PAYMENT-SIGNATURE)"
     elif header is not None and reason in (None, "Payment required"):
         reason = "invalid_payment_header"
         message = "PAYMENT-SIGNATURE could not be decoded as an x402 v2 payment"
+    elif reason == SDK_NO_MATCH:
+        reason = ERR_TERMS_MISMATCH
+        message = explain(reason)
     elif reason is not None and _FACILITATOR_AUTH_FAILED.match(reason):
         log.warning("x402: the facilitator refused this service's API key: %s", reason[:200])
-        reason = "facilitator_unauthorized"
-        message = "the seller's facilitator refused its credentials; nothing was charged"
+        reason = ERR_FACILITATOR_UNAUTHORIZED
+        message = explain(reason)
     else:
-        message = reason or "payment required"
+        message = explain(reason)
     body: dict[str, Any] = {"error": reason or "payment_required", "message": message}
     raw = getattr(response, "body", b"")
     if isinstance(raw, (bytes, bytearray)) and raw:

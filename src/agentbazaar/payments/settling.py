@@ -6,6 +6,12 @@
                    ->  sign; record the hash and raw bytes  ->  broadcast  ->  receipt  ->  finish
         \\-> release the claim when nothing was signed (a check failed, the simulation reverted)
 
+Verify reserves the key first (``reserve``: one lease per authorization until it expires, bound
+to its signature, the same reservation protocol as ``exact.py``'s), so of any number of
+concurrent or repeated verifies of one authorization - across routes and seller processes - one
+is told yes and the others ``authorization_in_use`` (or the replay reason once it is settled);
+``release`` gives the lease back when the seller served nothing, and settle claims it.
+
 A settle of a key already claimed returns the first result (or waits for it); concurrent settles
 of the same key in this process share one task, and across processes the store's claim decides.
 A repeat must name the same authorization (signature) and the same amount, else it is refused:
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -36,9 +43,12 @@ from x402.schemas import SettleResponse
 from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
 from agentbazaar.payments.eip3009 import Rejected
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
 from agentbazaar.payments.store import (
     FAILED,
     SENT,
+    SETTLED,
+    Lease,
     SettlementKey,
     SettlementRecord,
     SettlementStore,
@@ -96,6 +106,21 @@ class OnchainSettler:
 
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # ---- the reservation (verify) -----------------------------------------------------------
+    def reserve(self, s: Settlement, until: float) -> str:
+        """Lease ``s``'s authorization to the request being verified until ``until`` (its
+        expiry); returns the lease token. ``Rejected`` when another request holds it (or it is
+        settled): never two leases at once. Runs in the thread pool."""
+        lease = Lease(s.signature, "", secrets.token_hex(16), until, s.pay_to, s.amount)
+        holder = self.store.reserve(s.key, lease)
+        if holder is not None:
+            raise held(holder, s.signature, s.payer, s.replay_reason)
+        return lease.token
+
+    def release(self, key: SettlementKey, token: str) -> bool:
+        """Give back the lease ``token`` of ``key`` (the seller served nothing)."""
+        return self.store.release(key, lease=token)
 
     # ---- settle ---------------------------------------------------------------------------
     async def settle(
@@ -271,6 +296,22 @@ class OnchainSettler:
             self.store.finish(record.key, success=success, tx_hash=record.tx_hash, reason=reason)
             done += 1
         return done
+
+
+def held(holder: SettlementRecord, signature: str, payer: str, replay_reason: str) -> Rejected:
+    """Why an authorization held by ``holder`` cannot be taken by another request: settled or
+    signed otherwise -> ``replay_reason``; the same authorization under way ->
+    ``authorization_in_use``."""
+    if holder.status == SETTLED:
+        return Rejected(replay_reason, "authorization already settled", payer)
+    if holder.signature != signature.lower():
+        return Rejected(replay_reason, "nonce used by another authorization", payer)
+    return Rejected(
+        ERR_AUTHORIZATION_IN_USE,
+        "another request is being served with this authorization; "
+        "retry the same request later, or sign a new payment",
+        payer,
+    )
 
 
 def ok(network: str, payer: str, tx: str, amount: int) -> SettleResponse:

@@ -3,8 +3,17 @@
 A row is keyed by (network, asset, payer, nonce) - an EIP-3009 authorization can be used once per
 token and authorizer, so the key names exactly one possible transfer. Its life:
 
+    reserved (verify: a lease for ONE request, bound to the terms it was verified for)
+        |  \\-> released (deleted): the seller's handler failed, or the lease ran out
+        v
     claimed  ->  sent (tx hash + signed raw tx, recorded BEFORE the broadcast)  ->  settled | failed
         \\-> released (deleted) when nothing was signed (e.g. the simulation reverted)
+
+``reserve`` and ``claim`` are each one atomic SQLite statement pair under the store's lock (and
+SQLite's own write lock across processes): of any number of concurrent verifies of one
+authorization exactly one gets the lease. A lease lasts until the authorization's
+``validBefore`` (after which no one can settle it) unless released earlier with its token. A
+``failed`` row (its transaction reverted: nothing moved) can be reserved again.
 
 A repeated settle finds the row and returns its result (or waits for it); a crash between the
 broadcast and the receipt leaves a ``sent`` row that start-up recovery re-broadcasts (idempotent:
@@ -21,7 +30,8 @@ from pathlib import Path
 
 from agentbazaar.payments._errors import FacilitatorError
 
-CLAIMED, SENT, SETTLED, FAILED = "claimed", "sent", "settled", "failed"
+RESERVED, CLAIMED, SENT, SETTLED, FAILED = "reserved", "claimed", "sent", "settled", "failed"
+STATUSES = (RESERVED, CLAIMED, SENT, SETTLED, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settlements (
@@ -42,6 +52,13 @@ CREATE TABLE IF NOT EXISTS settlements (
 );
 CREATE INDEX IF NOT EXISTS settlements_status ON settlements (status);
 """
+# columns added by the reservation protocol (ALTER TABLE on stores written before it)
+_LEASE_COLUMNS = (("terms", "TEXT"), ("lease", "TEXT"), ("lease_until", "REAL"))
+_COLUMNS = (
+    "network, asset, payer, nonce, signature, pay_to, amount, status, tx_hash, raw_tx, reason, "
+    "terms, lease, lease_until"
+)
+_WHERE_KEY = "network=? AND asset=? AND payer=? AND nonce=?"
 
 
 @dataclass(frozen=True)
@@ -66,10 +83,30 @@ class SettlementRecord:
     tx_hash: str | None
     raw_tx: bytes | None
     reason: str | None
+    terms: str | None = None
+    lease: str | None = None
+    lease_until: float | None = None
 
     @property
     def final(self) -> bool:
         return self.status in (SETTLED, FAILED)
+
+    def same_terms(self, terms: str) -> bool:
+        """Was this row reserved or claimed for ``terms``? (rows from before leases: any)"""
+        return self.terms is None or self.terms == terms
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a reservation needs: the authorization's signature, the terms (requirement digest)
+    it is bound to, its token, and until when it holds."""
+
+    signature: str
+    terms: str
+    token: str
+    until: float
+    pay_to: str
+    amount: int
 
 
 class SettlementStore:
@@ -80,11 +117,17 @@ class SettlementStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         target = str(path) if path is not None else ":memory:"
         try:
-            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                target, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(settlements)")}
+            for name, kind in _LEASE_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE settlements ADD COLUMN {name} {kind}")
         except sqlite3.Error as exc:
             raise FacilitatorError(
                 f"cannot open the settlement store {target}: {exc}", path=target
@@ -101,30 +144,96 @@ class SettlementStore:
         except sqlite3.Error as exc:
             raise FacilitatorError(f"settlement store failed: {exc}") from exc
 
-    def claim(
-        self, key: SettlementKey, *, signature: str, pay_to: str, amount: int
+    # ---- the reservation protocol ----------------------------------------------------------
+    def reserve(
+        self, key: SettlementKey, lease: Lease, *, now: float | None = None
     ) -> SettlementRecord | None:
-        """Claim ``key`` for a new settlement. Returns None when claimed now, else the row
-        that already holds it (a repeat or a concurrent settle of the same authorization)."""
+        """Reserve ``key`` for one request. Returns None when reserved now, else the row that
+        holds it (a live lease, a settlement under way or done)."""
+        return self._take(key, lease, RESERVED, time.time() if now is None else now)
+
+    def claim(
+        self,
+        key: SettlementKey,
+        *,
+        signature: str,
+        pay_to: str,
+        amount: int,
+        terms: str | None = None,
+        until: float = 0.0,
+    ) -> SettlementRecord | None:
+        """Claim ``key`` for settlement: the live reservation of the same authorization and
+        terms (or a free key: a settle without verify reserves and claims in one step), for
+        ``amount`` (``upto`` settles less than it reserved). Returns None when claimed now, else
+        the row that holds it."""
         now = time.time()
+        lease = Lease(signature, terms or "", "", until, pay_to, amount)
         with self._lock:
             cur = self._exec(
-                "INSERT OR IGNORE INTO settlements (network, asset, payer, nonce, signature, "
-                "pay_to, amount, status, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    *_key_args(key),
-                    signature.lower(),
-                    pay_to.lower(),
-                    str(amount),
-                    CLAIMED,
-                    now,
-                    now,
-                ),
+                f"UPDATE settlements SET status=?, amount=?, updated=? WHERE {_WHERE_KEY} "
+                "AND status=? AND signature=? AND (terms IS NULL OR terms=? OR ?='') "
+                "AND lease_until>?",
+                (CLAIMED, str(amount), now, *_key_args(key), RESERVED, signature.lower(),
+                 lease.terms, lease.terms, now),
+            )  # fmt: skip
+            if cur.rowcount == 1:
+                return None
+        return self._take(key, lease, CLAIMED, now)
+
+    def _take(
+        self, key: SettlementKey, lease: Lease, status: str, now: float
+    ) -> SettlementRecord | None:
+        """Insert ``key`` in ``status``, or take over a dead row (a lease past its time, or a
+        reverted settlement); else return the row that holds it."""
+        values = (
+            lease.signature.lower(), lease.pay_to.lower(), str(lease.amount), status,
+            lease.terms or None, lease.token or None, lease.until, now,
+        )  # fmt: skip
+        with self._lock:
+            cur = self._exec(
+                "INSERT OR IGNORE INTO settlements (signature, pay_to, amount, status, terms, "
+                "lease, lease_until, updated, network, asset, payer, nonce, created) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*values, *_key_args(key), now),
+            )
+            if cur.rowcount == 1:
+                return None
+            cur = self._exec(
+                "UPDATE settlements SET signature=?, pay_to=?, amount=?, status=?, terms=?, "
+                "lease=?, lease_until=?, updated=?, tx_hash=NULL, raw_tx=NULL, reason=NULL "
+                f"WHERE {_WHERE_KEY} AND ((status=? AND lease_until<=?) OR status=?)",
+                (*values, *_key_args(key), RESERVED, now, FAILED),
             )
             if cur.rowcount == 1:
                 return None
             return self._get_locked(key)
 
+    def release(self, key: SettlementKey, *, lease: str | None = None) -> bool:
+        """Forget a reservation or a claim under which nothing was signed (the authorization is
+        free again). With ``lease``, only the reservation holding that token. True if released."""
+        with self._lock:
+            if lease is not None:
+                cur = self._exec(
+                    f"DELETE FROM settlements WHERE {_WHERE_KEY} AND status=? AND lease=?",
+                    (*_key_args(key), RESERVED, lease),
+                )
+            else:
+                cur = self._exec(
+                    f"DELETE FROM settlements WHERE {_WHERE_KEY} AND status IN (?, ?)",
+                    (*_key_args(key), RESERVED, CLAIMED),
+                )
+            return cur.rowcount == 1
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Drop reservations whose lease ran out (their authorization expired unused here)."""
+        with self._lock:
+            cur = self._exec(
+                "DELETE FROM settlements WHERE status=? AND lease_until<=?",
+                (RESERVED, time.time() if now is None else now),
+            )
+            return cur.rowcount
+
+    # ---- settlement ------------------------------------------------------------------------
     def mark_sent(self, key: SettlementKey, tx_hash: str, raw_tx: bytes) -> None:
         self._update(key, "status=?, tx_hash=?, raw_tx=?", (SENT, tx_hash, raw_tx))
 
@@ -134,41 +243,28 @@ class SettlementStore:
         status = SETTLED if success else FAILED
         self._update(key, "status=?, tx_hash=?, reason=?", (status, tx_hash, reason))
 
-    def release(self, key: SettlementKey) -> None:
-        """Forget a claim under which nothing was signed (a later retry may settle it)."""
-        with self._lock:
-            self._exec(
-                "DELETE FROM settlements WHERE network=? AND asset=? AND payer=? AND nonce=? "
-                "AND status=?",
-                (*_key_args(key), CLAIMED),
-            )
-
     def _update(self, key: SettlementKey, assignments: str, args: tuple[object, ...]) -> None:
         with self._lock:
             self._exec(
-                f"UPDATE settlements SET {assignments}, updated=? "
-                "WHERE network=? AND asset=? AND payer=? AND nonce=?",
+                f"UPDATE settlements SET {assignments}, updated=? WHERE {_WHERE_KEY}",
                 (*args, time.time(), *_key_args(key)),
             )
 
+    # ---- reads -----------------------------------------------------------------------------
     def get(self, key: SettlementKey) -> SettlementRecord | None:
         with self._lock:
             return self._get_locked(key)
 
     def _get_locked(self, key: SettlementKey) -> SettlementRecord | None:
         row = self._exec(
-            "SELECT network, asset, payer, nonce, signature, pay_to, amount, status, tx_hash, "
-            "raw_tx, reason FROM settlements WHERE network=? AND asset=? AND payer=? AND nonce=?",
-            _key_args(key),
+            f"SELECT {_COLUMNS} FROM settlements WHERE {_WHERE_KEY}", _key_args(key)
         ).fetchone()
         return _record(row) if row else None
 
     def with_status(self, status: str) -> list[SettlementRecord]:
         with self._lock:
             rows = self._exec(
-                "SELECT network, asset, payer, nonce, signature, pay_to, amount, status, "
-                "tx_hash, raw_tx, reason FROM settlements WHERE status=? ORDER BY created",
-                (status,),
+                f"SELECT {_COLUMNS} FROM settlements WHERE status=? ORDER BY created", (status,)
             ).fetchall()
         return [_record(r) for r in rows]
 
@@ -177,7 +273,7 @@ class SettlementStore:
             rows = self._exec(
                 "SELECT status, COUNT(*) FROM settlements GROUP BY status", ()
             ).fetchall()
-        out = {CLAIMED: 0, SENT: 0, SETTLED: 0, FAILED: 0}
+        out = dict.fromkeys(STATUSES, 0)
         out.update({str(s): int(n) for s, n in rows})
         return out
 
@@ -187,7 +283,8 @@ def _key_args(key: SettlementKey) -> tuple[str, str, str, str]:
 
 
 def _record(row: tuple[object, ...]) -> SettlementRecord:
-    network, asset, payer, nonce, sig, pay_to, amount, status, tx_hash, raw, reason = row
+    network, asset, payer, nonce, sig, pay_to, amount, status, tx_hash, raw, reason = row[:11]
+    terms, lease, until = row[11:14]
     return SettlementRecord(
         key=SettlementKey(str(network), str(asset), str(payer), str(nonce)),
         signature=str(sig),
@@ -197,4 +294,7 @@ def _record(row: tuple[object, ...]) -> SettlementRecord:
         tx_hash=str(tx_hash) if tx_hash is not None else None,
         raw_tx=bytes(raw) if isinstance(raw, (bytes, bytearray, memoryview)) else None,
         reason=str(reason) if reason is not None else None,
+        terms=str(terms) if terms is not None else None,
+        lease=str(lease) if lease is not None else None,
+        lease_until=float(str(until)) if until is not None else None,
     )

@@ -396,6 +396,11 @@ class Ledger:
         )
         return self._transition(record_id, allowed, "failed", error=error[:500])
 
+    def note(self, record_id: int, error: str) -> SpendRecord:
+        """Record why a signed spend was refused, leaving its status: what was signed may still
+        be used by whoever holds it, so only proof (``reconcile``) releases it."""
+        return self._transition(record_id, ("signed",), "signed", error=error[:500])
+
     def _transition(
         self,
         record_id: int,

@@ -9,15 +9,29 @@ For every ``signed`` or ``settled`` entry on this chain:
   (``rebroadcast=True``), the SAME signed bytes are broadcast again (never re-signed);
 - a ``settled`` entry whose transaction the chain does not know -> ``missing`` (e.g. a reset node);
 - a ``reserved`` entry whose process has ended -> ``abandoned`` (nothing was signed; released);
-- an EIP-3009 authorization (no transaction of ours): ``authorizationState`` on the token says
-  whether it was used (``settled``), is still ``pending``, or ``expired`` unused (released);
+- an EIP-3009 authorization (no transaction of ours: an x402 payment, a ``PolicySigner``
+  signature, a channel deposit): ``authorizationState`` on the token says whether it was used;
+  used, the token's ``AuthorizationUsed`` event names the transaction (``settled``, with its hash;
+  for an x402 payment the ``Transfer`` in it must pay the ledger's amount to the ledger's payee,
+  else ``mismatch``) or its ``AuthorizationCanceled`` event shows it was cancelled (``canceled``,
+  released); unused, it is ``expired`` after its ``validBefore`` (released) or still ``pending``;
+- a channel voucher (no transaction of its own): ``settled`` once the channel's claimed total on
+  the escrow reaches its ceiling; ``unfunded`` (released) when the channel holds less than its
+  ceiling and no deposit of the buyer's is on its way (its deposit expired unrelayed, or the
+  escrow was refunded); else ``pending``;
 - a Permit2 authorization (x402 ``upto``, or ``exact`` through Permit2): Permit2's
-  ``nonceBitmap`` says the same. A used one whose settlement the wallet never learnt stays
-  counted at its authorized maximum (the amount paid is in the settlement's transaction).
+  ``nonceBitmap`` says whether it was used (``settled``), is still ``pending``, or ``expired``
+  unused after its deadline (released). A used one whose settlement the wallet never learnt
+  stays counted at its authorized maximum (the amount paid is in the settlement's transaction).
+
+``resolve_refused(wallet, chain, key)`` settles the fate of one spend a seller refused: the same
+checks, and when the authorization is still live, its cancellation on chain when that is worth
+its gas (``authorizations.worth_cancelling``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -30,20 +44,29 @@ from web3.types import TxReceipt
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain._errors import chain_errors
 from agentbazaar.errors import BazaarError
+from agentbazaar.wallet.authorizations import (
+    AUTHORIZATION_CANCELED_TOPIC,
+    AUTHORIZATION_USED_TOPIC,
+    TOKEN_ABI,
+    SignedAuthorization,
+    authorization_of,
+    topic_of,
+    worth_cancelling,
+)
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import NATIVE_KEY
-from agentbazaar.wallet.wallet import TRANSFER_TOPIC
+from agentbazaar.wallet.wallet import TRANSFER_TOPIC, Wallet
 
-_AUTH_STATE_ABI: list[dict[str, Any]] = [
+_ESCROW_ABI: list[dict[str, Any]] = [  # the batch-settlement escrow's channel state
     {
-        "name": "authorizationState",
+        "name": "channels",
         "type": "function",
         "stateMutability": "view",
-        "inputs": [
-            {"name": "authorizer", "type": "address"},
-            {"name": "nonce", "type": "bytes32"},
+        "inputs": [{"name": "channelId", "type": "bytes32"}],
+        "outputs": [
+            {"name": "balance", "type": "uint128"},
+            {"name": "totalClaimed", "type": "uint128"},
         ],
-        "outputs": [{"name": "", "type": "bool"}],
     }
 ]
 
@@ -100,24 +123,62 @@ def reconcile(
         )
         for rec in ledger.release_abandoned(wallet)
     ]
-    for rec in ledger.records(wallet, statuses=("signed", "settled")):
+    records = ledger.records(wallet, statuses=("signed", "settled"))
+    # vouchers last: whether one can still be paid depends on the fate of its channel's deposits
+    for rec in sorted(records, key=lambda r: r.kind == "voucher"):
         if rec.chain_id is not None and rec.chain_id != chain.chain_id:
             continue
         outcome, detail = _check(ledger, chain, rec, rebroadcast)
-        after = ledger.by_id(rec.id).status
-        findings.append(
-            Finding(
-                id=rec.id,
-                wallet=rec.wallet,
-                idempotency_key=rec.idempotency_key,
-                before=rec.status,
-                after=after,
-                outcome=outcome,
-                detail=detail,
-                tx_hash=rec.tx_hash,
-            )
-        )
+        findings.append(_finding(ledger, rec, outcome, detail))
     return findings
+
+
+def _finding(ledger: Ledger, rec: SpendRecord, outcome: str, detail: str) -> Finding:
+    now = ledger.by_id(rec.id)
+    return Finding(
+        id=rec.id,
+        wallet=rec.wallet,
+        idempotency_key=rec.idempotency_key,
+        before=rec.status,
+        after=now.status,
+        outcome=outcome,
+        detail=detail,
+        tx_hash=now.tx_hash or rec.tx_hash,
+    )
+
+
+def resolve_refused(wallet: Wallet, chain: Chain, idempotency_key: str) -> Finding | None:
+    """Settle the fate of a spend a seller refused: settled if its authorization was used after
+    all, released if it expired, else cancelled on chain when that is worth its gas (and the
+    wallet can pay it); otherwise it stays ``pending`` until it expires. None without a row."""
+    rec = wallet.ledger.get(wallet.name, idempotency_key)
+    if rec is None or rec.status != "signed":
+        return None
+    outcome, detail = _check(wallet.ledger, chain, rec, rebroadcast=False)
+    signed = authorization_of(rec.payload)
+    now = chain.timestamp()
+    if outcome != "pending" or signed is None:
+        return _finding(wallet.ledger, rec, outcome, detail)
+    if worth_cancelling(is_dev=chain.is_dev, valid_before=signed.valid_before, now=now):
+        try:
+            receipt = wallet.cancel_authorization(chain, rec)
+        except BazaarError as exc:  # no gas, or it was used meanwhile: look again
+            outcome, detail = _check(wallet.ledger, chain, rec, rebroadcast=False)
+            if outcome == "pending":
+                detail = f"could not cancel it ({exc}); {_live_until(signed, now)}"
+            return _finding(wallet.ledger, rec, outcome, detail)
+        tx = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        return _finding(wallet.ledger, rec, "canceled", f"canceled on chain in {tx}; released")
+    return _finding(wallet.ledger, rec, "pending", _live_until(signed, now))
+
+
+def _live_until(signed: SignedAuthorization, now: int) -> str:
+    left = max(signed.valid_before - now, 0)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(signed.valid_before))
+    return (
+        f"the authorization stays usable by whoever holds it until {when} ({left} s); "
+        "`bazaar wallet ledger --reconcile` releases it after that"
+    )
 
 
 def _check(ledger: Ledger, chain: Chain, rec: SpendRecord, rebroadcast: bool) -> tuple[str, str]:
@@ -127,11 +188,14 @@ def _check(ledger: Ledger, chain: Chain, rec: SpendRecord, rebroadcast: bool) ->
             return _check_receipt(ledger, chain, rec, receipt)
         return _check_missing(ledger, chain, rec, rebroadcast)
     payload = rec.payload or {}
-    auth = payload.get("message") or payload.get("authorization")
-    if payload.get("primary_type") in _PERMIT2_TYPES and isinstance(auth, dict):
-        return _check_permit2(ledger, chain, rec, payload, auth)
-    if isinstance(auth, dict) and auth.get("nonce") and rec.token != NATIVE_KEY:
-        return _check_authorization(ledger, chain, rec, auth)
+    permit = payload.get("message")
+    if payload.get("primary_type") in _PERMIT2_TYPES and isinstance(permit, dict):
+        return _check_permit2(ledger, chain, rec, payload, permit)
+    signed = authorization_of(rec.payload)
+    if signed is not None and rec.token != NATIVE_KEY:
+        return _check_authorization(ledger, chain, rec, signed)
+    if rec.kind == "voucher":
+        return _check_voucher(ledger, chain, rec)
     return "ok" if rec.status == "settled" else "pending", "no transaction to check"
 
 
@@ -219,26 +283,104 @@ def _raw_nonce(raw: bytes) -> int:
 
 
 def _check_authorization(
-    ledger: Ledger, chain: Chain, rec: SpendRecord, auth: dict[str, Any]
+    ledger: Ledger, chain: Chain, rec: SpendRecord, signed: SignedAuthorization
 ) -> tuple[str, str]:
-    token = chain.contract(to_address(rec.token), _AUTH_STATE_ABI)
-    nonce = bytes(HexBytes(str(auth["nonce"])))
+    token = chain.contract(to_address(rec.token), TOKEN_ABI)
     try:
-        used = bool(chain.call(token.functions.authorizationState(rec.payer, nonce)))
+        used = bool(chain.call(token.functions.authorizationState(rec.payer, signed.nonce)))
+        use = _use_of(chain, rec, signed.nonce) if used else None
     except BazaarError as exc:
-        return "unknown", f"cannot read authorizationState: {exc}"
-    if used and rec.status == "signed":
-        ledger.mark_settled(rec.id)
-        return "settled", "authorization used on chain; marked settled"
+        return "unknown", f"cannot read the authorization on chain: {exc}"
     if used:
-        return "ok", "authorization used on chain"
+        return _check_used(ledger, chain, rec, use)
     if rec.status == "settled":
         return "missing", "ledger says settled but the authorization is unused on chain"
-    valid_before = int(str(auth.get("validBefore", 0)) or 0)
-    if valid_before and chain.timestamp() >= valid_before:
+    if signed.valid_before and chain.timestamp() >= signed.valid_before:
         ledger.mark_failed(rec.id, "authorization expired unused")
         return "expired", "expired without being used: it can never be; released"
     return "pending", "authorization not used yet"
+
+
+def _use_of(chain: Chain, rec: SpendRecord, nonce: bytes) -> tuple[str, str, int] | None:
+    """(kind "used" | "canceled", tx hash, block) of the token's event for this nonce."""
+    for kind, topic in (
+        ("used", AUTHORIZATION_USED_TOPIC),
+        ("canceled", AUTHORIZATION_CANCELED_TOPIC),
+    ):
+        with chain_errors("read the token's authorization events", url=chain.url):
+            logs = chain.w3.eth.get_logs(
+                {
+                    "address": to_address(rec.token),
+                    "topics": [
+                        HexBytes(topic).to_0x_hex(),
+                        topic_of(rec.payer),
+                        "0x" + nonce.hex(),
+                    ],
+                    "fromBlock": 0,
+                    "toBlock": "latest",
+                }
+            )
+        if logs:
+            log = logs[-1]
+            return kind, HexBytes(log["transactionHash"]).to_0x_hex(), int(log["blockNumber"])
+    return None
+
+
+def _check_used(
+    ledger: Ledger, chain: Chain, rec: SpendRecord, use: tuple[str, str, int] | None
+) -> tuple[str, str]:
+    if use is not None and use[0] == "canceled":
+        if rec.status == "signed":
+            ledger.mark_failed(rec.id, f"canceled on chain in {use[1]}")
+            return "canceled", f"canceled on chain in {use[1]}; released"
+        return "missing", f"ledger says settled but the authorization was canceled in {use[1]}"
+    tx, block = (use[1], use[2]) if use is not None else (None, None)
+    if tx is not None and rec.kind == "x402":
+        receipt = chain.receipt(tx)
+        problem = _transfer_mismatch(chain, rec, receipt) if receipt is not None else None
+        if problem:
+            return "mismatch", f"{problem} (in {tx})"
+    if rec.status == "signed":
+        ledger.mark_settled(rec.id, tx_hash=tx, block_number=block)
+        where = f" in {tx}" if tx else ""
+        return "settled", f"authorization used on chain{where}; marked settled"
+    return "ok", "authorization used on chain"
+
+
+def _check_voucher(ledger: Ledger, chain: Chain, rec: SpendRecord) -> tuple[str, str]:
+    """A voucher is paid once the channel's claimed total reaches its ceiling."""
+    escrow, channel = rec.memo.get("escrow"), rec.memo.get("channel")
+    ceiling = int(str(rec.memo.get("maxClaimableAmount", "0")) or 0)
+    if not escrow or not channel or not ceiling:
+        return "ok" if rec.status == "settled" else "pending", "no channel to check"
+    contract = chain.contract(to_address(str(escrow)), _ESCROW_ABI)
+    try:
+        _balance, claimed = chain.call(contract.functions.channels(bytes(HexBytes(str(channel)))))
+    except BazaarError as exc:
+        return "unknown", f"cannot read the channel on chain: {exc}"
+    if int(claimed) >= ceiling:
+        if rec.status == "signed":
+            ledger.mark_settled(rec.id)
+            return "settled", f"the channel's claimed total {claimed} covers it; marked settled"
+        return "ok", f"claimed {claimed} of {ceiling}"
+    if rec.status == "settled":
+        return "ok", f"acknowledged by the seller; claimed on chain so far {claimed} of {ceiling}"
+    if int(_balance) + int(claimed) < ceiling and not _deposit_pending(ledger, rec):
+        ledger.mark_failed(rec.id, "its channel holds nothing to pay it from")
+        return "unfunded", (
+            f"the channel holds {int(_balance) + int(claimed)} of its {ceiling} and no deposit "
+            "is on its way: it can never be claimed; released"
+        )
+    return "pending", f"not claimed yet ({claimed} of {ceiling} claimed on chain)"
+
+
+def _deposit_pending(ledger: Ledger, rec: SpendRecord) -> bool:
+    """Is a signed deposit into this voucher's channel still on its way to the chain?"""
+    channel = str(rec.memo.get("channel", "")).lower()
+    return any(
+        r.kind == "deposit" and str(r.memo.get("channel", "")).lower() == channel
+        for r in ledger.records(rec.wallet, statuses=("signed",))
+    )
 
 
 def _check_permit2(

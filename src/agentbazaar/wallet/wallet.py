@@ -33,6 +33,7 @@ from agentbazaar.errors import (
 )
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import format_units
+from agentbazaar.wallet.authorizations import TOKEN_ABI, cancel_message
 from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
 from agentbazaar.wallet.ledger import Ledger, SpendRecord
 from agentbazaar.wallet.policy import (
@@ -384,6 +385,28 @@ class Wallet:
                 rule="release_call",
             )
         return chain.transact(self._account, fn, timeout=timeout)
+
+    def cancel_authorization(self, chain: Chain, record: SpendRecord) -> TxReceipt:
+        """Cancel on chain the EIP-3009 authorization this wallet signed for ``record`` (refused,
+        but usable by whoever holds it until it expires): the token's ``cancelAuthorization``,
+        signed with this wallet's key over the token's EIP-712 domain. Moves no token (gas only);
+        simulated before signing, so one already used raises ``TransactionReverted`` with nothing
+        sent. The row is then released (``failed``). Returns the receipt."""
+        if record.wallet != self.name or record.status != "signed":
+            raise LedgerError(
+                f"spend {record.idempotency_key!r} is not a signed spend of {self.name!r}",
+                idempotency_key=record.idempotency_key,
+            )
+        signable, nonce = cancel_message(record, chain.chain_id, self.address)
+        sig = self._account.sign_message(signable)
+        token = chain.contract(to_address(record.token), TOKEN_ABI)
+        fn = token.functions.cancelAuthorization(
+            self.address, nonce, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big")
+        )
+        receipt = chain.transact(self._account, fn)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        self.ledger.mark_failed(record.id, f"canceled on chain in {tx_hash}")
+        return receipt
 
     def _request(
         self,
