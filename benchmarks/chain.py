@@ -22,9 +22,9 @@ from eth_account import Account
 from web3.exceptions import TransactionNotFound
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.config import load_config
 from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.testing import local_anvil
 
 GAS = 80_000
 
@@ -94,15 +94,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bench(Chain.embedded(), Path(tmp) / "embedded", args.n, "embedded")
-        cfg = load_config(Path(tmp) / "anvil", env={}).with_chain(anvil_port=free_port())
-        node = AnvilNode(cfg)
-        node.start()
-        try:
-            bench(
-                Chain.rpc(node.running_url(), backend="local"), Path(tmp) / "anvil", args.n, "anvil"
-            )
-        finally:
-            node.stop()
+        with local_anvil(Path(tmp)) as node:
+            chain = Chain.rpc(node.running_url(), backend="local")
+            bench(chain, Path(tmp) / "anvil", args.n, "anvil")
 
 
 if __name__ == "__main__":

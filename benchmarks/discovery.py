@@ -22,7 +22,6 @@ import json
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +37,6 @@ from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import find_anvil, free_port, rpc_chain_id
-from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.identity.cards import (
     AgentConfig,
@@ -50,9 +47,11 @@ from agentbazaar.identity.cards import (
     sign_card,
     to_data_uri,
 )
+from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query, scan_query
 from agentbazaar.identity.feedback import prepare_feedback
-from agentbazaar.tokens import NATIVE, Token, TokenRegistry
+from agentbazaar.testing import LocalWorld, local_anvil
+from agentbazaar.tokens import TokenRegistry
 
 SKILLS = [f"skill{i:02d}" for i in range(40)]
 TAGS = ["nlp", "vision", "code", "search", "fast", "cheap", "finance", "legal", "audio", "web"]
@@ -65,12 +64,6 @@ BLOCK_GAS_LIMIT = 100_000_000  # about 80 registrations per block
 
 def emit(name: str, value: float, unit: str, **extra: Any) -> None:
     print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, **extra}), flush=True)
-
-
-def deploy(chain: Chain, name: str, *args: Any) -> Contract:
-    art = compile_contract(name)
-    contract, _ = chain.deploy(dev_account(0), art.abi, art.bytecode, *args, name=name)
-    return contract
 
 
 def send_and_mine(chain: Chain, raws: list[bytes]) -> list[str]:
@@ -230,24 +223,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # a private anvil without --state: dumping a state of 10,000 cards every few seconds
         # (what `bazaar chain up` does to survive restarts) would dominate the run
-        port = free_port()
-        node = subprocess.Popen(
-            [str(find_anvil()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            while rpc_chain_id(url, timeout=0.5) is None:
-                if node.poll() is not None:
-                    raise RuntimeError(f"anvil exited with code {node.returncode}")
-                time.sleep(0.05)
-            chain = Chain.rpc(url, backend="local", receipt_timeout=600)
-            identity = deploy(chain, "IdentityRegistry", "ERC-8004 Agents", "AGENT")
-            reputation = deploy(chain, "ReputationRegistry", identity.address)
-            usdc = deploy(chain, "Stablecoin", "USD Coin", "USDC", "USD Coin", "2")
-            tokens = TokenRegistry([NATIVE, Token("USDC", 6, usdc.address, "USD Coin", "2")])
+        with local_anvil(Path(tmp), persist_state=False) as node:
+            chain = Chain.rpc(node.running_url(), backend="local", receipt_timeout=600)
+            world = LocalWorld.deploy(chain, only=("USDC", IDENTITY_KEY, REPUTATION_KEY))
+            identity = world.suite.contract(IDENTITY_KEY)
+            reputation = world.suite.contract(REPUTATION_KEY)
+            usdc, tokens = world.usdc, world.tokens
             seconds = register_agents(chain, identity, tokens, args.agents, rnd)
             emit("register_agents", args.agents / seconds, "agents/s", agents=args.agents,
                  seconds=round(seconds, 2), batched=f"{BATCH} raw txs per JSON-RPC batch, then mined")  # fmt: skip
@@ -276,9 +257,6 @@ def main() -> None:
                 a, b = pct(ours, p), pct(scan, p)
                 emit(f"query_{label}", a, "ms", agents=index.count(), full_scan_ms=round(b, 3),
                      speedup=round(b / a, 1), target_p50_ms=5)  # fmt: skip
-        finally:
-            node.terminate()
-            node.wait(30)
 
 
 if __name__ == "__main__":

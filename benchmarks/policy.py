@@ -23,8 +23,7 @@ from pathlib import Path
 from eth_account import Account
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
-from agentbazaar.config import load_config
+from agentbazaar.testing import local_anvil
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 
 TOKEN = "0x" + "ab" * 20
@@ -91,12 +90,7 @@ def bench_signature(n: int, tmp: Path) -> None:
 
 
 def bench_transfer(n: int, tmp: Path) -> None:
-    cfg = load_config(tmp / "anvil-home", env={}).with_chain(
-        backend="local", anvil_port=free_port()
-    )
-    node = AnvilNode(cfg)
-    node.start()
-    try:
+    with local_anvil(tmp) as node:
         chain = Chain.rpc(node.running_url(), backend="local")
         plain, paying = Account.create(), Account.create()
         to = Account.create().address
@@ -115,8 +109,6 @@ def bench_transfer(n: int, tmp: Path) -> None:
                 wallet.send(chain, to, 1)
 
             _emit(f"transfer_anvil_{sync.lower()}", _rate(n, ours), ref_rate, "transfers/s", n=n)
-    finally:
-        node.stop()
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""x402 benchmark entry point: see ``x402_paid_calls.py`` for what is measured.
+"""x402 benchmark entry point: ``x402_paid_calls.py`` (scheme ``exact``), then
+``x402_upto_paid_calls.py`` (scheme ``upto``); see each for what is measured.
 
-Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8]
+Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8] [--no-upto]
 
 This file shares its name with the ``x402`` SDK package, so it drops its own directory from
 ``sys.path`` before running the benchmark (otherwise ``import x402`` would import this file).
@@ -16,4 +17,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != HERE]
+    upto = "--no-upto" not in sys.argv
+    sys.argv = [a for a in sys.argv if a != "--no-upto"]
     runpy.run_path(os.path.join(HERE, "x402_paid_calls.py"), run_name="__main__")
+    if upto:
+        runpy.run_path(os.path.join(HERE, "x402_upto_paid_calls.py"), run_name="__main__")

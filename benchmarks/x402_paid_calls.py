@@ -49,10 +49,10 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app, example_prices
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms, route_config
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.tokens import Token
 from x402 import x402Client, x402Facilitator, x402ResourceServer
 

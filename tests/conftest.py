@@ -1,4 +1,11 @@
-"""Shared fixtures: chains (embedded py-evm and a real anvil node), temp data directories."""
+"""Shared fixtures: chains (embedded py-evm and a real anvil node), temp data directories.
+
+Anvil nodes come from the test kit (``agentbazaar.testing.local_anvil``), in two scopes:
+``anvil_node`` is a fresh node for a test that stops, restarts or otherwise needs a chain of its
+own; ``shared_anvil`` is one node per test module for tests that only deploy fresh contracts
+(``LocalWorld``) and use fresh accounts. Every test that uses either carries
+``@pytest.mark.anvil`` (the ``local`` case of ``chain`` is marked by its parameter).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
-from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.chain.anvil import AnvilNode
+from agentbazaar.config import BazaarConfig
+from agentbazaar.testing import anvil_config as kit_anvil_config
+from agentbazaar.testing import local_anvil
 
 
 @pytest.fixture
@@ -22,14 +31,13 @@ def bazaar_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def anvil_config(tmp_path: Path) -> BazaarConfig:
-    return load_config(tmp_path / "anvil-home", env={}).with_chain(
-        backend="local", anvil_port=free_port()
-    )
+    return kit_anvil_config(tmp_path / "anvil-home")
 
 
 @pytest.fixture
 def anvil_node(anvil_config: BazaarConfig) -> Iterator[AnvilNode]:
-    """A real anvil on a free loopback port, stopped by its PID even if the test fails."""
+    """A fresh anvil of this test's own on a free loopback port, stopped by its PID even if
+    the test fails."""
     node = AnvilNode(anvil_config)
     node.start()
     try:
@@ -38,13 +46,20 @@ def anvil_node(anvil_config: BazaarConfig) -> Iterator[AnvilNode]:
         node.stop()
 
 
-@pytest.fixture(params=["embedded", "local"])
+@pytest.fixture(scope="module")
+def shared_anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    """One anvil for the tests of a module that do not need a chain of their own."""
+    with local_anvil(tmp_path_factory.mktemp("shared-anvil")) as node:
+        yield node
+
+
+@pytest.fixture(params=["embedded", pytest.param("local", marks=pytest.mark.anvil)])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
-    """The same test on the embedded chain and on anvil."""
+    """The same test on the embedded chain and on anvil (the module's shared node)."""
     if request.param == "embedded":
         yield Chain.embedded()
         return
-    node: AnvilNode = request.getfixturevalue("anvil_node")
+    node: AnvilNode = request.getfixturevalue("shared_anvil")
     yield Chain.rpc(node.running_url(), backend="local")
 
 

@@ -2,10 +2,13 @@
 
 Layout of the data directory (``BAZAAR_HOME``, default ``~/.bazaar``)::
 
-    bazaar.toml            configuration (this module)
-    keystores/NAME.json    encrypted keystore v3 files (scrypt)
+    bazaar.toml            configuration (this module); ``default_wallet = "alice"`` names the
+                           wallet of commands given no --wallet and no BAZAAR_WALLET
+    keystores/NAME.json    encrypted keystore v3 files (scrypt); .addressbook.json: each name's
+                           address, sealed under the passphrase (see ``wallet.keystore``)
     policies/NAME.toml     spending policy per wallet
     ledger.sqlite          the spend ledger (idempotency keys, status, tx hashes)
+    init.json              which demo wallets ``bazaar init`` funded, per chain and USDC deployment
     chain/                 local anvil node: state dump, pid, port, log
     deployments/ID.json    deployment manifest per chain id
 """
@@ -56,6 +59,7 @@ class BazaarConfig:
     stablecoin_name: str = "USD Coin"
     stablecoin_version: str = "2"
     facilitator_url: str | None = None
+    default_wallet: str | None = None  # the wallet of commands not given --wallet / BAZAAR_WALLET
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,12 +89,22 @@ class BazaarConfig:
     @property
     def artifacts_dir(self) -> Path:
         """Compiled contracts, keyed by source hash: safe to share between data directories."""
-        from agentbazaar.chain.compiler import default_cache_dir
-
         return default_cache_dir()
 
     def with_chain(self, **changes: Any) -> BazaarConfig:
         return replace(self, chain=replace(self.chain, **changes))
+
+
+def default_cache_dir() -> Path:
+    """Where compiled contracts are cached: ``$BAZAAR_ARTIFACTS``, else the user's cache dir.
+
+    Artifacts are keyed by source hash, so one cache serves every data directory."""
+    env = os.environ.get("BAZAAR_ARTIFACTS")
+    if env:
+        return Path(env)
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agentbazaar" / "artifacts"
+    )
 
 
 def default_home() -> Path:
@@ -141,8 +155,21 @@ def load_config(
         stablecoin_name=str(stable.get("name", "USD Coin")),
         stablecoin_version=str(stable.get("version", "2")),
         facilitator_url=env.get("BAZAAR_FACILITATOR_URL") or raw.get("facilitator", {}).get("url"),
-        extra={k: v for k, v in raw.items() if k not in {"chain", "tokens", "stablecoin"}},
+        default_wallet=_default_wallet(raw.get("default_wallet")),
+        extra={
+            k: v
+            for k, v in raw.items()
+            if k not in {"chain", "tokens", "stablecoin", "default_wallet"}
+        },
     )
+
+
+def _default_wallet(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"default_wallet in bazaar.toml must be a wallet name, not {raw!r}")
+    return raw
 
 
 def _chain_config(raw: dict[str, Any]) -> ChainConfig:
@@ -180,6 +207,24 @@ def _tokens(raw: dict[str, Any]) -> dict[str, TokenConfig]:
             eip712_version=spec.get("eip712_version"),
         )
     return out
+
+
+def set_default_wallet(home: Path, name: str) -> bool:
+    """Set ``default_wallet`` in ``home/bazaar.toml`` unless one is set; True if written.
+
+    The line goes first in the file (top-level keys precede tables), so the rest of the file,
+    comments included, is kept as it is."""
+    path = home / "bazaar.toml"
+    text = path.read_text() if path.exists() else ""
+    try:
+        if "default_wallet" in tomllib.loads(text):
+            return False
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or delete the file") from exc
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps({"default_wallet": name}) + text)
+    tmp.replace(path)
+    return True
 
 
 def write_default_config(

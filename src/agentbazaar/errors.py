@@ -19,11 +19,14 @@
     ├── ContractError            compile / deploy / manifest problems
     │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
     │   └── NotVerified          no record to verify a deployed contract against
+    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
     ├── WalletError              keystores
     │   ├── UnknownWallet
     │   ├── WalletExists
     │   ├── BadPassphrase
-    │   └── KeystoreTampered     address and key disagree, or the file changed since verified
+    │   ├── KeystoreTampered     address and key disagree, the file or its address book entry
+    │   │                        changed since verified (the name is not resolved)
+    │   └── KeystoreDamaged      ciphertext, MAC or KDF parameters corrupted (not a passphrase)
     ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
     │   └── ApprovalRequired     above the approval threshold, not approved
     ├── LedgerError              the local ledger refused an operation
@@ -143,6 +146,10 @@ class NotVerified(ContractError):
     pass
 
 
+class ServiceError(BazaarError):
+    pass
+
+
 class WalletError(BazaarError):
     pass
 
@@ -162,6 +169,11 @@ class BadPassphrase(WalletError):
 class KeystoreTampered(WalletError):
     """A keystore file whose address does not match its key, or that changed on disk since it
     was written or last verified: the name is not resolved, nothing is signed."""
+
+
+class KeystoreDamaged(WalletError):
+    """A keystore file whose ciphertext, MAC or KDF parameters are corrupted (it differs from
+    the file last known good, or it is not a valid keystore v3): restore it from a backup."""
 
 
 class PolicyViolation(BazaarError):

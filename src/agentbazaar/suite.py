@@ -4,112 +4,132 @@ On local chains (embedded, anvil) everything is deployed by the well-known dev a
 also the stablecoin's minter (so the faucet can mint). On an rpc chain only the contracts that are
 ours to deploy are deployed (by a wallet the user names), and tokens come from ``bazaar.toml``.
 
-Each layer adds its contracts with ``register_contract`` and its set-up steps (seeding pools,
-placing code at canonical addresses) with ``register_step``; order of registration is the order
-of deployment.
+The suite is one explicit list, ``SUITE``: contract specs (``ContractSpec``) and set-up steps
+(``SuiteStep``), run in the order listed. Each layer describes its own contracts as data in its
+``suite`` module (``agentbazaar.identity.suite`` ...); importing them registers nothing.
+
+Adding a contract is one line here, after the spec is written beside the code that uses it::
+
+    # agentbazaar/<layer>/suite.py
+    DATASET_REGISTRY = ContractSpec("DatasetRegistry", "DatasetRegistry",
+                                    args=lambda ctx: (ctx.contracts["USDC"].address,),
+                                    meta=lambda ctx: {"kind": "dataset-registry"},
+                                    needs=("USDC",))
+    # here: import the module, and list the spec after the contracts it needs
+    <layer>_suite.DATASET_REGISTRY,
+
+``deploy_suite(chain, cfg, only={...})`` deploys a part: the keys named, the keys they need
+(``ContractSpec.needs``, transitively), and the steps named or whose needs are all selected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Collection
 
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.deploy import Manifest, Status, deploy_contract, load_contract
+from agentbazaar.chain.deploy import (
+    ContractSpec,
+    Manifest,
+    SuiteContext,
+    SuiteStep,
+    load_contract,
+)
 from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import suite as channels_suite
 from agentbazaar.config import BazaarConfig
+from agentbazaar.data import suite as data_suite
+from agentbazaar.dex import suite as dex_suite
 from agentbazaar.errors import ContractError
+from agentbazaar.identity import suite as identity_suite
+from agentbazaar.payments import suite as payments_suite
 from agentbazaar.tokens import TokenRegistry, registry_for
 
 DEPLOYER_GAS_WEI = 10**21  # 1,000 ETH of local gas money for the dev deployer
 
-
-@dataclass
-class SuiteContext:
-    chain: Chain
-    cfg: BazaarConfig
-    manifest: Manifest
-    deployer: LocalAccount
-    contracts: dict[str, Contract] = field(default_factory=dict)
-    statuses: dict[str, Status] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ContractSpec:
-    key: str
-    contract: str
-    args: Callable[[SuiteContext], tuple[Any, ...]] = lambda ctx: ()
-    meta: Callable[[SuiteContext], dict[str, Any]] = lambda ctx: {}
-    local_only: bool = False  # True: on rpc chains the real deployment comes from config
-
-
-_SPECS: list[ContractSpec] = []
-_STEPS: list[tuple[str, Callable[[SuiteContext], None]]] = []
-
-
-def register_contract(spec: ContractSpec) -> None:
-    if all(s.key != spec.key for s in _SPECS):
-        _SPECS.append(spec)
-
-
-def register_step(name: str, step: Callable[[SuiteContext], None]) -> None:
-    if all(n != name for n, _ in _STEPS):
-        _STEPS.append((name, step))
-
-
-def _stablecoin_args(ctx: SuiteContext) -> tuple[Any, ...]:
-    return ("USD Coin", "USDC", ctx.cfg.stablecoin_name, ctx.cfg.stablecoin_version)
-
-
-def _stablecoin_meta(ctx: SuiteContext) -> dict[str, Any]:
-    return {
+USDC = ContractSpec(
+    "USDC",
+    "Stablecoin",
+    lambda ctx: ("USD Coin", "USDC", ctx.cfg.stablecoin_name, ctx.cfg.stablecoin_version),
+    lambda ctx: {
         "kind": "token",
         "symbol": "USDC",
         "decimals": 6,
         "eip712_name": ctx.cfg.stablecoin_name,
         "eip712_version": ctx.cfg.stablecoin_version,
-    }
-
-
-register_contract(
-    ContractSpec("USDC", "Stablecoin", _stablecoin_args, _stablecoin_meta, local_only=True)
+    },
+    local_only=True,
 )
-register_contract(
-    ContractSpec(
-        "WETH",
-        "WrappedNative",
-        lambda ctx: ("Wrapped Ether", "WETH"),
-        lambda ctx: {"kind": "token", "symbol": "WETH", "decimals": 18},
-        local_only=True,
+WETH = ContractSpec(
+    "WETH",
+    "WrappedNative",
+    lambda ctx: ("Wrapped Ether", "WETH"),
+    lambda ctx: {"kind": "token", "symbol": "WETH", "decimals": 18},
+    local_only=True,
+)
+
+SUITE: tuple[ContractSpec | SuiteStep, ...] = (
+    USDC,
+    WETH,
+    identity_suite.IDENTITY_REGISTRY,
+    identity_suite.REPUTATION_REGISTRY,
+    identity_suite.VALIDATION_REGISTRY,
+    payments_suite.BATCH_SETTLER,
+    *dex_suite.TEST_TOKEN_SPECS,
+    dex_suite.AMM_FACTORY,
+    dex_suite.AMM_ROUTER,
+    identity_suite.LINK_REGISTRIES,
+    dex_suite.LINK_AMM,
+    dex_suite.SEED_AMM_POOLS,
+    channels_suite.PLACE_BATCH_SETTLEMENT,
+    payments_suite.PLACE_PERMIT2,
+    data_suite.SPLITTER_IMPLEMENTATION,
+    data_suite.DATASET_REGISTRY,
+    data_suite.LINK_DATASETS,
+)
+
+
+def select(only: Collection[str] | None = None) -> tuple[ContractSpec | SuiteStep, ...]:
+    """The entries of ``SUITE`` that ``deploy_suite(only=...)`` runs, in order (all: None)."""
+    if only is None:
+        return SUITE
+    specs = {e.key: e for e in SUITE if isinstance(e, ContractSpec)}
+    steps = {e.name for e in SUITE if isinstance(e, SuiteStep)}
+    unknown = set(only) - specs.keys() - steps
+    if unknown:
+        raise ContractError(f"not in the suite: {', '.join(sorted(unknown))}")
+    keys: set[str] = set()
+    todo = [name for name in only if name in specs]
+    while todo:
+        key = todo.pop()
+        if key not in keys:
+            keys.add(key)
+            todo.extend(specs[key].needs)
+    return tuple(
+        e
+        for e in SUITE
+        if (e.key in keys if isinstance(e, ContractSpec) else _step_selected(e, only, keys))
     )
-)
 
 
-def _load_layers() -> None:
-    """Import the layers that add contracts to the suite (each calls register_contract)."""
-    import importlib
-
-    for module in (
-        "agentbazaar.identity.suite",
-        "agentbazaar.payments.suite",
-        "agentbazaar.dex.suite",
-        "agentbazaar.channels.suite",
-        "agentbazaar.data.suite",
-    ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def _step_selected(step: SuiteStep, only: Collection[str], keys: set[str]) -> bool:
+    return step.name in only or (bool(step.needs) and set(step.needs) <= keys)
 
 
 def manifest_for(chain: Chain, cfg: BazaarConfig) -> Manifest:
     directory = None if chain.backend == "embedded" else cfg.deployments_dir
     return Manifest.load(directory, chain.chain_id)
+
+
+def _dev_deployer(chain: Chain) -> LocalAccount:
+    if not chain.is_dev:
+        raise ContractError("deploying to a public chain needs a funded wallet: --wallet NAME")
+    deployer = dev_account(0)
+    if chain.native_balance(deployer.address) < DEPLOYER_GAS_WEI // 10:
+        chain.fund_native(deployer.address, DEPLOYER_GAS_WEI)
+    return deployer
 
 
 def deploy_suite(
@@ -119,40 +139,27 @@ def deploy_suite(
     deployer: LocalAccount | None = None,
     manifest: Manifest | None = None,
     force: bool = False,
+    only: Collection[str] | None = None,
     progress: Callable[[str, str], None] | None = None,
 ) -> SuiteContext:
-    """Deploy (or reuse) every contract of the suite; returns statuses per manifest key."""
-    _load_layers()
-    if deployer is None:
-        if not chain.is_dev:
-            raise ContractError("deploying to a public chain needs a funded wallet: --wallet NAME")
-        deployer = dev_account(0)
-        if chain.native_balance(deployer.address) < DEPLOYER_GAS_WEI // 10:
-            chain.fund_native(deployer.address, DEPLOYER_GAS_WEI)
+    """Deploy (or reuse) the suite, or the part ``only`` selects (see ``select``); returns the
+    run's context: contracts and statuses per manifest key."""
+    entries = select(only)
     ctx = SuiteContext(
-        chain=chain, cfg=cfg, manifest=manifest or manifest_for(chain, cfg), deployer=deployer
+        chain=chain,
+        cfg=cfg,
+        manifest=manifest or manifest_for(chain, cfg),
+        deployer=deployer or _dev_deployer(chain),
     )
-    for spec in _SPECS:
-        if spec.local_only and not chain.is_dev:
-            continue
-        contract, status = deploy_contract(
-            chain,
-            deployer,
-            ctx.manifest,
-            spec.key,
-            spec.contract,
-            spec.args(ctx),
-            artifacts_dir=cfg.artifacts_dir,
-            force=force,
-            meta=spec.meta(ctx),
-        )
-        ctx.contracts[spec.key], ctx.statuses[spec.key] = contract, status
-        if progress:
-            progress(spec.key, status)
-    for name, step in _STEPS:
-        step(ctx)
-        if progress:
-            progress(name, "done")
+    for entry in entries:
+        if isinstance(entry, SuiteStep):
+            entry.run(ctx)
+            if progress:
+                progress(entry.name, "done")
+        elif chain.is_dev or not entry.local_only:
+            status = entry.deploy(ctx, force=force)
+            if progress:
+                progress(entry.key, status)
     return ctx
 
 

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentbazaar.cli import _register_optional, app
+from agentbazaar.cli import app
 from agentbazaar.errors import ConfigError
 
 pytestmark = pytest.mark.inference
 
 
 def test_demo_json_report_tells_the_whole_story() -> None:
-    _register_optional()
     result = CliRunner().invoke(app, ["demo", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -50,13 +49,11 @@ def test_demo_json_report_tells_the_whole_story() -> None:
 
 
 def test_demo_refuses_an_unknown_chain() -> None:
-    _register_optional()
     result = CliRunner().invoke(app, ["demo", "--chain", "mainnet"])
     assert result.exit_code != 0
 
 
 def test_serve_refuses_bad_files_and_the_embedded_chain(tmp_path: Path) -> None:
-    _register_optional()
     runner = CliRunner()
     bad = tmp_path / "bad.toml"
     bad.write_text('[agent]\nname = "x"\nkind = "oracle"\nwallet = "w"\n')

@@ -17,7 +17,7 @@ from agentbazaar.agents.runtime import Network
 from agentbazaar.agents.spec import load_spec, start_agent
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
-from agentbazaar.cli import _register_optional, app
+from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.identity.contracts import Registries
 from agentbazaar.suite import Suite
@@ -74,7 +74,6 @@ def test_served_agents_trade_on_anvil_and_keep_their_identity(
         (hired,) = report.hires
         assert hired.provider.agent_id == provider.agent.agent_id
         assert usdc_balance(net, addr["emb"]) == hired.price > 0
-        _register_optional()
         out = CliRunner().invoke(app, ["--home", str(cfg.home), "receipts", "a", "--json"])
         assert out.exit_code == 0, out.output
         (row,) = json.loads(out.stdout)

@@ -29,14 +29,14 @@ class World:
     store: RecordStore
 
     def ctx(self) -> ResolveContext:
-        return ResolveContext(names=self.keys.address_of, tokens=self.tokens,
+        return ResolveContext(names=lambda n: self.keys.address_of(n, PASS), tokens=self.tokens,
                               now=self.chain.timestamp(), me=self.wallet.address)  # fmt: skip
 
     def namer(self) -> Namer:
-        return Namer(self.tokens, {a.lower(): n for n, a in self.keys.wallets()})
+        return Namer(self.tokens, {a.lower(): n for n, a in self.keys.wallets(PASS)})
 
     def address(self, name: str) -> str:
-        return str(self.keys.address_of(name))
+        return str(self.keys.address_of(name, PASS))
 
 
 def make_world(home: Path, *, usdc_for_alice: int = 10_000 * 10**6) -> World:

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 
 from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.errors import (
     AddressError,
     ChainError,
@@ -20,6 +20,7 @@ from agentbazaar.errors import (
     TransactionTimeout,
     WrongChain,
 )
+from agentbazaar.testing import free_port
 
 REVERTER = bytes.fromhex("60006000fd")  # runtime code: revert(0, 0)
 
@@ -87,6 +88,20 @@ def test_insufficient_funds_is_typed(chain: Chain) -> None:
         chain.send(a, {"to": Account.create().address, "value": 10**18, "gas": 21_000})
 
 
+def test_unfunded_sender_is_told_it_has_no_eth_and_how_to_fund_it(chain: Chain) -> None:
+    """A sender without ETH calling a contract: not "Out of gas: gas required exceeds
+    allowance: 0" but whose account it is, that it has no ETH for gas, and the faucet line."""
+    empty, target = Account.create(), funded(chain)
+    chain.set_code(target.address, bytes.fromhex("600160005500"))  # sstore(0, 1): needs gas
+    with pytest.raises(InsufficientFunds) as info:
+        chain.send(empty, {"to": target.address, "data": b"\x01"})
+    text = str(info.value)
+    assert empty.address in text and "no ETH" in text
+    assert f"bazaar faucet {empty.address} 1 ETH" in text
+    assert info.value.fields["sender"] == empty.address
+    assert chain.w3.eth.get_transaction_count(empty.address) == 0
+
+
 def test_receipt_timeout_is_typed(chain: Chain) -> None:
     with pytest.raises(TransactionTimeout):
         chain.wait_for_receipt(HexBytes(b"\x11" * 32), timeout=0.05)
@@ -113,19 +128,22 @@ def test_bad_rpc_scheme_is_refused() -> None:
         Chain.rpc("ftp://example")
 
 
-def test_wrong_chain_id_is_refused(anvil_node: AnvilNode) -> None:
+@pytest.mark.anvil
+def test_wrong_chain_id_is_refused(shared_anvil: AnvilNode) -> None:
     with pytest.raises(WrongChain):
-        Chain.rpc(anvil_node.running_url(), expected_chain_id=1)
+        Chain.rpc(shared_anvil.running_url(), expected_chain_id=1)
 
 
-def test_dev_only_operations_refused_on_real_chains(anvil_node: AnvilNode) -> None:
-    real = Chain.rpc(anvil_node.running_url(), backend="rpc")
+@pytest.mark.anvil
+def test_dev_only_operations_refused_on_real_chains(shared_anvil: AnvilNode) -> None:
+    real = Chain.rpc(shared_anvil.running_url(), backend="rpc")
     real.chain_id = 8453  # what a Base mainnet rpc reports
     with pytest.raises(ChainError):
         real.fund_native(Account.create().address, 1)
 
 
-def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:
+@pytest.mark.anvil
+def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:  # stops its own node
     chain = Chain.rpc(anvil_node.running_url(), backend="local")
     a, b = funded(chain), Account.create()
     chain.send(a, {"to": b.address, "value": 777})
@@ -136,6 +154,7 @@ def test_anvil_state_survives_restart(anvil_node: AnvilNode) -> None:
     assert again.native_balance(b.address) == 777
 
 
+@pytest.mark.anvil
 def test_not_running_local_chain_says_what_to_do(anvil_node: AnvilNode) -> None:
     anvil_node.stop()
     with pytest.raises(ChainUnavailable, match="bazaar chain up"):

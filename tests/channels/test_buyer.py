@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from channel_helpers import Deployed, serve
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -17,6 +16,7 @@ from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, 
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.errors import PolicyViolation
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 
 PRICE = 1_000
@@ -25,7 +25,7 @@ PRICE = 1_000
 FORMS = pytest.mark.parametrize("form", ["asgi", "http-middleware"])
 
 
-def seller(d: Deployed, path: Path, form: str = "asgi") -> tuple[FastAPI, ChannelEngine]:
+def seller(d: LocalWorld, path: Path, form: str = "asgi") -> tuple[FastAPI, ChannelEngine]:
     authorizer = dev_account(2)
     terms = SellerTerms(
         chain_id=d.chain.chain_id,
@@ -81,13 +81,13 @@ async def calls(buyer: ChannelBuyer, url: str, n: int) -> list[int]:
 
 
 def test_buyer_pays_records_in_ledger_and_recovers_after_losing_state(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
     app, engine = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
         assert asyncio.run(calls(buyer, url + "/quote", 25)) == [200] * 25
         # a new buyer process with no local state, but the chain to read the deposit from
@@ -106,18 +106,18 @@ def test_buyer_pays_records_in_ledger_and_recovers_after_losing_state(
     assert d.balance(dev_account(1).address) == 10**9 - rec.balance
 
 
-def test_policy_refuses_a_voucher_over_the_limit(embedded: Deployed, tmp_path: Path) -> None:
+def test_policy_refuses_a_voucher_over_the_limit(embedded: LocalWorld, tmp_path: Path) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
     app, engine = seller(d, tmp_path / "seller.db")
     limits = TokenLimits("USDC", 6, max_per_payment=PRICE - 1)
     w = wallet(tmp_path, SpendingPolicy(tokens={d.token.lower(): limits}))
-    with serve(app) as url, pytest.raises(PolicyViolation):
+    with serve_in_thread(app) as url, pytest.raises(PolicyViolation):
         asyncio.run(calls(ChannelBuyer(w, chain_id=d.chain.chain_id), url + "/quote", 1))
     assert engine.records() == []  # nothing was signed, nothing deposited
 
 
-def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: Path) -> None:
+def test_seller_service_claims_in_the_background(embedded: LocalWorld, tmp_path: Path) -> None:
     """Past the threshold the running service claims and settles on its own; on shutdown it
     claims whatever is left."""
     from agentbazaar.channels.service import ChannelSeller
@@ -145,7 +145,7 @@ def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: P
         return {"price": 42}
 
     buyer = ChannelBuyer(wallet(tmp_path), chain_id=d.chain.chain_id, deposit_multiplier=20)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(calls(buyer, url + "/quote", 6)) == [200] * 6
         for _ in range(200):  # the loop claims within a few intervals
             if d.balance(terms.receiver) >= 5 * PRICE:
@@ -158,7 +158,7 @@ def test_seller_service_claims_in_the_background(embedded: Deployed, tmp_path: P
 
 @FORMS
 def test_bad_payment_headers_get_402_never_500(
-    embedded: Deployed, tmp_path: Path, form: str
+    embedded: LocalWorld, tmp_path: Path, form: str
 ) -> None:
     import base64
     import json
@@ -209,14 +209,14 @@ def test_bad_payment_headers_get_402_never_500(
                 assert "PAYMENT-REQUIRED" in r.headers
             return out
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(go(url)) == [402] * len(headers)
     assert engine.records() == []
 
 
 @FORMS
 def test_a_failing_handler_charges_nothing_and_the_stream_goes_on(
-    embedded: Deployed, tmp_path: Path, form: str
+    embedded: LocalWorld, tmp_path: Path, form: str
 ) -> None:
     """A handler that fails (503), raises (500) or a route that is not there (404): no charge, no
     PAYMENT-RESPONSE; the buyer's next voucher (from the same acknowledged total) is accepted."""
@@ -235,7 +235,7 @@ def test_a_failing_handler_charges_nothing_and_the_stream_goes_on(
             out.append((r.status_code, "PAYMENT-RESPONSE" in r.headers))
         return out
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         results = asyncio.run(go(url))
     assert [code for code, _ in results] == [200, 503, 404, 200, 500, 503, 200]
     assert all(paid == (code == 200) for code, paid in results)
@@ -247,7 +247,7 @@ def test_a_failing_handler_charges_nothing_and_the_stream_goes_on(
 
 
 def test_a_fresh_buyer_pays_another_route_of_the_same_channel(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     """A new process (same wallet, nothing in memory) pays a route at another price on the same
     channel: the ceiling it first tries was signed before at the old price, so it reuses that
@@ -257,7 +257,7 @@ def test_a_fresh_buyer_pays_another_route_of_the_same_channel(
     app, engine = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
     d.mint(w.address, 10**9)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         first = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain)
         assert asyncio.run(calls(first, url + "/quote", 3)) == [200] * 3
         fresh = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain)

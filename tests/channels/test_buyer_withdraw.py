@@ -13,13 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from channel_helpers import Deployed, serve
 from fastapi import FastAPI
 from test_buyer import PRICE, seller, wallet
 from typer.testing import CliRunner
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, SellerTerms
 from agentbazaar.channels.buyer import ChannelBuyer, WithdrawalRejected
@@ -27,10 +25,10 @@ from agentbazaar.channels.errors import ChannelError, ChannelInputError
 from agentbazaar.channels.onchain import ChannelContracts, transferred
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.settlement import ClaimPolicy
-from agentbazaar.cli import _register_optional
 from agentbazaar.cli import app as cli_app
 from agentbazaar.config import load_config
 from agentbazaar.errors import AmountError, InputError, PolicyViolation
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import KeyStore, SpendingPolicy, TokenLimits, open_wallet
 
 DEPOSIT = 20 * PRICE  # deposit_multiplier 20
@@ -48,19 +46,19 @@ def wait_until(check: object, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def seller_terms_req(d: Deployed) -> dict[str, object]:
+def seller_terms_req(d: LocalWorld) -> dict[str, object]:
     """The part of the test seller's requirement that names a channel (payTo, asset, extra)."""
     extra = {"receiverAuthorizer": dev_account(2).address, "withdrawDelay": 900}
     return {"payTo": dev_account(4).address, "asset": d.token, "extra": extra}
 
 
-def nonce(d: Deployed, who: str) -> int:
+def nonce(d: LocalWorld, who: str) -> int:
     return int(d.chain.w3.eth.get_transaction_count(who))  # type: ignore[arg-type]
 
 
 @pytest.mark.anvil
 def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
-    on_anvil: Deployed, tmp_path: Path
+    on_anvil: LocalWorld, tmp_path: Path
 ) -> None:
     d = on_anvil
     payer, token = dev_account(1).address, d.token.lower()
@@ -90,7 +88,7 @@ def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
     w = wallet(tmp_path, policy)
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
     contracts = ChannelContracts(d.chain, dev_account(2))
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(paid_calls(buyer, url + "/quote", n)) == [200] * n
         [channel] = buyer.channels.values()
         cid = channel.channel_id
@@ -143,7 +141,7 @@ def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
 
 
 def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     payer, token = dev_account(1).address, d.token.lower()
@@ -151,7 +149,7 @@ def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
     app, _ = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(paid_calls(buyer, url + "/quote", 3)) == [200] * 3
     [channel] = buyer.channels.values()
     # the same seller's terms under another salt: a channel this buyer knows but never funded
@@ -198,7 +196,7 @@ def test_bad_withdrawals_raise_typed_errors_and_send_nothing(
 
 
 def test_the_wallet_signs_only_release_calls_outside_a_spend(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     payer = dev_account(1).address
@@ -212,7 +210,7 @@ def test_the_wallet_signs_only_release_calls_outside_a_spend(
 
 
 def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     payer, token = dev_account(1).address, d.token.lower()
@@ -220,7 +218,7 @@ def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
     app, _ = seller(d, tmp_path / "seller.db")
     w = wallet(tmp_path)
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(paid_calls(buyer, url + "/quote", 3)) == [200] * 3
     [channel] = buyer.channels.values()
     pending = asyncio.run(buyer.initiate_withdraw(channel))
@@ -249,8 +247,7 @@ def test_a_withdrawal_finalized_before_a_crash_is_recorded_once_on_recovery(
 
 @pytest.mark.anvil
 def test_cli_channel_withdraw_and_finalize(
-    on_anvil: Deployed,
-    anvil_node: AnvilNode,
+    on_anvil: LocalWorld,
     bazaar_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -260,13 +257,12 @@ def test_cli_channel_withdraw_and_finalize(
     payer, token = dev_account(1).address, d.token.lower()
     d.mint(payer, 10**9)
     monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")
-    rpc = anvil_node.running_url()
+    rpc = d.chain.url
     cfg = load_config(bazaar_home, backend="rpc", rpc_url=rpc, env={})
     KeyStore(cfg.keystore_dir).import_key("buyer", bytes(dev_account(1).key), "test-passphrase")
     w = open_wallet(cfg, "buyer")
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, chain=d.chain, deposit_multiplier=20)
     app, _ = seller(d, tmp_path / "seller.db")
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> dict[str, object]:
@@ -277,7 +273,7 @@ def test_cli_channel_withdraw_and_finalize(
         out: dict[str, object] = json.loads(result.stdout)
         return out
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         quote = url + "/quote"
         assert asyncio.run(paid_calls(buyer, quote, 4)) == [200] * 4
         cid = "0x" + next(iter(buyer.channels)).hex()

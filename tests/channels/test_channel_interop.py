@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from channel_helpers import Deployed, serve
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 from x402.http.clients import x402HttpxClient
@@ -26,13 +25,14 @@ from agentbazaar.channels import (
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.channels.settlement import ClaimLoop
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
 from x402 import x402Client
 
 PRICE = 1_000
 
 
-def seller_app(d: Deployed, store_path: Path) -> tuple[FastAPI, ChannelEngine, ChannelContracts]:
+def seller_app(d: LocalWorld, store_path: Path) -> tuple[FastAPI, ChannelEngine, ChannelContracts]:
     authorizer = dev_account(2)
     contracts = ChannelContracts(d.chain, authorizer)
     terms = SellerTerms(
@@ -56,7 +56,7 @@ def seller_app(d: Deployed, store_path: Path) -> tuple[FastAPI, ChannelEngine, C
 
 
 def sdk_client(
-    d: Deployed, buyer: LocalAccount, scheme: BatchSettlementEvmScheme | None = None
+    d: LocalWorld, buyer: LocalAccount, scheme: BatchSettlementEvmScheme | None = None
 ) -> x402Client:
     client = x402Client()
     network = f"eip155:{d.chain.chain_id}"
@@ -82,14 +82,14 @@ async def _pay(url: str, client: x402Client, n: int) -> list[int]:
 
 @pytest.mark.anvil
 def test_sdk_client_pays_our_seller_and_claims_reconcile(
-    on_anvil: Deployed, tmp_path: Path
+    on_anvil: LocalWorld, tmp_path: Path
 ) -> None:
     d = on_anvil
     buyer = dev_account(1)
     d.mint(buyer.address, 10_000_000)
     app, engine, contracts = seller_app(d, tmp_path / "seller.db")
     scheme = BatchSettlementEvmScheme(buyer)
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         statuses = asyncio.run(_pay(url, sdk_client(d, buyer, scheme), 25))
         [rec] = engine.records()
         deposited = rec.balance
@@ -114,7 +114,7 @@ def test_sdk_client_pays_our_seller_and_claims_reconcile(
     engine.store.close()
 
 
-def sdk_seller_app(d: Deployed, receiver: str) -> tuple[FastAPI, Any]:
+def sdk_seller_app(d: LocalWorld, receiver: str) -> tuple[FastAPI, Any]:
     """A paid route built with the SDK's batch-settlement server and its in-process facilitator."""
     from x402.http import PaymentOption, RouteConfig
     from x402.http.middleware.fastapi import payment_middleware
@@ -166,7 +166,9 @@ def sdk_seller_app(d: Deployed, receiver: str) -> tuple[FastAPI, Any]:
 
 
 @pytest.mark.anvil
-def test_our_buyer_pays_an_sdk_batch_settlement_server(on_anvil: Deployed, tmp_path: Path) -> None:
+def test_our_buyer_pays_an_sdk_batch_settlement_server(
+    on_anvil: LocalWorld, tmp_path: Path
+) -> None:
     d = on_anvil
     buyer_account = dev_account(1)
     d.mint(buyer_account.address, 10**9)
@@ -179,7 +181,7 @@ def test_our_buyer_pays_an_sdk_batch_settlement_server(on_anvil: Deployed, tmp_p
         async with httpx.AsyncClient(timeout=60) as http:
             return [(await buyer.get(http, url + "/quote")).status_code for _ in range(20)]
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(go(url)) == [200] * 20
     [channel] = buyer.channels.values()
     sdk_state = scheme.get_storage().get("0x" + channel.channel_id.hex())
@@ -201,7 +203,7 @@ def test_our_buyer_pays_an_sdk_batch_settlement_server(on_anvil: Deployed, tmp_p
 
 @pytest.mark.anvil
 @pytest.mark.slow
-def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_path: Path) -> None:
+def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: LocalWorld, tmp_path: Path) -> None:
     """deposit -> 1,000 vouchers -> claim -> settle -> refund -> withdraw, to the last unit."""
     d = on_anvil
     payer = dev_account(1)
@@ -216,7 +218,7 @@ def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_pa
             for _ in range(1_000):
                 assert (await buyer.get(http, url + "/quote")).status_code == 200
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         asyncio.run(go(url))
     [rec] = engine.records()
     deposit = 1_500 * PRICE
@@ -242,7 +244,7 @@ def test_full_cycle_1000_vouchers_reconciles_on_chain(on_anvil: Deployed, tmp_pa
 
 
 @pytest.mark.anvil
-def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: Deployed) -> None:
+def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: LocalWorld) -> None:
     """The SDK's batch-settlement server delegates to our facilitator (deposit relay, receiver
     authorizer from /supported, claim and settle); the SDK's client pays it."""
     from x402.http import PaymentOption, RouteConfig
@@ -282,7 +284,7 @@ def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: Deployed) -> N
     async def quote() -> dict[str, int]:
         return {"price": 42}
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(_pay(url, sdk_client(d, buyer), 15)) == [200] * 15
     [channel] = scheme.get_storage().list()
     assert int(channel.charged_cumulative_amount) == 15 * PRICE

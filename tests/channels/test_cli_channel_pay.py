@@ -8,24 +8,21 @@ import json
 from pathlib import Path
 
 import pytest
-from channel_helpers import Deployed, serve
 from test_buyer import PRICE, seller
 from typer.testing import CliRunner
 
-from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS
-from agentbazaar.cli import _register_optional
 from agentbazaar.cli import app as cli_app
 from agentbazaar.config import load_config
 from agentbazaar.errors import InputError
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import KeyStore, open_wallet
 
 
 @pytest.mark.anvil
 def test_cli_channel_pay_streams_and_picks_up_where_it_was(
-    on_anvil: Deployed,
-    anvil_node: AnvilNode,
+    on_anvil: LocalWorld,
     bazaar_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -34,11 +31,10 @@ def test_cli_channel_pay_streams_and_picks_up_where_it_was(
     payer = dev_account(1).address
     d.mint(payer, 10**9)
     monkeypatch.setenv("BAZAAR_SCRYPT_N", "1024")
-    rpc = anvil_node.running_url()
+    rpc = d.chain.url
     cfg = load_config(bazaar_home, backend="rpc", rpc_url=rpc, env={})
     KeyStore(cfg.keystore_dir).import_key("buyer", bytes(dev_account(1).key), "test-passphrase")
     app, engine = seller(d, tmp_path / "seller.db")
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> dict[str, object]:
@@ -53,7 +49,7 @@ def test_cli_channel_pay_streams_and_picks_up_where_it_was(
         w = open_wallet(cfg, "buyer")
         return [(r.kind, r.amount) for r in w.ledger.records(w.name)]
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         quote = url + "/quote"
         first = run(quote, "-w", "buyer", "-n", "5", "--deposit-calls", "20", "--json")
         assert (first["calls"], first["ok"], first["paid"]) == (5, 5, str(5 * PRICE))

@@ -8,7 +8,7 @@ from typing import Any
 
 import boa
 import pytest
-from channel_helpers import CONTRACTS, USDC_ARGS, collector_data, reverts_with, voucher_sig
+from channel_helpers import collector_data, reverts_with
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -22,6 +22,7 @@ from x402.mechanisms.evm.batch_settlement import errors as sdk_errors
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels import wire
+from agentbazaar.testing import STABLECOIN_ARGS, boa_deployer, sign_voucher
 
 DAY = 86_400
 
@@ -67,22 +68,13 @@ def test_wire_constants_match_the_sdk() -> None:
             assert getattr(wire, name) == getattr(sdk_errors, name), name
 
 
-_DEPLOYERS: dict[str, Any] = {}
-
-
-def _deploy(name: str, *args: Any) -> Any:
-    if name not in _DEPLOYERS:  # compile each contract once per test run
-        _DEPLOYERS[name] = boa.load_partial(str(CONTRACTS / f"{name}.vy"))
-    return _DEPLOYERS[name].deploy(*args)
-
-
 class Escrow:
     """A token, the escrow and its collector on titanoboa, with a payer and a receiver."""
 
     def __init__(self) -> None:
-        self.usdc = _deploy("Stablecoin", *USDC_ARGS)
-        self.escrow = _deploy("BatchSettlement")
-        self.collector = _deploy("ERC3009DepositCollector", self.escrow.address)
+        self.usdc = boa_deployer("Stablecoin").deploy(*STABLECOIN_ARGS)
+        self.escrow = boa_deployer("BatchSettlement").deploy()
+        self.collector = boa_deployer("ERC3009DepositCollector").deploy(self.escrow.address)
         self.chain_id = int(self.escrow.eip712Domain()[3])
         self.domain = cx.domain_separator(self.chain_id, str(self.escrow.address))
         self.payer: LocalAccount = Account.create()
@@ -119,7 +111,7 @@ class Escrow:
             self.escrow.deposit(config.as_tuple(), amount, self.collector.address, data)
 
     def claim_row(self, ceiling: int, total: int, signer: LocalAccount | None = None) -> Any:
-        sig = voucher_sig(signer or self.payer, self.domain, self.cid, ceiling)
+        sig = sign_voucher(signer or self.payer, self.domain, self.cid, ceiling)
         return ((self.config.as_tuple(), ceiling), sig, total)
 
     def claim(self, ceiling: int, total: int, signer: LocalAccount | None = None) -> None:
@@ -213,7 +205,7 @@ def test_voucher_faults_revert(e: Escrow) -> None:
     assert e.state() == (10_000, 6_000)
     # a voucher for another channel does not verify against this one
     other = e.make_config()
-    sig = voucher_sig(e.payer, e.domain, cx.channel_id(e.domain, other), 7_000)
+    sig = sign_voucher(e.payer, e.domain, cx.channel_id(e.domain, other), 7_000)
     with boa.env.prank(e.receiver), reverts_with("InvalidSignature()"):
         e.escrow.claim([((e.config.as_tuple(), 7_000), sig, 7_000)])
 
@@ -388,10 +380,10 @@ def test_smart_wallet_payer_via_erc1271(e: Escrow) -> None:
     )
     e.escrow.deposit(cfg.as_tuple(), 10_000, e.collector.address, data)
     assert e.escrow.channels(cid) == (10_000, 0)
-    good = voucher_sig(owner, e.domain, cid, 4_000)
+    good = sign_voucher(owner, e.domain, cid, 4_000)
     with boa.env.prank(e.receiver):
         e.escrow.claim([((cfg.as_tuple(), 4_000), good, 4_000)])
         assert e.escrow.channels(cid) == (10_000, 4_000)
-        forged = voucher_sig(Account.create(), e.domain, cid, 5_000)
+        forged = sign_voucher(Account.create(), e.domain, cid, 5_000)
         with reverts_with("InvalidSignature()"):
             e.escrow.claim([((cfg.as_tuple(), 5_000), forged, 5_000)])

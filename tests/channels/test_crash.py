@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from channel_helpers import Deployed, Payer
 
-from agentbazaar.chain.anvil import free_port
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.channels import ChannelContracts, ChannelStore, SellerTerms
 from agentbazaar.channels import _crypto as cx
+from agentbazaar.channels.wire import payment_header
+from agentbazaar.testing import ChannelPayer, LocalWorld, free_port
 
 PRICE = 1_000
 DEPOSIT = 10_000_000  # 10,000 requests at PRICE across four channels fit with room
@@ -31,27 +31,10 @@ PAYERS = (1, 3, 5, 6)
 HERE = Path(__file__).parent
 
 
-def header(payload: dict[str, Any], terms: SellerTerms) -> str:
-    envelope = {
-        "x402Version": 2,
-        "accepted": {
-            "scheme": "batch-settlement",
-            "network": f"eip155:{terms.chain_id}",
-            "amount": str(PRICE),
-            "asset": terms.token,
-            "payTo": terms.receiver,
-            "maxTimeoutSeconds": 3600,
-            "extra": {},
-        },
-        "payload": payload,
-    }
-    return base64.b64encode(json.dumps(envelope).encode()).decode()
-
-
 class Stream:
     """One buyer streaming paid requests, tracking what the seller acknowledged."""
 
-    def __init__(self, payer: Payer, d: Deployed) -> None:
+    def __init__(self, payer: ChannelPayer, d: LocalWorld) -> None:
         self.payer = payer
         self.d = d
         self.acked = 0  # acknowledged charges (responses received)
@@ -66,7 +49,8 @@ class Stream:
             else:
                 payload = p.deposit(PRICE, DEPOSIT, valid_before=int(time.time()) + 3600)
             try:
-                r = await http.get(url, headers={"PAYMENT-SIGNATURE": header(payload, p.terms)})
+                header = payment_header(p.requirement(PRICE), payload)
+                r = await http.get(url, headers={"PAYMENT-SIGNATURE": header})
             except httpx.HTTPError:
                 await asyncio.sleep(0.01)  # the seller is down
                 continue
@@ -114,14 +98,17 @@ def start_seller(
         ],
         cwd=HERE,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, "seller did not start"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()  # never leave a seller behind
+            proc.wait()
+            raise AssertionError("seller did not start")
         time.sleep(0.05)
 
 
@@ -157,7 +144,7 @@ KILLS = 2  # kill -9 of the seller, at evenly spaced points of the stream
 @pytest.mark.anvil
 @pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
 def test_kill_9_mid_stream_loses_no_acknowledged_charge(
-    on_anvil: Deployed, tmp_path: Path, fsync: bool
+    on_anvil: LocalWorld, tmp_path: Path, fsync: bool
 ) -> None:
     """10,000 paid requests from four buyers at once; the seller is killed twice mid-stream.
     At each kill: every acknowledged charge is on disk, at most the one request in flight per
@@ -174,7 +161,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_charge(
     streams = []
     for i in PAYERS:
         d.mint(dev_account(i).address, DEPOSIT)
-        streams.append(Stream(Payer(dev_account(i), terms), d))
+        streams.append(Stream(ChannelPayer(dev_account(i), terms), d))
     db, port = tmp_path / "seller.db", free_port()
     url = f"http://127.0.0.1:{port}/work"
     rpc = d.chain.url or ""
@@ -193,7 +180,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_charge(
             proc = start_seller(rpc, db, port, terms, fsync)
         asyncio.run(stream_until(streams, url, STREAM))
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.kill()  # a no-op when it is already gone
         proc.wait()
     store = ChannelStore(db)
     records = store.load_all()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from channel_helpers import Deployed, Payer, crash_image
+from channel_helpers import crash_image
 from eth_account import Account
 
 from agentbazaar.chain.devkeys import dev_account
@@ -24,12 +24,13 @@ from agentbazaar.channels import (
     wire,
 )
 from agentbazaar.channels.settlement import ClaimLoop, ClaimPolicy
+from agentbazaar.testing import ChannelPayer, LocalWorld
 
 PRICE = 1_000
 DEPOSIT = 50_000
 
 
-def make_engine(d: Deployed, path: Path) -> tuple[ChannelEngine, ChannelContracts]:
+def make_engine(d: LocalWorld, path: Path) -> tuple[ChannelEngine, ChannelContracts]:
     authorizer = dev_account(2)
     contracts = ChannelContracts(d.chain, authorizer)
     terms = SellerTerms(
@@ -42,23 +43,25 @@ def make_engine(d: Deployed, path: Path) -> tuple[ChannelEngine, ChannelContract
 
 
 async def pay(
-    engine: ChannelEngine, payer: Payer, payload: dict[str, Any], price: int = PRICE
+    engine: ChannelEngine, payer: ChannelPayer, payload: dict[str, Any], price: int = PRICE
 ) -> None:
     ticket = await engine.begin(payload, price)
     extra = await engine.commit(ticket)
     payer.charged = int(extra["channelState"]["chargedCumulativeAmount"])
 
 
-async def open_channel(d: Deployed, engine: ChannelEngine, *, account_index: int = 1) -> Payer:
+async def open_channel(
+    d: LocalWorld, engine: ChannelEngine, *, account_index: int = 1
+) -> ChannelPayer:
     account = dev_account(account_index)
     d.mint(account.address, 10**9)
-    payer = Payer(account, engine.terms)
+    payer = ChannelPayer(account, engine.terms)
     await pay(engine, payer, payer.deposit(PRICE, DEPOSIT, valid_before=d.chain.timestamp() + 3600))
     return payer
 
 
 @pytest.fixture
-def seller(embedded: Deployed, tmp_path: Path) -> Any:
+def seller(embedded: LocalWorld, tmp_path: Path) -> Any:
     engine, contracts = make_engine(embedded, tmp_path / "seller.db")
     yield embedded, engine, contracts
     engine.store.close()
@@ -67,7 +70,7 @@ def seller(embedded: Deployed, tmp_path: Path) -> Any:
 def test_deposit_then_vouchers_and_state_survives_restart(seller: Any, tmp_path: Path) -> None:
     d, engine, contracts = seller
 
-    async def go() -> Payer:
+    async def go() -> ChannelPayer:
         payer = await open_channel(d, engine)
         for _ in range(9):
             await pay(engine, payer, payer.next_voucher(PRICE))
@@ -390,7 +393,7 @@ def test_a_charge_pending_after_a_crash_is_claimed_only_once_the_buyer_settles_i
     (charged stays 4, not 5); then it is claimed like any other."""
     d, engine, contracts = seller
 
-    async def before_crash() -> Payer:
+    async def before_crash() -> ChannelPayer:
         payer = await open_channel(d, engine)
         for _ in range(2):
             await pay(engine, payer, payer.next_voucher(PRICE))
@@ -426,7 +429,7 @@ def test_a_pending_charge_is_claimed_when_the_payer_starts_to_withdraw(
     voucher it signed) claimable before the delay ends."""
     d, engine, contracts = seller
 
-    async def before_crash() -> Payer:
+    async def before_crash() -> ChannelPayer:
         payer = await open_channel(d, engine)
         ticket = await engine.begin(payer.next_voucher(PRICE), PRICE)
         assert ticket.durable is not None

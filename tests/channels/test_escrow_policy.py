@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from channel_helpers import Deployed, serve
 from test_buyer import PRICE, seller, wallet
 
 from agentbazaar.chain.devkeys import dev_account
@@ -17,6 +16,7 @@ from agentbazaar.channels import ChannelContracts
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.errors import ChannelError
 from agentbazaar.errors import LedgerError, PolicyViolation
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import SpendingPolicy, TokenLimits
 
 
@@ -32,7 +32,7 @@ async def calls(buyer: ChannelBuyer, url: str, n: int) -> list[int | str]:
 
 
 def test_a_deposit_of_the_whole_budget_then_charges_up_to_it(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
@@ -40,7 +40,7 @@ def test_a_deposit_of_the_whole_budget_then_charges_up_to_it(
     limits = TokenLimits("USDC", 6, max_per_payment=PRICE, daily=10 * PRICE)
     w = wallet(tmp_path, SpendingPolicy(tokens={d.token.lower(): limits}))
     buyer = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=10)
-    with serve(app) as url:  # the deposit is 10 x PRICE: 10 times the per-payment maximum
+    with serve_in_thread(app) as url:  # the deposit is 10 x PRICE: 10 times the per-payment maximum
         assert asyncio.run(calls(buyer, url + "/quote", 11)) == [200] * 10 + ["daily"]
     [rec] = engine.records()
     assert (rec.charged, rec.balance) == (10 * PRICE, 10 * PRICE)
@@ -51,7 +51,7 @@ def test_a_deposit_of_the_whole_budget_then_charges_up_to_it(
 
 
 def test_escrow_cap_refuses_a_deposit_and_a_refund_frees_it(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     token = d.token.lower()
@@ -59,7 +59,7 @@ def test_escrow_cap_refuses_a_deposit_and_a_refund_frees_it(
     app, engine = seller(d, tmp_path / "seller.db")
     capped = TokenLimits("USDC", 6, max_escrow=12 * PRICE)
     w = wallet(tmp_path, SpendingPolicy(tokens={token: capped}))
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         big = ChannelBuyer(w, chain_id=d.chain.chain_id, deposit_multiplier=20)
         assert asyncio.run(calls(big, url + "/quote", 1)) == ["max_escrow"]
         assert engine.records() == []  # nothing deposited
@@ -86,7 +86,7 @@ def test_escrow_cap_refuses_a_deposit_and_a_refund_frees_it(
     assert kinds.count("voucher") == 3
 
 
-def test_a_refund_larger_than_the_escrow_is_refused(embedded: Deployed, tmp_path: Path) -> None:
+def test_a_refund_larger_than_the_escrow_is_refused(embedded: LocalWorld, tmp_path: Path) -> None:
     d = embedded
     d.mint(dev_account(1).address, 10**9)
     app, _ = seller(d, tmp_path / "seller.db")
@@ -94,7 +94,7 @@ def test_a_refund_larger_than_the_escrow_is_refused(embedded: Deployed, tmp_path
     buyer = ChannelBuyer(
         w, chain_id=d.chain.chain_id, deposit_multiplier=1
     )  # the seller asks for 10 x PRICE at least
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         assert asyncio.run(calls(buyer, url + "/quote", 1)) == [200]
     [channel] = buyer.channels.values()
     with pytest.raises(LedgerError):
@@ -104,7 +104,7 @@ def test_a_refund_larger_than_the_escrow_is_refused(embedded: Deployed, tmp_path
 
 
 def test_cooperative_refund_returns_the_unspent_escrow_and_frees_the_cap(
-    embedded: Deployed, tmp_path: Path
+    embedded: LocalWorld, tmp_path: Path
 ) -> None:
     d = embedded
     token, payer = d.token.lower(), dev_account(1).address
@@ -123,7 +123,7 @@ def test_cooperative_refund_returns_the_unspent_escrow_and_frees_the_cap(
             rest = await buyer.refund(http, url)
         return first, part, rest, await calls(buyer, url, 1)
 
-    with serve(app) as url:
+    with serve_in_thread(app) as url:
         first, part, rest, after = asyncio.run(go(url + "/quote"))
     assert first == [200] * 3 and (part, rest) == (2 * PRICE, 5 * PRICE)
     assert after == [200]  # escrow 0 again: a new 10 x PRICE deposit fits the cap

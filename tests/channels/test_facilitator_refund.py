@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from channel_helpers import Deployed, serve
 from fastapi import FastAPI
 from x402.http import PaymentOption, RouteConfig
 from x402.http.clients import x402HttpxClient
@@ -24,13 +23,14 @@ from agentbazaar.channels.facilitator import BatchSettlementHandler
 from agentbazaar.channels.onchain import ChannelContracts
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
 from agentbazaar.payments.facilitator import Facilitator
+from agentbazaar.testing import LocalWorld, serve_in_thread
 from x402 import x402Client, x402ResourceServer
 
 PRICE = 1_000
 START = 10**9
 
 
-def sdk_server_app(d: Deployed, facilitator: Facilitator, receiver: str) -> FastAPI:
+def sdk_server_app(d: LocalWorld, facilitator: Facilitator, receiver: str) -> FastAPI:
     network = f"eip155:{d.chain.chain_id}"
     server = x402ResourceServer(facilitator)  # type: ignore[arg-type]
     server.register(network, Server(receiver))  # type: ignore[arg-type]
@@ -58,7 +58,7 @@ async def pay(url: str, client: x402Client, n: int) -> list[int]:
 
 
 @pytest.mark.anvil
-def test_sdk_refund_through_our_facilitator(on_anvil: Deployed) -> None:
+def test_sdk_refund_through_our_facilitator(on_anvil: LocalWorld) -> None:
     d = on_anvil
     network = f"eip155:{d.chain.chain_id}"
     buyer, receiver, authorizer = dev_account(1), dev_account(4).address, dev_account(2)
@@ -74,7 +74,7 @@ def test_sdk_refund_through_our_facilitator(on_anvil: Deployed) -> None:
             ]
         }
     )
-    with serve(sdk_server_app(d, facilitator, receiver)) as url:
+    with serve_in_thread(sdk_server_app(d, facilitator, receiver)) as url:
         assert asyncio.run(pay(url, client, 7)) == [200] * 7
         deposited = START - d.balance(buyer.address)
         assert deposited > 7 * PRICE
@@ -89,7 +89,7 @@ def test_sdk_refund_through_our_facilitator(on_anvil: Deployed) -> None:
 
 
 @pytest.mark.anvil
-def test_refund_bad_input_is_a_typed_failure(on_anvil: Deployed) -> None:
+def test_refund_bad_input_is_a_typed_failure(on_anvil: LocalWorld) -> None:
     d = on_anvil
     network = f"eip155:{d.chain.chain_id}"
     payer, authorizer = dev_account(1), dev_account(2)

@@ -11,17 +11,18 @@ from x402.mechanisms.evm.batch_settlement import compute_channel_id
 from x402.mechanisms.evm.batch_settlement.types import ChannelConfig as SdkConfig
 
 from agentbazaar.chain import Chain
+from agentbazaar.chain.deploy import SuiteStep
 from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, ERC3009_DEPOSIT_COLLECTOR_ADDRESS
 from agentbazaar.channels.onchain import escrow_contract
 from agentbazaar.channels.wire import MULTICALL3_ADDRESS
 from agentbazaar.config import load_config
-from agentbazaar.suite import _STEPS, deploy_suite
+from agentbazaar.suite import SUITE, deploy_suite
 
 
 def test_deploy_suite_places_the_contracts_at_canonical_addresses(tmp_path: Path) -> None:
     chain = Chain.embedded()
     deploy_suite(chain, load_config(tmp_path / "home", env={}))
-    assert "batch-settlement" in [name for name, _ in _STEPS]
+    assert "batch-settlement" in [e.name for e in SUITE if isinstance(e, SuiteStep)]
     for address in (
         BATCH_SETTLEMENT_ADDRESS,
         ERC3009_DEPOSIT_COLLECTOR_ADDRESS,

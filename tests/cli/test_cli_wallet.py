@@ -7,69 +7,27 @@ side by side. Compiled contracts come from the shared compile cache (keyed by so
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from cli_helpers import BAZAAR, Env, make_home
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.wallet import KeyStore, Ledger, open_wallet
+from agentbazaar.wallet import KeyStore, open_wallet
 
 pytestmark = pytest.mark.anvil
-BAZAAR = str(Path(sys.executable).with_name("bazaar"))
-
-
-@dataclass
-class Env:
-    home: Path
-    env: dict[str, str]
-    url: str
-
-    def run(
-        self, *args: str, stdin: str | None = None, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [BAZAAR, *args],
-            env={**self.env, **env},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def ok(self, *args: str, **env: str) -> object:
-        proc = self.run(*args, **env)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout) if "--json" in args else proc.stdout
-
-    def ledger_rows(self) -> list[tuple[int, str]]:
-        if not (self.home / "ledger.sqlite").exists():
-            return []
-        return [(r.id, r.status) for r in Ledger(self.home / "ledger.sqlite").records()]
-
-
-def _home(path: Path, port: int, extra: str = "") -> dict[str, str]:
-    path.mkdir(parents=True)
-    (path / "bazaar.toml").write_text(f'[chain]\nbackend = "local"\nanvil_port = {port}\n{extra}')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BAZAAR_")}
-    env.update(BAZAAR_HOME=str(path), BAZAAR_PASSPHRASE="cli-pass", BAZAAR_SCRYPT_N="1024")
-    env["COLUMNS"] = "200"
-    return env
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     home = tmp_path_factory.mktemp("cli") / "home"
-    env = _home(home, free_port())
+    env = make_home(home, free_port())
     node = AnvilNode(load_config(home, env={}))
     try:
         proc = subprocess.run(
@@ -128,7 +86,7 @@ def test_send_policy_ledger_reconcile(cli: Env) -> None:
     bob = cli.ok("wallet", "balance", "bob", "--json")
     units = {b["symbol"]: int(b["units"]) for b in bob["balances"]}  # type: ignore[index]
     assert units["USDC"] == 1_004_500_000
-    eth = cli.ok("wallet", "send", "bob", "alice", "0.25", "--json")
+    eth = cli.ok("wallet", "send", "bob", "alice", "0.25 ETH", "--json")
     assert eth["amount"] == str(25 * 10**16)  # type: ignore[index]
     rows = cli.ok("wallet", "ledger", "--json")
     assert [(r["wallet"], r["amount"], r["status"]) for r in rows] == [  # type: ignore[attr-defined]
@@ -145,7 +103,7 @@ def _other_home(cli: Env, name: str, extra: str = "") -> dict[str, str]:
     home = cli.home.parent / name
     if home.exists():
         shutil.rmtree(home)
-    env = _home(home, free_port(), extra)
+    env = make_home(home, free_port(), extra)
     shutil.copytree(cli.home / "keystores", home / "keystores")
     return env
 
@@ -159,8 +117,8 @@ def test_bad_input_one_line_nothing_paid(cli: Env) -> None:
     wrong_id = _other_home(cli, "wrong-id", "chain_id = 1\n")
     cases: list[tuple[list[str], dict[str, str]]] = [
         (["wallet", "send", "nobody", "alice", "1"], {}),
-        (["wallet", "send", "bob", "0x1234", "1"], {}),
-        (["wallet", "send", "bob", bad_checksum, "1"], {}),
+        (["wallet", "send", "bob", "0x1234", "1 USDC"], {}),
+        (["wallet", "send", "bob", bad_checksum, "1 USDC"], {}),
         (["wallet", "send", "bob", "alice", "-5", "USDC"], {}),
         (["wallet", "send", "bob", "alice", "0.0000001 USDC"], {}),
         (["wallet", "send", "bob", "alice", "abc", "USDC"], {}),
@@ -173,6 +131,7 @@ def test_bad_input_one_line_nothing_paid(cli: Env) -> None:
         (["wallet", "new", "alice"], {}),  # exists
         (["wallet", "balance", "nobody"], {}),
         (["wallet", "import", "carol"], {"BAZAAR_PRIVATE_KEY": "0xnot-a-key"}),
+        (["wallet", "send", "bob", "alice", "1"], {}),  # an amount without its token
     ]
     before = cli.ledger_rows()
 
@@ -193,6 +152,7 @@ def test_bad_input_one_line_nothing_paid(cli: Env) -> None:
     assert "decimal places" in messages[4] and "unknown token" in messages[6]
     assert "per-payment maximum" in messages[7] and "wrong passphrase" in messages[8]
     assert "not running" in messages[9] and "expected 1" in messages[10]
+    assert "needs its token" in messages[15] and "'1 ETH'" in messages[15]
     assert cli.ledger_rows() == before  # nothing signed, nothing recorded
 
 
@@ -200,7 +160,7 @@ def test_reconcile_rebroadcasts_what_a_crash_left_signed(cli: Env) -> None:
     cfg = load_config(cli.home, env={})
     wallet = open_wallet(cfg, "bob", "cli-pass")
     chain = Chain.from_config(cfg)
-    alice = KeyStore(cfg.keystore_dir).address_of("alice")
+    alice = KeyStore(cfg.keystore_dir).address_of("alice", "cli-pass")
     tx = {"to": alice, "value": 10**15, "gas": 21_000, "chainId": chain.chain_id}
     tx.update(chain.fee_params(), nonce=chain.w3.eth.get_transaction_count(wallet.address))
     with wallet.spend(

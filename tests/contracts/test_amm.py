@@ -3,8 +3,8 @@ liquidity helpers, end-to-end quote == execution, and a stateful conservation te
 
 from __future__ import annotations
 
+import functools
 import math
-from pathlib import Path as FsPath
 from typing import Any
 
 import boa
@@ -20,8 +20,8 @@ from hypothesis.stateful import (
 )
 
 from agentbazaar.dex import Path, Pool, amount_out, path_output, quote_routes, route_best_execution
+from agentbazaar.testing import boa_deployer
 
-CONTRACTS = FsPath(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
 DEADLINE_SLACK = 3600
 
 TEST_TOKEN = """
@@ -54,6 +54,13 @@ def approve(spender: address, amount: uint256) -> bool:
     return True
 """
 
+
+@functools.cache
+def token_deployer() -> Any:
+    """The test token, compiled once per process."""
+    return boa.loads_partial(TEST_TOKEN, name="TestToken")
+
+
 MAX = 2**256 - 1
 
 
@@ -64,11 +71,11 @@ class Amm:
         self.deployer = boa.env.generate_address("deployer")
         self.user = boa.env.generate_address("user")
         with boa.env.prank(self.deployer):
-            blueprint = boa.load_partial(str(CONTRACTS / "AmmPool.vy")).deploy_as_blueprint()
-            self.factory = boa.load(str(CONTRACTS / "AmmFactory.vy"), blueprint.address)
-            self.router = boa.load(str(CONTRACTS / "AmmRouter.vy"), self.factory.address)
-        self.pool_deployer = boa.load_partial(str(CONTRACTS / "AmmPool.vy"))
-        self.tokens = [boa.loads(TEST_TOKEN) for _ in range(n_tokens)]
+            blueprint = boa_deployer("AmmPool").deploy_as_blueprint()
+            self.factory = boa_deployer("AmmFactory").deploy(blueprint.address)
+            self.router = boa_deployer("AmmRouter").deploy(self.factory.address)
+        self.pool_deployer = boa_deployer("AmmPool")
+        self.tokens = [token_deployer().deploy() for _ in range(n_tokens)]
         for token in self.tokens:
             token.mint(self.user, funds)
             with boa.env.prank(self.user):

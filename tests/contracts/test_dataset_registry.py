@@ -10,13 +10,14 @@ from typing import Any
 
 import boa
 import pytest
-from token_helpers import CONTRACTS, deploy_stablecoin, deployer_of
+from token_helpers import deploy_stablecoin
 
 from agentbazaar.data.cid import cid_of_bytes
+from agentbazaar.testing import boa_deployer as deployer_of
 
-REGISTRY = CONTRACTS / "DatasetRegistry.vy"
-SPLITTER = CONTRACTS / "RevenueSplitter.vy"
-IDENTITY = CONTRACTS / "IdentityRegistry.vy"
+REGISTRY = "DatasetRegistry"
+SPLITTER = "RevenueSplitter"
+IDENTITY = "IdentityRegistry"
 ZERO = "0x0000000000000000000000000000000000000000"
 TERMS = b"\x11" * 32
 OPEN, NON_COMMERCIAL, NO_DERIVATIVES = 1, 2, 3

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from token_helpers import CONTRACTS, deploy_stablecoin, deployer_of
+from token_helpers import deploy_stablecoin
 
-SPLITTER = CONTRACTS / "RevenueSplitter.vy"
+from agentbazaar.testing import boa_deployer as deployer_of
+
+SPLITTER = "RevenueSplitter"
 ZERO = "0x0000000000000000000000000000000000000000"
 BPS = 10_000
 

@@ -27,7 +27,7 @@ from token_helpers import (
 from x402.mechanisms.evm import constants as evm_constants
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.compiler import compile_contract, default_cache_dir
+from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
 from agentbazaar.suite import Suite, deploy_suite
@@ -427,11 +427,6 @@ def test_compiled_abi_has_the_x402_sdk_selectors() -> None:
 
 def test_deploy_suite_deploys_both_tokens(tmp_path: Path) -> None:
     cfg = load_config(tmp_path, env={})
-    cache = default_cache_dir()  # compile each suite contract once, shared with other runs
-    cache.mkdir(parents=True, exist_ok=True)
-    if not cfg.artifacts_dir.exists():
-        cfg.artifacts_dir.parent.mkdir(parents=True, exist_ok=True)
-        cfg.artifacts_dir.symlink_to(cache, target_is_directory=True)
     chain = Chain.embedded()
     ctx = deploy_suite(chain, cfg)
     assert ctx.statuses["USDC"] == "deployed" and ctx.statuses["WETH"] == "deployed"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from token_helpers import USDC_ARGS, new_account
+from token_helpers import new_account
 from web3.contract import Contract
 from x402.mechanisms.evm import constants as evm_constants
 from x402.mechanisms.evm.erc6492 import parse_erc6492_signature
@@ -27,18 +27,17 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
-from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.errors import TransactionReverted
+from agentbazaar.testing import STABLECOIN_ARGS, LocalWorld
 
 PRICE = 1_250_000  # 1.25 USDC
 
 
-def deploy_usdc(chain: Chain, minter: LocalAccount) -> Contract:
-    chain.fund_native(minter.address, 10**20)
-    artifact = compile_contract("Stablecoin")
-    contract, _receipt = chain.deploy(minter, artifact.abi, artifact.bytecode, *USDC_ARGS)
-    return contract
+def deploy_usdc(chain: Chain) -> tuple[Contract, LocalAccount]:
+    """The suite's USDC, freshly deployed; and its minter."""
+    world = LocalWorld.deploy(chain)
+    return world.usdc, world.deployer
 
 
 def requirements(chain: Chain, token: Contract, pay_to: str) -> PaymentRequirements:
@@ -49,7 +48,7 @@ def requirements(chain: Chain, token: Contract, pay_to: str) -> PaymentRequireme
         amount=str(PRICE),
         pay_to=pay_to,
         max_timeout_seconds=300,
-        extra={"name": USDC_ARGS[2], "version": USDC_ARGS[3]},
+        extra={"name": STABLECOIN_ARGS[2], "version": STABLECOIN_ARGS[3]},
     )
 
 
@@ -76,8 +75,8 @@ class ChainWriter:
 @pytest.mark.parametrize("form", ["vrs", "bytes"])
 def test_sdk_signed_authorization_settles_on_embedded(form: str) -> None:
     chain = Chain.embedded()
-    minter, relayer, payer = dev_account(0), dev_account(1), dev_account(2)
-    usdc = deploy_usdc(chain, minter)
+    relayer, payer = dev_account(1), dev_account(2)
+    usdc, minter = deploy_usdc(chain)
     chain.fund_native(relayer.address, 10**19)
     chain.transact(minter, usdc.functions.mint(payer.address, 10 * PRICE))
     payee = new_account().address
@@ -114,16 +113,16 @@ def _positional(parsed: Any) -> tuple[Any, ...]:
 
 
 @pytest.mark.anvil
-def test_sdk_facilitator_verifies_and_settles_on_anvil(anvil_node: AnvilNode) -> None:
-    chain = Chain.rpc(anvil_node.running_url(), backend="local")
-    minter, facilitator_key, payer = dev_account(0), dev_account(3), dev_account(4)
-    usdc = deploy_usdc(chain, minter)
+def test_sdk_facilitator_verifies_and_settles_on_anvil(shared_anvil: AnvilNode) -> None:
+    chain = Chain.rpc(shared_anvil.running_url(), backend="local")
+    facilitator_key, payer = dev_account(3), dev_account(4)
+    usdc, minter = deploy_usdc(chain)
     chain.transact(minter, usdc.functions.mint(payer.address, 10 * PRICE))
     payee = new_account().address
     accepted = requirements(chain, usdc, payee)
     payment = sdk_payment(payer, accepted)
     signer = FacilitatorWeb3Signer(
-        private_key="0x" + bytes(facilitator_key.key).hex(), rpc_url=anvil_node.running_url()
+        private_key="0x" + bytes(facilitator_key.key).hex(), rpc_url=shared_anvil.running_url()
     )
     facilitator = ExactEvmFacilitatorScheme(signer)
     verified = facilitator.verify(payment, accepted)

@@ -8,13 +8,14 @@ import boa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from token_helpers import WRAPPED_NATIVE, deployer_of
+
+from agentbazaar.testing import boa_deployer
 
 ETHER = 10**18
 
 
 def deploy(value: int = 0) -> Any:
-    return deployer_of(WRAPPED_NATIVE).deploy("Wrapped Ether", "WETH", value=value)
+    return boa_deployer("WrappedNative").deploy("Wrapped Ether", "WETH", value=value)
 
 
 def funded(wei: int = 100 * ETHER) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boa
@@ -14,11 +12,10 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
-STABLECOIN = CONTRACTS / "Stablecoin.vy"
-WRAPPED_NATIVE = CONTRACTS / "WrappedNative.vy"
-STABLECOIN_EXTRA_ABI = CONTRACTS / "Stablecoin.abi-extra.json"
-USDC_ARGS = ("USD Coin", "USDC", "USD Coin", "2")
+from agentbazaar.chain.compiler import CONTRACTS_DIR
+from agentbazaar.testing import STABLECOIN_ARGS, boa_deployer
+
+STABLECOIN_EXTRA_ABI = CONTRACTS_DIR / "Stablecoin.abi-extra.json"
 
 EIP712_DOMAIN = [
     {"name": "name", "type": "string"},
@@ -175,15 +172,9 @@ def sign_permit(
     return sign_typed(owner, domain_of(token), "Permit", message)
 
 
-@functools.cache
-def deployer_of(path: Path) -> Any:
-    """Compile once per test process; deploy many times (hypothesis deploys per example)."""
-    return boa.load_partial(str(path))
-
-
 def deploy_stablecoin(minter: str) -> Any:
     with boa.env.prank(minter):
-        return deployer_of(STABLECOIN).deploy(*USDC_ARGS)
+        return boa_deployer("Stablecoin").deploy(*STABLECOIN_ARGS)
 
 
 def bytes_overloads(token: Any) -> Any:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from agentbazaar.chain import Chain
-from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.config import BazaarConfig
 from agentbazaar.dex.onchain import Amm
 from agentbazaar.suite import Suite, deploy_suite
 
@@ -17,12 +16,6 @@ class Deployed:
     cfg: BazaarConfig
     suite: Suite
     amm: Amm
-
-
-def make_config(home: Path, artifacts: Path) -> BazaarConfig:
-    """A bazaar home whose compiled-contract cache is shared by the whole session."""
-    (home / "artifacts").symlink_to(artifacts, target_is_directory=True)
-    return load_config(home, env={})
 
 
 def deploy(chain: Chain, cfg: BazaarConfig) -> Deployed:

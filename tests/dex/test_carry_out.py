@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 from dex_fixtures import Deployed
+from pydantic import ValidationError
 
 from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.errors import PolicyViolation, UnknownWallet
 from agentbazaar.identity.cards import (
     AgentConfig,
     build_registration,
@@ -15,10 +17,10 @@ from agentbazaar.identity.cards import (
     sign_card,
 )
 from agentbazaar.identity.contracts import IDENTITY_KEY, IdentityRegistry
-from agentbazaar.intents import PlanError, parse_intent
+from agentbazaar.intents import Intent, PlanError, parse_intent
 from agentbazaar.intents.act import carry_out
 from agentbazaar.intents.plan import erc20_balance
-from agentbazaar.wallet import KeyStore, Wallet, open_wallet
+from agentbazaar.wallet import KeyStore, PolicyStore, Wallet, open_wallet, write_default_policy
 
 PASSPHRASE = "act-test-passphrase"
 
@@ -135,3 +137,44 @@ def test_refusals_sign_nothing(deployed: Deployed, sentence: str, match: str) ->
         carry_out(parse_intent(sentence), suite=d.suite, wallet=wallet, execute=True)
     assert wallet.ledger.count() == count
     assert d.chain.w3.eth.get_transaction_count(wallet.address) == nonce
+
+
+def test_intents_cannot_change_the_rules(deployed: Deployed) -> None:
+    """Sentences and intents that try to get around the policy, the slippage limit or the
+    recipient's identity: each is refused with a typed reason, no funds move, nothing is
+    recorded as paid."""
+    d = deployed
+    wallet = _wallet(d, "rules21", 21, "1000")
+    bob = _wallet(d, "rulesbob22", 22, "1")
+    write_default_policy(d.cfg, wallet.name, d.suite.tokens)
+    PolicyStore(d.cfg.policy_dir).save(
+        wallet.name,
+        wallet.policy.with_counterparties(deny=(dev_account(23).address,)),
+    )
+    usdc = d.suite.tokens.get("USDC")
+    before = erc20_balance(d.chain, usdc, wallet.address)
+    bob_before = erc20_balance(d.chain, usdc, bob.address)
+    nonce = d.chain.w3.eth.get_transaction_count(wallet.address)
+    attempts: list[tuple[str, type[Exception]]] = [
+        ("send 150 USDC to rulesbob22", PolicyViolation),  # over the default maximum
+        ("send all my USDC to rulesbob22", PolicyViolation),
+        (f"send 1 USDC to {dev_account(23).address}", PolicyViolation),  # denied
+        ("swap 100 USDC for WETH with at most 60% slippage", PlanError),
+        ("swap 1 WETH for USDC", PolicyViolation),  # WETH is not in the default policy
+        ("send 1 USDC to nobody-here", UnknownWallet),
+    ]
+    for sentence, error in attempts:
+        with pytest.raises(error):
+            carry_out(parse_intent(sentence), suite=d.suite, wallet=wallet, execute=True)
+    for smuggled in ({"policy": "none"}, {"approve": True}, {"max_slippage_bps": 5000}):
+        raw = {"action": "swap", "amount": "1", "token_in": "USDC", "token_out": "WETH"}
+        try:
+            intent = Intent.model_validate({**raw, "amount_side": "in", **smuggled})
+        except ValidationError:
+            continue  # a key the intent does not have: refused by its schema
+        with pytest.raises(PlanError, match="beyond the limit"):
+            carry_out(intent, suite=d.suite, wallet=wallet, execute=True)
+    assert erc20_balance(d.chain, usdc, wallet.address) == before
+    assert d.chain.w3.eth.get_transaction_count(wallet.address) == nonce
+    assert all(r.status == "failed" for r in wallet.ledger.records(wallet.name))
+    assert erc20_balance(d.chain, usdc, bob.address) == bob_before

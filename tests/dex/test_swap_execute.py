@@ -190,29 +190,58 @@ def test_bad_requests_are_refused_at_plan_time(
         plan_for(deployed, wallet, sentence)
 
 
-def test_pool_drained_between_quote_and_execution(deployed: Deployed) -> None:
-    d = deployed
-    wallet = wallet_for(d, 9, usdc="200000")
-    usdc = d.suite.tokens.get("USDC")
-    plan = plan_for(d, wallet, "swap 20000 USDC for WETH with at most 0.1% slippage")
-    # someone else buys WETH with a lot of USDC through the same pools first
+def _whale_moves_the_pools(d: Deployed, usdc_amount: str) -> None:
+    """Someone else buys WETH with a lot of USDC through the same pools."""
+    usdc, weth = d.suite.tokens.get("USDC"), d.suite.tokens.get("WETH")
     whale = dev_account(4)
-    big = usdc.parse("900000")
+    big = usdc.parse(usdc_amount)
     d.chain.fund_native(whale.address, 10**19)
     token = d.suite.token_contract("USDC")
     d.chain.transact(dev_account(0), token.functions.mint(whale.address, big))
     d.chain.transact(whale, token.functions.approve(d.amm.router.address, big))
-    weth = d.suite.tokens.get("WETH")
     whale_quote = d.amm.quote(usdc, weth, big, weth=weth)
     deadline = d.chain.timestamp() + 600
     d.chain.transact(whale, d.amm.swap_function(whale_quote, 0, whale.address, deadline))
+
+
+def test_pool_moved_between_plan_and_execution_signs_no_approval(deployed: Deployed) -> None:
+    """The plan needs the router's approval; the pools move before it is executed. The whole
+    plan is simulated again first: refused, and neither the approval nor the swap is signed
+    (ledger) or mined (nonce, allowance on chain)."""
+    d = deployed
+    wallet = wallet_for(d, 9, usdc="200000")
+    usdc = d.suite.tokens.get("USDC")
+    plan = plan_for(d, wallet, "swap 20000 USDC for WETH with at most 0.1% slippage")
+    assert plan.allowance_short and plan.simulated_out == plan.expected_out
+    _whale_moves_the_pools(d, "900000")
+    token = d.suite.token_contract("USDC")
+    router = d.amm.router.address
     before = erc20_balance(d.chain, usdc, wallet.address)
+    nonce = d.chain.w3.eth.get_transaction_count(wallet.address)
     with pytest.raises(PlanError, match="pools moved since the plan") as info:
         execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
-    assert info.value.fields["reason"] == "slippage"
     assert erc20_balance(d.chain, usdc, wallet.address) == before
-    swaps = [r for r in wallet.ledger.records(wallet.name) if ":allowance" not in r.idempotency_key]
-    assert swaps and all(r.status == "failed" for r in swaps)
+    assert d.chain.w3.eth.get_transaction_count(wallet.address) == nonce  # nothing mined
+    assert d.chain.call(token.functions.allowance(wallet.address, router)) == 0
+    records = wallet.ledger.records(wallet.name)
+    assert records and all(r.status == "failed" and not r.raw_tx for r in records)
+    assert not [r for r in records if r.kind == "allowance"]  # the approval never got a spend
+    assert info.value.fields["reason"] == "slippage"
+    assert info.value.fields["quoted"] < plan.min_out
+
+
+def test_plan_simulates_the_approval_and_the_swap_together(deployed: Deployed) -> None:
+    """Without an allowance, the plan's simulation is the real swap (after a simulated
+    approval), not the router's arithmetic: its output and gas are the swap's."""
+    d = deployed
+    wallet = wallet_for(d, 18)
+    plan = plan_for(d, wallet, "swap 300 USDC for WETH")
+    assert plan.allowance_short
+    result = execute_swap(plan, chain=d.chain, amm=d.amm, wallet=wallet, approve=True)
+    assert result.approval_tx is not None and result.received == plan.simulated_out
+    receipts = [d.chain.receipt(h) for h in (result.approval_tx, result.tx_hash)]
+    used = sum(int(r["gasUsed"]) for r in receipts if r is not None)
+    assert used <= plan.gas_estimate  # the estimate covers both transactions
 
 
 def test_below_minimum_reverts_on_chain_and_costs_only_gas(deployed: Deployed) -> None:

@@ -1,4 +1,4 @@
-"""Identity fixtures: the registries on the embedded chain or on a real anvil."""
+"""Identity fixtures: the registries on the embedded chain or on the module's shared anvil."""
 
 from __future__ import annotations
 
@@ -17,5 +17,5 @@ def embedded() -> Registries:
 
 
 @pytest.fixture
-def on_anvil(anvil_node: AnvilNode) -> Iterator[Registries]:
-    yield deploy_registries(Chain.rpc(anvil_node.running_url(), backend="local"))
+def on_anvil(shared_anvil: AnvilNode) -> Iterator[Registries]:
+    yield deploy_registries(Chain.rpc(shared_anvil.running_url(), backend="local"))

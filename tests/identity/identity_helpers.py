@@ -1,4 +1,5 @@
-"""Identity test helpers: the ERC-8004 registries and a stablecoin deployed on a real chain."""
+"""Identity test helpers: the ERC-8004 registries and the stablecoin of the suite, freshly
+deployed on a real chain (the kit's ``LocalWorld``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.identity.cards import (
     AgentConfig,
     PriceConfig,
@@ -20,7 +19,9 @@ from agentbazaar.identity.cards import (
     register_card,
     sign_card,
 )
-from agentbazaar.tokens import NATIVE, Token, TokenRegistry
+from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
+from agentbazaar.testing import LocalWorld
+from agentbazaar.tokens import TokenRegistry
 
 
 @dataclass
@@ -72,16 +73,12 @@ def skill(sid: str, price: str, *tags: str, scheme: Any = "exact") -> SkillConfi
 
 
 def deploy_registries(chain: Chain) -> Registries:
-    deployer = dev_account(0)
-    chain.fund_native(deployer.address, 10**21)
-
-    def deploy(name: str, *args: Any) -> Contract:
-        art = compile_contract(name)
-        contract, _ = chain.deploy(deployer, art.abi, art.bytecode, *args, name=name)
-        return contract
-
-    identity = deploy("IdentityRegistry", "ERC-8004 Agents", "AGENT")
-    reputation = deploy("ReputationRegistry", identity.address)
-    usdc = deploy("Stablecoin", "USD Coin", "USDC", "USD Coin", "2")
-    tokens = TokenRegistry([NATIVE, Token("USDC", 6, usdc.address, "USD Coin", "2")])
-    return Registries(chain, identity, reputation, usdc, tokens, deployer)
+    world = LocalWorld.deploy(chain, only=("USDC", IDENTITY_KEY, REPUTATION_KEY))
+    return Registries(
+        chain,
+        world.suite.contract(IDENTITY_KEY),
+        world.suite.contract(REPUTATION_KEY),
+        world.usdc,
+        world.tokens,
+        world.deployer,
+    )

@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import Response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentbazaar.chain.anvil import free_port
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.errors import IdentityError
 from agentbazaar.identity.cards import (
@@ -42,6 +39,7 @@ from agentbazaar.identity.cards import (
     sign_card,
     to_data_uri,
 )
+from agentbazaar.testing import free_port, serve_in_thread
 from agentbazaar.tokens import NATIVE, Token, TokenRegistry
 
 USDC = Token("USDC", 6, "0x5FbDB2315678afecb367f032d93F642f64180aa3", "USD Coin", "2")
@@ -291,17 +289,8 @@ def card_server(config: AgentConfig) -> Iterator[str]:
     def _huge() -> Response:
         return Response(b" " * 200_000, media_type="application/json")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            thread.join(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 def test_fetch_card_over_http(card_server: str) -> None:

@@ -6,7 +6,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
@@ -25,9 +23,9 @@ from typer.testing import CliRunner
 from web3 import Web3
 
 from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode, free_port
+from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.cli import _register_optional, app
+from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
@@ -48,9 +46,15 @@ from agentbazaar.identity.discovery import (
     RegistryEvent,
     scan_query,
 )
-from agentbazaar.identity.feedback import ProofOfPaymentError, give_feedback, prepare_feedback
+from agentbazaar.identity.feedback import (
+    PaymentAlreadyUsed,
+    ProofOfPaymentError,
+    give_feedback,
+    prepare_feedback,
+)
 from agentbazaar.identity.server import create_app
 from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.testing import free_port, serve_in_thread
 from agentbazaar.wallet import KeyStore
 
 SKILLS = ["translate", "summarize", "search", "code"]
@@ -394,7 +398,7 @@ def test_random_accounts_are_not_literals() -> None:
 
 @pytest.mark.anvil
 def test_cli_register_list_feedback_show_card(
-    anvil_node: AnvilNode,
+    anvil_node: AnvilNode,  # the CLI finds the chain through its home: this node's
     anvil_config: BazaarConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -417,7 +421,6 @@ def test_cli_register_list_feedback_show_card(
         'name = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
         'tags = ["test"]\n[[skills.prices]]\ntoken = "USDC"\namount = "0.01"\n'
     )
-    _register_optional()
     runner = CliRunner()
 
     def run(*args: str) -> Any:
@@ -509,12 +512,8 @@ def discovery_server(embedded: Registries) -> Iterator[tuple[str, Registries]]:
     reg = embedded
     follower = Follower(_index(reg), reg.chain)
     app_ = create_app(follower.index, follower=follower, tokens=reg.tokens, sync_interval=0)
-    server, thread, url = _serve(app_)
-    try:
+    with serve_in_thread(app_) as url:
         yield url, reg
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_http_discovery(discovery_server: tuple[str, Registries]) -> None:
@@ -578,7 +577,21 @@ def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
 
     first = payment()
     rate(80, first)
-    rate(20, first)  # the same payment again: on chain, but it proves nothing new
+    with pytest.raises(PaymentAlreadyUsed):  # our client refuses the same payment again
+        rate(20, first)
+    # another client puts it on chain anyway: it proves nothing new
+    again = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=agent_id,
+        client=client.address,
+        agent_wallet=owner.address,
+        value=20,
+        value_decimals=0,
+        payment_tx=first,
+    )
+    fn = reg.reputation.functions.giveFeedback(agent_id, 20, 0, "", "", "", again.uri, again.hash)
+    reg.chain.transact(client, fn)
     rate(60, payment())
     index = _index(reg)
     follower = Follower(index, reg.chain)
@@ -596,14 +609,78 @@ def test_one_payment_one_feedback_and_revocation(embedded: Registries) -> None:
     assert rec.score == pytest.approx(80 * 1 / (1 + 3))
 
 
-def _serve(app_: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.02)
-    return server, thread, f"http://127.0.0.1:{port}"
+def test_a_payment_replayed_for_another_agent_proves_nothing(embedded: Registries) -> None:
+    """Two agents share a wallet; one payment, feedback to both (the second bypassing our
+    client): only the first counts, whether the index reads them in one batch or two."""
+    reg = embedded
+    owner, client = reg.new_account(), reg.new_account()
+    first = reg.register(owner, name="first", skills=[skill("echo", "0.01")])
+    second = reg.register(owner, name="second", skills=[skill("echo", "0.01")])
+    tx = reg.pay(client, owner.address, 1_000)
+    give_feedback(
+        reg.chain,
+        reg.reputation,
+        client,
+        identity_registry=reg.identity.address,
+        agent_id=first,
+        agent_wallet=owner.address,
+        value=90,
+        payment_tx=tx,
+        tokens={reg.usdc.address},
+    )
+    early = _index(reg)
+    Follower(early, reg.chain).sync()  # the first claim is indexed before the replay exists
+    replay = prepare_feedback(
+        chain_id=reg.chain.chain_id,
+        identity_registry=reg.identity.address,
+        agent_id=second,
+        client=client.address,
+        agent_wallet=owner.address,
+        value=100,
+        value_decimals=0,
+        payment_tx=tx,
+    )
+    fn = reg.reputation.functions.giveFeedback(second, 100, 0, "", "", "", replay.uri, replay.hash)
+    reg.chain.transact(client, fn)
+    late = _index(reg)
+    for index in (early, late):
+        Follower(index, reg.chain).sync()
+        one, two = index.agent(first), index.agent(second)
+        assert one is not None and (one.rep_count, one.rep_avg) == (1, 90.0)
+        assert two is not None and (two.rep_count, two.rep_avg) == (0, None)
+        row = index.feedback(second)[0]
+        assert row["proven"] == 0 and f"feedback for agent {first}" in row["reason"]
+
+
+def test_a_rating_out_of_range_is_no_reputation(embedded: Registries) -> None:
+    """Another client posts 150 (and -5) with real payments, bypassing our client's check: the
+    index keeps the rows, proven = 0 with the reason, and counts only the 0..100 rating."""
+    reg = embedded
+    owner, client = reg.new_account(), reg.new_account()
+    agent_id = reg.register(owner, skills=[skill("echo", "0.01")])
+    for value in (150, -5, 80):
+        tx = reg.pay(client, owner.address, 1_000)
+        prepared = prepare_feedback(
+            chain_id=reg.chain.chain_id,
+            identity_registry=reg.identity.address,
+            agent_id=agent_id,
+            client=client.address,
+            agent_wallet=owner.address,
+            value=50,  # the file is a rating; the on-chain value is what the index averages
+            value_decimals=0,
+            payment_tx=tx,
+        )
+        fn = reg.reputation.functions.giveFeedback(
+            agent_id, value, 0, "", "", "", prepared.uri, prepared.hash
+        )
+        reg.chain.transact(client, fn)
+    index = _index(reg)
+    Follower(index, reg.chain).sync()
+    rec = index.agent(agent_id)
+    assert rec is not None and (rec.rep_count, rec.rep_avg) == (1, 80.0)
+    rows = index.feedback(agent_id)
+    assert [r["proven"] for r in rows] == [0, 0, 1]
+    assert all("FeedbackValueError" in r["reason"] for r in rows[:2])
 
 
 @pytest.mark.anvil
@@ -629,13 +706,9 @@ def test_follower_narrows_log_ranges_a_node_refuses(on_anvil: Registries) -> Non
         async with httpx.AsyncClient() as client:
             return (await client.post(upstream, json=body)).json()
 
-    server, thread, url = _serve(proxy)
-    try:
+    with serve_in_thread(proxy) as url:
         chain = Chain.rpc(url, backend="local")
         index = _index(reg)
         stats = Follower(index, chain, batch_blocks=1_000).sync()
         assert refused and stats.head == reg.chain.block_number()
         assert sorted(r.agent_id for r in index.query(Query(limit=10))) == ids
-    finally:
-        server.should_exit = True
-        thread.join(10)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from identity_helpers import Registries, deploy_registries, skill
 from web3 import Web3
 
 from agentbazaar.identity.cards import from_data_uri
 from agentbazaar.identity.feedback import (
     FeedbackError,
+    FeedbackValueError,
+    PaymentAlreadyUsed,
     ProofOfPayment,
     ProofOfPaymentError,
+    check_rating,
+    claimed_payments,
     give_feedback,
     parse_feedback,
     prepare_feedback,
@@ -194,3 +199,63 @@ def test_invalid_inputs_to_prepare() -> None:
             value_decimals=19,
             payment_tx="0x" + "11" * 32,
         )
+
+
+def _give(reg: Registries, client: LocalAccount, agent_id: int, wallet: str, tx: str,
+          value: int, decimals: int = 0) -> str:  # fmt: skip
+    _prepared, fb_tx = give_feedback(
+        reg.chain,
+        reg.reputation,
+        client,
+        identity_registry=reg.identity.address,
+        agent_id=agent_id,
+        agent_wallet=wallet,
+        value=value,
+        value_decimals=decimals,
+        payment_tx=tx,
+        tokens={reg.usdc.address},
+    )
+    return fb_tx
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals"), [(150, 0), (-1, 0), (10_001, 2), (101 * 10**18, 18), (1, 19)]
+)
+def test_rating_outside_0_to_100_is_refused_before_sending(
+    embedded: Registries, value: int, decimals: int
+) -> None:
+    """ERC-8004's rating is 0..100 at any of 0-18 decimals: 150, -1 or 100.01 is refused with
+    a typed error and nothing is sent (the client's nonce and the chain do not move)."""
+    reg = embedded
+    agent_id, wallet = _setup(reg)
+    client = reg.new_account()
+    tx = reg.pay(client, wallet, 10_000)
+    start, nonce = reg.chain.block_number(), reg.chain.w3.eth.get_transaction_count(client.address)
+    with pytest.raises(FeedbackValueError):
+        _give(reg, client, agent_id, wallet, tx, value, decimals)
+    assert reg.chain.block_number() == start
+    assert reg.chain.w3.eth.get_transaction_count(client.address) == nonce
+    for ok, ok_decimals in ((100, 0), (0, 0), (9995, 2), (45, 1)):
+        check_rating(ok, ok_decimals)  # the edges and decimals that are ratings
+
+
+def test_a_payment_proves_one_feedback_not_one_per_agent(embedded: Registries) -> None:
+    """Two agents with one wallet, one payment: feedback to the first, then the same proof
+    replayed for the second is refused before sending (no gas burnt), with a typed reason."""
+    reg = embedded
+    owner = reg.new_account()
+    first = reg.register(owner, name="first", skills=[skill("echo", "0.01")])
+    second = reg.register(owner, name="second", skills=[skill("echo", "0.01")])
+    client = reg.new_account()
+    tx = reg.pay(client, owner.address, 10_000)
+    _give(reg, client, first, owner.address, tx, 90)
+    nonce = reg.chain.w3.eth.get_transaction_count(client.address)
+    balance = reg.chain.native_balance(client.address)
+    for agent_id in (second, first):
+        with pytest.raises(PaymentAlreadyUsed) as info:
+            _give(reg, client, agent_id, owner.address, tx, 95)
+        assert info.value.fields["agent_id"] == first
+    assert reg.chain.w3.eth.get_transaction_count(client.address) == nonce
+    assert reg.chain.native_balance(client.address) == balance
+    assert claimed_payments(reg.chain, reg.reputation, client.address) == {tx.lower(): (first, 1)}
+    _give(reg, client, second, owner.address, reg.pay(client, owner.address, 5_000), 70)

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
-from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.chain.deploy import deploy_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig, load_config
@@ -33,8 +32,8 @@ from agentbazaar.identity.contracts import (
     summarize_feedback,
 )
 from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.testing import boa_deployer
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "agentbazaar" / "contracts"
 ZERO = "0x0000000000000000000000000000000000000000"
 NOHASH = b"\0" * 32
 
@@ -69,7 +68,7 @@ def register_in(registry: address) -> uint256:
 @pytest.fixture(scope="module")
 def partials() -> dict[str, Any]:
     return {
-        name: boa.load_partial(str(CONTRACTS / f"{name}.vy"))
+        name: boa_deployer(name)
         for name in ("IdentityRegistry", "ReputationRegistry", "ValidationRegistry")
     }
 
@@ -753,11 +752,7 @@ def _round_trip(chain: Chain, regs: Registries) -> None:
 def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One home for the embedded deployments (their manifests live in memory), so the suite's
     contracts are compiled once, into the compiler's default cache shared with other runs."""
-    home = tmp_path_factory.mktemp("home")
-    cache = default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    (home / "artifacts").symlink_to(cache, target_is_directory=True)
-    return home
+    return tmp_path_factory.mktemp("home")
 
 
 def test_deploy_suite_and_wrapper_round_trip_embedded(shared_home: Path) -> None:
@@ -766,15 +761,8 @@ def test_deploy_suite_and_wrapper_round_trip_embedded(shared_home: Path) -> None
 
 
 @pytest.mark.anvil
-def test_wrapper_round_trip_on_anvil(
-    anvil_node: AnvilNode, anvil_config: BazaarConfig, shared_home: Path
-) -> None:
-    if not anvil_config.artifacts_dir.exists():  # reuse the compiled contracts
-        anvil_config.artifacts_dir.parent.mkdir(parents=True, exist_ok=True)
-        anvil_config.artifacts_dir.symlink_to(
-            load_config(shared_home, env={}).artifacts_dir.resolve(), target_is_directory=True
-        )
-    chain = Chain.rpc(anvil_node.running_url(), backend="local")
+def test_wrapper_round_trip_on_anvil(shared_anvil: AnvilNode, anvil_config: BazaarConfig) -> None:
+    chain = Chain.rpc(shared_anvil.running_url(), backend="local")
     _round_trip(chain, _deploy(chain, anvil_config))
 
 

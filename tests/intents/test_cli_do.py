@@ -136,7 +136,7 @@ def test_send_and_refusals_through_the_cli(cli: Cli) -> None:
     assert sent["result"]["status"] == "settled" and sent["result"]["amount"] == "5000000"
     size = cli.ledger_size()
     for sentence, message in [
-        ("swap 100000 USDC for WETH", "the swap needs"),
+        ("swap 100000 USDC for WETH", "per-payment maximum"),  # the default policy first
         ("hire an agent to translate text for 1 USDC", "not executed from a sentence"),
     ]:
         proc = cli.run("do", sentence, "--wallet", "alice", "--yes")

@@ -12,8 +12,8 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.facilitator import Facilitator, create_app, exact_facilitator
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.tokens import Token
 
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from x402_env import PayEnv, header_of, payment, requirements, sign_authorization
 
 from agentbazaar.chain.anvil import free_port
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.testing import serve_in_thread
 
 pytestmark = pytest.mark.anvil
 

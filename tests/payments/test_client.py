@@ -17,8 +17,8 @@ from x402.schemas import AssetAmount
 from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.client import AcceptedToken, AccountPayer, PayingClient, PaymentIntent
+from agentbazaar.testing import serve_in_thread
 from x402 import x402ResourceServer
 
 pytestmark = pytest.mark.anvil

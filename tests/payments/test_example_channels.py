@@ -25,9 +25,9 @@ from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels import install
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app, example_channel_seller
 from agentbazaar.payments.facilitator import Facilitator
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 pytestmark = pytest.mark.anvil
@@ -221,14 +221,17 @@ def test_cli_serve_example_and_facilitator_offer_batch_settlement(
         fac, fac_url = start(env, "facilitator")
         try:
             kinds = {k["scheme"]: k for k in httpx.get(fac_url + "/supported").json()["kinds"]}
-            assert set(kinds) == {"exact", "batch-settlement"}
+            assert set(kinds) == {"exact", "upto", "batch-settlement"}  # Permit2 is placed too
             assert kinds["batch-settlement"]["extra"]["receiverAuthorizer"].startswith("0x")
+            assert kinds["upto"]["extra"]["facilitatorAddress"].startswith("0x")
         finally:
             stop(fac)
         server, url = start(env, "serve-example", "--pay-to", dev_account(3).address)
         try:
             accepts = required(httpx.get(url + "/quote"))["accepts"]
             assert [a["scheme"] for a in accepts] == ["exact", "batch-settlement"]
+            metered = required(httpx.post(url + "/echo"))["accepts"]
+            assert [a["scheme"] for a in metered] == ["exact", "upto", "batch-settlement"]
             client = x402Client()
             client.register(chain.network, BatchSettlementEvmScheme(EthAccountSigner(buyer)))
             client.set_spend_controls(

@@ -25,7 +25,6 @@ from agentbazaar.chain.anvil import AnvilNode, free_port
 from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.config import load_config
 from agentbazaar.errors import ConfigError
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.auth import (
     ApiKeys,
     BearerAuth,
@@ -38,6 +37,7 @@ from agentbazaar.payments.auth import (
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator, create_app
 from agentbazaar.payments.server import RoutePrice, install_paywall
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 KEY_A = secrets.token_urlsafe(32)

@@ -11,8 +11,8 @@ from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402_env import PayEnv
 
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.testing import serve_in_thread
 from x402 import x402Client
 
 pytestmark = pytest.mark.anvil

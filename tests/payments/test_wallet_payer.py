@@ -10,9 +10,9 @@ import pytest
 from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
-from agentbazaar.payments._serve import serve_in_thread
 from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.testing import serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 from agentbazaar.wallet.policy import token_key
 

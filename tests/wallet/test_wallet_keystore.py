@@ -31,9 +31,9 @@ def test_create_unlock_and_list(tmp_path: Path) -> None:
     assert data["version"] == 3 and data["crypto"]["kdf"] == "scrypt"
     assert data["crypto"]["kdfparams"]["n"] == 1024  # BAZAAR_SCRYPT_N from the test fixture
     assert store.unlock("alice", "pw").address == address
-    assert store.address_of("alice") == address
+    assert store.address_of("alice", "pw") == address
     store.create("bob", "pw")
-    assert [n for n, _ in store.wallets()] == ["alice", "bob"]
+    assert [n for n, _ in store.wallets("pw")] == ["alice", "bob"]
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -45,7 +45,7 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(BadPassphrase):
         store.unlock("alice", "wrong")
     with pytest.raises(UnknownWallet):
-        store.address_of("nobody")
+        store.address_of("nobody", "pw")
     for bad in ("Alice", "a b", "", "x" * 33, "../etc"):
         with pytest.raises(InputError):
             store.create(bad, "pw")
@@ -110,14 +110,14 @@ def test_tampered_address_field_is_refused(tmp_path: Path) -> None:
     attacker = Account.create().address
     _rewrite_address(store.path("bob"), attacker)
     with pytest.raises(KeystoreTampered) as info:
-        store.address_of("bob")
+        store.address_of("bob", "pw")
     assert str(store.path("bob")) in str(info.value)
     with pytest.raises(KeystoreTampered):
-        store.wallets()
+        store.wallets("pw")
     with pytest.raises(KeystoreTampered):
         store.unlock("bob", "pw")
     _rewrite_address(store.path("bob"), real)  # restored: resolves again, to the real key
-    assert store.address_of("bob") == real
+    assert store.address_of("bob", "pw") == real
     assert store.unlock("bob", "pw").address == real
 
 
@@ -129,7 +129,7 @@ def test_replaced_keystore_file_is_refused(tmp_path: Path) -> None:
     other.create("mallory", "pw")
     store.path("bob").write_text(other.path("mallory").read_text())
     with pytest.raises(KeystoreTampered):
-        store.address_of("bob")
+        store.address_of("bob", "pw")
 
 
 def test_file_without_book_entry_is_checked_at_unlock(tmp_path: Path) -> None:
@@ -147,4 +147,4 @@ def test_file_without_book_entry_is_checked_at_unlock(tmp_path: Path) -> None:
     assert store.unlock("carol", "pw").address == real
     _rewrite_address(store.path("carol"), Account.create().address)
     with pytest.raises(KeystoreTampered):
-        store.address_of("carol")
+        store.address_of("carol", "pw")

@@ -35,6 +35,7 @@ from agentbazaar.wallet import (
     Wallet,
     reconcile,
 )
+from agentbazaar.wallet.policy import default_policy
 
 BOB = dev_account(2).address
 CAROL = dev_account(3).address
@@ -356,3 +357,29 @@ def test_abandoned_reservation_is_released(ledger: Ledger) -> None:
     ]
     assert counted(ledger) == 30
     assert ledger.release_abandoned() == []  # a signed spend is left alone
+
+
+def test_look_alike_token_is_unlisted_under_the_default_policy(
+    make_wallet: Callable[..., Wallet], usdc_token: Token, tmp_path: Path
+) -> None:
+    """A token that calls itself USDC at another address gets none of USDC's limits: the default
+    policy refuses it (unlisted), and limits for both survive the policy file, apart."""
+    policy = default_policy([("USDC", USDC_ADDRESS.lower(), 6), ("ETH", "native", 18)])
+    assert policy.unlisted_tokens == "deny"
+    limits = policy.limits_for(USDC_ADDRESS)
+    assert limits is not None and limits.max_per_payment == 100_000_000
+    wallet = make_wallet(policy)
+    fake = Token("USDC", 6, "0x" + "cd" * 20)
+    with pytest.raises(PolicyViolation) as err:
+        pay(wallet, fake, 1)
+    assert err.value.fields["rule"] == "unlisted_token"
+    assert not [r for r in wallet.ledger.records() if r.status != "failed"]
+    pay(wallet, usdc_token, 1_000_000)  # the real one, within its limits
+    both = policy.with_limits(str(fake.address), "USDC", 6, max_per_payment=5)
+    store = PolicyStore(tmp_path / "policies")
+    store.save("alice", both)
+    again = store.load("alice")
+    assert again == both
+    fake_limits, real_limits = again.limits_for(str(fake.address)), again.limits_for(USDC_ADDRESS)
+    assert fake_limits is not None and fake_limits.max_per_payment == 5
+    assert real_limits is not None and real_limits.max_per_payment == 100_000_000

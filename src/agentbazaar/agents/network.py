@@ -1,8 +1,8 @@
 """Setting up an agent network on a local chain: the contracts it needs, wallets, funds.
 
 ``deploy_agent_network`` deploys (or reuses, by the deployment manifest) only what agents use:
-the EIP-3009 stablecoin (USDC) and the three ERC-8004 registries, with the same arguments and
-manifest keys as the full contract suite, so ``bazaar deploy`` and this agree.
+the EIP-3009 stablecoin (USDC) and the three ERC-8004 registries: the suite's own specs
+(``deploy_suite(only=AGENT_NETWORK)``), so ``bazaar deploy`` and this agree by construction.
 
 ``new_wallet`` creates an agent wallet: a fresh key kept in memory (or the data directory's
 keystore when a config is given), a spending policy with a per-payment cap and a rolling
@@ -12,20 +12,15 @@ budget, and a ledger. ``fund`` gives it gas money and mints it USDC (local chain
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from agentbazaar.agents.runtime import Network
 from agentbazaar.chain import Chain
-from agentbazaar.chain.deploy import Manifest, deploy_contract
-from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ChainError
 from agentbazaar.identity.contracts import (
-    EIP712_NAME,
-    EIP712_VERSION,
     IDENTITY_KEY,
     REPUTATION_KEY,
     VALIDATION_KEY,
@@ -34,58 +29,27 @@ from agentbazaar.identity.contracts import (
     ReputationRegistry,
     ValidationRegistry,
 )
+from agentbazaar.suite import deploy_suite
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 
 GAS_WEI = 10**20  # 100 ETH of local gas money per agent
-AGENT_TOKEN = ("agentbazaar Agent", "AGENT")
+AGENT_NETWORK = ("USDC", IDENTITY_KEY, REPUTATION_KEY, VALIDATION_KEY)
 
 
 def deploy_agent_network(chain: Chain, cfg: BazaarConfig) -> tuple[Network, LocalAccount]:
     """USDC + ERC-8004 registries on a local chain; returns the network and the minter."""
     if not chain.is_dev:
         raise ChainError("the agent network set-up deploys and mints: use a local chain")
-    deployer = dev_account(0)
-    chain.fund_native(deployer.address, GAS_WEI * 10)
-    directory = None if chain.backend == "embedded" else cfg.deployments_dir
-    manifest = Manifest.load(directory, chain.chain_id)
-    usdc_meta: dict[str, Any] = {
-        "kind": "token", "symbol": "USDC", "decimals": 6,
-        "eip712_name": cfg.stablecoin_name, "eip712_version": cfg.stablecoin_version,
-    }  # fmt: skip
-    usdc, _ = deploy_contract(
-        chain, deployer, manifest, "USDC", "Stablecoin",
-        ("USD Coin", "USDC", cfg.stablecoin_name, cfg.stablecoin_version), meta=usdc_meta,
-    )  # fmt: skip
-    identity, _ = deploy_contract(
-        chain, deployer, manifest, IDENTITY_KEY, "IdentityRegistry", AGENT_TOKEN,
-        meta={"kind": "erc8004-identity", "token_name": AGENT_TOKEN[0],
-              "token_symbol": AGENT_TOKEN[1], "eip712_name": EIP712_NAME,
-              "eip712_version": EIP712_VERSION},
-    )  # fmt: skip
-    bound: dict[str, Any] = {}
-    for key, name in (
-        (REPUTATION_KEY, "ReputationRegistry"),
-        (VALIDATION_KEY, "ValidationRegistry"),
-    ):
-        bound[key], status = deploy_contract(
-            chain, deployer, manifest, key, name, (identity.address,),
-            meta={"kind": f"erc8004-{key.removesuffix('Registry').lower()}"},
-        )  # fmt: skip
-        if (
-            status == "reused"
-            and chain.call(bound[key].functions.getIdentityRegistry()) != identity.address
-        ):
-            bound[key], _ = deploy_contract(
-                chain, deployer, manifest, key, name, (identity.address,), force=True
-            )
+    ctx = deploy_suite(chain, cfg, only=AGENT_NETWORK)
     registries = Registries(
-        IdentityRegistry(chain, identity),
-        ReputationRegistry(chain, bound[REPUTATION_KEY]),
-        ValidationRegistry(chain, bound[VALIDATION_KEY]),
+        IdentityRegistry(chain, ctx.contracts[IDENTITY_KEY]),
+        ReputationRegistry(chain, ctx.contracts[REPUTATION_KEY]),
+        ValidationRegistry(chain, ctx.contracts[VALIDATION_KEY]),
     )
-    token = Token("USDC", 6, usdc.address, cfg.stablecoin_name, cfg.stablecoin_version)
-    return Network(chain, registries, token), deployer
+    usdc = ctx.contracts["USDC"].address
+    token = Token("USDC", 6, usdc, cfg.stablecoin_name, cfg.stablecoin_version)
+    return Network(chain, registries, token), ctx.deployer
 
 
 def new_wallet(

@@ -23,13 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -47,8 +45,7 @@ from agentbazaar.agents.skills import (
 )
 from agentbazaar.agents.store import ReceiptStore
 from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain.anvil import free_port
-from agentbazaar.errors import AgentError, BazaarError, InputError
+from agentbazaar.errors import AgentError, BazaarError, InputError, ServiceError
 from agentbazaar.identity.cards import (
     AgentCard,
     Interface,
@@ -62,6 +59,7 @@ from agentbazaar.identity.cards import (
 )
 from agentbazaar.identity.cards import Skill as CardSkill
 from agentbazaar.identity.contracts import Registries
+from agentbazaar.loopback import ThreadedServer
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
 
@@ -115,8 +113,7 @@ class Agent:
         self.quotes = QuoteBook()
         self.url: str | None = None
         self.registration_tx: str | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self._tx_lock = threading.Lock()
 
     # ---- facts --------------------------------------------------------------------------------
@@ -389,20 +386,12 @@ class Agent:
         """Serve on 127.0.0.1 (free port unless given), then register on-chain."""
         if self._server is not None:
             raise AgentError(f"agent {self.name!r} is already running at {self.url}")
-        port = port or free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name=f"agent-{self.name}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise AgentError(f"agent {self.name!r} could not listen on port {port}")
-            time.sleep(0.01)
+        server = ThreadedServer(self.app(), port=port, name=f"agent-{self.name}")
+        try:
+            self.url = server.start()
+        except ServiceError as exc:
+            raise AgentError(f"agent {self.name!r} could not listen on port {server.port}") from exc
+        self._server = server
         if register:
             try:
                 self.register()
@@ -417,10 +406,8 @@ class Agent:
             self._buyer.close()
             self._buyer = None
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> Agent:
         return self

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -30,7 +32,12 @@ _FUNDS_MARKERS = (
     "insufficient funds",
     "sender doesn't have enough funds",
     "does not have enough balance",
+    "cannot afford txn gas",  # py-evm (the embedded chain)
 )
+# geth / anvil estimating the gas of a sender whose balance buys none: "... allowance: 0"
+_NO_GAS = "gas required exceeds allowance"
+# what the node says of an empty sender: "allowance: 0", "account balance 0", "have 0"
+_ZERO = re.compile(r"(?:allowance|balance|have):?\s*\(?0\b")
 
 
 def _rpc_message(exc: BaseException) -> str:
@@ -50,6 +57,40 @@ def revert_reason(exc: BaseException) -> str:
             text = text[len(prefix) :].strip()
             break
     return text or "reverted without a reason"
+
+
+_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+
+
+def revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data of a call that reverted (custom error or ``Error(string)``), or None
+    when ``exc`` is not a revert. Works for web3's errors (rpc nodes) and eth-tester's."""
+    data = getattr(exc, "data", None)
+    if isinstance(exc, (w3e.ContractLogicError, w3e.ContractCustomError)) and isinstance(data, str):
+        return _hex_bytes(data)
+    text = str(getattr(exc, "message", None) or exc)
+    if type(exc).__name__ != "TransactionFailed" and "revert" not in text.lower():
+        return None
+    reason = revert_reason(exc)
+    if reason.startswith(("b'", 'b"')):  # eth-tester prints raw revert data as a bytes literal
+        try:
+            value = ast.literal_eval(reason)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bytes):
+            return value
+    if reason == "reverted without a reason":
+        return b""
+    encoded = reason.encode()
+    padded = encoded + b"\0" * (-len(encoded) % 32)
+    return _ERROR_STRING + (32).to_bytes(32, "big") + len(encoded).to_bytes(32, "big") + padded
+
+
+def _hex_bytes(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        return b""
 
 
 def translate(
@@ -77,16 +118,26 @@ def translate(
         return TransactionReverted(f"{action} reverted: {reason}", reason=reason, **fields)
     text = _rpc_message(exc)
     lowered = text.lower()
-    if any(t in lowered for t in _FUNDS_MARKERS):
-        return InsufficientFunds(
-            f"not enough native balance for value + gas to {action}: fund the sender "
-            "(`bazaar faucet` on local chains)",
-            **fields,
-        )
+    if _NO_GAS in lowered or any(t in lowered for t in _FUNDS_MARKERS):
+        return _no_funds(action, _ZERO.search(lowered) is not None, fields)
     if "revert" in lowered:
         reason = revert_reason(exc)
         return TransactionReverted(f"{action} reverted: {reason}", reason=reason, **fields)
     return ChainError(f"chain error while trying to {action}: {text}", **fields)
+
+
+def _no_funds(action: str, no_eth: bool, fields: dict[str, Any]) -> InsufficientFunds:
+    """Not enough ETH: say whose account, and how to fund it."""
+    sender = fields.get("sender")
+    who = f"account {sender}" if sender else "the sending account"
+    fund = f"`bazaar faucet {sender or 'WALLET'} 1 ETH` on local chains, or send it ETH"
+    if no_eth:
+        return InsufficientFunds(
+            f"{who} has no ETH to pay gas to {action}: fund it ({fund})", **fields
+        )
+    return InsufficientFunds(
+        f"{who} has not enough ETH for value + gas to {action}: fund it ({fund})", **fields
+    )
 
 
 @contextlib.contextmanager

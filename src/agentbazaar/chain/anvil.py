@@ -25,6 +25,10 @@ import requests
 from agentbazaar.config import LOCAL_CHAIN_ID, BazaarConfig
 from agentbazaar.errors import ChainError, ChainUnavailable
 
+# free_port lives in agentbazaar.loopback; the name stays importable from here for callers
+# that pick a port for their node (``AnvilNode(cfg.with_chain(anvil_port=free_port()))``).
+from agentbazaar.loopback import free_port as free_port
+
 _NPM_BIN = Path(".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_INTERVAL_SECONDS = 2
 # Nodes this process started, kept so they can be reaped (and are not reported as leaked).
@@ -32,10 +36,18 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def find_anvil() -> Path:
-    """Locate the anvil binary: $BAZAAR_ANVIL, the venv's bin, the project's .tools, or PATH."""
+    """Locate the anvil binary: $BAZAAR_ANVIL when set (and only it: an explicit choice is not
+    silently replaced by another binary), else the venv's bin, the project's .tools, or PATH."""
+    explicit = os.environ.get("BAZAAR_ANVIL")
+    if explicit:
+        path = Path(explicit)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise ChainUnavailable(
+            f"BAZAAR_ANVIL is {explicit!r}, which is not an executable file: point it at the "
+            "anvil binary, or unset it to use the one `make setup` installs"
+        )
     candidates: list[Path] = []
-    if os.environ.get("BAZAAR_ANVIL"):
-        candidates.append(Path(os.environ["BAZAAR_ANVIL"]))
     candidates.append(Path(sys.executable).parent / "anvil")
     for parent in Path(__file__).resolve().parents:
         candidates.append(parent / _NPM_BIN)
@@ -49,12 +61,6 @@ def find_anvil() -> Path:
         "anvil is not installed: run `make setup` (installs the npm package "
         "@foundry-rs/anvil-linux-amd64 into .tools/) or set BAZAAR_ANVIL to the binary"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
@@ -103,8 +109,13 @@ class NodeStatus:
 class AnvilNode:
     """The local chain of one data directory."""
 
-    def __init__(self, cfg: BazaarConfig, *, port: int | None = None) -> None:
+    def __init__(
+        self, cfg: BazaarConfig, *, port: int | None = None, persist_state: bool = True
+    ) -> None:
+        """``persist_state=False``: no ``--state`` dump (a throw-away node, e.g. a benchmark
+        whose state is too large to dump every few seconds)."""
         self.cfg = cfg
+        self.persist_state = persist_state
         self.dir = cfg.chain_dir
         self.port = port or cfg.chain.anvil_port
         self.info_file = self.dir / "node.json"
@@ -177,11 +188,14 @@ class AnvilNode:
             str(self.port),
             "--chain-id",
             str(LOCAL_CHAIN_ID),
-            "--state",
-            str(self.state_file),
-            "--state-interval",
-            str(STATE_INTERVAL_SECONDS),
         ]
+        if self.persist_state:
+            cmd += [
+                "--state",
+                str(self.state_file),
+                "--state-interval",
+                str(STATE_INTERVAL_SECONDS),
+            ]
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 cmd,

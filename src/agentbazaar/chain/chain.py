@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -21,7 +22,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
-from agentbazaar.chain._errors import chain_errors, translate
+from agentbazaar.chain._errors import chain_errors, revert_data, translate
 from agentbazaar.chain.nonces import NonceManager
 from agentbazaar.errors import (
     AddressError,
@@ -83,6 +84,25 @@ def _estimate_gas_twice(state: Any, transaction: Any) -> int:
     if _get_computation_error(state, check) is None:
         return int(candidate)
     return int(binary_gas_search_intrinsic_tolerance(state, transaction))
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One call of ``Chain.simulate_sequence``: did it succeed, its gas, what it returned (or
+    its revert data)."""
+
+    success: bool
+    gas_used: int
+    output: bytes
+
+    def revert_reason(self) -> str:
+        """The ``Error(string)`` reason of a failed call, else a short description."""
+        if self.output[:4] == bytes.fromhex("08c379a0"):
+            try:
+                return str(Web3().codec.decode(["string"], self.output[4:])[0])
+            except Exception:  # malformed revert data: described below
+                pass
+        return f"reverted ({self.output.hex() or 'no data'})"
 
 
 def to_address(value: str) -> ChecksumAddress:
@@ -211,6 +231,76 @@ class Chain:
         with chain_errors(f"call {fn.fn_name}", url=self.url):
             return fn.call(params, block_identifier=block)
 
+    def simulate_sequence(self, sender: str, calls: list[tuple[str, bytes]]) -> list[CallOutcome]:
+        """Run ``calls`` (target, calldata) one after the other from ``sender``, each seeing the
+        state the ones before it left, at the latest block; nothing is signed or mined.
+
+        ``CallSequence.vy``'s runtime code is placed at ``sender`` for one ``eth_call`` (a state
+        override on anvil and rpc nodes; on the embedded chain, under a snapshot reverted at
+        once), so ``msg.sender`` of each call is ``sender``. Stops at the first failing call
+        (its outcome carries the revert data); ``gas_used`` excludes the 21,000 intrinsic gas.
+        """
+        from agentbazaar.chain.compiler import compile_contract
+
+        art = compile_contract("CallSequence")
+        who = to_address(sender)
+        seq = self.w3.eth.contract(address=who, abi=art.abi)
+        data = seq.encode_abi("run", [[(to_address(t), d) for t, d in calls]])
+        call: dict[str, Any] = {"from": who, "to": who, "data": data}
+        with chain_errors("simulate the transactions", url=self.url, sender=who):
+            if self.backend == "embedded":
+                raw = self._call_with_code(who, art.runtime, call)
+            else:
+                override = {who: {"code": HexBytes(art.runtime).to_0x_hex()}}
+                raw = self.w3.eth.call(cast(TxParams, call), "latest", override)  # type: ignore[arg-type]
+            (decoded,) = self.w3.codec.decode(["(bool,uint256,bytes)[]"], bytes(raw))
+        return [CallOutcome(bool(ok), int(gas), bytes(out)) for ok, gas, out in decoded]
+
+    def _call_with_code(self, address: str, code: bytes, call: dict[str, Any]) -> bytes:
+        """eth_call on the embedded chain with ``code`` at ``address``, under a snapshot (and
+        gas money for the call: eth-tester charges an eth_call's gas, a node does not)."""
+        provider = cast(_LockedTesterProvider, self.w3.provider)
+        raw = bytes(HexBytes(address))
+
+        def edit(st: Any) -> None:
+            st.set_code(raw, code)
+            st.set_balance(raw, st.get_balance(raw) + 10**24)
+
+        with provider._request_lock:
+            tester: Any = provider.ethereum_tester
+            snapshot = tester.take_snapshot()
+            try:
+                self._tester_edit(edit)
+                return bytes(self.w3.eth.call(cast(TxParams, call)))
+            finally:
+                tester.revert_to_snapshot(snapshot)
+                self._fees = None
+
+    def try_call(self, tx: TxParams, *, block: Any = "latest") -> tuple[bool, bytes]:
+        """``eth_call`` that reports a revert instead of raising: ``(True, return data)`` or
+        ``(False, revert data)`` (a custom error's selector and arguments, or an encoded
+        ``Error(string)``). An unreachable node still raises ``ChainUnavailable``."""
+        if self.url is not None:  # one raw request: the revert data is in the JSON-RPC error
+            with chain_errors("simulate a call", url=self.url):
+                response = self.w3.provider.make_request(RPCEndpoint("eth_call"), [tx, block])
+            error = response.get("error")
+            if error is None:
+                return True, bytes(HexBytes(response.get("result") or "0x"))
+            raw = error.get("data") if isinstance(error, dict) else None
+            if isinstance(raw, str) and raw.startswith("0x"):
+                return False, bytes(HexBytes(raw))
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+            if "revert" in message.lower():
+                return False, b""
+            raise ChainError(f"chain error while trying to simulate a call: {message}")
+        try:
+            return True, bytes(self.w3.eth.call(tx, block))
+        except Exception as exc:
+            reverted = revert_data(exc)
+            if reverted is None:
+                raise translate(exc, action="simulate a call", url=self.url) from exc
+            return False, reverted
+
     # ---- sends ----------------------------------------------------------------------------
     def _pending_nonce(self, sender: str) -> int:
         with chain_errors("read the sender's nonce", url=self.url):
@@ -230,7 +320,8 @@ class Chain:
             return dict(fees)
 
     def estimate_gas(self, tx: TxParams, *, action: str = "estimate gas") -> int:
-        with chain_errors(action, url=self.url):
+        sender = tx.get("from")
+        with chain_errors(action, url=self.url, **({"sender": sender} if sender else {})):
             est = int(self.w3.eth.estimate_gas(tx))
         return est * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN + 10_000
 
@@ -280,7 +371,7 @@ class Chain:
                     if on_signed is not None:
                         on_signed(HexBytes(signed.hash), bytes(signed.raw_transaction))
                     try:
-                        with chain_errors(action, url=self.url):
+                        with chain_errors(action, url=self.url, sender=account.address):
                             return HexBytes(
                                 self.w3.eth.send_raw_transaction(signed.raw_transaction)
                             )

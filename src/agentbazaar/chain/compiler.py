@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from agentbazaar.config import default_cache_dir
 from agentbazaar.errors import ContractError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -107,10 +108,12 @@ def _extra_abi_path(path: Path) -> Path:
 
 
 def _extra_abi(path: Path) -> list[dict[str, Any]]:
-    """ABI entries for functions a contract dispatches itself in ``__default__``.
+    """ABI entries Vyper does not emit: functions a contract dispatches itself in
+    ``__default__``, and custom errors raised with ``raw_revert``.
 
     Vyper has no overloading by argument type, so e.g. the ``bytes signature`` overloads of
-    EIP-3009 are routed by selector in the fallback; ``<Name>.abi-extra.json`` describes them.
+    EIP-3009 are routed by selector in the fallback, and no ``error`` declarations, so Permit2's
+    errors are raw revert data; ``<Name>.abi-extra.json`` describes them.
     """
     extra = _extra_abi_path(path)
     if not extra.is_file():
@@ -122,15 +125,6 @@ def _extra_abi(path: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ContractError(f"{extra.name} must hold a JSON list of ABI entries")
     return entries
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("BAZAAR_ARTIFACTS")
-    if env:
-        return Path(env)
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agentbazaar" / "artifacts"
-    )
 
 
 def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:

@@ -7,12 +7,18 @@
 
 A deployment is reused only when code is still at its address and its source hash equals the
 current source's; otherwise it is reported as missing or changed and deployed again.
+
+A deployment *plan* is data: ``ContractSpec`` (deploy contract X under key K with these
+arguments) and ``SuiteStep`` (a set-up action after the contracts: link, seed, place code), run in
+order against one ``SuiteContext``. Each layer describes its contracts with them (e.g.
+``agentbazaar.identity.suite``); ``agentbazaar.suite`` lists them and runs the list.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +28,7 @@ from web3.contract import Contract
 
 from agentbazaar.chain.chain import Chain
 from agentbazaar.chain.compiler import Artifact, compile_contract
+from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ContractError
 
 Status = Literal["reused", "deployed", "changed", "missing"]
@@ -136,3 +143,70 @@ def load_contract(chain: Chain, manifest: Manifest, key: str) -> Contract:
             f"{key} is not deployed on chain {manifest.chain_id}: run `bazaar deploy`"
         )
     return chain.contract(dep.address, compile_contract(dep.contract).abi)
+
+
+@dataclass
+class SuiteContext:
+    """What a deployment run works on: the chain, the deployer, the manifest it updates, and the
+    contracts deployed or reused so far in this run (by manifest key) with their statuses."""
+
+    chain: Chain
+    cfg: BazaarConfig
+    manifest: Manifest
+    deployer: LocalAccount
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    statuses: dict[str, Status] = field(default_factory=dict)
+
+
+def _no_args(ctx: SuiteContext) -> tuple[Any, ...]:
+    return ()
+
+
+def _no_meta(ctx: SuiteContext) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ContractSpec:
+    """Deploy ``contracts/<contract>.vy`` under manifest ``key``.
+
+    ``args`` and ``meta`` are computed from the run's context when the spec is reached (so a
+    spec may use the address of one listed before it; name those keys in ``needs``, which
+    ``deploy_suite(only=...)`` then includes). ``local_only``: deployed on dev chains only; on
+    rpc chains the real contract comes from ``bazaar.toml`` (e.g. the real USDC)."""
+
+    key: str
+    contract: str
+    args: Callable[[SuiteContext], tuple[Any, ...]] = _no_args
+    meta: Callable[[SuiteContext], dict[str, Any]] = _no_meta
+    local_only: bool = False
+    needs: tuple[str, ...] = ()
+
+    def deploy(self, ctx: SuiteContext, *, force: bool = False) -> Status:
+        """Deploy (or reuse) this contract in ``ctx``; records it there and returns its status."""
+        contract, status = deploy_contract(
+            ctx.chain,
+            ctx.deployer,
+            ctx.manifest,
+            self.key,
+            self.contract,
+            self.args(ctx),
+            artifacts_dir=ctx.cfg.artifacts_dir,
+            force=force,
+            meta=self.meta(ctx),
+        )
+        ctx.contracts[self.key], ctx.statuses[self.key] = contract, status
+        return status
+
+
+@dataclass(frozen=True)
+class SuiteStep:
+    """A set-up action run after the contracts listed before it (link, seed, place code).
+
+    ``needs``: the manifest keys it works on; ``deploy_suite(only=...)`` runs a step when it is
+    named or when every key it needs is selected (a step that needs nothing runs only when
+    named). A step must be idempotent: it runs on every deployment, also when all is reused."""
+
+    name: str
+    run: Callable[[SuiteContext], None]
+    needs: tuple[str, ...] = ()

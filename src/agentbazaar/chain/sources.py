@@ -28,8 +28,8 @@ from agentbazaar.chain.compiler import (
     EVM_VERSION,
     _extra_abi,
     contract_path,
-    default_cache_dir,
 )
+from agentbazaar.config import default_cache_dir
 from agentbazaar.errors import ContractError
 
 _lock = threading.Lock()
@@ -150,12 +150,18 @@ def gather(name: str) -> SourceBundle:
 
 
 def _relative(path: Path, roots: list[Path]) -> str:
+    """``path`` as the import that names it: relative to the most specific search root (a root
+    that contains another, such as a project directory holding its virtualenv, must not win)."""
+    resolved = path.resolve()
+    names = []
     for root in roots:
         try:
-            return str(path.resolve().relative_to(root.resolve()))
+            names.append(resolved.relative_to(root.resolve()))
         except ValueError:
             continue
-    raise ContractError(f"imported module {path} is outside every search path")
+    if not names:
+        raise ContractError(f"imported module {path} is outside every search path")
+    return str(min(names, key=lambda name: len(name.parts)))
 
 
 def build(bundle: SourceBundle, *, cache_dir: Path | None = None) -> Build:

@@ -66,6 +66,10 @@ from agentbazaar.channels.wire import (
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     ERR_CUMULATIVE_AMOUNT_MISMATCH,
     SCHEME,
+    channel_payload,
+    deposit_wire,
+    payment_header,
+    voucher_wire,
 )
 from agentbazaar.errors import AmountError, TransactionReverted
 from agentbazaar.wallet import Wallet
@@ -139,11 +143,7 @@ class ChannelBuyer:
         channel = self.channel_for(req)
         ceiling = channel.charged + price
         voucher, fresh_id = self._voucher(channel, ceiling, price)
-        payload: dict[str, Any] = {
-            "type": "voucher",
-            "channelConfig": channel.config.to_wire(),
-            "voucher": voucher,
-        }
+        deposit: dict[str, Any] | None = None
         if ceiling > channel.balance:
             extra = req.get("extra") or {}
             floor = extra.get("minDeposit", 0)
@@ -153,13 +153,12 @@ class ChannelBuyer:
                 cx.parse_amount(floor, "extra.minDeposit"),
             )
             try:
-                payload["deposit"] = self._deposit(channel, amount, req)
+                deposit = self._deposit(channel, amount, req)
             except BaseException:
                 if fresh_id is not None:  # signed just now and never sent: release its charge
                     self.wallet.ledger.mark_failed(fresh_id, "its deposit was not signed")
                 raise
-            payload["type"] = "deposit"
-        return payload
+        return channel_payload(channel.config.to_wire(), voucher, deposit)
 
     def _voucher(
         self, channel: BuyerChannel, ceiling: int, price: int
@@ -194,8 +193,7 @@ class ChannelBuyer:
                     lambda sig: {"type": "voucher", "channelId": cid_hex, "signature": sig},
                 )
                 fresh_id = spend.record.id
-        voucher = {"channelId": cid_hex, "maxClaimableAmount": str(ceiling), "signature": signature}
-        return voucher, fresh_id
+        return voucher_wire(channel.channel_id, ceiling, signature), fresh_id
 
     def _deposit(
         self, channel: BuyerChannel, amount: int, req: Mapping[str, Any]
@@ -231,17 +229,7 @@ class ChannelBuyer:
             memo={"channel": cid_hex, "escrow": BATCH_SETTLEMENT_ADDRESS},
         ) as spend:
             signature = spend.sign_with(sign, lambda sig: {"type": "deposit", "signature": sig})
-        return {
-            "amount": str(amount),
-            "authorization": {
-                "erc3009Authorization": {
-                    "validAfter": "0",
-                    "validBefore": str(valid_before),
-                    "salt": "0x" + salt.hex(),
-                    "signature": signature,
-                }
-            },
-        }
+        return deposit_wire(amount, valid_before, salt, signature)
 
     # ---- what the seller answers --------------------------------------------------------------
     def on_settled(self, req: Mapping[str, Any], payload: Mapping[str, Any], settle: Any) -> None:
@@ -530,20 +518,17 @@ class ChannelBuyer:
                 f"no voucher for the charged total {channel.charged} of channel {cid_hex} "
                 "in the ledger: nothing to refund against"
             )
-        payload: dict[str, Any] = {
-            "type": "refund",
-            "channelConfig": channel.config.to_wire(),
-            "voucher": {
-                "channelId": cid_hex,
-                "maxClaimableAmount": str(channel.charged),
-                "signature": str(signed.payload["signature"]),
-            },
-        }
+        payload = channel_payload(
+            channel.config.to_wire(),
+            voucher_wire(channel.channel_id, channel.charged, str(signed.payload["signature"])),
+        )
+        payload["type"] = "refund"
         if amount is not None:
             payload["amount"] = str(cx.parse_amount(amount, "amount"))
         before = self._onchain_balance(channel)
-        envelope = {"x402Version": 2, "accepted": req, "payload": payload}
-        answer = await http.request(method, url, headers={"PAYMENT-SIGNATURE": _encode(envelope)})
+        answer = await http.request(
+            method, url, headers={"PAYMENT-SIGNATURE": payment_header(req, payload)}
+        )
         if answer.status_code >= 400 or "PAYMENT-RESPONSE" not in answer.headers:
             raise ChannelError(f"the seller refused the refund ({answer.status_code})")
         settle = _decode(answer.headers["PAYMENT-RESPONSE"])
@@ -585,17 +570,12 @@ class ChannelBuyer:
             elif paid:
                 return response  # paid and still refused: the reason is in the body
             payload = self.payload_for(req)
-            envelope = {"x402Version": 2, "accepted": req, "payload": payload}
-            paid_headers = {**headers, "PAYMENT-SIGNATURE": _encode(envelope)}
+            paid_headers = {**headers, "PAYMENT-SIGNATURE": payment_header(req, payload)}
             response = await http.request(method, url, headers=paid_headers, **kwargs)
             paid = True
             if response.status_code < 400 and "PAYMENT-RESPONSE" in response.headers:
                 self.on_settled(req, payload, _decode(response.headers["PAYMENT-RESPONSE"]))
         return response
-
-
-def _encode(obj: Any) -> str:
-    return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
 
 
 def _decode(value: str | None) -> Any:

@@ -3,8 +3,8 @@ the receiver-side transactions (deposit relay, claim, settle, refund).
 
 The x402 SDK hard-codes the escrow and collector addresses (CREATE2 deployments on public
 chains). On a development chain `install` deploys our Vyper contracts and copies their runtime
-code to those addresses, so SDK clients, servers and facilitators work unchanged. The escrow has
-no constructor state; the collector's one immutable (the escrow address) lives in its runtime
+code to those addresses, so SDK clients, servers and facilitators work unchanged. Immutables
+(the escrow's EIP-712 name and version, the collector's escrow address) live in the runtime
 code, so a verbatim copy is complete.
 """
 
@@ -20,8 +20,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
-from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors, to_address
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels._crypto import ChannelConfig
@@ -69,12 +68,21 @@ def install(chain: Chain, deployer: LocalAccount) -> dict[str, ChecksumAddress]:
         code = chain.code_at(staging.address)
         if chain.code_at(target) != code:
             chain.set_code(target, code)
-    if not chain.code_at(MULTICALL3_ADDRESS):
-        art = compile_contract("BatchSettlementMulticall")
-        staging, _ = chain.deploy(deployer, art.abi, art.bytecode, name="BatchSettlementMulticall")
-        chain.set_code(MULTICALL3_ADDRESS, chain.code_at(staging.address))
+    if install_multicall3(chain, deployer):
         placed["Multicall3"] = MULTICALL3_ADDRESS
     return placed
+
+
+def install_multicall3(chain: Chain, deployer: LocalAccount) -> bool:
+    """Place a Multicall3 ``tryAggregate`` at Multicall3's canonical address on a development
+    chain where nothing is there (the SDK's facilitators and our ERC-6492 checks call it).
+    Returns True when it placed one."""
+    if not chain.is_dev or chain.code_at(MULTICALL3_ADDRESS):
+        return False
+    art = compile_contract("BatchSettlementMulticall")
+    staging, _ = chain.deploy(deployer, art.abi, art.bytecode, name="BatchSettlementMulticall")
+    chain.set_code(MULTICALL3_ADDRESS, chain.code_at(staging.address))
+    return True
 
 
 def escrow_contract(chain: Chain) -> Contract:

@@ -1,13 +1,14 @@
-"""Suite step: the batch-settlement escrow and its ERC-3009 collector at the canonical addresses."""
+"""Suite step: the batch-settlement escrow and its ERC-3009 collector at the canonical addresses
+(data only; ``agentbazaar.suite`` lists it)."""
 
 from __future__ import annotations
 
+from agentbazaar.chain.deploy import SuiteContext, SuiteStep
 from agentbazaar.channels.onchain import install
-from agentbazaar.suite import SuiteContext, register_step
 
 
 def _place_batch_settlement(ctx: SuiteContext) -> None:
     install(ctx.chain, ctx.deployer)
 
 
-register_step("batch-settlement", _place_batch_settlement)
+PLACE_BATCH_SETTLEMENT = SuiteStep("batch-settlement", _place_batch_settlement)

@@ -1,6 +1,12 @@
-"""Wire constants of the x402 `batch-settlement` scheme (EVM), as the official SDK spells them."""
+"""Wire constants of the x402 `batch-settlement` scheme (EVM), as the official SDK spells them,
+and the builders of its payloads (pure: what is signed is signed elsewhere)."""
 
 from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
@@ -39,3 +45,50 @@ ERR_SETTLE_TRANSACTION_FAILED = _P + "settle_transaction_failed"
 ERR_UNKNOWN_SETTLE_ACTION = _P + "unknown_settle_action"
 ERR_AUTHORIZER_ADDRESS_MISMATCH = _P + "authorizer_address_mismatch"
 ERR_REFUND_NO_BALANCE = _P + "refund_no_balance"
+
+
+# ---- payloads: the one place their shape is spelled (the buyer, the test kit, benchmarks) ------
+def voucher_wire(channel_id: bytes, ceiling: int, signature: str) -> dict[str, str]:
+    """A voucher as the scheme payload carries it (``signature``: 0x-hex, 65 bytes)."""
+    return {
+        "channelId": "0x" + channel_id.hex(),
+        "maxClaimableAmount": str(ceiling),
+        "signature": signature,
+    }
+
+
+def deposit_wire(amount: int, valid_before: int, salt: bytes, signature: str) -> dict[str, Any]:
+    """The ``deposit`` of a payload: an ERC-3009 ReceiveWithAuthorization to the collector,
+    valid from 0 to ``valid_before``, its nonce derived from the channel id and ``salt``."""
+    return {
+        "amount": str(amount),
+        "authorization": {
+            "erc3009Authorization": {
+                "validAfter": "0",
+                "validBefore": str(valid_before),
+                "salt": "0x" + salt.hex(),
+                "signature": signature,
+            }
+        },
+    }
+
+
+def channel_payload(
+    config: Mapping[str, Any], voucher: Mapping[str, str], deposit: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The scheme payload: a voucher, and a deposit when one comes with it (``config`` is
+    ``ChannelConfig.to_wire()``)."""
+    payload: dict[str, Any] = {
+        "type": "deposit" if deposit is not None else "voucher",
+        "channelConfig": dict(config),
+        "voucher": dict(voucher),
+    }
+    if deposit is not None:
+        payload["deposit"] = dict(deposit)
+    return payload
+
+
+def payment_header(accepted: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
+    """The ``PAYMENT-SIGNATURE`` header value: x402 v2 envelope, compact JSON, base64."""
+    envelope = {"x402Version": 2, "accepted": accepted, "payload": payload}
+    return base64.b64encode(json.dumps(envelope, separators=(",", ":")).encode()).decode()

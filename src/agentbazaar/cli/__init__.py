@@ -2,6 +2,9 @@
 
 Every error we raise on purpose (``BazaarError``) becomes one line on stderr and exit code 1;
 usage errors exit 2. No tracebacks for user mistakes.
+
+Each command module has a ``register(app)``; ``COMMAND_MODULES`` lists them (a new module is one
+import and one entry there), and ``app`` is complete once this package is imported.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from agentbazaar.cli import agent, agents, channel, core, do, pay, wallet
 from agentbazaar.cli import chain as chain_cmd
 from agentbazaar.cli._common import RunContext, err_console
 from agentbazaar.errors import BazaarError
@@ -58,23 +62,13 @@ def _root(
 
 app.add_typer(chain_cmd.app, name="chain")
 
-
-def _register_optional() -> None:
-    """Every module of this package with a ``register(app)`` adds its commands to ``app``."""
-    import importlib
-    import pkgutil
-
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "chain":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if callable(register):
-            register(app)
+# in this order in `bazaar --help` (after `chain`)
+COMMAND_MODULES = (agent, agents, channel, core, do, pay, wallet)
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main() -> None:
-    _register_optional()
     try:
         app()
     except BazaarError as exc:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.errors import InputError
+
+if TYPE_CHECKING:
+    from agentbazaar.wallet import Wallet
+
+WALLET_ENV = "BAZAAR_WALLET"
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,12 +35,24 @@ class RunContext:
     backend: str | None = None
     rpc_url: str | None = None
     _config: BazaarConfig | None = field(default=None, repr=False)
+    _passphrase: str | None = field(default=None, repr=False)
 
     @property
     def config(self) -> BazaarConfig:
         if self._config is None:
             self._config = load_config(self.home, backend=self.backend, rpc_url=self.rpc_url)
         return self._config
+
+    def passphrase(self, *, new: bool = False) -> str:
+        """The wallet passphrase: BAZAAR_PASSPHRASE or one prompt, once per command (``new``:
+        the prompt asks twice, for a passphrase that encrypts a new wallet)."""
+        if self._passphrase is None:
+            from agentbazaar.wallet import passphrase_from_env_or_prompt
+
+            self._passphrase = passphrase_from_env_or_prompt(
+                lambda text: str(typer.prompt(text, hide_input=True, confirmation_prompt=new))
+            )
+        return self._passphrase
 
 
 def run_context(ctx: typer.Context) -> RunContext:
@@ -42,6 +61,42 @@ def run_context(ctx: typer.Context) -> RunContext:
         obj = RunContext()
         ctx.find_root().obj = obj
     return obj
+
+
+def wallet_name(ctx: typer.Context, given: str | None) -> str:
+    """The wallet a command acts for: ``--wallet/-w``, else ``BAZAAR_WALLET``, else
+    ``default_wallet`` in bazaar.toml (``bazaar init`` sets it to its first demo wallet)."""
+    name = given or os.environ.get(WALLET_ENV) or run_context(ctx).config.default_wallet
+    if not name:
+        raise InputError(
+            f"which wallet? give --wallet NAME, set {WALLET_ENV}, or set default_wallet "
+            "in bazaar.toml"
+        )
+    return name
+
+
+def open_wallet(ctx: typer.Context, given: str | None) -> Wallet:
+    """Unlock the command's wallet (``wallet_name``) with the command's passphrase."""
+    from agentbazaar.wallet import KeyStore
+    from agentbazaar.wallet import open_wallet as unlock
+
+    rc = run_context(ctx)
+    name = wallet_name(ctx, given)
+    KeyStore(rc.config.keystore_dir).require(name)  # UnknownWallet before any prompt
+    return unlock(rc.config, name, rc.passphrase())
+
+
+def resolve_target(ctx: typer.Context, target: str) -> str:
+    """A 0x address, or a wallet name resolved through the sealed address book."""
+    from agentbazaar.chain import to_address
+    from agentbazaar.wallet import KeyStore
+
+    if target.startswith("0x"):
+        return to_address(target)
+    rc = run_context(ctx)
+    store = KeyStore(rc.config.keystore_dir)
+    store.require(target)  # UnknownWallet before any prompt
+    return store.address_of(target, rc.passphrase())
 
 
 def emit_json(data: Any) -> None:

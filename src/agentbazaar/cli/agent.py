@@ -11,7 +11,14 @@ from typing import Any
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    run_context,
+    waiting,
+)
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
@@ -55,19 +62,19 @@ def _follower(cfg: BazaarConfig, chain: Chain, suite: Suite) -> Follower:
     return follower
 
 
-def _account(cfg: BazaarConfig, name: str | None, what: str) -> Any:
-    if not name:
-        raise InputError(f"name the {what} wallet with --wallet NAME")
-    from agentbazaar.wallet import open_wallet
-
-    return open_wallet(cfg, name).account_for_deploy()  # signs a card / a call, moves no tokens
+def _account(ctx: typer.Context, name: str | None) -> Any:
+    """The account of the command's wallet (``--wallet``, BAZAAR_WALLET, default_wallet): it
+    signs a card or a registry call, which moves no tokens."""
+    return open_wallet(ctx, name).account_for_deploy()
 
 
 @app.command("register")
 def register_cmd(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="agent config (.toml or .json)"),
-    wallet: str | None = typer.Option(None, "--wallet", help="agent wallet (default: config)"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="agent wallet (default: the config's, BAZAAR_WALLET, ...)"
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sign the agent's card with its wallet and register it (agentURI = data: URI).
@@ -77,7 +84,7 @@ def register_cmd(
     cfg = run_context(ctx).config
     agent_config = load_agent_config(config)
     chain, suite = _suite(cfg)
-    account = _account(cfg, wallet or agent_config.wallet, "agent")
+    account = _account(ctx, wallet or agent_config.wallet)
     card = build_registration(agent_config, account.address, suite.tokens, chain.chain_id)
     signed = sign_card(card, account, chain.chain_id)
     with waiting("registering..."):
@@ -226,7 +233,9 @@ def feedback_cmd(
     agent_id: int = typer.Argument(..., min=0),
     value: str = typer.Argument(..., help="e.g. 90 or 4.5"),
     payment: str = typer.Option(..., "--payment", help="tx hash of your payment to the agent"),
-    wallet: str | None = typer.Option(None, "--wallet", help="your wallet (the payer)"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="your wallet, the payer (default: BAZAAR_WALLET, ...)"
+    ),
     tag1: str = typer.Option("", "--tag1"),
     tag2: str = typer.Option("", "--tag2"),
     json_out: bool = typer.Option(False, "--json"),
@@ -246,7 +255,7 @@ def feedback_cmd(
         raise IdentityError(f"agent {agent_id} has no agentWallet: it cannot have been paid")
     tokens = {p["asset"] for s in record.skills for p in s.get("prices", [])}
     tokens |= {t.address for t in suite.tokens.all() if t.address}
-    client = _account(cfg, wallet, "payer")
+    client = _account(ctx, wallet)
     with waiting("checking the payment and sending feedback..."):
         prepared, tx = give_feedback(
             chain,

@@ -15,8 +15,14 @@ import httpx
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, err_console, run_context, waiting
-from agentbazaar.config import BazaarConfig
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    err_console,
+    open_wallet,
+    run_context,
+    waiting,
+)
 from agentbazaar.errors import BazaarError, InputError
 
 if TYPE_CHECKING:
@@ -34,19 +40,19 @@ def register(root: typer.Typer) -> None:
 
 
 def _open(
-    cfg: BazaarConfig, url: str, wallet: str, method: str = "GET"
+    ctx: typer.Context, url: str, wallet: str | None, method: str = "GET"
 ) -> tuple[ChannelBuyer, BuyerChannel, Token | None, dict[str, Any]]:
     """The buyer, the channel it pays the seller at ``url`` through, the channel's token, and
     the seller's batch-settlement requirement there (probed with ``method``)."""
     from agentbazaar.channels.buyer import ChannelBuyer
     from agentbazaar.suite import Suite
-    from agentbazaar.wallet import open_wallet
 
     if not url.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {url!r}")
+    cfg = run_context(ctx).config
     with waiting("connecting to the chain..."):
         chain = Chain.from_config(cfg)
-    buyer = ChannelBuyer(open_wallet(cfg, wallet), chain_id=chain.chain_id, chain=chain)
+    buyer = ChannelBuyer(open_wallet(ctx, wallet), chain_id=chain.chain_id, chain=chain)
 
     async def requirement() -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -107,7 +113,9 @@ def _human(token: Token | None, units: int) -> str:
 def pay(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the seller's paid resource"),
-    wallet: str = typer.Option("default", "--wallet", "-w", help="the paying wallet"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="the paying wallet (default: BAZAAR_WALLET, default_wallet)"
+    ),
     count: int = typer.Option(1, "--count", "-n", help="calls to make, one voucher each"),
     max_price: str = typer.Option("0.05", "--max", help="most to pay per call (token units)"),
     deposit_calls: int = typer.Option(
@@ -127,7 +135,7 @@ def pay(
         raise InputError("--count must be at least 1")
     if deposit_calls < 1:
         raise InputError("--deposit-calls must be at least 1")
-    buyer, channel, token, req = _open(run_context(ctx).config, url, wallet, method.upper())
+    buyer, channel, token, req = _open(ctx, url, wallet, method.upper())
     if token is None:
         raise InputError(f"unknown channel token {channel.config.token}: cannot check --max")
     price, limit = int(req["amount"]), token.parse(max_price)
@@ -191,7 +199,9 @@ def pay(
 def withdraw(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the seller's paid resource"),
-    wallet: str = typer.Option("default", "--wallet", "-w", help="the paying wallet"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="the paying wallet (default: BAZAAR_WALLET, default_wallet)"
+    ),
     amount: str | None = typer.Option(
         None, "--amount", help="token amount (default: all that was not charged)"
     ),
@@ -201,7 +211,7 @@ def withdraw(
 
     Example: bazaar channel withdraw http://127.0.0.1:4021/quote --wallet alice
     """
-    buyer, channel, token, _ = _open(run_context(ctx).config, url, wallet)
+    buyer, channel, token, _ = _open(ctx, url, wallet)
     units = None
     if amount is not None:
         if token is None:
@@ -221,7 +231,7 @@ def withdraw(
         console.print(
             f"withdrawal of {_human(token, pending.amount)} started on {out['channel']}; "
             f"finalize after unix time {pending.finalize_after} "
-            f"(bazaar channel finalize {url} -w {wallet})"
+            f"(bazaar channel finalize {url} -w {buyer.wallet.name})"
         )
 
 
@@ -229,14 +239,16 @@ def withdraw(
 def finalize(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the seller's paid resource"),
-    wallet: str = typer.Option("default", "--wallet", "-w", help="the paying wallet"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="the paying wallet (default: BAZAAR_WALLET, default_wallet)"
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Finish a withdrawal after its delay: the escrow comes back and the ledger records it.
 
     Example: bazaar channel finalize http://127.0.0.1:4021/quote --wallet alice
     """
-    buyer, channel, token, _ = _open(run_context(ctx).config, url, wallet)
+    buyer, channel, token, _ = _open(ctx, url, wallet)
     with waiting("finalizing the withdrawal..."):
         back = asyncio.run(buyer.finalize_withdraw(channel))
     cid = "0x" + channel.channel_id.hex()

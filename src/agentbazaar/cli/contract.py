@@ -10,33 +10,47 @@ bazaar contract explain 0x...                                    # what it does,
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
 
-from agentbazaar.cli._common import console, emit_json, emit_table, err_console, run_context
+from agentbazaar.cli._common import (
+    RunContext,
+    console,
+    emit_json,
+    emit_table,
+    err_console,
+    run_context,
+    wallet_name,
+)
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import CheckFailed, InputError
+from agentbazaar.errors import CheckFailed
 
 app = typer.Typer(help="Contracts from a sentence: templates, checks, simulation, verification.")
 
 
-def _setup(cfg: BazaarConfig, wallet_name: str | None) -> dict[str, Any]:
-    """Chain, suite tokens, the wallet, names and the record store of this data directory."""
+def _setup(rc: RunContext, wallet_name: str | None) -> dict[str, Any]:
+    """Chain, suite tokens, the wallet, names and the record store of this data directory.
+
+    Names are the wallets' authenticated addresses (the sealed address book), read only when a
+    wallet is given: reading them needs the passphrase."""
+    cfg = rc.config
     from agentbazaar.authoring import Namer, RecordStore
     from agentbazaar.chain import Chain
     from agentbazaar.suite import Suite
     from agentbazaar.wallet import KeyStore, open_wallet
 
     chain = Chain.from_config(cfg)
-    wallet = open_wallet(cfg, wallet_name) if wallet_name else None
+    wallet = open_wallet(cfg, wallet_name, rc.passphrase()) if wallet_name else None
     manifest = None
     if chain.backend == "embedded":
         manifest = _embedded_bootstrap(chain, cfg, wallet.address if wallet else None)
     suite = Suite(chain, cfg, manifest)
     keys = KeyStore(cfg.keystore_dir)
-    names = {address.lower(): name for name, address in keys.wallets()}
+    names: dict[str, str] = {}
+    if wallet_name:
+        listed = keys.listing(rc.passphrase())
+        names = {w.address.lower(): w.name for w in listed if w.address is not None}
     return {
         "chain": chain,
         "wallet": wallet,
@@ -50,19 +64,15 @@ def _setup(cfg: BazaarConfig, wallet_name: str | None) -> dict[str, Any]:
 def _embedded_bootstrap(chain: Any, cfg: BazaarConfig, address: str | None) -> Any:
     """The embedded chain lives in this process only: deploy the stablecoin and fund the
     wallet from the dev faucet (10 ETH, 10,000 USDC) so a sentence can run end to end."""
-    from agentbazaar.chain.deploy import deploy_contract
     from agentbazaar.chain.devkeys import dev_account
-    from agentbazaar.suite import _SPECS, DEPLOYER_GAS_WEI, SuiteContext, manifest_for
+    from agentbazaar.suite import deploy_suite
 
-    dev = dev_account(0)
-    chain.fund_native(dev.address, DEPLOYER_GAS_WEI)
-    ctx = SuiteContext(chain=chain, cfg=cfg, manifest=manifest_for(chain, cfg), deployer=dev)
-    spec = next(s for s in _SPECS if s.key == "USDC")
-    usdc, _ = deploy_contract(chain, dev, ctx.manifest, spec.key, spec.contract, spec.args(ctx),
-                              artifacts_dir=cfg.artifacts_dir, meta=spec.meta(ctx))  # fmt: skip
+    ctx = deploy_suite(chain, cfg, only={"USDC"})
     if address:
         chain.fund_native(address, 10 * 10**18)
-        chain.transact(dev, usdc.functions.mint(address, 10_000 * 10**6))
+        chain.transact(
+            dev_account(0), ctx.contracts["USDC"].functions.mint(address, 10_000 * 10**6)
+        )
     return ctx.manifest
 
 
@@ -88,12 +98,12 @@ def new(
     """
     from agentbazaar.authoring import ResolveContext, deploy, draft
 
-    name = wallet or os.environ.get("BAZAAR_WALLET")
-    if not name:
-        raise InputError("which wallet deploys it? give --wallet NAME (or set BAZAAR_WALLET)")
-    env = _setup(run_context(ctx).config, name)
+    rc = run_context(ctx)
+    name = wallet_name(ctx, wallet)
+    env = _setup(rc, name)
     chain, w = env["chain"], env["wallet"]
-    rctx = ResolveContext(names=env["keys"].address_of, tokens=env["tokens"],
+    keys = env["keys"]
+    rctx = ResolveContext(names=lambda n: keys.address_of(n, rc.passphrase()), tokens=env["tokens"],
                           now=chain.timestamp(), me=w.address)  # fmt: skip
     live = err_console.is_terminal and not json_out  # progress only for a person watching
     say = (lambda step: err_console.print(f"[dim]... {step}[/dim]")) if live else None
@@ -161,7 +171,7 @@ def verify(
     from agentbazaar.authoring import verify_address
     from agentbazaar.errors import NotVerified
 
-    env = _setup(run_context(ctx).config, None)
+    env = _setup(run_context(ctx), None)
     result = verify_address(env["chain"], env["store"], address)
     if json_out:
         emit_json(result.to_dict())
@@ -189,7 +199,7 @@ def explain(
     from agentbazaar.authoring import explain as explain_contract
     from agentbazaar.authoring.prose import in_words
 
-    env = _setup(run_context(ctx).config, None)
+    env = _setup(run_context(ctx), None)
     doc = explain_contract(env["chain"], env["store"], address, env["namer"])
     model = None if no_model else _model_filler(model_size).model
     names = [n for n in env["namer"].names.values() if n != "the contract"]

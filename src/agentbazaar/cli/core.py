@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from agentbazaar.chain import Chain, to_address
+from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
-from agentbazaar.config import BazaarConfig, write_default_config
-from agentbazaar.errors import ChainError, InputError
+from agentbazaar.cli._common import (
+    RunContext,
+    console,
+    emit_json,
+    emit_table,
+    resolve_target,
+    run_context,
+    waiting,
+)
+from agentbazaar.config import BazaarConfig, set_default_wallet, write_default_config
+from agentbazaar.errors import AmountError, ChainError, ConfigError, InputError
 from agentbazaar.suite import Suite, deploy_suite
-from agentbazaar.tokens import Token
+from agentbazaar.tokens import Token, TokenRegistry, registry_for
+from agentbazaar.wallet import KeyStore, write_default_policy
+from agentbazaar.wallet.keystore import validate_name
 
 DEMO_WALLETS = ("alice", "bob")
 DEMO_FUNDING = (("ETH", "10"), ("USDC", "1000"))
+INIT_MARKER = "init.json"  # which demo wallets init funded, per chain and USDC deployment
 
 
 def connect(cfg: BazaarConfig) -> Chain:
@@ -53,13 +68,24 @@ def deploy(
         emit_table(f"suite on chain {chain.chain_id}", ["contract", "address", "status"], rows)
 
 
-def resolve_target(cfg: BazaarConfig, target: str) -> str:
-    """A wallet name or an address -> checksummed address."""
-    if target.startswith("0x"):
-        return to_address(target)
-    from agentbazaar.wallet.keystore import KeyStore
+def known_tokens(cfg: BazaarConfig) -> TokenRegistry:
+    """The tokens known here: the suite's on the configured chain, else bazaar.toml's only."""
+    try:
+        chain = Chain.from_config(cfg)
+    except ChainError:
+        return registry_for(cfg, None)
+    return Suite(chain, cfg).tokens
 
-    return to_address(KeyStore(cfg.keystore_dir).address_of(target))
+
+def parse_amount(tokens: TokenRegistry, amount: str, token: str | None) -> tuple[Token, int]:
+    """An amount with its token ("12.5 USDC", or "12.5" and TOKEN): never a silent default."""
+    if token and len(amount.split()) > 1:
+        raise InputError("give the token once: either '12.5 USDC' or '12.5' USDC")
+    if not token and len(amount.split()) == 1 and not any(c.isalpha() for c in amount):
+        raise AmountError(
+            f"an amount needs its token: write '{amount.strip()} USDC' or '{amount.strip()} ETH'"
+        )
+    return tokens.parse_amount(amount, default_token=token)
 
 
 def fund(chain: Chain, suite: Suite, address: str, token: Token, units: int) -> str | None:
@@ -83,8 +109,8 @@ def fund(chain: Chain, suite: Suite, address: str, token: Token, units: int) -> 
 def faucet(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="wallet name or 0x address"),
-    amount: str = typer.Argument(..., help='amount, e.g. 100 or "100 USDC"'),
-    token: str | None = typer.Argument(None, help="ETH (default) or a suite token"),
+    amount: str = typer.Argument(..., help='with its token: "100 USDC" or "1 ETH"'),
+    token: str | None = typer.Argument(None, help="the token, when not in AMOUNT"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fund a wallet or address on a local chain.
@@ -92,12 +118,10 @@ def faucet(
     Example: bazaar faucet alice 100 USDC
     """
     cfg = run_context(ctx).config
-    address = resolve_target(cfg, target)
+    address = resolve_target(ctx, target)
     chain = connect(cfg)
     suite = Suite(chain, cfg)
-    tok, units = suite.tokens.parse_amount(amount, default_token=token or "ETH")
-    if token and " " in amount.strip():
-        raise InputError("give the token once: either '100 USDC' or '100' USDC")
+    tok, units = parse_amount(suite.tokens, amount, token)
     with waiting(f"funding {address}..."):
         tx = fund(chain, suite, address, tok, units)
     if json_out:
@@ -111,53 +135,120 @@ def init(
     wallets: str = typer.Option(",".join(DEMO_WALLETS), help="demo wallets to create and fund"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create the data directory and config, start the local chain, deploy, fund demo wallets.
+    """Create the data directory and config, start the local chain, deploy, create and fund demo
+    wallets (with the default spending policy; the first is the default wallet). Running it
+    again changes nothing that is already there, mints nothing twice, and says so.
 
     Example: BAZAAR_PASSPHRASE=secret bazaar init
     """
     rc = run_context(ctx)
     home = rc.config.home
-    write_default_config(home)
+    names = [validate_name(n.strip()) for n in wallets.split(",") if n.strip()]
+    changes: list[str] = []
+    if not (home / "bazaar.toml").exists():
+        write_default_config(home)
+        changes.append("config written")
+    if names and set_default_wallet(home, names[0]):
+        changes.append(f"default wallet {names[0]}")
     rc._config = None  # re-read with the file just written
     cfg = rc.config
-    if cfg.chain.backend == "local":
+    if cfg.chain.backend == "local" and not AnvilNode(cfg).status().running:
         with waiting("starting the local chain..."):
             AnvilNode(cfg).start()
+        changes.append("chain started")
     chain = connect(cfg)
     with waiting("deploying the suite..."):
         sctx = deploy_suite(chain, cfg)
+    changes += [f"{k} {s}" for k, s in sctx.statuses.items() if s != "reused"]
     suite = Suite.from_context(sctx)
-    from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt
+    addresses, created = _demo_wallets(rc, names)
+    for name in created:
+        write_default_policy(cfg, name, suite.tokens)
+    changes += [f"wallet {n} created" for n in created]
+    changes += [f"wallet {n} funded" for n in _fund_demo(cfg, chain, suite, addresses)]
+    _init_report(cfg, chain, sctx.manifest.contracts, addresses, changes, json_out)
 
-    store = KeyStore(cfg.keystore_dir)
-    rows = []
-    names = [n.strip() for n in wallets.split(",") if n.strip()]
-    passphrase = None
-    for name in names:
-        if not store.exists(name):
-            passphrase = passphrase or passphrase_from_env_or_prompt(_prompt)
-            store.create(name, passphrase)
-        address = store.address_of(name)
+
+def _demo_wallets(rc: RunContext, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Each demo wallet's authenticated address, creating the missing ones."""
+    store = KeyStore(rc.config.keystore_dir)
+    created = [n for n in names if not store.exists(n)]
+    for name in created:
+        store.create(name, rc.passphrase(new=True))
+    return {n: store.address_of(n, rc.passphrase()) for n in names}, created
+
+
+def _fund_demo(
+    cfg: BazaarConfig, chain: Chain, suite: Suite, addresses: dict[str, str]
+) -> list[str]:
+    """Fund each demo wallet once per deployment of the suite's USDC (recorded in
+    ``init.json``; a fresh chain redeploys it, and its wallets are funded again)."""
+    marker = cfg.home / INIT_MARKER
+    usdc = suite.manifest.contracts["USDC"]
+    record = _read_marker(marker) if chain.backend != "embedded" else {}
+    mine = record.get(str(chain.chain_id), {})
+    done = set(mine.get("funded", [])) if mine.get("usdc_tx") == usdc.tx_hash else set()
+    funded = []
+    for name, address in addresses.items():
+        if name in done:
+            continue
         for symbol, human in DEMO_FUNDING:
             tok = suite.tokens.get(symbol)
             fund(chain, suite, address, tok, tok.parse(human))
-        rows.append([name, address])
+        done.add(name)
+        funded.append(name)
+        record[str(chain.chain_id)] = {"usdc_tx": usdc.tx_hash, "funded": sorted(done)}
+        _write_marker(marker, record)
+    return funded
+
+
+def _read_marker(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; delete it to fund the demo wallets") from exc
+    return raw if isinstance(raw, dict) else {}
+
+
+def _write_marker(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def _init_report(
+    cfg: BazaarConfig,
+    chain: Chain,
+    contracts: dict[str, Any],
+    addresses: dict[str, str],
+    changes: list[str],
+    json_out: bool,
+) -> None:
     if json_out:
         emit_json(
             {
-                "home": str(home),
+                "home": str(cfg.home),
                 "chain_id": chain.chain_id,
-                "contracts": {k: d.address for k, d in sctx.manifest.contracts.items()},
-                "wallets": {r[0]: r[1] for r in rows},
+                "contracts": {k: d.address for k, d in contracts.items()},
+                "wallets": addresses,
+                "default_wallet": cfg.default_wallet,
+                "changed": changes,
             }
         )
         return
-    console.print(f"data directory: {home}  chain: {chain.network} ({cfg.chain.backend})")
-    emit_table("wallets (funded with 10 ETH and 1000 USDC each)", ["name", "address"], rows)
-
-
-def _prompt(text: str) -> str:
-    return str(typer.prompt(text, hide_input=True, confirmation_prompt=True))
+    console.print(f"data directory: {cfg.home}  chain: {chain.network} ({cfg.chain.backend})")
+    emit_table("wallets", ["name", "address"], list(addresses.items()))
+    if changes:
+        console.print("done: " + ", ".join(changes), highlight=False)
+    else:
+        console.print(
+            "already initialised: nothing changed (config, chain, contracts and wallets are as "
+            "they were; nothing was minted)",
+            highlight=False,
+        )
+    console.print(f"default wallet: {cfg.default_wallet}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

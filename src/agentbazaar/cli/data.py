@@ -10,7 +10,15 @@ from typing import Any
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    resolve_target,
+    run_context,
+    waiting,
+)
 from agentbazaar.config import BazaarConfig
 from agentbazaar.data.cid import Cid, dag_of_path
 from agentbazaar.data.licences import TEMPLATES, licence_id
@@ -38,17 +46,7 @@ def _registry(cfg: BazaarConfig) -> tuple[Suite, DatasetRegistry]:
     return suite, DatasetRegistry.from_suite(suite)
 
 
-def _address(cfg: BazaarConfig, name_or_address: str) -> str:
-    if name_or_address.startswith("0x"):
-        from agentbazaar.chain import to_address
-
-        return str(to_address(name_or_address))
-    from agentbazaar.wallet import KeyStore
-
-    return str(KeyStore(cfg.keystore_dir).address_of(name_or_address))
-
-
-def _contributors(cfg: BazaarConfig, specs: list[str]) -> tuple[list[str], list[int]]:
+def _contributors(ctx: typer.Context, specs: list[str]) -> tuple[list[str], list[int]]:
     """``NAME_OR_ADDRESS=SHARE`` pairs (shares in basis points of the whole, 10000)."""
     addresses, shares = [], []
     for spec in specs:
@@ -57,7 +55,7 @@ def _contributors(cfg: BazaarConfig, specs: list[str]) -> tuple[list[str], list[
             raise DatasetInputError(
                 f"contributor {spec!r}: write NAME_OR_ADDRESS=SHARE (of {SHARE_WHOLE})"
             )
-        addresses.append(_address(cfg, who))
+        addresses.append(str(resolve_target(ctx, who)))
         shares.append(int(share))
     return addresses, shares
 
@@ -102,8 +100,8 @@ def licences_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
 def publish_cmd(
     ctx: typer.Context,
     path: Path = typer.Argument(..., help="the dataset: a file or a directory"),
-    wallet: str = typer.Option(
-        ..., "--wallet", "-w", help="the publisher's wallet (the agent's wallet)"
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="the publisher's wallet (the agent's wallet)"
     ),
     agent: int = typer.Option(..., "--agent", help="the publisher's ERC-8004 agent id"),
     price: str = typer.Option(..., "--price", help="price per download, e.g. 0.5 (USDC)"),
@@ -124,16 +122,14 @@ def publish_cmd(
     """
     cfg = run_context(ctx).config
     number = licence_id(licence)
-    contributors, shares = _contributors(cfg, contributor)
+    contributors, shares = _contributors(ctx, contributor)
     suite, registry = _registry(cfg)
     token = suite.tokens.get("USDC")
     assert token.address is not None
     parents = [registry.by_cid(Cid.parse(p)).id for p in parent]
     with waiting(f"hashing {path}..."):
         cid = dag_of_path(path).cid
-    from agentbazaar.wallet import open_wallet
-
-    account = open_wallet(cfg, wallet).account_for_deploy()  # a registry call: gas, no tokens
+    account = open_wallet(ctx, wallet).account_for_deploy()  # a registry call: gas, no tokens
     with waiting("publishing..."):
         dataset_id = registry.publish(
             account, cid=cid, agent_id=agent, licence=number, token=token.address,
@@ -217,8 +213,8 @@ def contribute_cmd(
     contributor: str = typer.Option(
         ..., "--contributor", help="NAME_OR_ADDRESS earning the shares"
     ),
-    wallet: str = typer.Option(
-        ..., "--wallet", "-w", help="the publisher's wallet (awards shares)"
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="the publisher's wallet (awards shares)"
     ),
     existing: Path | None = typer.Option(
         None, "--existing", help="the dataset's rows (JSON Lines)"
@@ -240,7 +236,7 @@ def contribute_cmd(
 
     cfg = run_context(ctx).config
     row_schema = RowSchema.from_json(_read_json(schema))
-    who = _address(cfg, contributor)
+    who = str(resolve_target(ctx, contributor))
     _, registry = _registry(cfg)
     entry = registry.by_cid(Cid.parse(dataset))
     validator = ContributionValidator(row_schema, dataset_embedder())
@@ -255,9 +251,7 @@ def contribute_cmd(
         report = validator.score(who, parse_rows(_read(rows)))
     store = ContributionStore(cfg.home / "data" / "contributions.sqlite")
     contribution_id = store.record(entry.id, report)
-    from agentbazaar.wallet import open_wallet
-
-    account = open_wallet(cfg, wallet).account_for_deploy()
+    account = open_wallet(ctx, wallet).account_for_deploy()
     tx_hash = award(
         registry, account, entry.id, report, store=store, contribution_id=contribution_id
     )

@@ -7,14 +7,19 @@ bazaar do "swap 100 USDC for WETH" --wallet alice   # plan, simulate, check; --y
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import typer
 
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
-from agentbazaar.errors import InputError
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    open_wallet,
+    run_context,
+    waiting,
+)
 from agentbazaar.intents import Intent, parse_intent
 
 
@@ -112,7 +117,7 @@ def do(
     ctx: typer.Context,
     sentence: str = typer.Argument(..., help="what to do, in English"),
     wallet: str | None = typer.Option(
-        None, "--wallet", help="wallet name (default: BAZAAR_WALLET)"
+        None, "--wallet", "-w", help="wallet name (default: BAZAAR_WALLET, default_wallet)"
     ),
     yes: bool = typer.Option(False, "--yes", help="execute without asking"),
     approve: bool = typer.Option(
@@ -133,14 +138,10 @@ def do(
     from agentbazaar.chain import Chain
     from agentbazaar.intents.act import carry_out
     from agentbazaar.suite import Suite
-    from agentbazaar.wallet import open_wallet
 
     parsed = _parse(sentence, llm_url, model)
-    name = wallet or os.environ.get("BAZAAR_WALLET")
-    if not name:
-        raise InputError("which wallet? give --wallet NAME (or set BAZAAR_WALLET)")
     cfg = run_context(ctx).config
-    w = open_wallet(cfg, name)
+    w = open_wallet(ctx, wallet)
     with waiting("planning..."):
         suite = Suite(Chain.from_config(cfg), cfg)
         planned = carry_out(parsed, suite=suite, wallet=w, execute=False, approve=approve)

@@ -87,15 +87,24 @@ def facilitator(
     api_key_file: Path | None = typer.Option(
         None, "--api-key-file", help="file with one accepted key a line (# comments)"
     ),
+    factory: list[str] | None = typer.Option(
+        None,
+        "--erc6492-factory",
+        help="a wallet factory whose ERC-6492 deployments this facilitator pays for (repeatable)",
+    ),
 ) -> None:
-    """Run our x402 facilitator (exact, and batch-settlement where its contracts are deployed).
+    """Run our x402 facilitator: exact (EOAs, ERC-1271 wallets, ERC-6492 wallets of allowed
+    factories; Permit2 for tokens without EIP-3009), upto where Permit2 is deployed, and
+    batch-settlement where its contracts are deployed.
 
     With API keys (--api-key, --api-key-file or BAZAAR_FACILITATOR_API_KEYS) /verify, /settle
     and /metrics need `Authorization: Bearer <key>`; /supported and /healthz stay open.
 
     Example: BAZAAR_FACILITATOR_API_KEYS=$KEY bazaar facilitator --host 0.0.0.0 --port 4020
     """
+    from agentbazaar.chain import to_address
     from agentbazaar.payments.auth import KEYS_ENV, ApiKeys, open_bind_warning
+    from agentbazaar.payments.evm import extend_facilitator, extension_store_path
     from agentbazaar.payments.facilitator import create_app, exact_facilitator
 
     keys = ApiKeys.from_sources(
@@ -116,6 +125,13 @@ def facilitator(
         fac = batching_facilitator(chain, gas, settler=settler, store_path=store)
     else:
         fac = exact_facilitator(chain, gas, store_path=store)
+    extend_facilitator(
+        fac,
+        chain,
+        gas,
+        store_path=extension_store_path(store),
+        allowed_factories=[to_address(f) for f in factory or ()],
+    )
     schemes = ", ".join(sorted({h.scheme for h in with_channels(fac, chain, gas).handlers}))
     auth = f"{len(keys)} API key(s) required" if keys else "no API key"
     err_console.print(
@@ -146,8 +162,9 @@ def serve_example(
         help="API key of the --facilitator URL (sent as a bearer token)",
     ),
 ) -> None:
-    """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402 (exact, and
-    batch-settlement where its contracts are deployed).
+    """Serve GET /quote (0.001 USDC) and POST /echo (0.002 USDC), paid with x402: exact;
+    upto on POST /echo (0.000001 USDC a byte, at most 0.002) where the facilitator settles it;
+    batch-settlement where its contracts are deployed.
 
     Example: bazaar serve-example --port 4021 --pay-to 0x90F7...b906
 
@@ -155,8 +172,10 @@ def serve_example(
     """
     from agentbazaar.channels.service import ChannelSeller
     from agentbazaar.payments.auth import check_key, key_sent_in_clear
+    from agentbazaar.payments.evm import extend_facilitator, extension_store_path
     from agentbazaar.payments.example import create_example_app, example_channel_seller
     from agentbazaar.payments.facilitator import exact_facilitator
+    from agentbazaar.payments.metered import facilitator_offers
     from agentbazaar.payments.server import PaymentTerms
 
     cfg = run_context(ctx).config
@@ -178,8 +197,11 @@ def serve_example(
     else:
         facilitator_key = None  # the in-process facilitator takes no key
         gas = _gas_account(chain, cfg, None)
-        target = exact_facilitator(
-            chain, gas, store_path=_store_path(cfg, chain, gas), assets=[str(token.address)]
+        store = _store_path(cfg, chain, gas)
+        assets = [str(token.address)]
+        target = exact_facilitator(chain, gas, store_path=store, assets=assets)
+        extend_facilitator(
+            target, chain, gas, store_path=extension_store_path(store), assets=assets
         )
         target.recover()
     channels: ChannelSeller | None = None
@@ -191,11 +213,14 @@ def serve_example(
             / f"example-{chain.chain_id}-{terms.pay_to.lower()}-{authorizer.address.lower()}.db"
         )
         channels = example_channel_seller(chain, terms, authorizer, store)
-    schemes = "exact" + (", batch-settlement" if channels is not None else "")
+    upto = facilitator_offers(target, chain.network, api_key=facilitator_key)
+    schemes = ", ".join(
+        ["exact", *(["upto"] if upto else []), *(["batch-settlement"] if channels else [])]
+    )
     err_console.print(
         f"example paid service ({schemes}) on http://127.0.0.1:{port} ({chain.network})"
     )
-    app = create_example_app(terms, target, channels, facilitator_key=facilitator_key)
+    app = create_example_app(terms, target, channels, facilitator_key=facilitator_key, upto=upto)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -215,7 +240,9 @@ def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> 
 def pay(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the paid resource"),
-    wallet: str = typer.Option("default", "--wallet", "-w", help="wallet that pays"),
+    wallet: str | None = typer.Option(
+        None, "--wallet", "-w", help="wallet that pays (default: BAZAAR_WALLET, default_wallet)"
+    ),
     max_price: str = typer.Option("0.05", "--max", help="most to pay for this call (USDC)"),
     method: str = typer.Option("GET", "-X", "--request"),
     data: str | None = typer.Option(None, "-d", "--data"),
@@ -228,8 +255,8 @@ def pay(
 
     Example: bazaar pay http://127.0.0.1:4021/quote --wallet alice --max 0.01 -v
     """
+    from agentbazaar.cli._common import open_wallet
     from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
-    from agentbazaar.wallet import open_wallet
 
     if not url.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {url!r}")
@@ -238,7 +265,7 @@ def pay(
     token = _usdc(chain, cfg)
     limit = token.parse(max_price)
     payer = WalletPayer(
-        open_wallet(cfg, wallet), approve=approve, tokens={str(token.address): token}
+        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
     )
     client = PayingClient(
         payer, [AcceptedToken(chain.network, str(token.address))], max_amount=limit

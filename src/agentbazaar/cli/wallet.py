@@ -11,10 +11,19 @@ from typing import Any
 import typer
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
-from agentbazaar.cli.core import connect, resolve_target
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    err_console,
+    open_wallet,
+    resolve_target,
+    run_context,
+    waiting,
+)
+from agentbazaar.cli.core import connect, known_tokens, parse_amount
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import InputError, LedgerError, WalletExists
+from agentbazaar.errors import InputError, LedgerError, WalletError, WalletExists
 from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import format_units, parse_units
@@ -25,9 +34,9 @@ from agentbazaar.wallet import (
     SpendingPolicy,
     SpendRecord,
     balances,
-    open_wallet,
     passphrase_from_env_or_prompt,
     reconcile,
+    write_default_policy,
 )
 from agentbazaar.wallet.keystore import validate_name
 from agentbazaar.wallet.policy import ESCROW_KINDS
@@ -53,10 +62,23 @@ def _tokens(cfg: BazaarConfig) -> tuple[Chain, TokenRegistry]:
     return chain, Suite(chain, cfg).tokens
 
 
-def _amount(tokens: TokenRegistry, amount: str, token: str | None) -> tuple[Token, int]:
-    if token and len(amount.split()) > 1:
-        raise InputError("give the token once: either '12.5 USDC' or '12.5' USDC")
-    return tokens.parse_amount(amount, default_token=token or "ETH")
+def _created(cfg: BazaarConfig, name: str, address: str, verb: str, json_out: bool) -> None:
+    """Give the new wallet the default policy and say what it got."""
+    policy = write_default_policy(cfg, name, known_tokens(cfg))
+    if json_out:
+        emit_json({"name": name, "address": address, "policy": policy.to_dict()})
+        return
+    console.print(f"{verb} {name}: {address}")
+    limits = ", ".join(
+        f"{lim.symbol} {format_units(lim.max_per_payment, lim.decimals)} a payment"
+        for lim in policy.tokens.values()
+        if lim.max_per_payment is not None
+    )
+    others = "refused" if policy.unlisted_tokens == "deny" else "without limits"
+    console.print(
+        f"spending policy: {limits or 'no token'}, other tokens {others} "
+        f"(see or change it with `bazaar wallet policy {name}`)"
+    )
 
 
 @app.command()
@@ -69,15 +91,13 @@ def new(
 
     Example: bazaar wallet new carol
     """
-    store = KeyStore(run_context(ctx).config.keystore_dir)
+    cfg = run_context(ctx).config
+    store = KeyStore(cfg.keystore_dir)
     validate_name(name)
     if store.exists(name):
         raise WalletExists(f"a wallet named {name!r} already exists", name=name)
     address = store.create(name, passphrase_from_env_or_prompt(_new_passphrase))
-    if json_out:
-        emit_json({"name": name, "address": address})
-    else:
-        console.print(f"wallet {name}: {address}")
+    _created(cfg, name, address, "wallet", json_out)
 
 
 @app.command("import")
@@ -91,7 +111,8 @@ def import_(
 
     Example: echo "$KEY" | bazaar wallet import carol
     """
-    store = KeyStore(run_context(ctx).config.keystore_dir)
+    cfg = run_context(ctx).config
+    store = KeyStore(cfg.keystore_dir)
     validate_name(name)
     if store.exists(name):
         raise WalletExists(f"a wallet named {name!r} already exists", name=name)
@@ -105,10 +126,7 @@ def import_(
         if not key:
             key = sys.stdin.readline() if not sys.stdin.isatty() else _passphrase("private key")
         address = store.import_key(name, key, passphrase_from_env_or_prompt(_new_passphrase))
-    if json_out:
-        emit_json({"name": name, "address": address})
-    else:
-        console.print(f"imported wallet {name}: {address}")
+    _created(cfg, name, address, "imported wallet", json_out)
 
 
 @app.command("list")
@@ -116,15 +134,34 @@ def list_(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """List the wallets of this data directory (no passphrase needed).
+    """List the wallets of this data directory, each address authenticated through the address
+    book sealed with the passphrase (BAZAAR_PASSPHRASE or a prompt); a wallet whose file was
+    altered or damaged is listed with the reason, and the command exits 1.
 
     Example: bazaar wallet list --json
     """
-    rows = KeyStore(run_context(ctx).config.keystore_dir).wallets()
+    rc = run_context(ctx)
+    store = KeyStore(rc.config.keystore_dir)
+    listed = store.listing(rc.passphrase()) if store.names() else []
     if json_out:
-        emit_json([{"name": n, "address": a} for n, a in rows])
+        emit_json(
+            [
+                {"name": w.name, "address": w.address}
+                | ({"error": w.problem.to_dict()} if w.problem else {})
+                for w in listed
+            ]
+        )
     else:
-        emit_table("wallets", ["name", "address"], rows)
+        rows = [[w.name, w.address or "-", f"REFUSED: {w.problem}" if w.problem else "ok"]
+                for w in listed]  # fmt: skip
+        emit_table("wallets", ["name", "address", "check"], rows)
+    refused = [w.problem for w in listed if w.problem is not None]
+    if refused:
+        raise (
+            refused[0]
+            if len(refused) == 1
+            else WalletError(f"{len(refused)} wallets refused (see above); first: {refused[0]}")
+        )
 
 
 @app.command()
@@ -138,7 +175,7 @@ def balance(
     Example: bazaar wallet balance alice
     """
     cfg = run_context(ctx).config
-    address = resolve_target(cfg, target)
+    address = resolve_target(ctx, target)
     chain, tokens = _tokens(cfg)
     with waiting("reading balances..."):
         found = balances(chain, address, tokens)
@@ -160,8 +197,8 @@ def send(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="paying wallet"),
     to: str = typer.Argument(..., help="wallet name or 0x address"),
-    amount: str = typer.Argument(..., help='e.g. 12.5 or "12.5 USDC"'),
-    token: str | None = typer.Argument(None, help="ETH (default) or a token symbol/address"),
+    amount: str = typer.Argument(..., help='with its token: "12.5 USDC" or "0.1 ETH"'),
+    token: str | None = typer.Argument(None, help="the token, when not in AMOUNT"),
     approve: bool = typer.Option(
         False, "--approve", help="approve a spend above the threshold (else asked at a terminal)"
     ),
@@ -175,11 +212,18 @@ def send(
     Example: bazaar wallet send alice bob "12.5 USDC" --idempotency-key invoice-7
     """
     cfg = run_context(ctx).config
-    KeyStore(cfg.keystore_dir).address_of(name)  # UnknownWallet before anything else
-    recipient = resolve_target(cfg, to)
+    KeyStore(cfg.keystore_dir).require(name)  # UnknownWallet before anything else
     chain, tokens = _tokens(cfg)
-    tok, units = _amount(tokens, amount, token)
-    wallet = open_wallet(cfg, name, prompt=_passphrase)
+    tok, units = parse_amount(tokens, amount, token)
+    wallet = open_wallet(ctx, name)
+    recipient = wallet.resolve(to)
+    if not PolicyStore(cfg.policy_dir).exists(name):
+        err_console.print(
+            f"warning: wallet {name} has no spending policy file: it is UNLIMITED "
+            f"(set limits with `bazaar wallet policy {name}`)",
+            highlight=False,
+            markup=False,
+        )
     approved = approve or _ask_approval(wallet.policy, tok, units, recipient)
     with waiting(f"sending {tok.format(units)}..."):
         result = wallet.send(
@@ -237,12 +281,12 @@ def policy(
     Example: bazaar wallet policy alice --max-per-payment "5 USDC" --daily "50 USDC"
     """
     cfg = run_context(ctx).config
-    KeyStore(cfg.keystore_dir).address_of(name)  # UnknownWallet
+    KeyStore(cfg.keystore_dir).require(name)  # UnknownWallet
     store = PolicyStore(cfg.policy_dir)
     current = store.load(name)
     updated = current.with_counterparties(
-        allow=tuple(resolve_target(cfg, a) for a in allow),
-        deny=tuple(resolve_target(cfg, d) for d in deny),
+        allow=tuple(resolve_target(ctx, a) for a in allow),
+        deny=tuple(resolve_target(ctx, d) for d in deny),
     )
     if unlisted is not None:
         if unlisted not in ("allow", "deny"):
@@ -267,7 +311,7 @@ def policy(
                 )
     if updated != current:
         store.save(name, updated)
-    _show_policy(name, updated, json_out)
+    _show_policy(name, updated, json_out, unlimited=not store.exists(name))
 
 
 def _key(tok: Token) -> str:
@@ -282,9 +326,18 @@ def _limit(tokens: TokenRegistry, text: str) -> tuple[Token, int]:
     return tok, parse_units(parts[0], tok.decimals, allow_zero=True)
 
 
-def _show_policy(name: str, pol: SpendingPolicy, json_out: bool) -> None:
+def _show_policy(name: str, pol: SpendingPolicy, json_out: bool, *, unlimited: bool) -> None:
     if json_out:
-        emit_json({"wallet": name, **pol.to_dict()})
+        emit_json({"wallet": name, "unlimited": unlimited, **pol.to_dict()})
+        return
+    if unlimited:
+        console.print(
+            f"wallet {name} has no spending policy file: it is UNLIMITED (any amount of any "
+            f"token). Set limits, e.g. `bazaar wallet policy {name} --max-per-payment "
+            '"100 USDC" --daily "250 USDC" --unlisted-tokens deny`',
+            highlight=False,
+            markup=False,
+        )
         return
     rows = []
     for key, lim in sorted(pol.tokens.items(), key=lambda kv: kv[1].symbol):
@@ -334,7 +387,7 @@ def ledger(
     """
     cfg = run_context(ctx).config
     if name is not None:
-        KeyStore(cfg.keystore_dir).address_of(name)
+        KeyStore(cfg.keystore_dir).require(name)
     book = Ledger(cfg.ledger_path)
     if not do_reconcile:
         records = book.records(name)

@@ -7,24 +7,33 @@
         transaction, then sweeps claimed funds to the receiver with `settle`.
 @dev Same external ABI, events, custom-error selectors and EIP-712 types as the x402 reference
      `x402BatchSettlement`, so SDK clients, servers and facilitators talk to it unchanged.
-     The contract keeps no constructor state and no immutables: the EIP-712 domain separator is
-     derived from `chain.id` and `self` on every call, so its runtime code can be placed verbatim
-     at the canonical address on a development chain.
+     The EIP-712 domain ("x402 Batch Settlement", "1") is snekmate's `eip712_domain_separator`;
+     its name and version are immutables, which live in the runtime code, so a verbatim copy of
+     the deployed code at the canonical address on a development chain is complete (there
+     `self` differs from the deployment's, so the domain separator is derived from `chain.id`
+     and `self` on each call, as the module does whenever the cached one does not apply).
+     Signatures (vouchers, refunds, claim batches) are checked by `lib/signature_checker.vy`.
      Invariant per channel: totalClaimed <= balance. Token holdings of this contract equal
      sum(balance) - sum(totalSettled) over all channels/receivers.
 """
 
 from ethereum.ercs import IERC20
 
+from snekmate.utils import eip712_domain_separator
+from snekmate.utils import message_hash_utils
+
+initializes: eip712_domain_separator
+
+# EIP-5267: the EIP-712 domain of vouchers, refunds and claim batches.
+exports: eip712_domain_separator.eip712Domain
+
+from lib import signature_checker
+
 
 interface IDepositCollector:
     def collect(
         payer: address, token: address, amount: uint256, channelId: bytes32, collectorData: Bytes[MAX_COLLECTOR_DATA]
     ): nonpayable
-
-
-interface IERC1271:
-    def isValidSignature(digest: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bytes4: view
 
 
 struct ChannelConfig:
@@ -112,7 +121,7 @@ event WithdrawFinalized:
     amount: uint128
 
 
-MAX_SIGNATURE: constant(uint256) = 1024
+MAX_SIGNATURE: constant(uint256) = signature_checker.SIGNATURE_MAX
 MAX_COLLECTOR_DATA: constant(uint256) = 2048
 MAX_CLAIMS: constant(uint256) = 256
 MAX_MULTICALL: constant(uint256) = 8
@@ -121,12 +130,6 @@ MAX_MULTICALL_RETURN: constant(uint256) = 1024
 
 MIN_WITHDRAW_DELAY: public(constant(uint40)) = 900
 MAX_WITHDRAW_DELAY: public(constant(uint40)) = 2592000
-
-EIP712_DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
-    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
-DOMAIN_NAME_HASH: constant(bytes32) = keccak256("x402 Batch Settlement")
-DOMAIN_VERSION_HASH: constant(bytes32) = keccak256("1")
 
 CHANNEL_CONFIG_TYPEHASH: public(constant(bytes32)) = keccak256(
     "ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer,address token,uint40 withdrawDelay,bytes32 salt)"
@@ -144,10 +147,6 @@ CLAIM_BATCH_TYPEHASH: public(constant(bytes32)) = keccak256(
     "ClaimBatch(ClaimEntry[] claims)ClaimEntry(bytes32 channelId,uint128 maxClaimableAmount,uint128 totalClaimed)"
 )
 
-ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
-# secp256k1 n / 2: signatures with a larger s are malleable twins and are rejected
-HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
-
 # Each pair of amounts shares one storage slot (low 128 bits | high bits), as Solidity packs the
 # reference's structs: a claim then updates a slot that is already non-zero (no 20k-gas SSTORE).
 _channels: HashMap[bytes32, uint256]  # balance | totalClaimed << 128
@@ -156,6 +155,11 @@ _receivers: HashMap[address, HashMap[address, uint256]]  # totalClaimed | totalS
 refundNonce: public(HashMap[bytes32, uint256])
 
 LOW128: constant(uint256) = 2**128 - 1
+
+
+@deploy
+def __init__():
+    eip712_domain_separator.__init__("x402 Batch Settlement", "1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +245,7 @@ def claimWithSignature(
     authorizer: address = voucherClaims[0].voucher.channel.receiverAuthorizer
     ds: bytes32 = self._domain_separator()
     digest: bytes32 = self._claim_batch_digest(voucherClaims, ds)
-    if not self._is_valid_signature(authorizer, digest, authorizerSignature):
+    if not signature_checker._is_valid_signature(authorizer, digest, authorizerSignature):
         self._fail(method_id("InvalidSignature()"))
     for vc: VoucherClaim in voucherClaims:
         if vc.voucher.channel.receiverAuthorizer != authorizer:
@@ -335,7 +339,7 @@ def refundWithSignature(
     digest: bytes32 = self._typed_hash(
         keccak256(abi_encode(REFUND_TYPEHASH, channel_id, nonce, amount)), self._domain_separator()
     )
-    if not self._is_valid_signature(config.receiverAuthorizer, digest, receiverAuthorizerSignature):
+    if not signature_checker._is_valid_signature(config.receiverAuthorizer, digest, receiverAuthorizerSignature):
         self._fail(method_id("InvalidSignature()"))
     self._execute_refund(config, channel_id, amount)
 
@@ -423,13 +427,6 @@ def getClaimBatchDigest(voucherClaims: DynArray[VoucherClaim, MAX_CLAIMS]) -> by
     return self._claim_batch_digest(voucherClaims, self._domain_separator())
 
 
-@external
-@view
-def eip712Domain() -> (bytes1, String[21], String[1], uint256, address, bytes32, DynArray[uint256, 1]):
-    """EIP-5267: the EIP-712 domain of vouchers, refunds and claim batches."""
-    return (0x0f, "x402 Batch Settlement", "1", chain.id, self, empty(bytes32), [])
-
-
 # ---------------------------------------------------------------------------------------------
 # internals
 # ---------------------------------------------------------------------------------------------
@@ -474,15 +471,13 @@ def _set_receiver(receiver: address, token: address, rs: ReceiverState):
 @internal
 @view
 def _domain_separator() -> bytes32:
-    return keccak256(
-        abi_encode(EIP712_DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain.id, self)
-    )
+    return eip712_domain_separator._domain_separator_v4()
 
 
 @internal
 @pure
 def _typed_hash(struct_hash: bytes32, ds: bytes32) -> bytes32:
-    return keccak256(concat(b"\x19\x01", ds, struct_hash))
+    return message_hash_utils._to_typed_data_hash(ds, struct_hash)
 
 
 @internal
@@ -511,43 +506,6 @@ def _claim_batch_digest(voucherClaims: DynArray[VoucherClaim, MAX_CLAIMS], ds: b
 
 
 @internal
-@view
-def _recover(digest: bytes32, signature: Bytes[MAX_SIGNATURE]) -> address:
-    """ECDSA recovery of a 65-byte (r, s, v) signature; empty(address) when invalid."""
-    if len(signature) != 65:
-        return empty(address)
-    r: uint256 = convert(slice(signature, 0, 32), uint256)
-    s: uint256 = convert(slice(signature, 32, 32), uint256)
-    v: uint256 = convert(slice(signature, 64, 1), uint256)
-    if v < 27:
-        v += 27
-    if s > HALF_N or (v != 27 and v != 28):
-        return empty(address)
-    return ecrecover(digest, v, r, s)
-
-
-@internal
-@view
-def _is_valid_signature(signer: address, digest: bytes32, signature: Bytes[MAX_SIGNATURE]) -> bool:
-    """ECDSA for accounts without code, ERC-1271 for contract accounts (as OpenZeppelin's SignatureChecker)."""
-    recovered: address = self._recover(digest, signature)
-    if recovered != empty(address) and recovered == signer:
-        return True
-    if signer.is_contract:
-        ok: bool = False
-        out: Bytes[32] = b""
-        ok, out = raw_call(
-            signer,
-            abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
-            max_outsize=32,
-            is_static_call=True,
-            revert_on_failure=False,
-        )
-        return ok and len(out) == 32 and convert(slice(out, 0, 4), bytes4) == ERC1271_MAGIC
-    return False
-
-
-@internal
 def _process_claim(vc: VoucherClaim, ds: bytes32):
     channel_id: bytes32 = self._channel_id_with(vc.voucher.channel, ds)
     ch: ChannelState = self._channel(channel_id)
@@ -563,9 +521,9 @@ def _process_claim(vc: VoucherClaim, ds: bytes32):
     )
     payer_auth: address = vc.voucher.channel.payerAuthorizer
     if payer_auth != empty(address):
-        if self._recover(digest, vc.signature) != payer_auth:
+        if signature_checker._recover(digest, vc.signature) != payer_auth:
             self._fail(method_id("InvalidSignature()"))
-    elif not self._is_valid_signature(vc.voucher.channel.payer, digest, vc.signature):
+    elif not signature_checker._is_valid_signature(vc.voucher.channel.payer, digest, vc.signature):
         self._fail(method_id("InvalidSignature()"))
 
     delta: uint128 = vc.totalClaimed - ch.totalClaimed

@@ -10,7 +10,9 @@
         - authorizationState(authorizer, nonce) -> bool (True once used or canceled)
         Each of the three also has a `bytes signature` overload that replaces (v, r, s):
         a 65-byte ECDSA signature, or any signature a contract signer accepts through
-        ERC-1271 `isValidSignature` (at most SIG_MAX bytes).
+        ERC-1271 `isValidSignature` (at most SIG_MAX bytes). Signatures are checked by
+        `lib/signature_checker.vy` (low s; v in {27, 28} or {0, 1}; ERC-1271 with bounded gas
+        and the bytes4 magic value), the module every contract of ours shares.
 
         Vyper has no overloading by type, so the `bytes` overloads are dispatched by selector
         in `__default__` and described for ABI users in `Stablecoin.abi-extra.json`.
@@ -39,6 +41,8 @@ initializes: erc20[ownable := ownable]
 # role (mint, set_minter, is_minter), burn, burn_from and ownership.
 exports: erc20.__interface__
 
+from lib import signature_checker
+
 
 _TRANSFER_WITH_AUTHORIZATION_TYPEHASH: constant(bytes32) = keccak256(
     "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
@@ -61,12 +65,6 @@ _RECEIVE_BYTES: constant(bytes4) = method_id(
 )
 _CANCEL_BYTES: constant(bytes4) = method_id(
     "cancelAuthorization(address,bytes32,bytes)", output_type=bytes4
-)
-_ERC1271_MAGIC: constant(bytes4) = method_id("isValidSignature(bytes32,bytes)", output_type=bytes4)
-
-# secp256k1n / 2: signatures with a larger `s` are malleable and refused (EIP-2).
-_MALLEABILITY_THRESHOLD: constant(uint256) = (
-    57896044618658097711785492504343953926418782139537452191302581570759080747168
 )
 
 # Longest signature the `bytes` overloads accept, and the longest calldata (after the
@@ -250,30 +248,11 @@ def _cancel_authorization(authorizer: address, nonce: bytes32, signature: Bytes[
 def _require_signature(signer: address, struct_hash: bytes32, signature: Bytes[SIG_MAX]):
     """
     @dev Reverts with "invalid signature" unless `signature` is `signer`'s over the EIP-712
-         digest of `struct_hash`: a low-s 65-byte ECDSA signature recovering to `signer`,
-         or, when `signer` has code, one its ERC-1271 `isValidSignature` accepts.
+         digest of `struct_hash` (ECDSA, or ERC-1271 when `signer` has code: the rules are
+         those of `signature_checker`).
     """
     digest: bytes32 = erc20.eip712_domain_separator._hash_typed_data_v4(struct_hash)
-    if signer != empty(address) and len(signature) == 65:
-        r: uint256 = extract32(signature, 0, output_type=uint256)
-        s: uint256 = extract32(signature, 32, output_type=uint256)
-        v: uint256 = convert(slice(signature, 64, 1), uint256)
-        if s <= _MALLEABILITY_THRESHOLD and ecrecover(digest, v, r, s) == signer:
-            return
-    if signer.is_contract:
-        success: bool = False
-        response: Bytes[32] = b""
-        success, response = raw_call(
-            signer,
-            abi_encode(digest, signature, method_id=_ERC1271_MAGIC),
-            max_outsize=32,
-            is_static_call=True,
-            revert_on_failure=False,
-        )
-        if success and len(response) == 32:
-            if convert(response, bytes32) == convert(_ERC1271_MAGIC, bytes32):
-                return
-    raise "invalid signature"
+    assert signature_checker._is_valid_signature(signer, digest, signature), "invalid signature"
 
 
 @internal

@@ -5,18 +5,19 @@
 bound to the identity registry and that implementation. The ``data: link and licences`` step
 deploys the registry again if either moved, and adds the licence templates of
 ``data.licences.TEMPLATES`` that are not on chain yet (checking those that are).
+
+Data only: ``agentbazaar.suite`` lists these specs and the step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentbazaar.chain.deploy import deploy_contract
+from agentbazaar.chain.deploy import ContractSpec, SuiteContext, SuiteStep
 from agentbazaar.data.licences import TEMPLATES
 from agentbazaar.data.registry import REGISTRY_KEY, SPLITTER_KEY
 from agentbazaar.errors import ContractError
 from agentbazaar.identity.contracts import IDENTITY_KEY
-from agentbazaar.suite import ContractSpec, SuiteContext, register_contract, register_step
 
 _ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -32,18 +33,9 @@ def _link_and_licences(ctx: SuiteContext) -> None:
         ctx.chain.call(registry.functions.splitterImplementation()),
     )
     if bound != _registry_args(ctx):
-        registry, _ = deploy_contract(
-            ctx.chain,
-            ctx.deployer,
-            ctx.manifest,
-            REGISTRY_KEY,
-            "DatasetRegistry",
-            _registry_args(ctx),
-            artifacts_dir=ctx.cfg.artifacts_dir,
-            force=True,
-            meta={"kind": "dataset-registry"},
-        )
-        ctx.contracts[REGISTRY_KEY], ctx.statuses[REGISTRY_KEY] = registry, "changed"
+        DATASET_REGISTRY.deploy(ctx, force=True)
+        registry = ctx.contracts[REGISTRY_KEY]
+        ctx.statuses[REGISTRY_KEY] = "changed"
     count = int(ctx.chain.call(registry.functions.licenceCount()))
     for number, template in enumerate(TEMPLATES, start=1):
         if number <= count:
@@ -65,17 +57,19 @@ def _link_and_licences(ctx: SuiteContext) -> None:
         )
 
 
-register_contract(
-    ContractSpec(
-        SPLITTER_KEY,
-        "RevenueSplitter",
-        lambda ctx: (_ZERO, [], [], [], [], _ZERO),
-        lambda ctx: {"kind": "splitter-implementation"},
-    )
+SPLITTER_IMPLEMENTATION = ContractSpec(
+    SPLITTER_KEY,
+    "RevenueSplitter",
+    lambda ctx: (_ZERO, [], [], [], [], _ZERO),
+    lambda ctx: {"kind": "splitter-implementation"},
 )
-register_contract(
-    ContractSpec(
-        REGISTRY_KEY, "DatasetRegistry", _registry_args, lambda ctx: {"kind": "dataset-registry"}
-    )
+DATASET_REGISTRY = ContractSpec(
+    REGISTRY_KEY,
+    "DatasetRegistry",
+    _registry_args,
+    lambda ctx: {"kind": "dataset-registry"},
+    needs=(IDENTITY_KEY, SPLITTER_KEY),
 )
-register_step("data: link and licences", _link_and_licences)
+LINK_DATASETS = SuiteStep(
+    "data: link and licences", _link_and_licences, needs=(IDENTITY_KEY, SPLITTER_KEY, REGISTRY_KEY)
+)

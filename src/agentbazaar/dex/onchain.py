@@ -7,7 +7,9 @@ several). Where the contracts are: the suite's manifest on local chains, ``[dex]
 ``[dex] router`` in ``bazaar.toml`` on rpc chains.
 
 Signing is not done here: ``swap_function`` returns the contract call, and the caller (the
-intents layer) sends it through the wallet's policy-checked spend.
+intents layer) sends it through the wallet's policy-checked spend. ``simulate`` can run the
+router's ``approve`` and the swap together in one simulation, so a whole plan is checked before
+its first signature.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
@@ -23,7 +26,7 @@ from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.dex._errors import DexInputError, NoRouteError
 from agentbazaar.dex.router import best_path, route_best_execution
 from agentbazaar.dex.types import Pool, Quote
-from agentbazaar.errors import ContractError
+from agentbazaar.errors import ContractError, TransactionReverted
 
 if TYPE_CHECKING:
     from agentbazaar.suite import Suite
@@ -36,10 +39,16 @@ ROUTER_KEY = "AmmRouter"
 
 @dataclass(frozen=True)
 class SwapSimulation:
-    """What ``eth_call`` of the swap returned at the current state (nothing signed)."""
+    """What ``eth_call`` of the swap returned at the current state (nothing signed); with an
+    approval simulated first, ``approval_gas`` is its gas."""
 
     amount_out: int
     gas: int
+    approval_gas: int = 0
+
+
+INTRINSIC_GAS = 21_000
+_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 
 
 class Amm:
@@ -124,10 +133,15 @@ class Amm:
         return self.router.functions.swapSplit(routes, quote.token_in, min_amount_out, to, deadline)
 
     def simulate(
-        self, quote: Quote, min_amount_out: int, sender: str, deadline: int
+        self, quote: Quote, min_amount_out: int, sender: str, deadline: int, *, approve: int = 0
     ) -> SwapSimulation:
-        """eth_call + eth_estimateGas of the swap from ``sender`` (who must have approved)."""
+        """eth_call + eth_estimateGas of the swap from ``sender`` (who must have approved); with
+        ``approve`` > 0, ``approve(router, approve)`` of the input token and the swap are
+        simulated together, the swap seeing the allowance (``Chain.simulate_sequence``).
+        Raises ``TransactionReverted`` (``reason``, ``step``) when a step would revert."""
         fn = self.swap_function(quote, min_amount_out, sender, deadline)
+        if approve > 0:
+            return self._simulate_with_approval(fn, quote.token_in, approve, sender)
         out = int(self.chain.call(fn, sender=sender))
         tx: dict[str, Any] = {
             "from": sender,
@@ -136,6 +150,25 @@ class Amm:
         }
         gas = self.chain.estimate_gas(tx, action="estimate the swap's gas")  # type: ignore[arg-type]
         return SwapSimulation(amount_out=out, gas=gas)
+
+    def _simulate_with_approval(
+        self, fn: ContractFunction, token: str, amount: int, sender: str
+    ) -> SwapSimulation:
+        approval = _APPROVE + self.chain.w3.codec.encode(
+            ["address", "uint256"], [self.router.address, amount]
+        )
+        swap = bytes(HexBytes(fn._encode_transaction_data()))
+        steps = self.chain.simulate_sequence(sender, [(token, approval), (fn.address, swap)])
+        for step, outcome in zip(("approve the router", "swap"), steps, strict=False):
+            if not outcome.success:
+                reason = outcome.revert_reason()
+                raise TransactionReverted(f"{step} reverted: {reason}", reason=reason, step=step)
+        if len(steps) != 2:
+            raise TransactionReverted("the simulation stopped early", reason="incomplete")
+        (out,) = self.chain.w3.codec.decode(["uint256"], steps[1].output)
+        gas = [_with_margin(o.gas_used + INTRINSIC_GAS + 16 * len(d))
+               for o, d in zip(steps, (approval, swap), strict=True)]  # fmt: skip
+        return SwapSimulation(amount_out=int(out), gas=gas[1], approval_gas=gas[0])
 
     def received(self, receipt: Any, token_out: str, to: str) -> int:
         """Sum of ``token_out`` Transfer events to ``to`` in a swap receipt."""
@@ -151,6 +184,11 @@ class Amm:
             ):
                 total += int.from_bytes(bytes(log["data"]), "big")
         return total
+
+
+def _with_margin(gas: int) -> int:
+    """A measured gas figure with the margin ``Chain.estimate_gas`` adds (cold storage, etc.)."""
+    return gas * 12 // 10 + 10_000
 
 
 def _price_in_wei(pools: list[Pool], token: Token, weth: Token | None) -> int:

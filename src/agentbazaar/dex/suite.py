@@ -8,20 +8,25 @@ On rpc chains nothing of this is deployed: the factory and router come from ``[d
 
 If the pool source changes, the blueprint is deployed again and the ``dex: link`` step deploys a
 new factory and router bound to it (the old pools stay where they were, unused).
+
+Data only: ``agentbazaar.suite`` lists these specs and steps.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from hexbytes import HexBytes
 from web3.types import TxParams
 
 from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.chain.deploy import Deployment, check_deployment, deploy_contract
+from agentbazaar.chain.deploy import (
+    ContractSpec,
+    Deployment,
+    SuiteContext,
+    SuiteStep,
+    check_deployment,
+)
 from agentbazaar.dex._seed import SEED_POOLS, TEST_TOKENS
 from agentbazaar.errors import ContractError
-from agentbazaar.suite import ContractSpec, SuiteContext, register_contract, register_step
 from agentbazaar.units import parse_units
 
 BLUEPRINT_KEY = "AmmPoolBlueprint"
@@ -69,26 +74,12 @@ def _link(ctx: SuiteContext) -> None:
     blueprint = ctx.manifest.contracts[BLUEPRINT_KEY].address
     factory = ctx.contracts[FACTORY_KEY]
     if ctx.chain.call(factory.functions.poolBlueprint()) != blueprint:
-        factory = _redeploy(ctx, FACTORY_KEY, "AmmFactory", (blueprint,))
+        AMM_FACTORY.deploy(ctx, force=True)
+        ctx.statuses[FACTORY_KEY] = "changed"
     router = ctx.contracts[ROUTER_KEY]
-    if ctx.chain.call(router.functions.factory()) != factory.address:
-        _redeploy(ctx, ROUTER_KEY, "AmmRouter", (factory.address,))
-
-
-def _redeploy(ctx: SuiteContext, key: str, contract: str, args: tuple[Any, ...]) -> Any:
-    ctx.contracts[key], _ = deploy_contract(
-        ctx.chain,
-        ctx.deployer,
-        ctx.manifest,
-        key,
-        contract,
-        args,
-        artifacts_dir=ctx.cfg.artifacts_dir,
-        force=True,
-        meta={"kind": "amm"},
-    )
-    ctx.statuses[key] = "changed"
-    return ctx.contracts[key]
+    if ctx.chain.call(router.functions.factory()) != ctx.contracts[FACTORY_KEY].address:
+        AMM_ROUTER.deploy(ctx, force=True)
+        ctx.statuses[ROUTER_KEY] = "changed"
 
 
 def _seed(ctx: SuiteContext) -> None:
@@ -133,25 +124,25 @@ def _token_spec(key: str, name: str, decimals: int) -> ContractSpec:
     )
 
 
-for _key, _name, _decimals in TEST_TOKENS:
-    register_contract(_token_spec(_key, _name, _decimals))
-register_contract(
-    ContractSpec(
-        FACTORY_KEY,
-        "AmmFactory",
-        lambda ctx: (ensure_blueprint(ctx),),
-        lambda ctx: {"kind": "amm"},
-        local_only=True,
-    )
+TEST_TOKEN_SPECS = tuple(_token_spec(key, name, decimals) for key, name, decimals in TEST_TOKENS)
+AMM_FACTORY = ContractSpec(
+    FACTORY_KEY,
+    "AmmFactory",
+    lambda ctx: (ensure_blueprint(ctx),),
+    lambda ctx: {"kind": "amm"},
+    local_only=True,
 )
-register_contract(
-    ContractSpec(
-        ROUTER_KEY,
-        "AmmRouter",
-        lambda ctx: (ctx.contracts[FACTORY_KEY].address,),
-        lambda ctx: {"kind": "amm"},
-        local_only=True,
-    )
+AMM_ROUTER = ContractSpec(
+    ROUTER_KEY,
+    "AmmRouter",
+    lambda ctx: (ctx.contracts[FACTORY_KEY].address,),
+    lambda ctx: {"kind": "amm"},
+    local_only=True,
+    needs=(FACTORY_KEY,),
 )
-register_step("dex: link", _link)
-register_step("dex: seed pools", _seed)
+LINK_AMM = SuiteStep("dex: link", _link, needs=(FACTORY_KEY, ROUTER_KEY))
+SEED_AMM_POOLS = SuiteStep(
+    "dex: seed pools",
+    _seed,
+    needs=("USDC", "WETH", *(key for key, _, _ in TEST_TOKENS), FACTORY_KEY, ROUTER_KEY),
+)

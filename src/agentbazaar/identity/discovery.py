@@ -10,7 +10,8 @@ Pieces, from pure to IO:
   card is resolved (data: URI or https), its signature verified, and its wallet compared with the
   on-chain ``agentWallet`` (from ``MetadataSet("agentWallet")``, cleared by a transfer); an agent
   failing any check is kept as *untrusted* with the reason. Feedback counts only when its payment
-  is proven on chain (see ``feedback``), one payment per agent.
+  is proven on chain (see ``feedback``) and its value is a 0..100 rating; one payment proves one
+  feedback, the first to claim it (agents sharing a wallet share its payments).
 - :class:`Follower`: reads the registries with ``eth_getLogs`` in block ranges, resumes from the
   last indexed block, and on a block-hash mismatch rolls back to the fork point.
 
@@ -34,8 +35,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import FilterParams, RPCEndpoint
 
-from agentbazaar.chain import Chain
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors
 from agentbazaar.errors import BazaarError, ChainError, IdentityError
 from agentbazaar.identity._discovery_query import (
     AMOUNT_WIDTH,
@@ -59,7 +59,13 @@ from agentbazaar.identity.cards import (
     fetch_document,
     parse_card,
 )
-from agentbazaar.identity.feedback import read_feedback_uri, registry_id, verify_feedback
+from agentbazaar.identity.feedback import (
+    FeedbackValueError,
+    check_rating,
+    read_feedback_uri,
+    registry_id,
+    verify_feedback,
+)
 
 __all__ = [
     "IDENTITY_EVENTS",
@@ -154,7 +160,9 @@ CREATE TABLE IF NOT EXISTS feedback (
   decimals INTEGER NOT NULL, tag1 TEXT NOT NULL, tag2 TEXT NOT NULL, revoked INTEGER NOT NULL,
   proven INTEGER NOT NULL, reason TEXT NOT NULL, payment_tx TEXT, block INTEGER NOT NULL,
   PRIMARY KEY (agent_id, client, idx));
+CREATE INDEX IF NOT EXISTS feedback_payment ON feedback (payment_tx, block, agent_id);
 """
+_SHARED = "payment already proves feedback for agent"
 
 
 @dataclass
@@ -297,6 +305,7 @@ class DiscoveryIndex:
             self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?)", hashes.items())
             for agent_id in touched:
                 self._derive(agent_id, resolver)
+            self._settle_shared_payments(resolver)
             self._set_last_block(head)
         return IngestStats(events=len(events), agents=len(touched), head=head)
 
@@ -309,8 +318,12 @@ class DiscoveryIndex:
             ).fetchall()
             self.db.execute("DELETE FROM events WHERE block > ?", (fork_block,))
             self.db.execute("DELETE FROM blocks WHERE number > ?", (fork_block,))
-            for row in rows:
-                self._derive(int(row["agent_id"]), resolver)
+            losers = self.db.execute(
+                "SELECT DISTINCT agent_id FROM feedback WHERE reason LIKE ?", (_SHARED + "%",)
+            ).fetchall()  # their payment's first claim may be gone with the fork
+            for agent_id in sorted({int(r["agent_id"]) for r in [*rows, *losers]}):
+                self._derive(agent_id, resolver)
+            self._settle_shared_payments(resolver)
             self._set_last_block(fork_block)
         return len(rows)
 
@@ -423,6 +436,13 @@ class DiscoveryIndex:
             tx, reason = self._proof(agent_id, fb, state.wallet, tokens, resolver)
             if tx is not None and tx in claimed:
                 reason, tx = "payment already proves another feedback for this agent", None
+            try:
+                check_rating(int(fb["value"]), int(fb["valueDecimals"]))
+            except FeedbackValueError as exc:  # a rating out of range is no reputation
+                reason, tx = f"{type(exc).__name__}: {exc}", None
+            first = self._first_claim(tx, agent_id, int(fb["block"])) if tx else None
+            if first is not None:
+                reason, tx = f"{_SHARED} {first}", None
             ok = not reason
             if ok and tx is not None:
                 claimed.add(tx)
@@ -446,6 +466,32 @@ class DiscoveryIndex:
                 ),
             )
         return proven
+
+    def _first_claim(self, tx: str, agent_id: int, block: int) -> int | None:
+        """The other agent whose proven feedback claimed payment ``tx`` first, if any: one
+        payment proves one feedback, whichever agents share the wallet it paid."""
+        row = self.db.execute(
+            "SELECT agent_id FROM feedback WHERE payment_tx = ? AND proven = 1 AND agent_id != ?"
+            " AND (block < ? OR (block = ? AND agent_id < ?)) ORDER BY block, agent_id LIMIT 1",
+            (tx, agent_id, block, block, agent_id),
+        ).fetchone()
+        return int(row["agent_id"]) if row else None
+
+    def _settle_shared_payments(self, resolver: Resolver) -> None:
+        """Re-derive each agent holding a proven claim on a payment an earlier feedback of
+        another agent claimed (agents derived in one batch did not see each other's claims)."""
+        for _ in range(10_000):  # each round demotes claims that are not first: it ends
+            rows = self.db.execute(
+                "SELECT DISTINCT f.agent_id FROM feedback f JOIN feedback g"
+                " ON g.payment_tx = f.payment_tx AND g.agent_id != f.agent_id"
+                " WHERE f.proven = 1 AND g.proven = 1"
+                " AND (g.block < f.block OR (g.block = f.block AND g.agent_id < f.agent_id))"
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                self._derive(int(row["agent_id"]), resolver)
+        raise DiscoveryError("shared payments did not settle")  # pragma: no cover
 
     def _proof(
         self,

@@ -13,13 +13,22 @@ our indexer counts feedback only when that payment is on the chain:
    with an ERC-20 ``Transfer(from=client, to=agent wallet, value>0)`` emitted by one of the tokens
    the agent prices its skills in. (EIP-3009 ``transferWithAuthorization`` emits the same
    ``Transfer`` next to ``AuthorizationUsed``, so x402 payments are covered.)
-3. One payment proves one feedback per agent: the index keeps the first claim of a ``txHash``.
+3. One payment proves one feedback: the index keeps the first claim of a ``txHash``, and
+   :func:`give_feedback` refuses, before sending anything, a payment this client's earlier
+   feedback (to any agent, revoked or not) already carries (:func:`claimed_payments`, read from
+   the registry's ``NewFeedback`` events of the client; feedback files behind ``data:`` URIs).
+
+The value is a rating: ERC-8004's quality rating (``starred``) is 0..100, and ``value`` /
+10**``valueDecimals`` (0-18 decimals, so 87, 4.5 or 99.95) must lie in 0..100
+(:func:`check_rating`); the index counts no value outside it as reputation.
 
 Errors::
 
     IdentityError
     └── FeedbackError              malformed feedback file / mismatch with the on-chain event
+        ├── FeedbackValueError     a rating outside 0..100 or more than 18 decimals
         └── ProofOfPaymentError    the payment cannot be found or does not pay this agent
+            └── PaymentAlreadyUsed the payment already proves earlier feedback
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -43,6 +53,7 @@ from agentbazaar.identity.cards import (
     _json_object,
     canonical_json,
     fetch_document,
+    from_data_uri,
     to_data_uri,
 )
 
@@ -53,8 +64,38 @@ class FeedbackError(IdentityError):
     """A feedback file that is malformed or does not match its on-chain event."""
 
 
+class FeedbackValueError(FeedbackError):
+    """A feedback value that is not a rating of 0..100 (with 0-18 decimals)."""
+
+
 class ProofOfPaymentError(FeedbackError):
     """The feedback's payment is not on the chain, failed, or did not pay this agent."""
+
+
+class PaymentAlreadyUsed(ProofOfPaymentError):
+    """The payment already proves feedback this client gave (one payment, one feedback)."""
+
+
+RATING_MIN, RATING_MAX = 0, 100
+MAX_VALUE_DECIMALS = 18
+
+
+def check_rating(value: int, value_decimals: int) -> None:
+    """A feedback value is a rating of ``value`` / 10**``value_decimals`` in 0..100 (ERC-8004's
+    ``starred``), with 0-18 decimals; ``FeedbackValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FeedbackValueError(f"a feedback value is an integer, not {value!r}")
+    if isinstance(value_decimals, bool) or not isinstance(value_decimals, int):
+        raise FeedbackValueError(f"valueDecimals is an integer, not {value_decimals!r}")
+    if not 0 <= value_decimals <= MAX_VALUE_DECIMALS:
+        raise FeedbackValueError(f"valueDecimals must be 0..18, got {value_decimals}")
+    if not RATING_MIN * 10**value_decimals <= value <= RATING_MAX * 10**value_decimals:
+        shown = Decimal(value).scaleb(-value_decimals)
+        raise FeedbackValueError(
+            f"feedback value {shown} is outside the rating range {RATING_MIN}..{RATING_MAX}",
+            value=value,
+            value_decimals=value_decimals,
+        )
 
 
 class ProofOfPayment(BaseModel):
@@ -142,6 +183,7 @@ def prepare_feedback(
     created_at: datetime | None = None,
 ) -> PreparedFeedback:
     """Build the feedback file for a payment ``client`` made to ``agent_wallet``."""
+    check_rating(value, value_decimals)
     try:
         file = FeedbackFile(
             agentRegistry=registry_id(chain_id, identity_registry),
@@ -272,6 +314,33 @@ def verify_feedback(
     return file, payment
 
 
+def claimed_payments(
+    chain: Chain, reputation_registry: Contract, client: str, *, from_block: int = 0
+) -> dict[str, tuple[int, int]]:
+    """Payment tx hash -> (agent id, feedback index) of every feedback ``client`` gave on this
+    registry whose file (a ``data:`` URI) carries a proof of payment."""
+    event = reputation_registry.events.NewFeedback()
+    try:
+        logs = event.get_logs(
+            from_block=from_block,
+            argument_filters={"clientAddress": Web3.to_checksum_address(client)},
+        )
+    except Exception as exc:  # web3 / node errors: the check cannot be made, nothing is sent
+        raise FeedbackError(f"cannot read this client's earlier feedback: {exc}") from exc
+    claims: dict[str, tuple[int, int]] = {}
+    for log in logs:
+        args = log["args"]
+        uri = str(args["feedbackURI"])
+        if not uri.startswith("data:"):
+            continue
+        try:
+            proof = parse_feedback(from_data_uri(uri)).proofOfPayment
+        except (FeedbackError, CardError):
+            continue
+        claims.setdefault(proof.txHash, (int(args["agentId"]), int(args["feedbackIndex"])))
+    return claims
+
+
 def give_feedback(
     chain: Chain,
     reputation_registry: Contract,
@@ -288,9 +357,11 @@ def give_feedback(
     tag2: str = "",
     endpoint: str = "",
 ) -> tuple[PreparedFeedback, str]:
-    """Give paid-only feedback: the payment is checked on chain before anything is sent.
+    """Give paid-only feedback: the rating, the payment on chain and that no earlier feedback
+    of this client carries it are checked before anything is sent.
 
-    Returns the prepared feedback file and the ``giveFeedback`` transaction hash.
+    Returns the prepared feedback file and the ``giveFeedback`` transaction hash. Raises
+    ``FeedbackValueError``, ``ProofOfPaymentError`` or ``PaymentAlreadyUsed`` (nothing sent).
     """
     prepared = prepare_feedback(
         chain_id=chain.chain_id,
@@ -312,6 +383,16 @@ def give_feedback(
         agent_wallet=agent_wallet,
         tokens=tokens,
     )
+    used = claimed_payments(chain, reputation_registry, client.address).get(
+        prepared.file.proofOfPayment.txHash
+    )
+    if used is not None:
+        raise PaymentAlreadyUsed(
+            f"payment {payment_tx} already proves your feedback #{used[1]} to agent {used[0]}: "
+            "one payment, one feedback; nothing was sent",
+            agent_id=used[0],
+            feedback_index=used[1],
+        )
     fn = reputation_registry.functions.giveFeedback(
         agent_id, value, value_decimals, tag1, tag2, endpoint, prepared.uri, prepared.hash
     )

@@ -3,13 +3,15 @@
 Reputation and validation are bound to the identity registry at construction. If the identity
 registry is deployed again (its source changed) while they are reused, they would point at the
 old one; the ``identity: link registries`` step deploys them again in that case.
+
+Data only: ``agentbazaar.suite`` lists these specs and the step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentbazaar.chain.deploy import deploy_contract
+from agentbazaar.chain.deploy import ContractSpec, SuiteContext, SuiteStep
 from agentbazaar.identity.contracts import (
     EIP712_NAME,
     EIP712_VERSION,
@@ -17,7 +19,6 @@ from agentbazaar.identity.contracts import (
     REPUTATION_KEY,
     VALIDATION_KEY,
 )
-from agentbazaar.suite import ContractSpec, SuiteContext, register_contract, register_step
 
 AGENT_TOKEN_NAME = "agentbazaar Agent"
 AGENT_TOKEN_SYMBOL = "AGENT"
@@ -37,51 +38,34 @@ def _bound_args(ctx: SuiteContext) -> tuple[Any, ...]:
     return (ctx.contracts[IDENTITY_KEY].address,)
 
 
+def _bound_spec(key: str, contract: str) -> ContractSpec:
+    kind = f"erc8004-{key.removesuffix('Registry').lower()}"
+    return ContractSpec(
+        key, contract, _bound_args, lambda ctx: {"kind": kind}, needs=(IDENTITY_KEY,)
+    )
+
+
+IDENTITY_REGISTRY = ContractSpec(
+    IDENTITY_KEY,
+    "IdentityRegistry",
+    lambda ctx: (AGENT_TOKEN_NAME, AGENT_TOKEN_SYMBOL),
+    _identity_meta,
+)
+REPUTATION_REGISTRY = _bound_spec(REPUTATION_KEY, "ReputationRegistry")
+VALIDATION_REGISTRY = _bound_spec(VALIDATION_KEY, "ValidationRegistry")
+
+
 def _link_registries(ctx: SuiteContext) -> None:
     identity = ctx.contracts[IDENTITY_KEY].address
-    for key, contract in (
-        (REPUTATION_KEY, "ReputationRegistry"),
-        (VALIDATION_KEY, "ValidationRegistry"),
-    ):
-        bound = ctx.chain.call(ctx.contracts[key].functions.getIdentityRegistry())
-        if bound == identity:
-            continue
-        ctx.contracts[key], _ = deploy_contract(
-            ctx.chain,
-            ctx.deployer,
-            ctx.manifest,
-            key,
-            contract,
-            (identity,),
-            artifacts_dir=ctx.cfg.artifacts_dir,
-            force=True,
-            meta={"kind": f"erc8004-{key.removesuffix('Registry').lower()}"},
-        )
-        ctx.statuses[key] = "changed"
+    for spec in (REPUTATION_REGISTRY, VALIDATION_REGISTRY):
+        bound = ctx.chain.call(ctx.contracts[spec.key].functions.getIdentityRegistry())
+        if bound != identity:
+            spec.deploy(ctx, force=True)
+            ctx.statuses[spec.key] = "changed"
 
 
-register_contract(
-    ContractSpec(
-        IDENTITY_KEY,
-        "IdentityRegistry",
-        lambda ctx: (AGENT_TOKEN_NAME, AGENT_TOKEN_SYMBOL),
-        _identity_meta,
-    )
+LINK_REGISTRIES = SuiteStep(
+    "identity: link registries",
+    _link_registries,
+    needs=(IDENTITY_KEY, REPUTATION_KEY, VALIDATION_KEY),
 )
-register_contract(
-    ContractSpec(
-        REPUTATION_KEY,
-        "ReputationRegistry",
-        _bound_args,
-        lambda ctx: {"kind": "erc8004-reputation"},
-    )
-)
-register_contract(
-    ContractSpec(
-        VALIDATION_KEY,
-        "ValidationRegistry",
-        _bound_args,
-        lambda ctx: {"kind": "erc8004-validation"},
-    )
-)
-register_step("identity: link registries", _link_registries)

@@ -21,7 +21,6 @@ from agentbazaar.intents.plan import SwapPlan, check_policy, execute_swap, plan_
 from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.wallet import Wallet, balances
-from agentbazaar.wallet.keystore import KeyStore
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def plan_transfer(intent: Intent, *, suite: Suite, wallet: Wallet) -> TransferPl
     """Resolve the recipient and amount of a send or pay; check policy and balance."""
     assert intent.token_in is not None and intent.to is not None
     token = suite.tokens.get(intent.token_in)
-    to = resolve_recipient(intent.to, suite)
+    to = resolve_recipient(intent.to, suite, wallet)
     balance = _balance(suite.chain, wallet.address, token, suite)
     if intent.fraction is not None:
         num, den = Decimal(intent.fraction).as_integer_ratio()
@@ -142,21 +141,20 @@ def plan_transfer(intent: Intent, *, suite: Suite, wallet: Wallet) -> TransferPl
     return TransferPlan(intent=intent, token=token, amount=amount, to=to, recipient=intent.to)
 
 
-def resolve_recipient(to: str, suite: Suite) -> str:
-    """0x address, wallet name of this data directory, or ``agent:<id>`` (its ERC-8004 wallet)."""
+def resolve_recipient(to: str, suite: Suite, wallet: Wallet) -> str:
+    """0x address, wallet name of this data directory (authenticated through the paying
+    wallet's address book, ``Wallet.resolve``), or ``agent:<id>`` (its ERC-8004 wallet)."""
     if to.startswith("agent:"):
         ref = to.removeprefix("agent:")
         if not ref.isdigit():
             return _agent_by_name(ref, suite)
         from agentbazaar.identity.contracts import IdentityRegistry
 
-        wallet = IdentityRegistry.from_suite(suite).get_agent_wallet(int(ref))
-        if wallet is None:
+        verified = IdentityRegistry.from_suite(suite).get_agent_wallet(int(ref))
+        if verified is None:
             raise PlanError(f"agent {ref} has no verified wallet to pay")
-        return wallet
-    if to.startswith("0x"):
-        return to_address(to)
-    return to_address(KeyStore(suite.cfg.keystore_dir).address_of(to))
+        return verified
+    return wallet.resolve(to)
 
 
 def _agent_by_name(ref: str, suite: Suite) -> str:

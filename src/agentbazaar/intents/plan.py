@@ -6,18 +6,25 @@ of simulating it with ``eth_call`` at the current state. Planning signs nothing.
 signature the plan is checked against the wallet's spending policy (per-payment maximum,
 counterparty lists, unlisted tokens, approval threshold) and the wallet's balance.
 
-Executing goes through ``Wallet.spend`` only:
-1. if the router's allowance is short, an ``approve`` of exactly the input amount is signed in
+Executing goes through ``Wallet.spend`` only, and signs nothing until the whole plan has been
+simulated again at the current state:
+1. the swap spend is reserved (policy, approval threshold, rolling budget): a refusal here comes
+   before any signature, the router's approval included;
+2. the whole plan is simulated in one go (``Amm.simulate(approve=...)``: the router's
+   ``approve`` when the allowance is short, then the swap that spends it), and refused when it
+   would pay less than the minimum the plan showed (the pools moved since) or would revert
+   (deadline passed): nothing is signed, no approval is mined;
+3. if the router's allowance is short, an ``approve`` of exactly the input amount is signed in
    its own policy-checked spend of kind ``allowance`` (it moves no tokens, so the budget never
-   counts it, even if the process dies before the swap: the swap spend below carries the
-   amount, so the budget counts it once);
-2. the swap is simulated again with ``eth_call`` and refused if it would pay less than the
-   minimum (e.g. the pool was drained since the quote);
-3. the swap transaction is signed inside the swap spend (recorded before broadcast), sent, and
-   its receipt checked: the token_out received must be at least the plan's minimum.
-An on-chain revert (below minimum, deadline passed) releases the spend and costs only gas.
-Exactly once: a retry with the same idempotency key never signs again; it finishes the swap
-signed under that key (re-sending the same bytes if the chain never saw them) and reports it.
+   counts it: the swap spend carries the amount, so the budget counts it once);
+4. the swap is simulated once more with the allowance in place (exact gas), then signed inside
+   the swap spend (recorded before broadcast), sent, and its receipt checked: the token_out
+   received must be at least the plan's minimum.
+Only the pools moving in the moment between the approval's receipt and the swap's signature can
+still leave an approval without its swap. An on-chain revert (below minimum, deadline passed)
+releases the spend and costs only gas. Exactly once: a retry with the same idempotency key never
+signs again; it finishes the swap signed under that key (re-sending the same bytes if the chain
+never saw them) and reports it.
 """
 
 from __future__ import annotations
@@ -192,12 +199,8 @@ def plan_swap(
         )
     deadline = chain.timestamp() + (intent.deadline_seconds or DEFAULT_DEADLINE_SECONDS)
     allowance = erc20_allowance(chain, token_in, payer, str(amm.router.address))
-    simulated, gas = _simulate(amm, quote, min_out, payer, deadline, allowance >= amount_in)
-    if simulated < min_out:
-        raise PlanError(
-            f"simulation pays {token_out.format(simulated)}, below the minimum "
-            f"{token_out.format(min_out)}: the pools moved; try again",
-        )
+    short = allowance < amount_in
+    sim = _simulate_plan(amm, quote, token_out, min_out, payer, deadline, amount_in if short else 0)
     return SwapPlan(
         intent=intent,
         payer=payer,
@@ -209,10 +212,10 @@ def plan_swap(
         slippage_bps=slippage,
         deadline=deadline,
         quote=quote,
-        simulated_out=simulated,
-        gas_estimate=gas,
+        simulated_out=sim.amount_out,
+        gas_estimate=sim.gas + sim.approval_gas,
         gas_price_wei=gas_price,
-        allowance_short=allowance < amount_in,
+        allowance_short=short,
         pool_fees=_pool_fees(quote, tokens),
         path_symbols=tuple(
             tuple(tokens.get(t).symbol for t in route.path.tokens) for route in quote.routes
@@ -321,19 +324,45 @@ def _check_price(intent: Intent, token_in: Token, token_out: Token, quote: Quote
         )
 
 
-def _simulate(
-    amm: Amm, quote: Quote, min_out: int, payer: str, deadline: int, approved: bool
-) -> tuple[int, int]:
-    """eth_call of the swap itself when allowed; else eth_call of the router's own maths per
-    route (its ``getAmountsOut``; routes are pool-disjoint, so the sum is the split's output)."""
-    if approved:
-        sim = amm.simulate(quote, min_out, payer, deadline)
-        return sim.amount_out, sim.gas
-    total = 0
-    for pools, amount in quote.router_routes():
-        amounts = amm.chain.call(amm.router.functions.getAmountsOut(pools, quote.token_in, amount))
-        total += int(amounts[-1])
-    return total, quote.gas_estimate + 50_000
+def _simulate_plan(
+    amm: Amm,
+    quote: Quote,
+    token_out: Token,
+    min_out: int,
+    payer: str,
+    deadline: int,
+    approve: int,
+    *,
+    signing: str = "",
+) -> SwapSimulation:
+    """The whole plan at the current state (the approval of ``approve`` when short, then the
+    swap), asked for no minimum so the exact output is known; refused with a ``PlanError`` when
+    it would revert or pay less than ``min_out``. ``signing`` names what is then not signed."""
+    try:
+        sim = amm.simulate(quote, 0, payer, deadline, approve=approve)
+    except TransactionReverted as exc:
+        reason = str(exc.fields.get("reason") or "reverted")
+        raise PlanError(
+            f"{signing or 'plan refused'}: {_hint(reason)}; plan it again", reason=reason
+        ) from exc
+    if sim.amount_out < min_out:
+        raise PlanError(
+            f"{signing or 'plan refused'}: the pools moved since the plan: it would pay "
+            f"{token_out.format(sim.amount_out)} now, below the minimum "
+            f"{token_out.format(min_out)}; plan it again",
+            reason="slippage",
+            quoted=sim.amount_out,
+            min_out=min_out,
+        )
+    return sim
+
+
+def _hint(reason: str, minimum: str = "") -> str:
+    return {
+        "slippage": "the pools moved since the plan and it would pay less than the minimum "
+        + (minimum or "shown"),
+        "expired": "its deadline has passed",
+    }.get(reason, f"it would revert ({reason})")
 
 
 def _pool_fees(quote: Quote, tokens: TokenRegistry) -> tuple[tuple[str, int], ...]:
@@ -392,13 +421,6 @@ def execute_swap(
     router = str(amm.router.address)
     memo = {"plan": f"{plan.token_in.format(plan.amount_in)} -> {plan.token_out.symbol}"}
     approval_tx = None
-    earlier = wallet.ledger.get(wallet.name, key)
-    replay = earlier is not None and earlier.status in ("signed", "settled")
-    if (
-        not replay
-        and erc20_allowance(chain, plan.token_in, wallet.address, router) < plan.amount_in
-    ):
-        approval_tx = _approve(plan, chain, wallet, router, key, approve)
     fn = amm.swap_function(plan.quote, plan.min_out, wallet.address, plan.deadline)
     with wallet.spend(
         kind="swap",
@@ -413,6 +435,13 @@ def execute_swap(
         if spend.replayed:  # signed before under this key: never sign again, finish that one
             tx_hash, receipt = _finish_signed(chain, spend)
         else:
+            short = erc20_allowance(chain, plan.token_in, wallet.address, router) < plan.amount_in
+            _simulate_plan(
+                amm, plan.quote, plan.token_out, plan.min_out, wallet.address, plan.deadline,
+                plan.amount_in if short else 0, signing="nothing signed",
+            )  # fmt: skip
+            if short:
+                approval_tx = _approve(plan, chain, wallet, router, key, approve)
             sim = _simulate_again(amm, plan, wallet.address)
             tx_hash, raw = spend.sign_transaction(_full_tx(chain, wallet.address, fn, sim.gas))
             chain.broadcast_raw(raw, action="send the swap")
@@ -469,14 +498,11 @@ def _simulate_again(amm: Amm, plan: SwapPlan, sender: str) -> SwapSimulation:
     try:
         sim = amm.simulate(plan.quote, plan.min_out, sender, plan.deadline)
     except TransactionReverted as exc:
-        reason = exc.fields.get("reason") or "reverted"
-        hint = {
-            "slippage": "the pools moved since the plan and it would pay less than the minimum "
-            f"{plan.token_out.format(plan.min_out)}",
-            "expired": "its deadline has passed",
-        }.get(str(reason), f"it would revert ({reason})")
+        reason = str(exc.fields.get("reason") or "reverted")
         raise PlanError(
-            f"swap not signed: {hint}; plan it again", reason=reason, min_out=plan.min_out
+            f"swap not signed: {_hint(reason, plan.token_out.format(plan.min_out))}; plan it again",
+            reason=reason,
+            min_out=plan.min_out,
         ) from exc
     if sim.amount_out < plan.min_out:  # the router reverts before this; kept as a guard
         raise PlanError("swap not signed: the simulation pays less than the minimum")

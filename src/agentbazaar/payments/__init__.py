@@ -1,13 +1,16 @@
-"""x402 v2 pay-per-call: our facilitator, the selling-side paywall and the paying client."""
+"""x402 v2 pay-per-call: our facilitator (exact, upto, contract-wallet payers), the selling-side
+paywall (fixed and metered prices) and the paying client."""
 
 from agentbazaar.payments._errors import FacilitatorError, PaymentHeaderError, PaymentRefused
 from agentbazaar.payments.auth import ApiKeys, BearerAuth, facilitator_client
+from agentbazaar.payments.evm import extend_facilitator
 from agentbazaar.payments.facilitator import (
     Facilitator,
     SchemeHandler,
     create_app,
     exact_facilitator,
 )
+from agentbazaar.payments.metered import MeteredPrice, charge, metered_routes
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.payments.store import SettlementStore
 
@@ -16,14 +19,18 @@ __all__ = [
     "BearerAuth",
     "Facilitator",
     "FacilitatorError",
+    "MeteredPrice",
     "PaymentHeaderError",
     "PaymentRefused",
     "PaymentTerms",
     "RoutePrice",
     "SchemeHandler",
     "SettlementStore",
+    "charge",
     "create_app",
     "exact_facilitator",
+    "extend_facilitator",
     "facilitator_client",
     "install_paywall",
+    "metered_routes",
 ]

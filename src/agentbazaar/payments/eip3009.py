@@ -16,6 +16,7 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_hash.auto import keccak
 from web3 import Web3
 from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentPayload, PaymentRequirements
@@ -28,6 +29,8 @@ _UINT256 = 2**256
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _NONCE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_ANY_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})+$")
+MAX_WALLET_SIGNATURE = 8 * 1024  # bytes; an ERC-6492 wrapper carries the factory call too
 _DIGITS = re.compile(r"^[0-9]{1,78}$")
 
 TOKEN_ABI: list[dict[str, Any]] = [
@@ -36,6 +39,13 @@ TOKEN_ABI: list[dict[str, Any]] = [
     *c.BALANCE_OF_ABI,
 ]
 
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_TRANSFER_TYPEHASH = keccak(
+    b"TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
+    b"uint256 validBefore,bytes32 nonce)"
+)
 _EIP712_TYPES = {
     "TransferWithAuthorization": [
         {"name": "from", "type": "address"},
@@ -79,35 +89,44 @@ class Authorization:
 
 
 # ---- pure checks ---------------------------------------------------------------------------
-def _uint(value: object, field: str) -> int:
+def uint_field(value: object, field: str, where: str = "authorization") -> int:
+    """A uint256 sent as a decimal string (as x402 payloads carry numbers), or ``Rejected``."""
     if not isinstance(value, str) or not _DIGITS.match(value) or int(value) >= _UINT256:
-        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a uint256 string")
+        raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a uint256 string")
     return int(value)
 
 
-def _addr(value: object, field: str) -> str:
+def address_field(value: object, field: str, where: str = "authorization") -> str:
+    """A 0x-prefixed 20-byte hex address, or ``Rejected``."""
     if not isinstance(value, str) or not _ADDRESS.match(value):
-        raise Rejected(ERR_INVALID_PAYLOAD, f"authorization.{field} must be a 20-byte address")
+        raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a 20-byte address")
     return value
 
 
-def parse_authorization(payload: dict[str, Any]) -> Authorization:
-    """Parse the scheme payload ``{signature, authorization: {...}}`` strictly."""
+def parse_authorization(payload: dict[str, Any], *, any_signature: bool = False) -> Authorization:
+    """Parse the scheme payload ``{signature, authorization: {...}}`` strictly. The signature
+    is 65 bytes (ECDSA) unless ``any_signature`` (a contract wallet's: ERC-1271 or ERC-6492,
+    up to ``MAX_WALLET_SIGNATURE`` bytes)."""
     auth = payload.get("authorization")
     sig = payload.get("signature")
     if not isinstance(auth, dict):
         raise Rejected(ERR_INVALID_PAYLOAD, "payload.authorization is missing")
-    if not isinstance(sig, str) or not _SIGNATURE.match(sig):
+    pattern = _ANY_SIGNATURE if any_signature else _SIGNATURE
+    if (
+        not isinstance(sig, str)
+        or not pattern.match(sig)
+        or len(sig) > 2 + 2 * MAX_WALLET_SIGNATURE
+    ):
         raise Rejected(c.ERR_INVALID_SIGNATURE, "payload.signature must be 65 bytes of hex")
     nonce = auth.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.match(nonce):
         raise Rejected(ERR_INVALID_PAYLOAD, "authorization.nonce must be 32 bytes of hex")
     return Authorization(
-        payer=_addr(auth.get("from"), "from"),
-        to=_addr(auth.get("to"), "to"),
-        value=_uint(auth.get("value"), "value"),
-        valid_after=_uint(auth.get("validAfter"), "validAfter"),
-        valid_before=_uint(auth.get("validBefore"), "validBefore"),
+        payer=address_field(auth.get("from"), "from"),
+        to=address_field(auth.get("to"), "to"),
+        value=uint_field(auth.get("value"), "value"),
+        valid_after=uint_field(auth.get("validAfter"), "validAfter"),
+        valid_before=uint_field(auth.get("validBefore"), "validBefore"),
         nonce=bytes.fromhex(nonce[2:]),
         signature=bytes.fromhex(sig[2:]),
     )
@@ -145,6 +164,34 @@ def check_requirements(
         raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)
     if auth.valid_after > now:
         raise Rejected(c.ERR_VALID_AFTER_FUTURE, payer=payer)
+
+
+def transfer_digest(
+    auth: Authorization, chain_id: int, token: str, name: str, version: str
+) -> bytes:
+    """The EIP-712 digest of ``auth`` under the token's domain (what a wallet is asked to
+    approve through ERC-1271)."""
+    domain = keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [_DOMAIN_TYPEHASH, keccak(name.encode()), keccak(version.encode()), chain_id, token],
+        )
+    )
+    struct = keccak(
+        abi_encode(
+            ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes32"],
+            [
+                _TRANSFER_TYPEHASH,
+                auth.payer,
+                auth.to,
+                auth.value,
+                auth.valid_after,
+                auth.valid_before,
+                auth.nonce,
+            ],
+        )
+    )
+    return keccak(b"\x19\x01" + domain + struct)
 
 
 def recover_payer(auth: Authorization, chain_id: int, token: str, name: str, version: str) -> str:
@@ -204,6 +251,18 @@ def transfer_calldata(auth: Authorization) -> str:
         s,
     ]
     return "0x" + (_TRANSFER_SELECTOR + abi_encode(_TRANSFER_TYPES, args)).hex()
+
+
+_TRANSFER_BYTES_SELECTOR = Web3.keccak(
+    text="transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)"
+)[:4]
+
+
+def transfer_bytes_calldata(auth: Authorization, signature: bytes) -> str:
+    """ABI calldata of the ``bytes signature`` overload (contract wallets' signatures)."""
+    args = [auth.payer, auth.to, auth.value, auth.valid_after, auth.valid_before, auth.nonce]
+    types = [*_TRANSFER_TYPES[:6], "bytes"]
+    return "0x" + (_TRANSFER_BYTES_SELECTOR + abi_encode(types, [*args, signature])).hex()
 
 
 def map_revert(reason: str) -> str:

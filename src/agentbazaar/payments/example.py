@@ -1,4 +1,4 @@
-"""The example paid service: ``GET /quote`` (0.001 USDC) and ``POST /echo`` (0.002 USDC).
+"""The example paid service: ``GET /quote`` (0.001 USDC) and ``POST /echo`` (0.002 USDC, or metered).
 
     bazaar serve-example --port 4021 --pay-to 0xSELLER [--facilitator http://127.0.0.1:4020]
                          [--facilitator-key KEY]
@@ -6,7 +6,9 @@
 Without ``--facilitator`` it settles through an in-process facilitator of our own; a facilitator
 that requires an API key gets it from ``--facilitator-key`` or ``BAZAAR_FACILITATOR_API_KEY``. Where the
 batch-settlement contracts are deployed, both routes also take ``batch-settlement`` (payment
-channels), verified and recorded by our own channel engine (``agentbazaar.channels``).
+channels), verified and recorded by our own channel engine (``agentbazaar.channels``). Where the
+facilitator settles ``upto`` (Permit2 deployed), ``POST /echo`` is also metered: the buyer
+authorizes at most 0.002 USDC and pays 0.000001 USDC per byte echoed (``payments.metered``).
 """
 
 from __future__ import annotations
@@ -16,19 +18,37 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from x402.http.facilitator_client_base import FacilitatorClient
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.channels.engine import SellerTerms
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.errors import ConfigError
+from agentbazaar.payments.metered import (
+    MeteredPrice,
+    authorized_maximum,
+    charge,
+    facilitator_offers,
+    metered_routes,
+)
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.units import parse_units
 
 QUOTE_PRICE = "0.001"
 ECHO_PRICE = "0.002"
+ECHO_PRICE_PER_BYTE = 1  # base units (0.000001 USDC) per byte echoed, when paid with upto
 MAX_ECHO_BYTES = 16 * 1024
+
+
+def metered_prices() -> list[MeteredPrice]:
+    """Routes also sold by usage (``upto``): their most per call, in human units."""
+    return [MeteredPrice("POST /echo", ECHO_PRICE, "Echoes the request body, by the byte")]
+
+
+def echo_cost(body: bytes, maximum: int) -> int:
+    """What echoing ``body`` costs under ``upto``: per byte, at most the authorized maximum."""
+    return min(len(body) * ECHO_PRICE_PER_BYTE, maximum)
 
 
 def example_prices() -> list[RoutePrice]:
@@ -77,9 +97,13 @@ def create_example_app(
     channels: ChannelSeller | None = None,
     *,
     facilitator_key: str | None = None,
+    upto: bool | None = None,
 ) -> FastAPI:
     """The example service; with ``channels`` its routes take batch-settlement too;
-    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``."""
+    ``facilitator_key`` is the API key of the facilitator at a URL ``facilitator``; ``upto``
+    meters ``POST /echo`` (default: when the facilitator settles upto on this network)."""
+    if upto is None:
+        upto = facilitator_offers(facilitator, terms.network, api_key=facilitator_key)
     if channels is None:
         app = FastAPI(title="agentbazaar example paid service")
     else:
@@ -90,8 +114,11 @@ def create_example_app(
         return {"pair": "ETH/USDC", "quote_id": secrets.token_hex(8), "price": "3150.25"}
 
     @app.post("/echo")
-    async def echo(request: Request) -> dict[str, Any]:
+    async def echo(request: Request, response: Response) -> dict[str, Any]:
         body = (await request.body())[:MAX_ECHO_BYTES]
+        maximum = authorized_maximum(request)
+        if maximum is not None:
+            charge(request, response, echo_cost(body, maximum))
         return {"echo": body.decode("utf-8", errors="replace")}
 
     @app.get("/free")
@@ -109,5 +136,6 @@ def create_example_app(
         facilitator=facilitator,
         channels=channels.paywall if channels is not None else None,
         facilitator_key=facilitator_key,
+        extend=metered_routes(metered_prices(), terms) if upto else None,
     )
     return app

@@ -121,10 +121,11 @@ def install_paywall(
     facilitator: str | FacilitatorClient,
     channels: ChannelPaywall | None = None,
     facilitator_key: str | None = None,
+    extend: Callable[[x402ResourceServer, dict[str, RouteConfig]], None] | None = None,
 ) -> x402ResourceServer:
     """Price ``prices`` on ``app``; ``facilitator`` is a URL (``facilitator_key``: its API key)
     or an in-process client; ``channels`` also accepts ``batch-settlement`` on the routes it
-    prices."""
+    prices; ``extend`` registers more schemes and route options (``metered.metered_routes``)."""
     client: FacilitatorClient
     if isinstance(facilitator, str):
         http_client = facilitator_client(facilitator, api_key=facilitator_key, timeout=30.0)
@@ -137,6 +138,8 @@ def install_paywall(
     server = x402ResourceServer(client)
     register_exact_evm_server(server, terms.network)
     routes: dict[str, RouteConfig] = {p.route: route_config(p, terms) for p in prices}
+    if extend is not None:
+        extend(server, routes)
     # The SDK fetches the facilitator's /supported now and, if that fails, again on the first
     # paid request; the guard turns a failure there into a 402.
     sdk = payment_middleware(routes, server)

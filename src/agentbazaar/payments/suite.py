@@ -1,15 +1,19 @@
-"""Contracts the payments layer adds to the local suite: the x402 ``BatchSettler``."""
+"""The payments layer in the suite (data only; ``agentbazaar.suite`` lists it): the x402
+``BatchSettler``, and the step that places Permit2 with the x402 upto and exact Permit2 proxies
+at their canonical addresses."""
 
 from __future__ import annotations
 
-from agentbazaar.suite import ContractSpec, register_contract
+from agentbazaar.chain.deploy import ContractSpec, SuiteContext, SuiteStep
+from agentbazaar.payments.permit2 import install
 
-register_contract(
-    ContractSpec(
-        "BatchSettler",
-        "BatchSettler",
-        lambda ctx: (),
-        lambda ctx: {"kind": "x402-batch-settler"},
-        local_only=False,
-    )
+BATCH_SETTLER = ContractSpec(
+    "BatchSettler", "BatchSettler", meta=lambda ctx: {"kind": "x402-batch-settler"}
 )
+
+
+def _place_permit2(ctx: SuiteContext) -> None:
+    install(ctx.chain, ctx.deployer)
+
+
+PLACE_PERMIT2 = SuiteStep("permit2", _place_permit2)

@@ -57,7 +57,9 @@ The rolling budget and the escrow cap are each checked in the same ``BEGIN IMMED
 transaction as the reservation, so concurrent spends cannot together exceed either.
 ``wallet.escrowed()`` / ``ledger.escrowed(name)`` read escrowed per token key.
 
-Files: ``keystores/NAME.json`` (keystore v3, scrypt), ``policies/NAME.toml``, ``ledger.sqlite``.
+Files: ``keystores/NAME.json`` (keystore v3, scrypt) and ``keystores/.addressbook.json`` (each
+name's address, sealed under the passphrase: see ``keystore``), ``policies/NAME.toml`` (a new
+wallet gets ``policy.DEFAULT_LIMITS``), ``ledger.sqlite``.
 """
 
 from agentbazaar.wallet.keystore import KeyStore, passphrase_from_env_or_prompt, validate_name
@@ -71,7 +73,15 @@ from agentbazaar.wallet.policy import (
 )
 from agentbazaar.wallet.reconcile import Finding, reconcile
 from agentbazaar.wallet.signers import PolicySigner
-from agentbazaar.wallet.wallet import Balance, SendResult, Spend, Wallet, balances, open_wallet
+from agentbazaar.wallet.wallet import (
+    Balance,
+    SendResult,
+    Spend,
+    Wallet,
+    balances,
+    open_wallet,
+    write_default_policy,
+)
 
 __all__ = [
     "NATIVE_KEY",
@@ -93,4 +103,5 @@ __all__ = [
     "passphrase_from_env_or_prompt",
     "reconcile",
     "validate_name",
+    "write_default_policy",
 ]

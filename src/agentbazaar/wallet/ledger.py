@@ -359,12 +359,21 @@ class Ledger:
         )
 
     def mark_settled(
-        self, record_id: int, *, tx_hash: str | None = None, block_number: int | None = None
+        self,
+        record_id: int,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
     ) -> SpendRecord:
+        """``amount``: what was actually paid, when a spend authorized a maximum and settled
+        less (x402 ``upto``). The entry then counts only ``amount``; the authorized maximum
+        stays in ``memo["authorized"]``. More than authorized is refused (``LedgerError``)."""
         return self._transition(
             record_id,
             ("reserved", "signed", "settled"),
             "settled",
+            adjust=None if amount is None else _settled_amount(amount),
             tx_hash=tx_hash,
             block_number=block_number,
         )
@@ -390,8 +399,11 @@ class Ledger:
         status: Status,
         *,
         durable: bool = False,
+        adjust: Callable[[SpendRecord], dict[str, Any]] | None = None,
         **values: Any,
     ) -> SpendRecord:
+        """Move an entry to ``status``; ``adjust(current)`` may add column values computed from
+        the entry as it is inside the transaction (or raise ``LedgerError`` to refuse)."""
         sets = {k: v for k, v in values.items() if v is not None}
         with self._write(durable=durable) as conn:
             row = conn.execute("SELECT * FROM spends WHERE id = ?", (record_id,)).fetchone()
@@ -404,6 +416,8 @@ class Ledger:
                     f"cannot mark it {status}",
                     idempotency_key=current.idempotency_key,
                 )
+            if adjust is not None:
+                sets.update(adjust(current))
             columns = ", ".join(f"{k} = ?" for k in sets)
             conn.execute(
                 f"UPDATE spends SET status = ?, updated_at = ?{', ' if columns else ''}{columns}"
@@ -557,9 +571,35 @@ def _record(row: sqlite3.Row) -> SpendRecord:
     )
 
 
+def authorized(record: SpendRecord) -> int:
+    """What the entry authorized: its amount, or the maximum it was settled below."""
+    return int(record.memo.get("authorized", record.amount))
+
+
+def _settled_amount(amount: int) -> Callable[[SpendRecord], dict[str, Any]]:
+    def adjust(current: SpendRecord) -> dict[str, Any]:
+        maximum = authorized(current)
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= maximum:
+            raise LedgerError(
+                f"settled amount {amount!r} is not within the {maximum} authorized by "
+                f"{current.idempotency_key!r}",
+                idempotency_key=current.idempotency_key,
+            )
+        memo = {**current.memo, "authorized": str(maximum)}
+        return {"amount": str(amount), "memo": json.dumps(memo, default=str, sort_keys=True)}
+
+    return adjust
+
+
 def _check_same(record: SpendRecord, req: SpendRequest) -> None:
     """An idempotency key names one spend: reusing it for a different spend is refused."""
-    mine = (record.kind, record.token, record.amount, record.counterparty.lower(), record.chain_id)
+    mine = (
+        record.kind,
+        record.token,
+        authorized(record),
+        record.counterparty.lower(),
+        record.chain_id,
+    )
     theirs = (req.kind, req.token, req.amount, req.counterparty.lower(), req.chain_id)
     if mine != theirs:
         raise LedgerError(

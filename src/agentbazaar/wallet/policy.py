@@ -18,7 +18,13 @@ A policy per wallet (``cfg.policy_dir/<name>.toml``)::
 Rules, in the order they are checked: deny list, allow list, unlisted token, max per payment,
 approval threshold (outside the ledger transaction, so an approval prompt never holds a lock),
 then the rolling budget (inside the ledger's ``BEGIN IMMEDIATE`` transaction, see ``ledger``).
-A missing policy file means no limits.
+Tokens are told apart by address, never by symbol: a look-alike token with a known symbol is an
+unlisted token (the TOML table of a symbol held by two addresses is keyed ``SYMBOL@address``).
+
+A new wallet gets ``default_policy`` (``DEFAULT_LIMITS``: ETH at most 0.5 a payment and 1 per
+24 h; USDC at most 100 a payment, 250 per 24 h and 50 in channel escrow; every other token
+refused until it is given limits). A wallet without a policy file (made before defaults existed,
+or by the library) has no limits: the CLI says so.
 
 Escrow (channel deposits, kind ``"deposit"``) is a transfer of custody, not a payment: a deposit
 is checked against the deny/allow lists (for the channel's receiver), the unlisted-token rule and
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +47,7 @@ import tomli_w
 from eth_typing import ChecksumAddress
 
 from agentbazaar.errors import ApprovalRequired, ConfigError, PolicyViolation
-from agentbazaar.units import format_units
+from agentbazaar.units import format_units, parse_units
 
 NATIVE_KEY = "native"
 DAY_SECONDS = 86_400
@@ -60,6 +66,11 @@ CHARGE_KINDS: tuple[str, ...] = ("voucher",)  # payments out of escrow
 # but not counted in the budget, where the spend that uses it counts
 ALLOWANCE_KINDS: tuple[str, ...] = ("allowance",)
 LIMIT_NAMES: tuple[str, ...] = ("max_per_payment", "daily", "approve_above", "max_escrow")
+# the policy of a new wallet, per token symbol, in human units of that token
+DEFAULT_LIMITS: dict[str, dict[str, str]] = {
+    "ETH": {"max_per_payment": "0.5", "daily": "1"},
+    "USDC": {"max_per_payment": "100", "daily": "250", "max_escrow": "50"},
+}
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,8 @@ class SpendingPolicy:
             if self.unlisted_tokens == "deny":
                 raise PolicyViolation(
                     f"policy of {req.wallet!r} has no limits for {req.symbol or req.token} "
-                    "and refuses unlisted tokens",
+                    f"({req.token}) and refuses unlisted tokens: give it limits with "
+                    f"`bazaar wallet policy {req.wallet} --max-per-payment ...`",
                     rule="unlisted_token",
                     token=req.token,
                 )
@@ -218,14 +230,20 @@ class SpendingPolicy:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        symbols = [lim.symbol for lim in self.tokens.values()]
+
+        def label(key: str, lim: TokenLimits) -> str:
+            return lim.symbol if symbols.count(lim.symbol) == 1 else f"{lim.symbol}@{key}"
+
         return {
             "window_seconds": self.window_seconds,
             "unlisted_tokens": self.unlisted_tokens,
             "allow": sorted(self.allow),
             "deny": sorted(self.deny),
             "tokens": {
-                lim.symbol: {
+                label(key, lim): {
                     "address": key,
+                    "symbol": lim.symbol,
                     "decimals": lim.decimals,
                     **{
                         k: _int_out(v)
@@ -238,7 +256,7 @@ class SpendingPolicy:
                         if v is not None
                     },
                 }
-                for key, lim in sorted(self.tokens.items(), key=lambda kv: kv[1].symbol)
+                for key, lim in sorted(self.tokens.items(), key=lambda kv: (kv[1].symbol, kv[0]))
             },
         }
 
@@ -246,9 +264,12 @@ class SpendingPolicy:
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "policy") -> SpendingPolicy:
         try:
             tokens: dict[str, TokenLimits] = {}
-            for symbol, spec in dict(raw.get("tokens", {})).items():
-                tokens[token_key(str(spec["address"]))] = TokenLimits(
-                    symbol=str(symbol),
+            for label, spec in dict(raw.get("tokens", {})).items():
+                key = token_key(str(spec["address"]))
+                if key in tokens:
+                    raise ValueError(f"token {key} has two tables")
+                tokens[key] = TokenLimits(
+                    symbol=str(spec.get("symbol", label)),
                     decimals=int(spec["decimals"]),
                     max_per_payment=_int_in(spec.get("max_per_payment")),
                     daily=_int_in(spec.get("daily")),
@@ -270,6 +291,18 @@ class SpendingPolicy:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"bad spending policy in {source}: {exc}") from exc
+
+
+def default_policy(known: Iterable[tuple[str, str, int]]) -> SpendingPolicy:
+    """The policy of a new wallet: ``DEFAULT_LIMITS`` for each known (symbol, token key,
+    decimals) it names, every other token refused (``unlisted_tokens = "deny"``)."""
+    policy = SpendingPolicy(unlisted_tokens="deny")
+    for symbol, key, decimals in known:
+        limits = DEFAULT_LIMITS.get(symbol.upper())
+        if limits is not None:
+            units = {k: parse_units(v, decimals) for k, v in limits.items()}
+            policy = policy.with_limits(key, symbol.upper(), decimals, **units)
+    return policy
 
 
 def token_key(token: str | None) -> str:
@@ -311,6 +344,10 @@ class PolicyStore:
         from agentbazaar.wallet.keystore import validate_name
 
         return self.dir / f"{validate_name(name)}.toml"
+
+    def exists(self, name: str) -> bool:
+        """Has ``name`` a policy file? (Without one a wallet has no limits.)"""
+        return self.path(name).is_file()
 
     def load(self, name: str) -> SpendingPolicy:
         path = self.path(name)

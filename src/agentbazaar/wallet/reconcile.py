@@ -10,7 +10,10 @@ For every ``signed`` or ``settled`` entry on this chain:
 - a ``settled`` entry whose transaction the chain does not know -> ``missing`` (e.g. a reset node);
 - a ``reserved`` entry whose process has ended -> ``abandoned`` (nothing was signed; released);
 - an EIP-3009 authorization (no transaction of ours): ``authorizationState`` on the token says
-  whether it was used (``settled``), is still ``pending``, or ``expired`` unused (released).
+  whether it was used (``settled``), is still ``pending``, or ``expired`` unused (released);
+- a Permit2 authorization (x402 ``upto``, or ``exact`` through Permit2): Permit2's
+  ``nonceBitmap`` says the same. A used one whose settlement the wallet never learnt stays
+  counted at its authorized maximum (the amount paid is in the settlement's transaction).
 """
 
 from __future__ import annotations
@@ -66,6 +69,18 @@ class Finding:
         return asdict(self)
 
 
+_NONCE_BITMAP_ABI: list[dict[str, Any]] = [
+    {
+        "name": "nonceBitmap",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "word", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    }
+]
+_PERMIT2_TYPES = ("PermitWitnessTransferFrom", "PermitTransferFrom")
+
+
 def reconcile(
     ledger: Ledger, chain: Chain, *, wallet: str | None = None, rebroadcast: bool = False
 ) -> list[Finding]:
@@ -111,7 +126,10 @@ def _check(ledger: Ledger, chain: Chain, rec: SpendRecord, rebroadcast: bool) ->
         if receipt is not None:
             return _check_receipt(ledger, chain, rec, receipt)
         return _check_missing(ledger, chain, rec, rebroadcast)
-    auth = (rec.payload or {}).get("message") or (rec.payload or {}).get("authorization")
+    payload = rec.payload or {}
+    auth = payload.get("message") or payload.get("authorization")
+    if payload.get("primary_type") in _PERMIT2_TYPES and isinstance(auth, dict):
+        return _check_permit2(ledger, chain, rec, payload, auth)
     if isinstance(auth, dict) and auth.get("nonce") and rec.token != NATIVE_KEY:
         return _check_authorization(ledger, chain, rec, auth)
     return "ok" if rec.status == "settled" else "pending", "no transaction to check"
@@ -221,3 +239,32 @@ def _check_authorization(
         ledger.mark_failed(rec.id, "authorization expired unused")
         return "expired", "expired without being used: it can never be; released"
     return "pending", "authorization not used yet"
+
+
+def _check_permit2(
+    ledger: Ledger, chain: Chain, rec: SpendRecord, payload: dict[str, Any], auth: dict[str, Any]
+) -> tuple[str, str]:
+    domain = payload.get("domain") or {}
+    try:
+        permit2 = chain.contract(
+            to_address(str(domain.get("verifyingContract"))), _NONCE_BITMAP_ABI
+        )
+        nonce = int(str(auth["nonce"]))
+        word = int(chain.call(permit2.functions.nonceBitmap(rec.payer, nonce >> 8)))
+    except (BazaarError, KeyError, ValueError) as exc:
+        return "unknown", f"cannot read Permit2's nonceBitmap: {exc}"
+    used = bool(word >> (nonce & 255) & 1)
+    if used and rec.status == "signed":
+        ledger.mark_settled(rec.id)
+        return "settled", "Permit2 nonce used on chain; counted at its authorized maximum"
+    if used:
+        return "ok", "Permit2 nonce used on chain"
+    if rec.status == "settled" and rec.amount == 0:
+        return "ok", "settled for nothing (no usage): no transfer on chain"
+    if rec.status == "settled":
+        return "missing", "ledger says settled but the Permit2 nonce is unused on chain"
+    deadline = int(str(auth.get("deadline", 0)) or 0)
+    if deadline and chain.timestamp() > deadline:
+        ledger.mark_failed(rec.id, "Permit2 authorization expired unused")
+        return "expired", "expired without being used: it can never be; released"
+    return "pending", "Permit2 authorization not used yet"

@@ -43,6 +43,7 @@ from agentbazaar.wallet.policy import (
     PolicyStore,
     SpendingPolicy,
     SpendRequest,
+    default_policy,
     token_key,
 )
 
@@ -165,9 +166,16 @@ class Spend:
         return result
 
     # ---- outcome -----------------------------------------------------------------------------
-    def settle(self, *, tx_hash: str | None = None, block_number: int | None = None) -> None:
+    def settle(
+        self,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
+    ) -> None:
+        """Mark it settled; ``amount`` when less than authorized was paid (x402 ``upto``)."""
         self.record = self._wallet.ledger.mark_settled(
-            self.record.id, tx_hash=tx_hash, block_number=block_number
+            self.record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
         )
 
     def fail(self, reason: str) -> None:
@@ -226,12 +234,14 @@ class Wallet:
         ledger: Ledger,
         *,
         approver: Approver | None = None,
+        names: Callable[[str], ChecksumAddress] | None = None,
     ) -> None:
         self.name = name
         self._account = account
         self._policy = policy
         self.ledger = ledger
         self.approver = approver
+        self._names = names
 
     def __repr__(self) -> str:
         return f"Wallet({self.name!r}, {self.address})"
@@ -244,6 +254,18 @@ class Wallet:
     def policy(self) -> SpendingPolicy:
         """The current policy (re-read from its file each time when backed by a file)."""
         return self._policy if isinstance(self._policy, SpendingPolicy) else self._policy()
+
+    def resolve(self, target: str) -> ChecksumAddress:
+        """A 0x address, or the name of a wallet of the data directory this wallet was opened
+        from, resolved through its sealed address book (``KeyStore.address_of``)."""
+        if target.startswith("0x"):
+            return to_address(target)
+        if self._names is None:
+            raise InputError(
+                f"{target!r} is not an address, and wallet {self.name!r} was not opened from a "
+                "data directory whose wallet names it could resolve: give a 0x address"
+            )
+        return self._names(target)
 
     def account_for_deploy(self) -> LocalAccount:
         """The account, for deploying contracts (moves no tokens; not a spend)."""
@@ -426,13 +448,22 @@ class Wallet:
         return bool(self.approver(request)) if self.approver is not None else False
 
     def settle(
-        self, idempotency_key: str, *, tx_hash: str | None = None, block_number: int | None = None
+        self,
+        idempotency_key: str,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        amount: int | None = None,
     ) -> SpendRecord:
-        """Mark a signed spend settled once its settlement is known (e.g. an x402 response)."""
+        """Mark a signed spend settled once its settlement is known (e.g. an x402 response);
+        ``amount`` is what was paid when it is less than authorized (an ``upto`` payment
+        settled for the usage: the budget then counts only that)."""
         record = self.ledger.get(self.name, idempotency_key)
         if record is None:
             raise LedgerError(f"no spend {idempotency_key!r} in the ledger of {self.name!r}")
-        return self.ledger.mark_settled(record.id, tx_hash=tx_hash, block_number=block_number)
+        return self.ledger.mark_settled(
+            record.id, tx_hash=tx_hash, block_number=block_number, amount=amount
+        )
 
     # ---- transfers ---------------------------------------------------------------------------
     def send(
@@ -532,9 +563,12 @@ def open_wallet(
     approver: Approver | None = None,
     ledger: Ledger | None = None,
 ) -> Wallet:
-    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt)."""
+    """Unlock wallet ``name`` of the data directory (passphrase: argument, env, or prompt).
+
+    The wallet resolves the other wallet names of the directory (``Wallet.resolve``) with the
+    same passphrase, through the sealed address book."""
     store = KeyStore(cfg.keystore_dir)
-    store.address_of(name)  # UnknownWallet before asking for a passphrase
+    store.require(name)  # UnknownWallet before asking for a passphrase
     secret = passphrase or passphrase_from_env_or_prompt(prompt)
     account = store.unlock(name, secret)
     policies = PolicyStore(cfg.policy_dir)
@@ -544,7 +578,20 @@ def open_wallet(
         lambda: policies.load(name),
         ledger or Ledger(cfg.ledger_path),
         approver=approver,
+        names=lambda other: store.address_of(other, secret),
     )
+
+
+def write_default_policy(cfg: BazaarConfig, name: str, tokens: TokenRegistry) -> SpendingPolicy:
+    """Give a new wallet the default policy (``policy.default_policy``) over the tokens known
+    here, unless it has a policy file already; returns the policy it now has."""
+    store = PolicyStore(cfg.policy_dir)
+    if store.exists(name):
+        return store.load(name)
+    known = [(t.symbol, token_key(t.address), t.decimals) for t in tokens.all()]
+    policy = default_policy(known)
+    store.save(name, policy)
+    return policy
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -594,4 +641,5 @@ __all__ = [
     "Wallet",
     "balances",
     "open_wallet",
+    "write_default_policy",
 ]

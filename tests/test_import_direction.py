@@ -1,0 +1,173 @@
+"""Imports run one way: a lower layer never imports a higher one (docs/ARCHITECTURE.md).
+
+Every module of ``src/agentbazaar`` is parsed with ``ast`` (runtime and ``TYPE_CHECKING``
+imports alike: a type-only import is still a dependency of the design) and mapped to its layer:
+
+    0 foundations  errors, units, config, loopback (the package root)
+    1 chain        chain, tokens (token registry over deployment manifests)
+    2 wallet
+    3 identity, payments, channels, dex, models, data
+    4 agents, intents, authoring, suite (the suite lists the contracts of layer 3)
+    5 cli, testing
+
+A module may import its own layer or lower ones. ``KNOWN_BACKWARD`` lists every arrow that runs
+up today, each with the reason it is still there: the test fails on a new one, and also on a
+listed one that is gone (delete its line), so the list only shrinks. The same holds for
+``KNOWN_PRIVATE``: a module reaching into another package's private (``_name``) module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "agentbazaar"
+
+LAYERS: dict[str, int] = {
+    "": 0,  # agentbazaar/__init__.py
+    "errors": 0,
+    "units": 0,
+    "config": 0,
+    "loopback": 0,
+    "chain": 1,
+    "tokens": 1,
+    "wallet": 2,
+    "identity": 3,
+    "payments": 3,
+    "channels": 3,
+    "dex": 3,
+    "models": 3,
+    "data": 3,
+    "agents": 4,
+    "authoring": 4,
+    "intents": 4,
+    "suite": 4,
+    "cli": 5,
+    "testing": 5,
+}
+
+# (importer, imported) -> why it is still there. Shrinks to nothing.
+KNOWN_BACKWARD: dict[tuple[str, str], str] = {
+    ("agentbazaar.identity.contracts", "agentbazaar.suite"): (
+        "type-only: Registries.from_suite(suite); the run-time Suite moves below the layers "
+        "with the renames of the suite modules"
+    ),
+    ("agentbazaar.dex.onchain", "agentbazaar.suite"): (
+        "type-only: Amm.from_suite(suite); as above"
+    ),
+    ("agentbazaar.data.registry", "agentbazaar.suite"): (
+        "type-only: DatasetRegistry.from_suite(suite); as above"
+    ),
+}
+
+# (importer, private module of another package) -> why. Shrinks to nothing.
+KNOWN_PRIVATE: dict[tuple[str, str], str] = {
+    ("agentbazaar.wallet.reconcile", "agentbazaar.chain._errors"): (
+        "wallet/reconcile.py is being reworked for exactly-once payments: it imports "
+        "chain_errors from agentbazaar.chain once that work has merged"
+    ),
+    ("agentbazaar.testing.signers", "agentbazaar.channels._crypto"): (
+        "the kit signs vouchers as a raw key holder, which the library only does inside "
+        "Wallet.spend, so the digests stay private to channels"
+    ),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, name: str, *, is_package: bool = False) -> set[str]:
+    """The agentbazaar modules that module ``name`` (its ``source``) imports; ``from pkg import
+    sub`` counts ``pkg.sub`` when ``sub`` is a module."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            for alias in node.names:
+                if _is_module(f"{base}.{alias.name}"):
+                    found.add(f"{base}.{alias.name}")
+    return {m for m in found if m == "agentbazaar" or m.startswith("agentbazaar.")}
+
+
+def _is_module(dotted: str) -> bool:
+    path = SRC.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    assert top in LAYERS, f"{module}: put agentbazaar.{top} in a layer (LAYERS, ARCHITECTURE.md)"
+    return LAYERS[top]
+
+
+def _package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def all_imports() -> list[tuple[str, str]]:
+    arrows = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importer = module_name(path)
+        imported = imports_of(path.read_text(), importer, is_package=path.name == "__init__.py")
+        arrows.extend((importer, target) for target in sorted(imported))
+    return arrows
+
+
+def backward_arrows() -> set[tuple[str, str]]:
+    return {(a, b) for a, b in all_imports() if layer_of(b) > layer_of(a)}
+
+
+def private_reaches() -> set[tuple[str, str]]:
+    return {
+        (a, b)
+        for a, b in all_imports()
+        if any(part.startswith("_") for part in b.split(".")[2:])
+        and _package_of(a) != _package_of(b)
+    }
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        layer_of(module_name(path))
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    found = backward_arrows()
+    new = sorted(found - KNOWN_BACKWARD.keys())
+    gone = sorted(KNOWN_BACKWARD.keys() - found)
+    assert not new, f"imports that run up the layers: {new}"
+    assert not gone, f"fixed, delete from KNOWN_BACKWARD: {gone}"
+
+
+def test_no_module_reaches_into_another_packages_private_modules() -> None:
+    found = private_reaches()
+    new = sorted(found - KNOWN_PRIVATE.keys())
+    gone = sorted(KNOWN_PRIVATE.keys() - found)
+    assert not new, f"private modules used from another package (make the piece public): {new}"
+    assert not gone, f"fixed, delete from KNOWN_PRIVATE: {gone}"
+
+
+def test_the_checker_sees_relative_type_only_and_submodule_imports() -> None:
+    """The checker itself: an upward arrow hidden in each import form is found."""
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from ..wallet import Wallet\n"
+        "from agentbazaar import cli\n"
+        "if TYPE_CHECKING:\n"
+        "    import agentbazaar.agents.runtime\n"
+    )
+    upward = {"agentbazaar.wallet", "agentbazaar.cli", "agentbazaar.agents.runtime"}
+    assert upward <= imports_of(source, "agentbazaar.chain.probe")
+    assert all(layer_of(m) > layer_of("agentbazaar.chain.probe") for m in upward)
