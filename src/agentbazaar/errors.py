@@ -86,11 +86,25 @@ class UnknownTokenError(InputError):
 
 
 class NeedsClarification(InputError):
-    """What the user must say before anything can be built; ``missing`` names the values."""
+    """What the user must say before anything can be built: ``question`` (the message) asks it,
+    ``missing`` names the values, ``partial`` holds what was already understood (so an answer
+    can complete it instead of starting over)."""
 
-    def __init__(self, message: str, *, missing: list[str], **fields: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: list[str],
+        partial: dict[str, Any] | None = None,
+        **fields: object,
+    ) -> None:
         super().__init__(message, missing=", ".join(missing), **fields)
         self.missing = list(missing)
+        self.partial: dict[str, Any] = dict(partial or {})
+
+    @property
+    def question(self) -> str:
+        return self.message
 
 
 class NoTemplate(InputError):

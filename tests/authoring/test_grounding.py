@@ -31,8 +31,9 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> ResolveContext:
     keys = KeyStore(tmp_path_factory.mktemp("keys"), scrypt_cost=1024)
     for name in ("alice", "bob", "carol", "dave"):
         keys.create(name, "pw")
-    return ResolveContext(names=keys.address_of, tokens=TokenRegistry([NATIVE, USDC]), now=NOW,
-                          me=keys.address_of("alice"))  # fmt: skip
+    return ResolveContext(names=lambda n: keys.address_of(n, "pw"),
+                          tokens=TokenRegistry([NATIVE, USDC]), now=NOW,
+                          me=keys.address_of("alice", "pw"))  # fmt: skip
 
 
 # ---- the screen -------------------------------------------------------------------------------

@@ -388,8 +388,11 @@ class ContractReceipt(Receipt):
 
 
 def _is_hash(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 66 and value.startswith("0x") and all(
-        c in "0123456789abcdefABCDEF" for c in value[2:]
+    return (
+        isinstance(value, str)
+        and len(value) == 66
+        and value.startswith("0x")
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
     )
 
 

@@ -121,7 +121,7 @@ def fill(
     try:
         params = resolve(chosen.params, raw, ctx, template=chosen.name)
     except NeedsClarification as exc:
-        raise _explained(exc, dropped, note) from exc
+        raise _explained(exc, dropped, note, _partial(chosen, raw)) from exc
     for p in chosen.params:
         sources.setdefault(p.name, "default")
     chosen.validate(params, ctx.now)
@@ -169,8 +169,13 @@ def _missing(raw: Mapping[str, Any], names: list[str]) -> bool:
     return any(raw.get(n) in (None, "", []) for n in names)
 
 
+def _partial(chosen: Template, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What was understood before the question: the template and the values as written."""
+    return {"template": chosen.name, "params": dict(raw)}
+
+
 def _explained(
-    exc: NeedsClarification, dropped: Mapping[str, str], note: str | None
+    exc: NeedsClarification, dropped: Mapping[str, str], note: str | None, partial: dict[str, Any]
 ) -> NeedsClarification:
     """The question, with what the model offered and why it was not taken."""
     extra = [f"{k}: {dropped[k]}" for k in exc.missing if k in dropped]
@@ -179,7 +184,7 @@ def _explained(
         message += f" (not taken from the model: {'; '.join(extra)})"
     if note:
         message += f" ({note})"
-    return NeedsClarification(message, missing=exc.missing)
+    return NeedsClarification(message, missing=exc.missing, partial=partial)
 
 
 def _all_used(text: str, chosen: Template, raw: Mapping[str, Any], ctx: ResolveContext) -> None:
@@ -199,6 +204,7 @@ def _all_used(text: str, chosen: Template, raw: Mapping[str, Any], ctx: ResolveC
             f"{chosen.name}: the sentence names {', '.join(names)}, but no parameter took "
             f"{'it' if len(names) == 1 else 'them'}: say who is what ({', '.join(roles)})",
             missing=roles,
+            partial=_partial(chosen, raw),
         )
     if numbers:
         idle = [p.name for p in chosen.params if p.name not in raw]
@@ -208,6 +214,7 @@ def _all_used(text: str, chosen: Template, raw: Mapping[str, Any], ctx: ResolveC
             + (f" (not given: {', '.join(idle)})" if idle else "")
             + "; or, if this template does not fit, see `bazaar contract templates`",
             missing=idle,
+            partial=_partial(chosen, raw),
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from agentbazaar.cli import agent, agents, channel, core, do, pay, wallet
+from agentbazaar.cli import agent, agents, channel, contract, core, data, do, pay, wallet
 from agentbazaar.cli import chain as chain_cmd
 from agentbazaar.cli._common import RunContext, err_console
 from agentbazaar.errors import BazaarError
@@ -63,7 +63,7 @@ def _root(
 app.add_typer(chain_cmd.app, name="chain")
 
 # in this order in `bazaar --help` (after `chain`)
-COMMAND_MODULES = (agent, agents, channel, core, do, pay, wallet)
+COMMAND_MODULES = (agent, agents, channel, contract, core, data, do, pay, wallet)
 for _module in COMMAND_MODULES:
     _module.register(app)
 

@@ -24,7 +24,7 @@ from agentbazaar.cli._common import (
     wallet_name,
 )
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import CheckFailed
+from agentbazaar.errors import CheckFailed, InputError, ModelError
 
 app = typer.Typer(help="Contracts from a sentence: templates, checks, simulation, verification.")
 
@@ -201,9 +201,15 @@ def explain(
 
     env = _setup(run_context(ctx), None)
     doc = explain_contract(env["chain"], env["store"], address, env["namer"])
-    model = None if no_model else _model_filler(model_size).model
+    model, why = None, None
+    if not no_model:
+        try:
+            model = _model_filler(model_size).model
+        except ModelError as exc:  # no model here: the template's own sentences
+            why = f"the model could not help ({exc.message}): the template's own words"
     names = [n for n in env["namer"].names.values() if n != "the contract"]
     doc["in_words"] = in_words(doc, model, names=names)
+    doc["in_words"]["note"] = doc["in_words"]["note"] or why
     if json_out:
         emit_json(doc)
         return
