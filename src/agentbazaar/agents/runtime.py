@@ -35,7 +35,12 @@ from hexbytes import HexBytes
 
 from agentbazaar.agents._tx import GasBook
 from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
-from agentbazaar.agents.receipts import GenerationReceipt, SignedReceipt, matrix_from_bytes
+from agentbazaar.agents.receipts import (
+    ContractReceipt,
+    GenerationReceipt,
+    SignedReceipt,
+    matrix_from_bytes,
+)
 from agentbazaar.agents.skills import (
     Payment,
     QuoteBook,
@@ -301,6 +306,11 @@ class Agent:
             s = found[0]
             if isinstance(s.signed.receipt, GenerationReceipt):
                 return JSONResponse(generation_evidence(s.signed, s.texts, s.output))
+            if isinstance(s.signed.receipt, ContractReceipt):
+                return JSONResponse(
+                    {"receipt": s.signed.to_json(), "request": s.texts,
+                     "delivery": json.loads(s.output)}
+                )  # fmt: skip
             return JSONResponse(evidence(s.signed, s.texts, matrix_from_bytes(s.output)))
 
         @app.post("/a2a")
