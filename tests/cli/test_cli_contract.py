@@ -111,15 +111,20 @@ def anvil_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
 @pytest.mark.anvil
 @pytest.mark.slow  # `bazaar init` deploys the whole suite first
 def test_verify_and_explain_in_later_processes(anvil_home: dict[str, str]) -> None:
-    proc = _run(anvil_home, "contract", "new", "stream 10 USDC per day to bob for 30 days",
+    proc = _run(anvil_home, "contract", "new", "stream 2 USDC per day to bob for 30 days",
                 "-w", "alice", "--yes", "--json", "--examples", "2", "--no-model")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    address = json.loads(proc.stdout)["address"]
+    address, recipient = (
+        json.loads(proc.stdout)["address"],
+        json.loads(proc.stdout)["params"]["recipient"],
+    )
     verified = _run(anvil_home, "contract", "verify", address, "--json")
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["status"] == "exact_match"
     explained = _run(anvil_home, "contract", "explain", address, "--no-model")
     assert explained.returncode == 0, explained.stderr
-    assert "Streams 300 USDC to bob" in explained.stdout
+    # without a wallet (and its passphrase) the sealed address book is not read: addresses
+    assert "Streams 60 USDC to " in explained.stdout
+    assert recipient.lower() in explained.stdout.lower()
     unknown = _run(anvil_home, "contract", "verify", "0x" + "12" * 20)
     assert unknown.returncode == 1 and "no record of a contract" in unknown.stderr
