@@ -12,6 +12,10 @@ Prints one JSON line per figure. Run: .venv/bin/python -P benchmarks/contracts.p
    payment costs with no contract around it); for the capped token, our snekmate-based
    Stablecoin's ``mint`` and ``transfer`` (the same erc20 module without the cap).
    ``ratio`` = ours / reference.
+3. ``--model [1.5b|0.5b]``: ``sentence_to_verified_model``, the same pipeline for sentences the
+   parsers cannot complete, the language model filling the rest, with the model warm (weights
+   loaded and the fixed prompt's prefix cached by one warm-up question on another sentence);
+   ``model_seconds`` is the model's share. Alone: ``--model`` skips 1 and 2.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentbazaar.authoring import TEMPLATES, deploy, draft
+from agentbazaar.authoring import TEMPLATES, ModelFiller, deploy, draft
 from agentbazaar.chain import Chain
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
@@ -33,6 +37,10 @@ SENTENCES = (
     "split this agent's income 70/30 between alice and bob",
     "hold 50 USDC in escrow for carol until dave approves or 7 days pass",
 )
+MODEL_SENTENCES = (
+    "carol should receive 300 USDC streamed across 30 days",
+    "bob gets 1,000 USDC unlocking across twelve months, none before 3 months",
+)
 DAY = 86_400
 
 
@@ -40,22 +48,33 @@ def _emit(name: str, value: float, unit: str, **extra: Any) -> None:
     print(json.dumps({"name": name, "value": value, "unit": unit, **extra}))
 
 
-def sentence_to_verified() -> None:
+def sentence_to_verified(model: str | None = None) -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "authoring"))
     from authoring_helpers import make_world
 
     world = make_world(Path(tempfile.mkdtemp(prefix="bench-contracts-")))
-    for sentence in SENTENCES:
+    filler = None
+    if model is not None:
+        filler = ModelFiller(size=model)
+        filler.ask("pay 5 USDC a day to alice for a week", "stream")  # warm: weights, prefix
+    for sentence in MODEL_SENTENCES if filler else SENTENCES:
         started = time.perf_counter()
         d = draft(sentence, chain=world.chain, wallet=world.wallet, ctx=world.ctx(),
-                  store=world.store, namer=world.namer(), examples=10)  # fmt: skip
+                  store=world.store, namer=world.namer(), filler=filler,
+                  examples=10)  # fmt: skip
         drafted = time.perf_counter()
         done = deploy(d, chain=world.chain, wallet=world.wallet, store=world.store,
                       tokens=world.tokens)  # fmt: skip
         total = time.perf_counter() - started
-        _emit("sentence_to_verified", round(total, 2), "s", sentence=sentence,
+        extra = (
+            {"model": d.model[0]["model"], "model_seconds": d.model[0]["seconds"]}
+            if d.model
+            else {}
+        )
+        _emit("sentence_to_verified" + ("_model" if filler else ""), round(total, 2), "s",
+              sentence=sentence, **extra,
               template=d.filled.template.name, verified=done.to_dict()["verified"],
               phases={**{k: round(v, 2) for k, v in d.timings.items()},
                       "deploy_fund_verify": round(time.perf_counter() - drafted, 2)})  # fmt: skip
@@ -143,5 +162,11 @@ def gas() -> None:
 
 
 if __name__ == "__main__":
-    gas()
-    sentence_to_verified()
+    import sys
+
+    if "--model" in sys.argv:
+        at = sys.argv.index("--model")
+        sentence_to_verified(sys.argv[at + 1] if len(sys.argv) > at + 1 else "1.5b")
+    else:
+        gas()
+        sentence_to_verified()

@@ -8,7 +8,8 @@
     │   ├── UnknownTokenError
     │   ├── NeedsClarification   a sentence lacks a value or is ambiguous: names what to ask
     │   ├── NoTemplate           no contract template covers a sentence (names the closest)
-    │   └── BadParameters        contract parameters that contradict each other or the chain
+    │   ├── BadParameters        contract parameters that contradict each other or the chain
+    │   └── SentenceRefused      a sentence that steers the reader or changes rules (unread)
     ├── ChainError               anything that went wrong talking to a chain
     │   ├── ChainUnavailable     node not running / unreachable
     │   ├── WrongChain           chain id differs from the one expected
@@ -123,6 +124,11 @@ class NoTemplate(InputError):
 
 class BadParameters(InputError):
     pass
+
+
+class SentenceRefused(InputError):
+    """A contract sentence holding instructions to its reader (a prompt injection) or to change
+    recipients, amounts or rules: refused before any parser or model reads it."""
 
 
 class ChainError(BazaarError):

@@ -140,7 +140,7 @@ def test_contradictions_are_refused(ctx: ResolveContext) -> None:
         fill("vest 0.0000001 USDC to bob over 12 months", ctx)
 
 
-def test_a_filler_fills_only_what_the_sentence_lacks_and_is_validated_the_same(
+def test_a_filler_fills_only_what_the_sentence_lacks_and_is_held_to_the_sentence(
     ctx: ResolveContext,
 ) -> None:
     seen: list[Mapping[str, Any]] = []
@@ -149,18 +149,31 @@ def test_a_filler_fills_only_what_the_sentence_lacks_and_is_validated_the_same(
         seen.append(schema)
         return {"beneficiary": "carol", "amount": "5 USDC", "duration": "1 year"}
 
-    f = fill("vest 1,000 USDC over 12 months", ctx, filler=filler)
+    f = fill("vest 1,000 USDC over 12 months for the benefit of carol", ctx, filler=filler)
     assert f.params["beneficiary"] == ctx.names("carol")
     assert f.params["amount"] == 1_000_000_000  # the sentence's value wins
+    assert f.params["duration"] == 360 * DAY
     assert f.sources["beneficiary"] == "filler" and f.sources["amount"] == "sentence"
     assert seen[0]["required"] == ["token", "amount", "beneficiary", "duration"]
     assert seen[0]["additionalProperties"] is False
+    fill("vest 1,000 USDC to bob over 12 months", ctx, filler=filler)
+    assert len(seen) == 1, "a sentence the parser reads whole never asks the filler"
 
     def bad(sentence: str, template: str, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         return {"beneficiary": "0x12", "cliff": "20 years"}
 
-    with pytest.raises(BadParameters, match="beneficiary"):
+    with pytest.raises(NeedsClarification, match="beneficiary") as err:
         fill("vest 1,000 USDC over 12 months", ctx, filler=bad)
+    assert "not taken from the model" in str(err.value)
+
+
+def test_a_filler_may_not_invent_a_value_the_sentence_does_not_say(ctx: ResolveContext) -> None:
+    def inventive(sentence: str, template: str, schema: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"beneficiary": "dave", "cliff": "3 months"}  # dave is a wallet, but unsaid
+
+    with pytest.raises(NeedsClarification) as err:
+        fill("vest 1,000 USDC over 12 months", ctx, filler=inventive)
+    assert err.value.missing == ["beneficiary"] and "'dave'" in str(err.value)
 
 
 def test_durations() -> None:

@@ -41,6 +41,19 @@ fields plus what decides and prices the tokens, under the same domain::
   token id as 4 big-endian bytes (the end-of-turn token included when generated);
 - price = inputTokens x inputPrice + outputTokens x outputPrice (metered, checked).
 
+A contract an agent wrote (``agents.contracts``) is receipted by ``ContractReceipt``: the base
+fields (``modelId``/``weightsHash`` name the model that read the sentence, or
+``deterministic`` and zero; ``inputHash`` is the request's, ``outputHash`` the keccak of the
+five hashes below in order) plus, under the same domain::
+
+    ContractReceipt(... the ten base fields ..., string template, bytes32 recordId,
+                    bytes32 sourceHash, bytes32 buildHash, bytes32 reportHash,
+                    bytes32 paramsHash, bool passed)
+
+each hash the sha256 of a canonical JSON document of the delivery (see ``agents.contracts``):
+the record ``bazaar contract verify`` rebuilds from, every source with the compiler settings,
+the build, the checks and simulation, the parameters; ``passed``: every check and step passed.
+
 ``verify_receipt`` checks the signature (the signer must be the provider's address), then every
 hash against the data actually received, then the commercial terms the buyer expected. Any
 mismatch raises ``BadReceipt`` naming the field. The receipt id is the EIP-712 digest.
@@ -106,6 +119,22 @@ GENERATION_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "outputPrice", "type": "uint256"},
     ],
     "Settings": [{"name": name, "type": kind} for _key, name, kind in SETTINGS_FIELDS],
+}
+CONTRACT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (receipt JSON key, EIP-712 name, type)
+    ("template", "template", "string"),
+    ("record_id", "recordId", "bytes32"),
+    ("source_hash", "sourceHash", "bytes32"),
+    ("build_hash", "buildHash", "bytes32"),
+    ("report_hash", "reportHash", "bytes32"),
+    ("params_hash", "paramsHash", "bytes32"),
+    ("passed", "passed", "bool"),
+)
+CONTRACT_TYPES: dict[str, list[dict[str, str]]] = {
+    "ContractReceipt": [
+        *RECEIPT_TYPES["InferenceReceipt"],
+        *({"name": name, "type": kind} for _key, name, kind in CONTRACT_FIELDS),
+    ]
 }
 FINISH_REASONS = ("stop", "length", "cancelled")
 
@@ -254,6 +283,8 @@ class Receipt:
     def from_json(cls, data: object) -> Receipt:
         if isinstance(data, dict) and "runtime" in data and cls is Receipt:
             return GenerationReceipt.from_json(data)
+        if isinstance(data, dict) and "record_id" in data and cls is Receipt:
+            return ContractReceipt.from_json(data)
         if not isinstance(data, dict):
             raise BadReceipt("a receipt must be a JSON object")
         try:
@@ -314,6 +345,55 @@ class GenerationReceipt(Receipt):
 
 
 _BASE_FIELDS = frozenset(f.name for f in fields(Receipt))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContractReceipt(Receipt):
+    """A written contract's receipt: the hashes that bind its source, build, report and
+    parameters (see the module doc); the hashes are 0x-hex sha256 digests."""
+
+    PRIMARY_TYPE: ClassVar[str] = "ContractReceipt"
+    TYPES: ClassVar[dict[str, list[dict[str, str]]]] = CONTRACT_TYPES
+
+    template: str
+    record_id: str
+    source_hash: str
+    build_hash: str
+    report_hash: str
+    params_hash: str
+    passed: bool
+
+    def message(self) -> dict[str, Any]:
+        out = super().message()
+        for key, name, kind in CONTRACT_FIELDS:
+            value = getattr(self, key)
+            out[name] = HexBytes(value) if kind == "bytes32" else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: object) -> ContractReceipt:
+        if not isinstance(data, dict):
+            raise BadReceipt("a receipt must be a JSON object")
+        base = Receipt.from_json({k: v for k, v in data.items() if k != "record_id"})
+        try:
+            extra = {key: data[key] for key, _name, _kind in CONTRACT_FIELDS}
+        except KeyError as exc:
+            raise BadReceipt(f"receipt field missing: {exc.args[0]}") from exc
+        if not isinstance(extra["passed"], bool) or not isinstance(extra["template"], str):
+            raise BadReceipt("receipt fields passed (true/false) and template (text) are typed")
+        for key, _name, kind in CONTRACT_FIELDS:
+            if kind == "bytes32" and not _is_hash(extra[key]):
+                raise BadReceipt(f"receipt field {key} must be 32 bytes of 0x-hex", field=key)
+        return cls(**asdict(base), **extra)
+
+
+def _is_hash(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 66
+        and value.startswith("0x")
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
+    )
 
 
 def _check_generation_fields(extra: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ Bad input to any route is a 4xx with a JSON error body, never a 500.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -43,7 +44,12 @@ from agentbazaar.agents.protocol import (
     in_thread,
     json_body,
 )
-from agentbazaar.agents.receipts import GenerationReceipt, SignedReceipt, matrix_from_bytes
+from agentbazaar.agents.receipts import (
+    ContractReceipt,
+    GenerationReceipt,
+    SignedReceipt,
+    matrix_from_bytes,
+)
 from agentbazaar.agents.skills import (
     Payment,
     QuoteBook,
@@ -305,6 +311,11 @@ class Agent:
             s = found[0]
             if isinstance(s.signed.receipt, GenerationReceipt):
                 return JSONResponse(generation_evidence(s.signed, s.texts, s.output))
+            if isinstance(s.signed.receipt, ContractReceipt):
+                return JSONResponse(
+                    {"receipt": s.signed.to_json(), "request": s.texts,
+                     "delivery": json.loads(s.output)}
+                )  # fmt: skip
             return JSONResponse(evidence(s.signed, s.texts, matrix_from_bytes(s.output)))
 
         @app.post("/a2a")

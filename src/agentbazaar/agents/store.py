@@ -1,9 +1,11 @@
 """SQLite store of receipts (issued by a provider, received by a buyer) and validation verdicts.
 
-One file per agent (``<data dir>/receipts.sqlite``). Both kinds of receipt share the table:
-an embedding receipt (``kind`` inference: the texts, the canonical output matrix) and a
+One file per agent (``<data dir>/receipts.sqlite``). Every kind of receipt shares the table:
+an embedding receipt (``kind`` inference: the texts, the canonical output matrix), a
 generation receipt (``kind`` generation: ``texts`` holds the prompt JSON, ``output`` the
-canonical token ids, ``extra`` the generation fields). Files written before generation receipts
+canonical token ids, ``extra`` the generation fields) and a contract receipt (``kind``
+contract: ``texts`` the request, ``output`` the delivery's canonical JSON, ``extra`` the
+contract fields). Files written before generation receipts
 existed get the two new columns on open. Writes are single transactions: a receipt is
 stored whole or not at all; storing the same receipt twice for the same role is a no-op (the
 receipt id, the EIP-712 digest, is the key), so retries never duplicate.
@@ -18,7 +20,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from agentbazaar.agents.receipts import GenerationReceipt, Receipt, SignedReceipt
+from agentbazaar.agents.receipts import (
+    ContractReceipt,
+    GenerationReceipt,
+    Receipt,
+    SignedReceipt,
+)
 from agentbazaar.errors import LedgerError
 
 _SCHEMA = """
@@ -126,8 +133,8 @@ class ReceiptStore:
         JSON and ``output`` the canonical token ids."""
         r = signed.receipt
         kind, extra = "inference", None
-        if isinstance(r, GenerationReceipt):
-            kind = "generation"
+        if isinstance(r, (GenerationReceipt, ContractReceipt)):
+            kind = "generation" if isinstance(r, GenerationReceipt) else "contract"
             extra = json.dumps({k: v for k, v in r.to_json().items() if k not in _BASE})
         row = (
             signed.id, role, signed.chain_id, r.provider_agent_id, r.provider, r.model_id,
@@ -247,6 +254,8 @@ def _stored(row: dict[str, Any]) -> StoredReceipt:
     )
     if row.get("kind") == "generation":
         receipt = GenerationReceipt(**receipt.to_json(), **json.loads(row["extra"]))
+    elif row.get("kind") == "contract":
+        receipt = ContractReceipt(**receipt.to_json(), **json.loads(row["extra"]))
     return StoredReceipt(
         signed=SignedReceipt(receipt, row["signature"], int(row["chain_id"])),
         role=row["role"],

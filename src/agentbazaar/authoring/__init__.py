@@ -2,8 +2,9 @@
 
     from agentbazaar.authoring import TEMPLATES, draft, deploy, verify_address, explain
 
-The model (or the deterministic extractor) chooses a template and fills its parameters; it never
-writes code. Before anything is signed: compile, static rules, the template's properties under
+The deterministic parsers read the sentence first; a local language model (``ModelFiller``)
+chooses and fills only what they cannot read, and its answer is checked against the sentence.
+Neither ever writes code. Before anything is signed: compile, static rules, the template's properties under
 hypothesis against the compiled bytecode with the filled parameters, and the sentence's own
 scenario on a copy of the chain. Deployment and funding are ``Wallet.spend``s; the deployed code
 is verified against a rebuild from the content-addressed record.
@@ -13,9 +14,25 @@ Layer: above ``wallet`` (it spends) beside ``intents``; below ``cli``.
 
 from agentbazaar.authoring.checks import CheckResult, compile_check, property_checks, static_check
 from agentbazaar.authoring.explain import explain
-from agentbazaar.authoring.extract import Filled, Filler, choose, closest_templates, fill
+from agentbazaar.authoring.extract import (
+    Chooser,
+    Filled,
+    Filler,
+    choose,
+    closest_templates,
+    fill,
+)
+from agentbazaar.authoring.modelfill import ModelFiller
 from agentbazaar.authoring.params import Kind, Param, ResolveContext, json_schema, resolve
-from agentbazaar.authoring.pipeline import Authored, Draft, Namer, deploy, draft, simulate
+from agentbazaar.authoring.pipeline import (
+    Authored,
+    Draft,
+    Namer,
+    assess,
+    deploy,
+    draft,
+    simulate,
+)
 from agentbazaar.authoring.records import RecordStore
 from agentbazaar.authoring.sandbox import Sandbox
 from agentbazaar.authoring.template import Property, Run, Step, Template
@@ -26,10 +43,12 @@ __all__ = [
     "TEMPLATES",
     "Authored",
     "CheckResult",
+    "Chooser",
     "Draft",
     "Filled",
     "Filler",
     "Kind",
+    "ModelFiller",
     "Namer",
     "Param",
     "Property",
@@ -40,6 +59,7 @@ __all__ = [
     "Step",
     "Template",
     "Verification",
+    "assess",
     "choose",
     "closest_templates",
     "compile_check",

@@ -11,9 +11,39 @@ import re
 NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?[km]?"
 NAME = r"0x[0-9a-fA-F]{40}|[A-Za-z][\w-]*"
 _UNITS = r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|mos?|years?|yrs?"
-DURATION = rf"(?:{NUMBER}|an?|one)[\s-]*(?:{_UNITS})"
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}  # fmt: skip
+NUMBER_WORDS: dict[str, int] = {**{w: i for i, w in enumerate(_ONES)}, **_TENS}
+_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+DURATION = rf"(?:{NUMBER}|an?|{_WORD})[\s-]*(?:{_UNITS})"
+PERIOD_WORDS = {"hourly": "1 hour", "daily": "1 day", "weekly": "1 week", "monthly": "1 month",
+                "yearly": "1 year", "annually": "1 year", "fortnightly": "2 weeks"}  # fmt: skip
 _AMOUNT = re.compile(rf"(?<![\w.])({NUMBER})\s*([A-Za-z]{{2,6}})\b")
 _STOP = {"to", "for", "over", "per", "a", "an", "the", "and", "or", "with", "in", "of", "from"}
+
+
+def words_to_digits(text: str) -> str:
+    """'twelve months' -> '12 months', 'twenty-five' -> '25', 'two thousand' -> '2000',
+    'a dozen' -> '12', 'a hundred' -> '100'; the rest as written."""
+
+    def tens(m: re.Match[str]) -> str:
+        return str(_TENS[m.group(1).lower()] + NUMBER_WORDS[m.group(2).lower()])
+
+    out = re.sub(rf"\b({'|'.join(_TENS)})[\s-]({'|'.join(_ONES[1:10])})\b", tens, text, flags=re.I)
+    out = re.sub(r"\b(?:an?|one)\s+dozen\b", "12", out, flags=re.IGNORECASE)
+    out = re.sub(r"\ban?\s+(hundred|thousand|million)\b", r"1 \1", out, flags=re.IGNORECASE)
+    out = re.sub(rf"\b({_WORD})\b", lambda m: str(NUMBER_WORDS[m.group(1).lower()]), out,
+                 flags=re.IGNORECASE)  # fmt: skip
+    return re.sub(r"(\d+(?:\.\d+)?)\s+(hundred|thousand|million)\b", _scaled, out, flags=re.I)
+
+
+def _scaled(m: re.Match[str]) -> str:
+    from decimal import Decimal
+
+    scale = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}[m.group(2).lower()]
+    return format((Decimal(m.group(1)) * scale).normalize(), "f")
 
 
 def plain_number(text: str) -> str:

@@ -1,13 +1,15 @@
 """What a verified contract does, in plain words: facts from its template, its recorded
-parameters and its state on chain now. (The prose is the template's own sentences; a language
-model may later rephrase the same facts, never add to them.)"""
+parameters and its state on chain now. ``prose.in_words`` may have a language model rephrase
+those facts (checked: it adds none); otherwise the template's own sentences are the prose."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from agentbazaar.authoring.params import from_jsonable
 from agentbazaar.authoring.pipeline import Namer
+from agentbazaar.authoring.prose import parameters_in_words
 from agentbazaar.authoring.records import RecordStore
 from agentbazaar.authoring.sandbox import ERC20_ABI, Handle
 from agentbazaar.authoring.template import Run
@@ -16,6 +18,7 @@ from agentbazaar.authoring.verify import verify_address
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.sources import SourceBundle, build
 from agentbazaar.errors import NotVerified
+from agentbazaar.units import format_units
 
 
 def explain(chain: Chain, store: RecordStore, address: str, namer: Namer) -> dict[str, Any]:
@@ -41,12 +44,24 @@ def explain(chain: Chain, store: RecordStore, address: str, namer: Namer) -> dic
         "address": addr,
         "template": template.name,
         "title": template.title,
+        "summary": template.summary,
         "params": record["params"],
+        "parameters_in_words": parameters_in_words(
+            template.params, params, namer.name, _amounts(template.name, params, namer)
+        ),
         "state": {k: str(v) for k, v in state.items()},
         "facts": template.describe(params, state, run),
         "invariants": template.invariants,
         "verification": verification.to_dict(),
     }
+
+
+def _amounts(template: str, params: dict[str, Any], namer: Namer) -> Callable[[int], str]:
+    """How this contract's amounts read: in its token, or (a capped token) in its own units."""
+    if params.get("token"):
+        return lambda units: namer.fmt(str(params["token"]), units)
+    decimals, symbol = int(params.get("decimals") or 0), str(params.get("symbol") or "units")
+    return lambda units: f"{format_units(units, decimals)} {symbol}"
 
 
 def read_state(

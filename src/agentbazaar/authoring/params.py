@@ -65,6 +65,7 @@ class Param:
     required: bool = True
     default: Callable[[ResolveContext, dict[str, Any]], Any] | None = None
     max_length: int | None = None  # TEXT characters, or list items
+    rate: bool = False  # an AMOUNT per period (a vault's cap), not a total
 
 
 @dataclass
@@ -232,7 +233,10 @@ def plain_amount(text: str) -> str:
 
 def parse_duration(text: str) -> int:
     """'12 months', '7 days', '1.5 hours', '3600' (seconds) -> seconds (exact, whole)."""
-    cleaned = re.sub(r"^(a|an|one)\s+", "1 ", text.strip().lower())
+    from agentbazaar.authoring._text import words_to_digits
+
+    cleaned = re.sub(r"^(a|an|one)\s+", "1 ", words_to_digits(text.strip().lower()))
+    cleaned = re.sub(r"^(\d+(?:\.\d+)?)-", r"\1 ", cleaned)
     if re.fullmatch(r"\d+", cleaned):
         return int(cleaned)
     m = _DURATION.match(cleaned)

@@ -30,7 +30,7 @@ from agentbazaar.authoring.checks import (
 )
 from agentbazaar.authoring.extract import Filled, Filler, fill
 from agentbazaar.authoring.params import ResolveContext, to_jsonable
-from agentbazaar.authoring.records import RecordStore
+from agentbazaar.authoring.records import RecordStore, record_id
 from agentbazaar.authoring.sandbox import Sandbox
 from agentbazaar.authoring.template import Run, Step
 from agentbazaar.authoring.verify import Verification, initcode, verify_record
@@ -58,6 +58,7 @@ class Draft:
     deployer: str
     chain_id: int
     timings: dict[str, float] = field(default_factory=dict)
+    model: list[dict[str, Any]] = field(default_factory=list)  # the model's answers, if asked
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,8 @@ class Authored:
             "contract": t.contract,
             "params": to_jsonable(t.params, d.filled.params),
             "param_sources": d.filled.sources,
+            "chosen_by": d.filled.chosen_by,
+            "model": d.model,
             "source_id": d.source_id,
             "checks": [c.to_dict() for c in d.checks],
             "invariants": t.invariants,
@@ -135,10 +138,41 @@ def draft(
 ) -> Draft:
     """Fill, pre-check, build, check and simulate ``sentence`` for ``wallet``; sign nothing."""
     say = progress or (lambda step: None)
+    say("template and parameters")
+    clock = time.monotonic()
+    filled = fill(sentence, ctx, filler=filler)
+    filling = time.monotonic() - clock
+
+    def spends(built: Build, args: list[Any]) -> list[dict[str, Any]]:
+        funding = filled.template.funding(filled.params)
+        return precheck(chain, wallet, funding, built, args, approve)
+
+    d = assess(sentence, filled, chain=chain, deployer=wallet.address, namer=namer, store=store,
+               examples=examples, progress=say, precheck=spends)  # fmt: skip
+    d.timings["fill_and_build"] += filling
+    report = getattr(filler, "report", None)
+    d.model = list(report(filled.sentence)) if report is not None else []
+    return d
+
+
+def assess(
+    sentence: str,
+    filled: Filled,
+    *,
+    chain: Chain,
+    deployer: str,
+    namer: Namer,
+    store: RecordStore | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    progress: Callable[[str], None] | None = None,
+    precheck: Callable[[Build, list[Any]], list[dict[str, Any]]] | None = None,
+) -> Draft:
+    """Source, record, compile, [``precheck`` the spends], checks and the scenario of an
+    already filled contract deployed by ``deployer``; signs nothing. Without a ``store`` the
+    record is not written (its id is still its content address)."""
+    say = progress or (lambda step: None)
     timings: dict[str, float] = {}
     clock = time.monotonic()
-    say("template and parameters")
-    filled = fill(sentence, ctx, filler=filler)
     template, params = filled.template, filled.params
     say("source")
     bundle = gather(template.contract)
@@ -150,25 +184,25 @@ def draft(
         "params": to_jsonable(template.params, params),
         "constructor_args": args,
     }
-    source_id = store.put(record)
+    source_id = store.put(record) if store is not None else record_id(record)
     say("compile")
     built = build(bundle)
     timings["fill_and_build"] = time.monotonic() - clock
-    spends = precheck(chain, wallet, template.funding(params), built, args, approve)
+    spends = precheck(built, args) if precheck is not None else []
     say("checks")
     clock = time.monotonic()
     checks = [compile_check(built), static_check(bundle, built)]
     checks += property_checks(
-        template, built, params, deployer=wallet.address, chain=chain, examples=examples,
+        template, built, params, deployer=deployer, chain=chain, examples=examples,
         fmt=namer.fmt, name=namer.name,
     )  # fmt: skip
     timings["checks"] = time.monotonic() - clock
     say("simulation")
     clock = time.monotonic()
-    steps = simulate(chain, filled, built, wallet.address, namer)
+    steps = simulate(chain, filled, built, deployer, namer)
     timings["simulation"] = time.monotonic() - clock
     return Draft(sentence, filled, bundle, built, source_id, record, checks, steps, spends,
-                 wallet.address, chain.chain_id, timings)  # fmt: skip
+                 deployer, chain.chain_id, timings)  # fmt: skip
 
 
 def simulate(chain: Chain, filled: Filled, built: Build, deployer: str, namer: Namer) -> list[Step]:

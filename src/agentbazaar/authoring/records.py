@@ -26,6 +26,11 @@ from agentbazaar.errors import ContractError, NotVerified
 _ID = re.compile(r"[0-9a-f]{64}")
 
 
+def record_id(record: Mapping[str, Any]) -> str:
+    """A record's id: the sha256 of its canonical JSON (hex, no 0x)."""
+    return hashlib.sha256(canonical_json(dict(record))).hexdigest()
+
+
 class RecordStore:
     def __init__(self, home: Path) -> None:
         self.root = Path(home) / "contracts"
@@ -33,7 +38,7 @@ class RecordStore:
     def put(self, record: Mapping[str, Any]) -> str:
         """Store ``record``; returns its id (the sha256 of its canonical JSON)."""
         data = canonical_json(dict(record))
-        source_id = hashlib.sha256(data).hexdigest()
+        source_id = record_id(record)
         path = self.root / "sources" / f"{source_id}.json"
         if not path.is_file():
             _write(path, data)

@@ -24,7 +24,7 @@ from agentbazaar.cli._common import (
     wallet_name,
 )
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import CheckFailed
+from agentbazaar.errors import CheckFailed, InputError, ModelError
 
 app = typer.Typer(help="Contracts from a sentence: templates, checks, simulation, verification.")
 
@@ -83,10 +83,16 @@ def new(
     yes: bool = typer.Option(False, "--yes", help="deploy, fund and verify (else a dry run)"),
     approve: bool = typer.Option(False, "--approve", help="approve spends above the threshold"),
     examples: int = typer.Option(10, "--examples", min=1, max=500, help="examples per property"),
+    no_model: bool = typer.Option(
+        False, "--no-model", help="only the deterministic parsers (never the language model)"
+    ),
+    model_size: str = typer.Option("1.5b", "--model", help="language model: 1.5b or 0.5b"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Template and parameters -> source -> compile -> checks -> simulation -> policy -> deploy
-    (only with --yes) -> verify.
+    (only with --yes) -> verify. The parsers read the sentence first; the local language model
+    (when installed) is asked only for what they cannot read, and its answer is checked
+    against the sentence.
 
     Example: bazaar contract new "vest 1,000 USDC to bob over 12 months with a 3 month cliff" -w alice
     """
@@ -101,8 +107,9 @@ def new(
                           now=chain.timestamp(), me=w.address)  # fmt: skip
     live = err_console.is_terminal and not json_out  # progress only for a person watching
     say = (lambda step: err_console.print(f"[dim]... {step}[/dim]")) if live else None
+    filler = None if no_model else _model_filler(model_size)
     d = draft(sentence, chain=chain, wallet=w, ctx=rctx, store=env["store"], namer=env["namer"],
-              examples=examples, approve=approve, progress=say)  # fmt: skip
+              filler=filler, examples=examples, approve=approve, progress=say)  # fmt: skip
     from agentbazaar.authoring.pipeline import Authored
 
     result = Authored(d)
@@ -118,8 +125,23 @@ def new(
         raise CheckFailed("not deployed: " + "; ".join(d.failures()))
 
 
+def _model_filler(size: str) -> Any:
+    """The language model behind the parsers; it loads only if a sentence needs it."""
+    from agentbazaar.authoring import ModelFiller
+
+    if size.lower() not in ("0.5b", "1.5b"):
+        raise InputError(f"--model is 0.5b or 1.5b, not {size!r}")
+    return ModelFiller(size=size)
+
+
 def _show(doc: dict[str, Any], *, dry: bool) -> None:
     console.print(f"template: {doc['template']} ({doc['contract']}), source {doc['source_id']}")
+    for answer in doc.get("model") or []:
+        chose = "chose the template and " if doc.get("chosen_by") == "model" else ""
+        console.print(
+            f"the model ({answer['model']}, {answer['seconds']} s) {chose}read what the parsers "
+            "could not; every value it gave was checked against the sentence"
+        )
     emit_table("parameters", ["name", "value", "from"],
                [[k, v, doc["param_sources"].get(k, "")] for k, v in doc["params"].items()])  # fmt: skip
     emit_table("checks", ["check", "result", "detail"],
@@ -165,22 +187,41 @@ def verify(
 def explain(
     ctx: typer.Context,
     address: str = typer.Argument(..., help="the contract's address"),
+    no_model: bool = typer.Option(False, "--no-model", help="the template's own sentences only"),
+    model_size: str = typer.Option("1.5b", "--model", help="language model: 1.5b or 0.5b"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """What a verified contract does: facts from its template, parameters and state now.
+    """What a verified contract does: facts from its template, parameters and state now, and
+    (with the local model) the same facts in plain sentences, checked to add none.
 
     Example: bazaar contract explain 0x5FbDB2315678afecb367f032d93F642f64180aa3
     """
     from agentbazaar.authoring import explain as explain_contract
+    from agentbazaar.authoring.prose import in_words
 
     env = _setup(run_context(ctx), None)
     doc = explain_contract(env["chain"], env["store"], address, env["namer"])
+    model, why = None, None
+    if not no_model:
+        try:
+            model = _model_filler(model_size).model
+        except ModelError as exc:  # no model here: the template's own sentences
+            why = f"the model could not help ({exc.message}): the template's own words"
+    names = [n for n in env["namer"].names.values() if n != "the contract"]
+    doc["in_words"] = in_words(doc, model, names=names)
+    doc["in_words"]["note"] = doc["in_words"]["note"] or why
     if json_out:
         emit_json(doc)
         return
     console.print(f"{doc['title']} at {doc['address']} ({doc['verification']['status']})")
     for fact in doc["facts"]:
         console.print(f"- {fact}")
+    words = doc["in_words"]
+    if words["source"] == "model":
+        console.print(f"\nIn plain words ({words['model']}, checked against the facts):")
+        console.print(words["text"])
+    elif words["note"]:
+        console.print(f"\n({words['note']})")
 
 
 def templates(json_out: bool = typer.Option(False, "--json")) -> None:

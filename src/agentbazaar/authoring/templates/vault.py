@@ -189,7 +189,7 @@ def _me(ctx: Any, done: dict[str, Any]) -> str:
 
 PARAMS = (
     Param("token", Kind.TOKEN, "the token the agent may spend"),
-    Param("cap", Kind.AMOUNT, "how much the agent may spend per period"),
+    Param("cap", Kind.AMOUNT, "how much the agent may spend per period", rate=True),
     Param("session_key", Kind.ADDRESS, "the agent (its session key)"),
     Param("payees", Kind.ADDRESSES, "who the agent may pay", max_length=16),
     Param("period", Kind.DURATION, "the spending period", default=lambda c, d: 86_400),
