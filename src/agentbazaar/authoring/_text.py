@@ -7,6 +7,9 @@ an exact value and says what is wrong with it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
+
+from agentbazaar.errors import AmountError
 
 NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?[km]?"
 NAME = r"0x[0-9a-fA-F]{40}|[A-Za-z][\w-]*"
@@ -46,10 +49,21 @@ def _scaled(m: re.Match[str]) -> str:
     return format((Decimal(m.group(1)) * scale).normalize(), "f")
 
 
+def plain_amount(text: str) -> str:
+    """'2.5k' -> '2500', '1.5m' -> '1500000'; anything else as written."""
+    t = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:]) if t else None
+    if scale is None:
+        return text.strip()
+    try:
+        value = Decimal(t[:-1].replace(",", "")) * scale
+    except InvalidOperation as exc:
+        raise AmountError(f"not a number: {text!r}") from exc
+    return format(value.normalize(), "f")
+
+
 def plain_number(text: str) -> str:
     """'2.5k' -> '2500', '21m' -> '21000000', '1,000' stays (parse_units reads commas)."""
-    from agentbazaar.authoring.params import plain_amount
-
     return plain_amount(text)
 
 

@@ -23,7 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agentbazaar.authoring import _text
-from agentbazaar.authoring.params import SELF_NAMES, Kind, Param, parse_duration, plain_amount
+from agentbazaar.authoring._text import plain_amount
+from agentbazaar.authoring.params import SELF_NAMES, Kind, Param, parse_duration
 from agentbazaar.errors import BazaarError
 
 _RATE_AFTER = re.compile(

@@ -20,6 +20,7 @@ from typing import Any
 
 from web3 import Web3
 
+from agentbazaar.authoring._text import plain_amount, words_to_digits
 from agentbazaar.errors import (
     AmountError,
     BadParameters,
@@ -218,23 +219,8 @@ def _amount(p: Param, value: Any, ctx: ResolveContext, done: dict[str, Any]) -> 
     return parse_units(plain_amount(text), token_of(ctx, token_addr).decimals)
 
 
-def plain_amount(text: str) -> str:
-    """'2.5k' -> '2500', '1.5m' -> '1500000'; anything else as written."""
-    t = text.strip().lower()
-    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:]) if t else None
-    if scale is None:
-        return text.strip()
-    try:
-        value = Decimal(t[:-1].replace(",", "")) * scale
-    except InvalidOperation as exc:
-        raise AmountError(f"not a number: {text!r}") from exc
-    return format(value.normalize(), "f")
-
-
 def parse_duration(text: str) -> int:
     """'12 months', '7 days', '1.5 hours', '3600' (seconds) -> seconds (exact, whole)."""
-    from agentbazaar.authoring._text import words_to_digits
-
     cleaned = re.sub(r"^(a|an|one)\s+", "1 ", words_to_digits(text.strip().lower()))
     cleaned = re.sub(r"^(\d+(?:\.\d+)?)-", r"\1 ", cleaned)
     if re.fullmatch(r"\d+", cleaned):
