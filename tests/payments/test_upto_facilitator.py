@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from upto_env import UptoEnv, setup_chain
@@ -384,3 +385,41 @@ def test_concurrent_settles_with_any_amounts_pay_once(env: UptoEnv, amounts: lis
     for r, asked in zip(results, amounts, strict=True):
         if r.success:
             assert int(r.amount) == asked == moved or (asked == 0 == moved)
+
+
+def test_funds_moved_after_verify_never_burn_gas_and_the_payer_is_throttled(
+    env: UptoEnv, tmp_path: Path
+) -> None:
+    """The payer empties its balance between verify and settle: settle simulates right before
+    signing (verify's simulation is not trusted), broadcasts nothing, and after three such
+    failures the payer is refused at verify, on every scheme of the facilitator."""
+    fac = env.facilitator(tmp_path / "grief.db")
+    griefer = Account.create()
+    env.chain.fund_native(griefer.address, 10**18)
+    env.approve_permit2(griefer)
+    accomplice = Account.create().address
+    w3 = env.chain.w3
+    req = env.requirement(MAX)
+    for _ in range(3):
+        env.fund(griefer.address, MAX)
+        payload = env.pay(req, griefer)
+        assert run(fac.verify(payload, req)).is_valid
+        env.chain.transact(griefer, env.usdc.functions.transfer(accomplice, MAX))
+        nonce, eth = (
+            w3.eth.get_transaction_count(env.gas.address),
+            w3.eth.get_balance(env.gas.address),
+        )
+        settled = run(fac.settle(payload, at(req, 1000)))
+        assert not settled.success and not settled.transaction
+        assert settled.error_reason == c.ERR_PERMIT2_INSUFFICIENT_BALANCE
+        assert w3.eth.get_transaction_count(env.gas.address) == nonce  # nothing broadcast
+        assert w3.eth.get_balance(env.gas.address) == eth
+    assert fac.metrics()["upto_not_broadcast"] == 3
+    env.fund(griefer.address, MAX)
+    refused = run(fac.verify(env.pay(req, griefer), req))
+    assert not refused.is_valid and refused.invalid_reason == "payer_throttled"
+    exact_req = env.requirement(MAX, scheme="exact")  # the same payer on the other scheme
+    other = run(fac.verify(env.pay(exact_req, griefer), exact_req))
+    assert not other.is_valid and other.invalid_reason == "payer_throttled", other
+    honest = run(fac.verify(env.pay(req), req))  # honest payers go on
+    assert honest.is_valid

@@ -32,6 +32,7 @@ from agentbazaar.payments.permit2_schemes import ExactPermit2Handler, UptoEvmHan
 from agentbazaar.payments.settling import OnchainSettler
 from agentbazaar.payments.smart_accounts import SmartAccounts
 from agentbazaar.payments.store import SettlementStore
+from agentbazaar.payments.throttle import PayerThrottle
 
 
 def extension_store_path(exact_store: Path | None) -> Path | None:
@@ -55,8 +56,13 @@ def extend_facilitator(
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="x402-permit2")
     accounts = SmartAccounts(chain, allowed_factories)
 
+    eoa = fac.handler_for(c.SCHEME_EXACT, chain.network)
+    # one throttle per facilitator: a payer refused on one scheme is refused on all
+    shared = getattr(getattr(eoa, "eoa", eoa), "throttle", None)
+    throttle = shared if isinstance(shared, PayerThrottle) else PayerThrottle()
+
     def settler() -> OnchainSettler:
-        return OnchainSettler(chain, account, store, executor)
+        return OnchainSettler(chain, account, store, executor, throttle=throttle)
 
     wallets = ContractWalletExactHandler(chain, account, settler(), accounts, assets=accepted)
     has_permit2 = permit2.deployed(chain)
@@ -65,7 +71,6 @@ def extend_facilitator(
         if has_permit2
         else None
     )
-    eoa = fac.handler_for(c.SCHEME_EXACT, chain.network)
     if eoa is not None:
         fac.register(ExactRouter(eoa, wallets, exact_permit2))
     if has_permit2:

@@ -123,7 +123,7 @@ class ExactEvmHandler:
         self.store = store
         self.assets = assets
         self.receipt_timeout = receipt_timeout
-        self.throttle = throttle or PayerThrottle()
+        self.throttle = PayerThrottle() if throttle is None else throttle  # (an empty one is falsy)
         self.metrics = Metrics()
         self._executor = executor
         self._inflight: dict[tuple[SettlementKey, str, str], asyncio.Task[SettleResponse]] = {}

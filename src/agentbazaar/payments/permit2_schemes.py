@@ -21,9 +21,7 @@ both schemes), deploys a counterfactual wallet if needed, and sends the proxy ca
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
@@ -49,9 +47,6 @@ from agentbazaar.payments.store import SettlementKey
 log = logging.getLogger(__name__)
 
 DEADLINE_MARGIN = c.PERMIT2_DEADLINE_BUFFER  # seconds a permit must still be valid at verify
-SIMULATION_FRESH_SECONDS = 30.0  # a verify's simulation lets settle skip gas estimation
-SIMULATION_CACHE_SIZE = 10_000
-SETTLE_GAS_LIMIT = 200_000  # a proxy settle uses ~90k (~110k to a new payee)
 _BALANCE_OF = keccak(b"balanceOf(address)")[:4]
 _ALLOWANCE = keccak(b"allowance(address,address)")[:4]
 _NONCE_BITMAP = keccak(b"nonceBitmap(address,uint256)")[:4]
@@ -82,8 +77,6 @@ class Permit2Handler:
         self.accounts = accounts
         self.assets = assets
         self.verified = 0
-        self._simulated: OrderedDict[bytes, float] = OrderedDict()
-        self._sim_lock = threading.Lock()
 
     # ---- facts -----------------------------------------------------------------------------
     @property
@@ -102,7 +95,7 @@ class Permit2Handler:
         m = self.settler.metrics
         name = "upto" if self.upto else "exact_permit2"
         counts = {"settled": m.settled, "failed": m.failed, "rejected": m.rejected}
-        counts.update(repeats=m.repeats, verified=self.verified)
+        counts.update(repeats=m.repeats, verified=self.verified, not_broadcast=m.not_broadcast)
         return {f"{name}_{k}": v for k, v in counts.items()}
 
     def recover(self) -> int:
@@ -256,13 +249,13 @@ class Permit2Handler:
         auth = self._parse(payload)
         self._check_terms(payload, req, auth)
         self._check_maximum(payload, req, auth)
+        self.settler.check_payer(auth.payer)
         sig = self._payer_signature(auth, auth.amount)
         settlement = self._settlement(req, auth, auth.amount)
         token = self.settler.reserve(settlement, float(auth.deadline))
         try:
             if not sig.counterfactual:
                 self._simulate(auth, sig, auth.amount)
-                self._remember_simulated(auth)
         except BaseException:
             self.settler.release(settlement.key, token)
             raise
@@ -333,10 +326,9 @@ class Permit2Handler:
             self.accounts.deploy(self.account, sig)
             if amount == 0:
                 return None  # nothing moves; the authorization is spent in our records
-            tx = self._settle_tx(auth, sig, amount)
-            if self._recently_simulated(auth):
-                tx["gas"] = SETTLE_GAS_LIMIT  # simulated at the maximum moments ago
-            return tx
+            # no gas limit: the send estimates it against the latest state, which is the
+            # simulation right before signing (the payer may have moved funds since verify)
+            return self._settle_tx(auth, sig, amount)
 
         def diagnose(exc: TransactionReverted) -> str:
             sig = checked[-1] if checked else PayerSignature(auth.payer, auth.signature)
@@ -344,18 +336,6 @@ class Permit2Handler:
             return c.ERR_TRANSACTION_FAILED if ok else self._reason(auth, amount, out)
 
         return await self.settler.settle(settlement, prepare, diagnose)
-
-    # ---- the simulation cache ----------------------------------------------------------------
-    def _remember_simulated(self, auth: p2.Permit2Authorization) -> None:
-        with self._sim_lock:
-            self._simulated[auth.signature] = time.monotonic() + SIMULATION_FRESH_SECONDS
-            while len(self._simulated) > SIMULATION_CACHE_SIZE:
-                self._simulated.popitem(last=False)
-
-    def _recently_simulated(self, auth: p2.Permit2Authorization) -> bool:
-        with self._sim_lock:
-            expiry = self._simulated.pop(auth.signature, None)
-        return expiry is not None and expiry > time.monotonic()
 
 
 class UptoEvmHandler(Permit2Handler):

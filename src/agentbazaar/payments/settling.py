@@ -21,6 +21,12 @@ claims that never signed are released, signed transactions are re-broadcast and 
 Each transaction calls one contract that reverts unless the whole payment happened (the x402
 Permit2 proxies, EIP-3009 ``transferWithAuthorization``), so a mined receipt with status 1 is
 the proof of payment.
+
+Nothing known to revert is broadcast: the transaction is simulated (gas estimation against the
+latest state) right before it is signed, never skipped because verify simulated it earlier; a
+payer whose settlements fail that way, or revert on chain, is throttled (``PayerThrottle``,
+shared with the EIP-3009 handler: ``check_payer`` refuses its verifies with
+``payer_throttled``), and ``metrics.not_broadcast`` counts the refusals.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from x402.schemas import SettleResponse
 from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
 from agentbazaar.payments.eip3009 import Rejected
-from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
+from agentbazaar.payments.permit2 import ERR_INVALID_NONCE
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
 from agentbazaar.payments.store import (
     FAILED,
     SENT,
@@ -53,6 +60,7 @@ from agentbazaar.payments.store import (
     SettlementRecord,
     SettlementStore,
 )
+from agentbazaar.payments.throttle import PayerThrottle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,6 +90,19 @@ class SettleMetrics:
     failed: int = 0
     rejected: int = 0
     repeats: int = 0
+    not_broadcast: int = 0  # settlements refused because their simulation reverted
+
+
+# reasons that are the payer's doing (funds or allowance moved away, nonce spent elsewhere)
+PAYER_FAULTS = frozenset(
+    {
+        c.ERR_INSUFFICIENT_BALANCE,
+        c.ERR_NONCE_ALREADY_USED,
+        c.ERR_PERMIT2_INSUFFICIENT_BALANCE,
+        c.ERR_PERMIT2_ALLOWANCE_REQUIRED,
+        ERR_INVALID_NONCE,
+    }
+)
 
 
 class OnchainSettler:
@@ -95,12 +116,14 @@ class OnchainSettler:
         executor: Executor,
         *,
         receipt_timeout: float = 30.0,
+        throttle: PayerThrottle | None = None,
     ) -> None:
         self.chain = chain
         self.account = account
         self.store = store
         self.receipt_timeout = receipt_timeout
         self.metrics = SettleMetrics()
+        self.throttle = PayerThrottle() if throttle is None else throttle  # (an empty one is falsy)
         self._executor = executor
         self._inflight: dict[SettlementKey, tuple[Settlement, asyncio.Task[SettleResponse]]] = {}
 
@@ -108,6 +131,13 @@ class OnchainSettler:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     # ---- the reservation (verify) -----------------------------------------------------------
+    def check_payer(self, payer: str) -> None:
+        """``Rejected`` (``payer_throttled``) while too many of ``payer``'s settlements failed."""
+        if self.throttle.throttled(payer):
+            wait = int(self.throttle.retry_after(payer)) + 1
+            message = f"too many failed settlements from this payer; try again in {wait} s"
+            raise Rejected(ERR_PAYER_THROTTLED, message, payer)
+
     def reserve(self, s: Settlement, until: float) -> str:
         """Lease ``s``'s authorization to the request being verified until ``until`` (its
         expiry); returns the lease token. ``Rejected`` when another request holds it (or it is
@@ -188,6 +218,9 @@ class OnchainSettler:
         except TransactionReverted as exc:  # the estimate (a simulation) reverted: nothing sent
             self.store.release(s.key)
             reason = diagnose(exc) if diagnose is not None else c.ERR_TRANSACTION_FAILED
+            self.metrics.not_broadcast += 1
+            if reason in PAYER_FAULTS:
+                self.throttle.record_failure(s.payer)
             raise Rejected(reason, str(exc), s.payer) from exc
         except BazaarError as exc:
             return self._after_send_error(s, exc)
@@ -235,6 +268,7 @@ class OnchainSettler:
             self.metrics.settled += 1
             return ok(s.network, s.payer, tx_hash, s.amount)
         self.metrics.failed += 1
+        self.throttle.record_failure(s.payer)
         return fail(
             s.network, c.ERR_TRANSACTION_FAILED, "the settlement reverted", s.payer, tx_hash
         )
