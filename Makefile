@@ -6,7 +6,7 @@ ANVIL_PKG := @foundry-rs/anvil-linux-amd64@1.7.1
 ANVIL_BIN := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test test-slow lint typecheck pytest bench clean
 
 setup: $(STAMP) $(VENV)/bin/anvil
 
@@ -38,9 +38,13 @@ typecheck: setup
 
 pytest: setup
 	@command -v chromium >/dev/null || { echo "need chromium (Debian package) for the dashboard test"; exit 1; }
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 test: lint typecheck pytest
+
+# the long runs (real-model cases, kill -9 crash recovery, 1,000-voucher cycles, mutation checks)
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 bench: setup
 	@# -P: the benchmarks folder must not shadow packages (benchmarks/x402.py vs the x402 SDK)
