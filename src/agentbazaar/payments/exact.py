@@ -65,8 +65,8 @@ from agentbazaar.payments.eip3009 import (
     terms_digest,
     transfer_calldata,
 )
-from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
-from agentbazaar.payments.settling import held
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
+from agentbazaar.payments.settling import PAYER_FAULTS, held
 from agentbazaar.payments.store import (
     CLAIMED,
     FAILED,
@@ -86,7 +86,6 @@ log = logging.getLogger(__name__)
 SETTLE_GAS_LIMIT = 150_000  # transferWithAuthorization uses ~65k (~85k to a new recipient)
 PURGE_EVERY_S = 60.0  # how often verify drops reservations whose authorization expired
 # settlement failures that are the payer's doing (funds moved away, nonce spent elsewhere)
-_PAYER_FAULTS = frozenset({c.ERR_INSUFFICIENT_BALANCE, c.ERR_NONCE_ALREADY_USED})
 
 
 # ---- the handler ---------------------------------------------------------------------------
@@ -220,13 +219,7 @@ class ExactEvmHandler:
 
     def _verify_sync(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         auth = self._checked(payload, req)
-        if self.throttle.throttled(auth.payer):
-            wait = int(self.throttle.retry_after(auth.payer)) + 1
-            raise Rejected(
-                ERR_PAYER_THROTTLED,
-                f"too many failed settlements from this payer; try again in {wait} s",
-                auth.payer,
-            )
+        self.throttle.check(auth.payer)
         self._purge_expired()
         key = self._key(req, auth)
         lease = self._lease(req, auth, secrets.token_hex(16))
@@ -385,7 +378,7 @@ class ExactEvmHandler:
             self.store.release(key)  # nothing was signed
             if isinstance(exc, Rejected):
                 self.metrics.not_broadcast += 1
-                if exc.reason in _PAYER_FAULTS:
+                if exc.reason in PAYER_FAULTS:
                     self.throttle.record_failure(auth.payer)
             raise
 

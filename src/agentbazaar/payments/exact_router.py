@@ -133,7 +133,7 @@ class ContractWalletExactHandler:
 
     def _verify_sync(self, payload: PaymentPayload, req: PaymentRequirements) -> VerifyResponse:
         auth = self._checked(payload, req)
-        self.settler.check_payer(auth.payer)
+        self.settler.throttle.check(auth.payer)
         sig = self._signature(req, auth)
         settlement = self._settlement(req, auth)
         token = self.settler.reserve(settlement, float(auth.valid_before))

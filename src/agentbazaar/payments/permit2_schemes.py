@@ -249,7 +249,7 @@ class Permit2Handler:
         auth = self._parse(payload)
         self._check_terms(payload, req, auth)
         self._check_maximum(payload, req, auth)
-        self.settler.check_payer(auth.payer)
+        self.settler.throttle.check(auth.payer)
         sig = self._payer_signature(auth, auth.amount)
         settlement = self._settlement(req, auth, auth.amount)
         token = self.settler.reserve(settlement, float(auth.deadline))

@@ -25,7 +25,7 @@ the proof of payment.
 Nothing known to revert is broadcast: the transaction is simulated (gas estimation against the
 latest state) right before it is signed, never skipped because verify simulated it earlier; a
 payer whose settlements fail that way, or revert on chain, is throttled (``PayerThrottle``,
-shared with the EIP-3009 handler: ``check_payer`` refuses its verifies with
+shared with the EIP-3009 handler: ``PayerThrottle.check`` refuses its verifies with
 ``payer_throttled``), and ``metrics.not_broadcast`` counts the refusals.
 """
 
@@ -50,7 +50,7 @@ from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
 from agentbazaar.payments.eip3009 import Rejected
 from agentbazaar.payments.permit2 import ERR_INVALID_NONCE
-from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_PAYER_THROTTLED
+from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
 from agentbazaar.payments.store import (
     FAILED,
     SENT,
@@ -131,13 +131,6 @@ class OnchainSettler:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     # ---- the reservation (verify) -----------------------------------------------------------
-    def check_payer(self, payer: str) -> None:
-        """``Rejected`` (``payer_throttled``) while too many of ``payer``'s settlements failed."""
-        if self.throttle.throttled(payer):
-            wait = int(self.throttle.retry_after(payer)) + 1
-            message = f"too many failed settlements from this payer; try again in {wait} s"
-            raise Rejected(ERR_PAYER_THROTTLED, message, payer)
-
     def reserve(self, s: Settlement, until: float) -> str:
         """Lease ``s``'s authorization to the request being verified until ``until`` (its
         expiry); returns the lease token. ``Rejected`` when another request holds it (or it is

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from agentbazaar.payments.eip3009 import Rejected
 from agentbazaar.payments.reasons import ERR_PAYER_THROTTLED
 
 __all__ = ["ERR_PAYER_THROTTLED", "PayerThrottle"]
@@ -67,6 +68,13 @@ class PayerThrottle:
                 return False
             self.refused += 1
             return True
+
+    def check(self, payer: str) -> None:
+        """``Rejected`` (``payer_throttled``) while ``payer`` is over the limit (verify calls it)."""
+        if self.throttled(payer):
+            wait = int(self.retry_after(payer)) + 1
+            message = f"too many failed settlements from this payer; try again in {wait} s"
+            raise Rejected(ERR_PAYER_THROTTLED, message, payer)
 
     def retry_after(self, payer: str) -> float:
         """Seconds until ``payer``'s oldest counted failure leaves the window (0 if none)."""
