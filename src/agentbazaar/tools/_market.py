@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agentbazaar.errors import IdentityError, InputError
-from agentbazaar.tools._money import _usdc, money, price_limit
+from agentbazaar.tools._money import ToolArgs, _usdc, money, price_limit
 
 if TYPE_CHECKING:
     from agentbazaar.agents.hiring import Buyer
@@ -18,11 +18,7 @@ if TYPE_CHECKING:
 MAX_TEXTS = 64
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DiscoverArgs(_Args):
+class DiscoverArgs(ToolArgs):
     skill: str | None = Field(None, description="a skill id or tag, e.g. 'embed'")
     max_price: str | None = Field(None, description="most per unit of work, e.g. '0.01 USDC'")
     min_reputation: Decimal | None = Field(
@@ -31,13 +27,13 @@ class DiscoverArgs(_Args):
     limit: int = Field(10, ge=1, le=100)
 
 
-class HireArgs(_Args):
+class HireArgs(ToolArgs):
     skill: str = Field(description="the skill to buy, e.g. 'embed'")
     texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS, description="the input texts")
     max_price: str = Field(description="most to pay for the whole job, e.g. '0.01 USDC'")
 
 
-class IntentArgs(_Args):
+class IntentArgs(ToolArgs):
     sentence: str = Field(min_length=1, max_length=2000, description="what to do, in English")
 
 

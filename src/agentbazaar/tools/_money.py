@@ -18,17 +18,19 @@ if TYPE_CHECKING:
 MAX_BODY_CHARS = 20_000  # what a tool result carries of a response body
 
 
-class _Args(BaseModel):
+class ToolArgs(BaseModel):
+    """The arguments of a tool: named fields only, anything else refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class BalanceArgs(_Args):
+class BalanceArgs(ToolArgs):
     who: str | None = Field(
         None, description="a wallet name or 0x address (default: the paying wallet)"
     )
 
 
-class SendArgs(_Args):
+class SendArgs(ToolArgs):
     to: str = Field(description="recipient: a wallet name or a 0x address")
     amount: str = Field(description="amount with its token, e.g. '2.5 USDC' or '0.1 ETH'")
     idempotency_key: str | None = Field(
@@ -36,7 +38,7 @@ class SendArgs(_Args):
     )
 
 
-class PayArgs(_Args):
+class PayArgs(ToolArgs):
     url: str = Field(description="the paid http(s) URL")
     method: str = Field("GET", description="HTTP method")
     body: str | None = Field(None, description="request body (JSON text)")
@@ -44,7 +46,7 @@ class PayArgs(_Args):
     idempotency_key: str | None = Field(None, description="reuse to retry without paying twice")
 
 
-class ChannelPayArgs(_Args):
+class ChannelPayArgs(ToolArgs):
     url: str = Field(description="the seller's paid http(s) URL")
     count: int = Field(1, ge=1, le=1000, description="calls to make, one voucher each")
     max_price: str = Field("0.05 USDC", description="most to pay per call")
@@ -55,7 +57,7 @@ class ChannelPayArgs(_Args):
     )
 
 
-class LedgerArgs(_Args):
+class LedgerArgs(ToolArgs):
     limit: int = Field(20, ge=1, le=500, description="newest entries to return")
 
 
