@@ -45,7 +45,7 @@ from agentbazaar.agents.a2a import (
 from agentbazaar.agents.receipts import BadReceipt, SignedReceipt, recover_signer
 from agentbazaar.errors import AgentError, PolicyViolation
 from agentbazaar.identity.cards import AgentCard, parse_card
-from agentbazaar.payments._errors import PaymentRefused
+from agentbazaar.payments import PaymentRefused
 from agentbazaar.payments.client import Authorized, PaymentIntent, WalletPayer
 from agentbazaar.tokens import Token
 
