@@ -19,6 +19,15 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentRequired
 
@@ -406,3 +415,88 @@ def test_bazaar_ask_pays_an_agent_and_prints_the_answer(tmp_path: Path) -> None:
         if seller is not None:
             seller.stop()
         node.stop()
+
+
+# ---- property: whatever is sent, each authorization pays at most one task, funds conserved -----
+class PaymentsToTasks(RuleBasedStateMachine):
+    """Open tasks, sign payments, send any payment (as signed, or re-addressed) to any task,
+    garbage too. Invariants, read on chain: the seller gained PRICE per completed task, each
+    payer lost PRICE per task its authorization completed, an authorization completes at most
+    one task, every completed task has one issued receipt; and a fresh payment sent as signed to
+    its own open task completes it."""
+
+    market: Market
+    tasks = Bundle("tasks")
+    payments = Bundle("payments")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = self.market.balance(self.market.seller.address)
+        self.issued = self.market.issued()
+        self.open: set[str] = set()
+        self.completed: dict[str, str] = {}  # task id -> signature that paid it
+        self.payers: dict[str, tuple[str, int]] = {}  # signature -> (payer, balance at signing)
+
+    @rule(target=tasks)
+    def open_a_task(self) -> dict[str, Any]:
+        task = open_task(self.market.seller, "prop")
+        self.open.add(task["id"])
+        return task
+
+    @rule(target=payments, task=tasks)
+    def sign(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        account = self.market.payer(10_000)
+        payload = signed_for(account, task)
+        self.payers[payload["payload"]["signature"].lower()] = (account.address, 10_000)
+        return task, payload
+
+    @rule(paid=payments, task=tasks, readdress=st.booleans())
+    def send(self, paid: tuple[dict[str, Any], dict[str, Any]], task: dict[str, Any],
+             readdress: bool) -> None:  # fmt: skip
+        signed_task, payload = paid
+        sig = payload["payload"]["signature"].lower()
+        fresh = sig not in self.completed.values()
+        own = signed_task["id"] == task["id"] and not readdress
+        was_open = task["id"] in self.open
+        sent = for_task(payload, task) if readdress else payload
+        answer = send_payment(self.market.seller, task["id"], sent)
+        doc = answer.get("result")
+        if doc is None:  # a closed task: a JSON-RPC error, nothing else
+            assert not was_open and answer["error"]["code"] == a2a.UNSUPPORTED_OPERATION
+            return
+        self.open.discard(task["id"])
+        if doc["status"]["state"] == "completed":
+            assert self.completed.get(task["id"], sig) == sig
+            self.completed[task["id"]] = sig
+        elif own and fresh and was_open:
+            raise AssertionError(f"a fresh payment for its own open task failed: {doc}")
+
+    @rule(task=tasks)
+    def garbage(self, task: dict[str, Any]) -> None:
+        answer = send_payment(self.market.seller, task["id"], {"payload": "garbage"})
+        if task["id"] in self.open:
+            assert metadata(answer["result"])[a2a.ERROR] == a2a.ERR_INVALID_PAYLOAD
+        self.open.discard(task["id"])
+
+    @invariant()
+    def conserved_and_at_most_once(self) -> None:
+        sigs = list(self.completed.values())
+        assert len(sigs) == len(set(sigs))
+        seller = self.market.balance(self.market.seller.address)
+        assert seller == self.start + PRICE * len(sigs)
+        assert self.market.issued() == self.issued + len(sigs)
+        for sig, (payer, funded) in self.payers.items():
+            assert self.market.balance(payer) == funded - PRICE * sigs.count(sig)
+
+
+def test_payments_to_tasks_hold_as_invariants(market: Market) -> None:
+    PaymentsToTasks.market = market
+    run_state_machine_as_test(
+        PaymentsToTasks,
+        settings=settings(
+            max_examples=3,
+            stateful_step_count=8,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        ),
+    )
