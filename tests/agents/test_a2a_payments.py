@@ -141,6 +141,32 @@ def test_card_declares_the_x402_extension(market: Market) -> None:
     assert ext["uri"] == a2a.EXTENSION_URI and ext["required"] is True
 
 
+def test_the_extension_is_echoed_when_activated(market: Market) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "x"}}
+    url = f"{market.seller.url}/a2a"
+    on = httpx.post(url, json=body, headers={a2a.EXTENSIONS_HEADER: a2a.EXTENSION_URI})
+    assert on.headers[a2a.EXTENSIONS_HEADER] == a2a.EXTENSION_URI
+    assert a2a.EXTENSIONS_HEADER not in httpx.post(url, json=body).headers
+
+
+def test_the_task_book_is_bounded() -> None:
+    book = a2a.TaskBook(limit=2)
+    required = PaymentRequired(accepts=[])
+    for name in ("a", "b", "c"):
+        book.add(a2a.PaidTask(name, "ctx", UppercaseSkill(1), {}, 1, required, 0.0))
+    assert len(book) == 2 and book.get("c").id == "c"
+    with pytest.raises(a2a.RpcRefusal, match="no task 'a'") as refused:
+        book.get("a")
+    assert refused.value.code == a2a.TASK_NOT_FOUND
+
+
+def test_an_expired_task_takes_no_payment(market: Market) -> None:
+    account = market.payer()
+    task = open_task(market.seller)
+    market.seller.a2a.tasks.get(task["id"]).expires = 0.0
+    assert _refused(market, account, task, signed_for(account, task)) == a2a.ERR_TASK_EXPIRED
+
+
 def test_a_task_asks_for_payment_in_its_metadata(market: Market) -> None:
     task = open_task(market.seller)
     assert task["status"]["state"] == "input-required"

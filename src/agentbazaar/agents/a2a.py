@@ -449,6 +449,12 @@ def is_follow_up(params: Any) -> bool:
     return isinstance(message, dict) and message.get("taskId") is not None
 
 
+def activated_extensions(header: str | None) -> list[str]:
+    """The extensions of ours a client activated (``X-A2A-Extensions``), echoed back."""
+    asked = {uri.strip() for uri in (header or "").split(",")}
+    return [EXTENSION_URI] if EXTENSION_URI in asked else []
+
+
 def extension_declaration() -> dict[str, Any]:
     """The agent card's ``capabilities.extensions`` entry."""
     return {

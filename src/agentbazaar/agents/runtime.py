@@ -37,12 +37,14 @@ from hexbytes import HexBytes
 
 from agentbazaar.agents._tx import GasBook
 from agentbazaar.agents.a2a import (
+    EXTENSIONS_HEADER,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     A2ASeller,
     RpcRefusal,
+    activated_extensions,
     extension_declaration,
     is_follow_up,
     rpc_error,
@@ -339,7 +341,9 @@ class Agent:
 
         @app.post("/a2a")
         async def a2a(request: Request) -> JSONResponse:
-            return JSONResponse(await self._jsonrpc(request))
+            activated = activated_extensions(request.headers.get(EXTENSIONS_HEADER))
+            headers = {EXTENSIONS_HEADER: ", ".join(activated)} if activated else None
+            return JSONResponse(await self._jsonrpc(request), headers=headers)
 
     def _paid_route(self, app: FastAPI, skill_id: str) -> None:
         async def paid(request: Request) -> JSONResponse:
