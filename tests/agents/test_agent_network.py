@@ -218,7 +218,7 @@ def test_malformed_tasks_get_jsonrpc_errors(honest: Agent, body: bytes, code: in
     assert r.status_code == 200 and r.json()["error"]["code"] == code
 
 
-def test_message_send_answers_a_quote_and_the_paid_endpoint(honest: Agent) -> None:
+def test_message_send_answers_a_task_that_asks_for_payment(honest: Agent) -> None:
     params = {
         "message": {
             "parts": [{"kind": "data", "data": {"skill": "embed", "input": {"texts": TEXTS}}}]
@@ -230,9 +230,12 @@ def test_message_send_answers_a_quote_and_the_paid_endpoint(honest: Agent) -> No
     )
     result = r.json()["result"]
     assert result["status"]["state"] == "input-required"
-    data = result["artifacts"][0]["parts"][0]["data"]
-    assert data["endpoint"].startswith(f"{honest.url}/skills/embed?quote=0x")
-    assert int(data["price"]) == -(-data["units"] * 2_000 // 1000)
+    message = result["status"]["message"]
+    assert message["metadata"]["x402.payment.status"] == "payment-required"
+    (req,) = message["metadata"]["x402.payment.required"]["accepts"]
+    quote = message["parts"][1]["data"]
+    assert int(req["amount"]) == int(quote["price"]) == -(-quote["units"] * 2_000 // 1000)
+    assert req["payTo"] == honest.address
 
 
 def test_assistant_takes_a_task_in_words_over_a2a(

@@ -19,7 +19,7 @@ from typing import Any
 
 from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.payment import ProviderUnavailable
-from agentbazaar.agents.protocol import a2a_task, data_part, text_part
+from agentbazaar.agents.protocol import a2a_task, data_parts, text_parts
 from agentbazaar.agents.receipts import BadReceipt
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.errors import AgentError, BazaarError, InputError, IntentError
@@ -31,6 +31,7 @@ _BUDGET = re.compile(
 )
 _EMBED = re.compile(r"\bembed", re.IGNORECASE)
 DEFAULT_BATCH = 25
+ASSISTANT_NEEDS = 'the assistant takes a text part (the task) and a data part {"texts": [...]}'
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,11 @@ class AssistantAgent(Agent):
     def handle_message(self, params: Any) -> dict[str, Any]:
         if self.assistant is None:
             raise AgentError("the assistant is not ready")
-        text = text_part(params)
-        data = data_part(params)
-        texts = data.get("texts")
-        if not isinstance(texts, list):
-            raise InputError('the data part must be {"texts": [...]}')
+        texts = next(iter(data_parts(params)), {}).get("texts")
+        words = text_parts(params)
+        if not words or not isinstance(texts, list):
+            raise InputError(ASSISTANT_NEEDS)
+        text = words[0]
         report = self.assistant.ask(text, texts)
         state = "completed" if not report.failures else "failed"
         return a2a_task(state, report.to_json())

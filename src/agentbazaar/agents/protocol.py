@@ -21,6 +21,10 @@ log = logging.getLogger("agentbazaar.agents")
 
 MAX_BODY_BYTES = 1 << 20
 VALIDATION_TAG = "embedding"  # the tag of embedding verdicts; generation ones: "generation"
+# what a message/send lacks, one wording each (every agent kind says the same)
+NEEDS_PARTS = "message/send needs params.message with a list of parts"
+NEEDS_DATA = "message/send needs a data part (a JSON object)"
+NEEDS_TEXT = "message/send needs a text part"
 
 
 def event(agent: str, name: str, **fields: Any) -> None:
@@ -45,32 +49,48 @@ async def json_body(request: Request) -> Any:
         raise InputError(f"request body is not JSON: {exc}") from exc
 
 
-def data_part(params: Any) -> dict[str, Any]:
+def message_of(params: Any) -> dict[str, Any]:
+    """``params.message`` of a ``message/send``, with its ``parts`` a list."""
     message = params.get("message") if isinstance(params, dict) else None
-    parts = message.get("parts") if isinstance(message, dict) else None
-    if not isinstance(parts, list):
-        raise InputError("message/send needs params.message.parts")
-    for part in parts:
-        if (
-            isinstance(part, dict)
-            and part.get("kind") == "data"
-            and isinstance(part.get("data"), dict)
-        ):
-            return dict(part["data"])
-    raise InputError('message/send needs a data part {"skill": ..., "input": ...}')
+    if not isinstance(message, dict) or not isinstance(message.get("parts"), list):
+        raise InputError(NEEDS_PARTS)
+    return message
+
+
+def data_parts(params: Any) -> list[dict[str, Any]]:
+    """The JSON objects of the message's data parts, in order (maybe none)."""
+    return [
+        dict(part["data"])
+        for part in message_of(params)["parts"]
+        if isinstance(part, dict)
+        and part.get("kind") == "data"
+        and isinstance(part.get("data"), dict)
+    ]
+
+
+def text_parts(params: Any) -> list[str]:
+    """The texts of the message's text parts, in order (maybe none)."""
+    return [
+        str(part["text"])
+        for part in message_of(params)["parts"]
+        if isinstance(part, dict)
+        and part.get("kind") == "text"
+        and isinstance(part.get("text"), str)
+    ]
+
+
+def data_part(params: Any) -> dict[str, Any]:
+    found = data_parts(params)
+    if not found:
+        raise InputError(NEEDS_DATA)
+    return found[0]
 
 
 def text_part(params: Any) -> str:
-    message = params.get("message") if isinstance(params, dict) else None
-    parts = message.get("parts") if isinstance(message, dict) else None
-    for part in parts if isinstance(parts, list) else []:
-        if (
-            isinstance(part, dict)
-            and part.get("kind") == "text"
-            and isinstance(part.get("text"), str)
-        ):
-            return str(part["text"])
-    raise InputError("message/send needs a text part")
+    found = text_parts(params)
+    if not found:
+        raise InputError(NEEDS_TEXT)
+    return found[0]
 
 
 def a2a_task(state: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,10 @@ An ``Agent`` serves, on ``127.0.0.1`` (uvicorn in a thread, free port by default
 
 - ``GET /.well-known/agent-card.json``: its A2A card, signed by its wallet;
 - ``GET /healthz``;
-- ``POST /a2a``: JSON-RPC 2.0 ``message/send`` (a data part ``{"skill": id, "input": {...}}``
-  answers a quote; the assistant also takes a plain-text task there);
+- ``POST /a2a``: JSON-RPC 2.0 ``message/send`` and ``tasks/get``; a priced skill is bought
+  there with x402 inside A2A (``agents.a2a``: a task in ``input-required`` with the payment
+  requirements, the payment in the next message, the answer and the settlement in the completed
+  task); the assistant takes a plain-text task there;
 - ``POST /skills/<id>/quote`` (free) and ``POST /skills/<id>?quote=<id>`` (paid with x402);
 - ``GET /evidence/<receipt id>``: the texts, output and signed receipt of a sale, for validators.
 
@@ -34,16 +36,24 @@ from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
 
 from agentbazaar.agents._tx import GasBook
+from agentbazaar.agents.a2a import (
+    EXTENSIONS_HEADER,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    A2ASeller,
+    RpcRefusal,
+    activated_extensions,
+    extension_declaration,
+    is_follow_up,
+    rpc_error,
+    unknown_method,
+)
 from agentbazaar.agents.generation import install_openai_routes
 from agentbazaar.agents.hiring import Buyer
 from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
-from agentbazaar.agents.protocol import (
-    a2a_task,
-    data_part,
-    event,
-    in_thread,
-    json_body,
-)
+from agentbazaar.agents.protocol import event, in_thread, json_body
 from agentbazaar.agents.receipts import (
     ContractReceipt,
     GenerationReceipt,
@@ -62,6 +72,7 @@ from agentbazaar.chain import Chain, to_address
 from agentbazaar.errors import AgentError, BazaarError, InputError, ServiceError
 from agentbazaar.identity.cards import (
     AgentCard,
+    Capabilities,
     Interface,
     Price,
     RegistrationFile,
@@ -127,6 +138,9 @@ class Agent:
         self.registration_tx: str | None = None
         self._server: ThreadedServer | None = None
         self._tx_lock = threading.Lock()
+        self._facilitator_client: Any = None
+        self._a2a: A2ASeller | None = None
+        self._a2a_lock = threading.Lock()
 
     # ---- facts --------------------------------------------------------------------------------
     @property
@@ -208,6 +222,7 @@ class Agent:
             wallet=self.address,
             skills=self._card_skills(),
             supportedInterfaces=[Interface(url=f"{self.url}/a2a")],
+            capabilities=Capabilities(extensions=self._extensions()),
         )
         return sign_card(card, self.signer, self.chain.chain_id)
 
@@ -264,10 +279,16 @@ class Agent:
         return self.address
 
     def _facilitator(self) -> Any:
+        """The agent's one in-process facilitator (its reservations cover every route and the
+        A2A endpoint alike)."""
         from agentbazaar.payments.facilitator import exact_facilitator
 
         assert self.token.address is not None
-        return exact_facilitator(self.chain, self.signer, assets=[self.token.address], workers=4)
+        if self._facilitator_client is None:
+            self._facilitator_client = exact_facilitator(
+                self.chain, self.signer, assets=[self.token.address], workers=4
+            )
+        return self._facilitator_client
 
     def _price_for(self, skill_id: str) -> Callable[[str | None], int | None]:
         def price(quote_id: str | None) -> int | None:
@@ -320,7 +341,9 @@ class Agent:
 
         @app.post("/a2a")
         async def a2a(request: Request) -> JSONResponse:
-            return JSONResponse(await self._jsonrpc(request))
+            activated = activated_extensions(request.headers.get(EXTENSIONS_HEADER))
+            headers = {EXTENSIONS_HEADER: ", ".join(activated)} if activated else None
+            return JSONResponse(await self._jsonrpc(request), headers=headers)
 
     def _paid_route(self, app: FastAPI, skill_id: str) -> None:
         async def paid(request: Request) -> JSONResponse:
@@ -350,40 +373,46 @@ class Agent:
             )
         return skill
 
+    @property
+    def a2a(self) -> A2ASeller:
+        """The x402 A2A seller of this agent's priced skills (``agents.a2a``)."""
+        with self._a2a_lock:
+            if self._a2a is None:
+                self._a2a = A2ASeller(self)
+            return self._a2a
+
+    def _extensions(self) -> list[dict[str, Any]]:
+        sellable = [s for s in self.skills.values() if not getattr(s, "metered", False)]
+        return [extension_declaration()] if sellable else []
+
     async def _jsonrpc(self, request: Request) -> dict[str, Any]:
         try:
             body = await json_body(request)
         except InputError as exc:
-            return _rpc_error(None, -32700, exc.message)
+            return rpc_error(None, PARSE_ERROR, exc.message)
         rid = body.get("id") if isinstance(body, dict) else None
         if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
-            return _rpc_error(rid, -32600, "not a JSON-RPC 2.0 request")
-        if body.get("method") != "message/send":
-            return _rpc_error(rid, -32601, f"unknown method {body.get('method')!r}")
+            return rpc_error(rid, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+        method, params = body.get("method"), body.get("params")
         try:
-            result = await in_thread(lambda: self.handle_message(body.get("params")))
+            if method == "tasks/get":
+                result = self.a2a.get(params)
+            elif method != "message/send":
+                return rpc_error(rid, METHOD_NOT_FOUND, unknown_method(method))
+            elif is_follow_up(params):
+                result = await self.a2a.follow_up(params)
+            else:
+                result = await in_thread(lambda: self.handle_message(params))
+        except RpcRefusal as exc:
+            return rpc_error(rid, exc.code, exc.message)
         except BazaarError as exc:
-            return _rpc_error(rid, -32602, exc.message)
+            return rpc_error(rid, INVALID_PARAMS, exc.message)
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     def handle_message(self, params: Any) -> dict[str, Any]:
-        """A2A ``message/send``: a data part ``{"skill", "input"}`` gets a quote and the paid
-        endpoint (the payment itself is x402 on that endpoint)."""
-        data = data_part(params)
-        skill = self._skill(str(data.get("skill", "")))
-        price, units, in_hash = skill.quote(data.get("input"))
-        quote = self.quotes.issue(skill.id, price, units, in_hash)
-        return a2a_task(
-            "input-required",
-            {
-                **quote.to_json(),
-                "endpoint": f"{self.url}/v1/chat/completions"
-                if getattr(skill, "metered", False)
-                else f"{self.url}/skills/{skill.id}?quote={quote.id}",
-                "asset": self.token.address,
-                "payTo": self.address,
-            },
-        )
+        """A2A ``message/send`` opening a task: a priced skill's task in ``input-required``
+        with its x402 payment requirements (``agents.a2a``)."""
+        return self.a2a.open_task(params)
 
     # ---- buying ---------------------------------------------------------------------------------
     def hire(self, skill: str, payload: dict[str, Any], max_price: int) -> Any:
@@ -432,7 +461,3 @@ class Agent:
 def _price_list(skill: Skill) -> list[tuple[int, str]]:
     card_prices = getattr(skill, "card_prices", None)
     return card_prices() if card_prices is not None else [(skill.unit_price, skill.unit)]
-
-
-def _rpc_error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}

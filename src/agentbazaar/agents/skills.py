@@ -158,6 +158,10 @@ class EmbeddingSkill:
         tokens = self.model.count_tokens(texts)
         return price_for_tokens(tokens, self.unit_price), tokens, input_hash(texts)
 
+    def input_from_text(self, text: str) -> dict[str, Any]:
+        """The input of a task given in words (an A2A text part): embed that text."""
+        return {"texts": [text]}
+
     def _deliver(self, texts: list[str]) -> tuple[Matrix, int]:
         result = self.model.embed(texts)
         vectors = result.vectors

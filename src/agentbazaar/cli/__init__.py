@@ -17,6 +17,7 @@ import typer
 from agentbazaar.cli import (
     agent,
     agents,
+    ask,
     channel,
     contract,
     core,
@@ -80,6 +81,7 @@ app.add_typer(chain_cmd.app, name="chain")
 COMMAND_MODULES = (
     agent,
     agents,
+    ask,
     channel,
     contract,
     core,

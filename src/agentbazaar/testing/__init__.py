@@ -9,7 +9,8 @@ real contracts, real HTTP on loopback.
 - ``cli_home(path)`` / ``make_home(path)``: a ``BAZAAR_HOME`` and ``bazaar`` runs against it.
 - ``sign_eip3009(...)``, ``sign_voucher(...)``, ``ChannelPayer``: counterparties' signatures
   and batch-settlement payloads built by the channel library.
-- ``dishonest_embedding_skill(model, price, mode)``: a provider whose work lies.
+- ``dishonest_embedding_skill(model, price, mode)``: a provider whose work lies;
+  ``UppercaseSkill(price)``: a priced skill that needs no model.
 - ``boa_deployer(name)``: a contract of ours on titanoboa, compiled once per process.
 
 In pytest, mark tests that start anvil with ``@pytest.mark.anvil``.
@@ -19,7 +20,7 @@ from agentbazaar.loopback import ThreadedServer, free_port, serve_in_thread
 from agentbazaar.testing.boa import STABLECOIN_ARGS, boa_deployer
 from agentbazaar.testing.cli import CliHome, cli_home, make_home
 from agentbazaar.testing.signers import ChannelPayer, sign_eip3009, sign_voucher
-from agentbazaar.testing.skills import DISHONEST_MODES, dishonest_embedding_skill
+from agentbazaar.testing.skills import DISHONEST_MODES, UppercaseSkill, dishonest_embedding_skill
 from agentbazaar.testing.world import LocalWorld, anvil_config, local_anvil
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "CliHome",
     "LocalWorld",
     "ThreadedServer",
+    "UppercaseSkill",
     "anvil_config",
     "boa_deployer",
     "cli_home",
