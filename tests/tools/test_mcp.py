@@ -201,3 +201,10 @@ def test_stdio_paid_tool(home: Home) -> None:
     )
     record = alice.ledger.get("alice", "lic-1")
     assert record is not None and record.status == "settled"
+
+
+def test_tools_that_spend_cannot_be_sold(home: Home) -> None:
+    """A priced `send` would let any buyer make the server's wallet pay: refused, one line."""
+    proc = home.run("mcp", "--price", "send=0.001", "--pay-to", "0x" + "11" * 20)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error:") and "spends" in proc.stderr

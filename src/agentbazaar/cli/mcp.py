@@ -31,7 +31,7 @@ def mcp(
         None,
         "--price",
         help="sell a tool with x402: TOOL=PRICE in USDC per call, e.g. data_list=0.001 "
-        "(repeatable; needs --pay-to)",
+        "(repeatable; needs --pay-to; tools that spend from the wallet cannot be sold)",
     ),
     pay_to: str | None = typer.Option(None, "--pay-to", help="address paid for priced tools"),
     facilitator_url: str | None = typer.Option(
@@ -102,7 +102,10 @@ def _paid_tools(
         tool, sep, amount = entry.partition("=")
         if not sep or not amount.strip():
             raise InputError(f"--price {entry!r}: write TOOL=PRICE, e.g. data_list=0.001")
-        table[find_tool(tool.strip()).name] = amount.strip()
+        found = find_tool(tool.strip())
+        if found.spends:  # a buyer would make this server's wallet pay: never for sale
+            raise InputError(f"--price {entry!r}: {found.name} spends from this server's wallet")
+        table[found.name] = amount.strip()
     chain = Chain.from_config(cfg)
     terms = PaymentTerms(network=chain.network, token=_usdc(chain, cfg), pay_to=pay_to)
     target: str | Facilitator
