@@ -16,8 +16,11 @@ from mcp import Client, StdioServerParameters
 from tools_home import BAZAAR, Home
 
 from agentbazaar.chain.anvil import free_port
-from agentbazaar.tools import tool_names
-from agentbazaar.wallet import Ledger
+from agentbazaar.config import load_config
+from agentbazaar.payments.client import AcceptedToken, WalletPayer
+from agentbazaar.payments.mcp_client import call_paid_tool
+from agentbazaar.tools import Toolbox, tool_names
+from agentbazaar.wallet import Ledger, balances, open_wallet
 
 pytestmark = pytest.mark.anvil
 
@@ -145,3 +148,63 @@ def test_http_approval_intent_and_bad_input(home: Home, http_url: str, mode: str
     assert len(_settled(home)) == before + 1  # the plan signed nothing; the send once
     assert unknown.is_error and "balance" in unknown.content[0].text
     assert extra.is_error and "color" in extra.content[0].text
+
+
+def _usdc_units(box: Toolbox, address: str) -> int:
+    return next(
+        b.units for b in balances(box.chain, address, box.suite.tokens) if b.token.symbol == "USDC"
+    )
+
+
+def test_stdio_paid_tool(home: Home) -> None:
+    """`bazaar mcp --price`: a catalog tool sold with x402 over stdio (in-process facilitator);
+    alice pays bob through her wallet (Wallet.spend), exactly once per idempotency key."""
+    cfg = load_config(home.path, env={})
+    alice = open_wallet(cfg, "alice", "tools-pass")
+    box = Toolbox(cfg, wallet="alice", wallets={"alice": alice})
+    bob = str(alice.resolve("bob"))
+    server = StdioServerParameters(
+        command=BAZAAR,
+        args=["mcp", "--wallet", "alice", "--price", "data_licences=0.001", "--pay-to", bob],
+        env=home.env,
+    )
+    usdc = box.suite.tokens.get("USDC")
+    accepted = [AcceptedToken(box.chain.network, str(usdc.address))]
+    before = (_usdc_units(box, alice.address), _usdc_units(box, bob))
+
+    async def go() -> list[Any]:
+        async with Client(server) as client:
+            listed = {t.name: t.description for t in (await client.list_tools()).tools}
+            assert "0.001 USDC" in str(listed["data_licences"])
+            assert "x402" not in str(listed["contract_templates"])
+            unpaid = await client.call_tool("data_licences", {})
+            free = await client.call_tool("contract_templates", {})
+            paid = [
+                await call_paid_tool(
+                    client, "data_licences", {}, payer=WalletPayer(alice), accepted=accepted,
+                    idempotency_key="lic-1",
+                )
+                for _ in range(2)
+            ]  # fmt: skip
+            return [unpaid, free, *paid]
+
+    unpaid, free, first, again = anyio.run(go)
+    assert unpaid.is_error and unpaid.structured_content["error"] == "payment_required"
+    assert not free.is_error
+    assert first.payment is not None and first.payment.success and not first.result.is_error
+    assert first.result.structured_content == again.result.structured_content
+    assert again.payment is not None and again.payment.replayed
+    assert again.payment.transaction == first.payment.transaction
+    assert (_usdc_units(box, alice.address), _usdc_units(box, bob)) == (
+        before[0] - 1000,
+        before[1] + 1000,
+    )
+    record = alice.ledger.get("alice", "lic-1")
+    assert record is not None and record.status == "settled"
+
+
+def test_tools_that_spend_cannot_be_sold(home: Home) -> None:
+    """A priced `send` would let any buyer make the server's wallet pay: refused, one line."""
+    proc = home.run("mcp", "--price", "send=0.001", "--pay-to", "0x" + "11" * 20)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error:") and "spends" in proc.stderr

@@ -258,6 +258,37 @@ def _chain_id(network: str) -> int | None:
 
 
 # ---- the client ----------------------------------------------------------------------------
+def choose_exact(
+    required: PaymentRequired,
+    accepted: set[tuple[str, str]],
+    url: str,
+    key: str,
+    max_amount: int | None = None,
+) -> PaymentIntent:
+    """The cheapest ``exact`` requirement on an accepted (network, asset lower case), as the
+    intent the payer authorizes; refused above ``max_amount`` before anything is signed."""
+    options = [
+        r
+        for r in required.accepts
+        if r.scheme == "exact" and (r.network, r.asset.lower()) in accepted and r.amount.isdigit()
+    ]
+    if not options:
+        raise PaymentRefused(
+            "no payment option this client accepts (exact scheme, known token and network)",
+            url=url,
+        )
+    best = min(options, key=lambda r: int(r.amount))
+    intent = PaymentIntent(url, best.network, best.asset, int(best.amount), best.pay_to, key)
+    if max_amount is not None and intent.amount > max_amount:
+        raise PolicyViolation(
+            f"the service asks {intent.amount} base units, above the limit of "
+            f"{max_amount} for this call",
+            amount=intent.amount,
+            limit=max_amount,
+        )
+    return intent
+
+
 IN_USE_WAITS = (0.25, 0.5, 1.0, 2.0)  # seconds between resends while our payment is in use
 
 
@@ -302,28 +333,7 @@ class PayingClient:
         await self.aclose()
 
     def choose(self, required: PaymentRequired, url: str, key: str) -> PaymentIntent:
-        options = [
-            r
-            for r in required.accepts
-            if r.scheme == "exact"
-            and (r.network, r.asset.lower()) in self.accepted
-            and r.amount.isdigit()
-        ]
-        if not options:
-            raise PaymentRefused(
-                "no payment option this client accepts (exact scheme, known token and network)",
-                url=url,
-            )
-        best = min(options, key=lambda r: int(r.amount))
-        intent = PaymentIntent(url, best.network, best.asset, int(best.amount), best.pay_to, key)
-        if self.max_amount is not None and intent.amount > self.max_amount:
-            raise PolicyViolation(
-                f"the service asks {intent.amount} base units, above the limit of "
-                f"{self.max_amount} for this call",
-                amount=intent.amount,
-                limit=self.max_amount,
-            )
-        return intent
+        return choose_exact(required, self.accepted, url, key, self.max_amount)
 
     def _payment_required(self, response: httpx.Response) -> PaymentRequired:
         try:

@@ -3,7 +3,8 @@ made of one single-use authorization: ``exact`` (EIP-3009 or Permit2) and ``upto
 
 Both paywalls (``payments.server.install_paywall``, with the metered ``upto`` routes its
 ``extend`` adds, and the agents' ``install_priced_route``) build their SDK middleware with
-``exact_middleware`` here, so the guarantee lives in one place.
+``exact_middleware`` here, and paid MCP tools (``payments.mcp``) go through ``ExactlyOnce.once``
+with ``reserving_server``, so the guarantee lives in one place.
 
 Invariant. For one authorization (network, asset, payer, nonce; Permit2's are keyed by the
 Permit2 contract, whose nonce space all its tokens share) at most one request is
@@ -53,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from x402.http.constants import PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER
@@ -81,6 +82,7 @@ from agentbazaar.payments.reasons import (
 from x402 import x402ResourceServer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 AuthKey = tuple[str, str, str, str]  # network, asset, payer, nonce (lower case)
@@ -127,20 +129,31 @@ def read_payment(request: Request) -> Paid | None:
         return None
     try:
         envelope = json.loads(base64.b64decode(header, validate=True))
+    except (ValueError, binascii.Error):
+        return None
+    paid = paid_of(envelope)
+    if paid is None or paid.retry_id is not None:
+        return paid
+    given = request.headers.get(IDEMPOTENCY_HEADER)
+    retry_id = given if given and len(given) <= MAX_RETRY_ID else None
+    return dataclasses.replace(paid, retry_id=retry_id)
+
+
+def paid_of(envelope: Any) -> Paid | None:
+    """The authorization of an x402 v2 payment (the JSON of a ``PaymentPayload``), whatever
+    carries it (an HTTP header, an MCP ``_meta``); its retry id is the ``payment-identifier``
+    extension's. None when unreadable or of a scheme this guarantee does not cover."""
+    try:
         accepted, payload = envelope["accepted"], envelope["payload"]
         if accepted["scheme"] not in SCHEMES:
             return None
         key = authorization_key(str(accepted["network"]), str(accepted["asset"]), payload)
         signature = str(payload["signature"]).lower()
-    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if key is None:
         return None
-    retry_id = _payment_identifier(envelope.get("extensions"))
-    if retry_id is None:
-        given = request.headers.get(IDEMPOTENCY_HEADER)
-        retry_id = given if given and len(given) <= MAX_RETRY_ID else None
-    return Paid(key, signature, retry_id)
+    return Paid(key, signature, _payment_identifier(envelope.get("extensions")))
 
 
 def authorization_key(network: str, asset: str, payload: Any) -> AuthKey | None:
@@ -464,21 +477,42 @@ class ExactlyOnce:
         paid: Paid,
         print_: str,
     ) -> Response:
+        def keep(response: Response) -> tuple[int, list[tuple[str, str]], bytes] | None:
+            body = getattr(response, "body", None)
+            if not _settled(response) or not isinstance(body, bytes):
+                return None
+            headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                       for k, v in response.raw_headers]  # fmt: skip
+            return response.status_code, headers, body
+
+        return await self.once(
+            paid, print_, lambda: sdk(request, call_next), keep, Retained.response
+        )
+
+    async def once(
+        self,
+        paid: Paid,
+        print_: str,
+        serve: Callable[[], Awaitable[T]],
+        keep: Callable[[T], tuple[int, list[tuple[str, str]], bytes] | None],
+        replay: Callable[[Retained], T],
+    ) -> T:
+        """Serve one request paid with ``paid`` (``print_``: its fingerprint), whatever the
+        transport: requests with the same authorization one at a time, a genuine retry answered
+        with ``replay`` of the kept answer, else ``serve`` and keep what ``keep`` says (status,
+        headers, body; None: not settled, nothing kept)."""
         async with self._locks.hold(paid.key):
             kept = self.responses.get(paid.key)
             if kept is not None and kept.answers(paid, print_):
                 self.replayed += 1
-                return kept.response()
-            response = await sdk(request, call_next)
-            body = getattr(response, "body", None)
-            if _settled(response) and isinstance(body, bytes):
-                headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                           for k, v in response.raw_headers]  # fmt: skip
-                kept = Retained(
-                    paid.signature, paid.retry_id, print_, response.status_code, headers, body
-                )
-                self.responses.put(paid.key, kept)
-            return response
+                return replay(kept)
+            answer = await serve()
+            stored = keep(answer)
+            if stored is not None:
+                status, headers, body = stored
+                retained = Retained(paid.signature, paid.retry_id, print_, status, headers, body)
+                self.responses.put(paid.key, retained)
+            return answer
 
 
 def declare_retry_id(config: RouteConfig) -> RouteConfig:
@@ -502,11 +536,18 @@ def exact_middleware(
     this module's guarantee around it: leases released on handler failure, outages as reason
     codes, one response per authorization. Returns the middleware and the SDK resource
     server."""
+    server = reserving_server(facilitator, network)
+    if extend is not None:
+        extend(server, routes)
+    sdk = payment_middleware({r: declare_retry_id(c) for r, c in routes.items()}, server)
+    return ExactlyOnce(responses).wrap(sdk), server
+
+
+def reserving_server(facilitator: FacilitatorClient, network: str) -> x402ResourceServer:
+    """The SDK's resource server for ``exact`` on ``network`` over ``facilitator`` through a
+    ``ReservingClient``: leases given back when a handler fails, outages as reason codes."""
     client = ReservingClient(facilitator)
     server = x402ResourceServer(client)
     register_exact_evm_server(server, network)
-    if extend is not None:
-        extend(server, routes)
     server.on_verified_payment_canceled(client.on_canceled)
-    sdk = payment_middleware({r: declare_retry_id(c) for r, c in routes.items()}, server)
-    return ExactlyOnce(responses).wrap(sdk), server
+    return server

@@ -15,6 +15,9 @@ code                                           meaning
 ``facilitator_unauthorized``                   the facilitator refused the seller's key
 ``unknown_reservation``                        a release without the lease's token
 ``payment_terms_mismatch``                     the payment is for other terms than the route's
+``payment_for_another_tool``                   an MCP payment made for another tool
+``payment_for_other_arguments``                an MCP payment made for the same tool, other arguments
+``invalid_payment``                            a payment that cannot be read as x402 v2
 =============================================  ==============================================
 """
 
@@ -28,6 +31,10 @@ ERR_FACILITATOR_UNAVAILABLE = "facilitator_unavailable"
 ERR_FACILITATOR_UNAUTHORIZED = "facilitator_unauthorized"
 ERR_PAYER_THROTTLED = "payer_throttled"
 ERR_TERMS_MISMATCH = "payment_terms_mismatch"
+ERR_PAYMENT_REQUIRED = "payment_required"
+ERR_OTHER_TOOL = "payment_for_another_tool"
+ERR_OTHER_ARGUMENTS = "payment_for_other_arguments"
+ERR_INVALID_PAYMENT = "invalid_payment"
 # how the SDK's middleware words a payment whose `accepted` matches none of the route's terms
 SDK_NO_MATCH = "No matching payment requirements"
 
@@ -42,6 +49,14 @@ MESSAGES = {
     "again later",
     ERR_TERMS_MISMATCH: "the payment is for other terms (network, token, amount or payee) than "
     "this route asks; pay what its 402 lists",
+    ERR_PAYMENT_REQUIRED: "this is paid: pay one of the listed requirements (x402) and call again",
+    ERR_OTHER_TOOL: "the payment was made for another tool; pay what this tool's payment-required "
+    "result lists",
+    ERR_OTHER_ARGUMENTS: "the payment was made for this tool with other arguments; pay for this "
+    "very call",
+    ERR_INVALID_PAYMENT: "the payment cannot be read as an x402 v2 payment",
+    c.ERR_UNSUPPORTED_SCHEME: "the payment uses a scheme this seller does not offer; pay with one "
+    "it lists",
     c.ERR_NONCE_ALREADY_USED: "this payment authorization was already used; sign a new one",
     c.ERR_INSUFFICIENT_BALANCE: "the payer's token balance is too low for this payment; fund "
     "the wallet and pay again",

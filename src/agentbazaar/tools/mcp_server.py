@@ -13,6 +13,10 @@ Spends above the wallet's approval threshold ask the person through MCP elicitat
   ``request_state``, and only a spend equal to the one the person saw is approved.
 
 Refused spends (policy, declined approval) are tool errors with the policy's reason.
+
+With ``paid`` (a ``payments.mcp.PaidTools``: ``bazaar mcp --price TOOL=PRICE --pay-to ADDR``) the
+priced tools are sold with x402 over MCP (the SDK's ``x402.mcp`` conventions): a call without
+payment gets a payment-required result, a paid one is verified, run and settled exactly once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
@@ -37,6 +41,9 @@ from agentbazaar.errors import ApprovalRequired, BazaarError
 from agentbazaar.tools._toolbox import Toolbox, find_tool, parse_arguments
 from agentbazaar.tools.catalog import TOOLS, Tool
 from agentbazaar.wallet.policy import SpendRequest
+
+if TYPE_CHECKING:
+    from agentbazaar.payments.mcp import PaidTools
 
 log = logging.getLogger("agentbazaar.mcp")
 APPROVAL_KEY = "approve_spend"
@@ -110,10 +117,10 @@ def _error_result(exc: BazaarError) -> types.CallToolResult:
     )
 
 
-def _mcp_tool(tool: Tool) -> types.Tool:
+def _mcp_tool(tool: Tool, price: str | None = None) -> types.Tool:
     return types.Tool(
         name=tool.name,
-        description=tool.description,
+        description=tool.description if price is None else f"{tool.description} {price}",
         input_schema=tool.input_schema(),
         annotations=types.ToolAnnotations(read_only_hint=not tool.spends),
     )
@@ -122,8 +129,9 @@ def _mcp_tool(tool: Tool) -> types.Tool:
 class BazaarMcp:
     """The MCP face of a ``Toolbox``."""
 
-    def __init__(self, box: Toolbox) -> None:
+    def __init__(self, box: Toolbox, paid: PaidTools | None = None) -> None:
         self.box = box
+        self.paid = paid
         self._seal = _Seal()
         self.server: Server[Any] = Server(
             "agentbazaar",
@@ -132,11 +140,14 @@ class BazaarMcp:
             "resources (x402), stream payments over channels, discover and hire agents, act on "
             "plain-English instructions. Amounts are token units with a symbol, e.g. '0.01 USDC'.",
             on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
+            on_call_tool=self._call_tool if paid is None else paid.wrap(self._call_tool),
         )
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[_mcp_tool(t) for t in TOOLS])
+        paid = self.paid
+        return types.ListToolsResult(
+            tools=[_mcp_tool(t, paid.describe(t.name) if paid else None) for t in TOOLS]
+        )
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
@@ -245,5 +256,5 @@ def _can_elicit(ctx: Any) -> bool:
     return bool(caps is not None and caps.elicitation is not None)
 
 
-def run_stdio(box: Toolbox) -> None:
-    anyio.run(BazaarMcp(box).serve_stdio)
+def run_stdio(box: Toolbox, paid: PaidTools | None = None) -> None:
+    anyio.run(BazaarMcp(box, paid).serve_stdio)
