@@ -9,6 +9,7 @@ import pkgutil
 from typer.testing import CliRunner
 
 import agentbazaar.cli as cli
+from agentbazaar.errors import InputError
 
 
 def _modules_with_register() -> set[str]:
@@ -30,3 +31,9 @@ def test_help_names_the_commands_of_every_layer() -> None:
     assert result.exit_code == 0, result.output
     for command in ("contract", "data", "job", "stake", "mcp", "dashboard", "pay", "wallet"):
         assert f" {command} " in result.output, command
+
+
+def test_an_unknown_log_format_is_refused_before_anything_runs() -> None:
+    result = CliRunner().invoke(cli.app, ["--log-format", "xml", "wallet", "list"])
+    assert isinstance(result.exception, InputError)
+    assert "text or json" in str(result.exception)

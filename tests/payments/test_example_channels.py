@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 from x402.mechanisms.evm.exact import register_exact_evm_client
@@ -25,6 +28,7 @@ from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels import install
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
+from agentbazaar.observe import configure_logging
 from agentbazaar.payments.example import create_example_app, example_channel_seller
 from agentbazaar.payments.facilitator import Facilitator
 from agentbazaar.testing import serve_in_thread
@@ -251,3 +255,29 @@ def test_cli_serve_example_and_facilitator_offer_batch_settlement(
             stop(server)
     finally:
         node.stop()
+
+
+def test_each_voucher_paid_request_is_logged_with_the_channel_and_its_running_charge(
+    pay_env: PayEnv, served: Served
+) -> None:
+    buyer = Account.create()
+    pay_env.fund(buyer)
+    client = spend_controls(x402Client(), pay_env)
+    client.register(pay_env.chain.network, BatchSettlementEvmScheme(EthAccountSigner(buyer)))
+    out = io.StringIO()
+    root = logging.getLogger("agentbazaar")
+    handler = configure_logging("json", stream=out)
+    try:
+        responses = asyncio.run(get_quotes(served.url, client, 3))
+    finally:
+        root.removeHandler(handler)
+        root.propagate, root.level = True, logging.NOTSET
+    assert [r.status_code for r in responses] == [200] * 3
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    mine = [
+        x for x in lines if x.get("event") == "x402.paid_request" and x["payer"] == buyer.address
+    ]
+    assert [x["charged"] for x in mine] == [QUOTE, 2 * QUOTE, 3 * QUOTE]
+    assert {x["scheme"] for x in mine} == {"batch-settlement"}
+    assert len({x["channel"] for x in mine}) == 1 and all(x["result"] == "served" for x in mine)
+    assert mine[0]["tx"].startswith("0x") and mine[1]["tx"] == ""  # the deposit came with the first

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
+from agentbazaar import observe
 from agentbazaar.errors import InputError
 
 log = logging.getLogger("agentbazaar.agents")
@@ -28,9 +29,8 @@ NEEDS_TEXT = "message/send needs a text part"
 
 
 def event(agent: str, name: str, **fields: Any) -> None:
-    """One structured log line (JSON) per thing an agent does."""
-    if log.isEnabledFor(logging.INFO):
-        log.info(json.dumps({"agent": agent, "event": name, **fields}, default=str))
+    """One structured log line per thing an agent does (``agentbazaar.observe``)."""
+    observe.event(log, name, agent=agent, **fields)
 
 
 async def in_thread(fn: Callable[[], Any]) -> Any:

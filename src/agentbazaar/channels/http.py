@@ -29,6 +29,7 @@ from agentbazaar.channels.engine import ChannelEngine, Ticket
 from agentbazaar.channels.errors import ChannelError, ChannelStoreError, VoucherRejected
 from agentbazaar.channels.wire import ERR_CUMULATIVE_AMOUNT_MISMATCH, ERR_VOUCHER_PAYLOAD, SCHEME
 from agentbazaar.errors import BazaarError
+from agentbazaar.observe import event
 
 PAYMENT_SIGNATURE = "payment-signature"
 PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
@@ -124,6 +125,8 @@ class ChannelPaywall:
                 )
             ticket = await self.engine.begin(payload, price)
         except VoucherRejected as exc:
+            event(log, "x402.paid_request", scheme=SCHEME, network=self.network,
+                  amount=str(price), result="refused", reason=exc.reason)  # fmt: skip
             corrective = None
             if exc.reason == ERR_CUMULATIVE_AMOUNT_MISMATCH:
                 cid = cx.parse_bytes32(exc.fields.get("channel_id"), "channel id")
@@ -149,6 +152,18 @@ class ChannelPaywall:
                 status_code=503,
             )
         deposit = ticket.deposit
+        event(
+            log,
+            "x402.paid_request",
+            scheme=SCHEME,
+            network=self.network,
+            payer=ticket.payer,
+            amount=str(ticket.price),
+            channel="0x" + ticket.record.channel_id.hex(),
+            charged=ticket.record.charged + ticket.price,
+            result="served",
+            tx=deposit.transaction if deposit else "",
+        )
         return encode_header(
             {
                 "success": True,

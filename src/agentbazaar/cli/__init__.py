@@ -32,7 +32,7 @@ from agentbazaar.cli import (
 )
 from agentbazaar.cli import chain as chain_cmd
 from agentbazaar.cli._common import RunContext, err_console
-from agentbazaar.errors import BazaarError
+from agentbazaar.errors import BazaarError, InputError
 
 app = typer.Typer(
     name="bazaar",
@@ -64,6 +64,11 @@ def _root(
     ),
     chain: str | None = typer.Option(None, "--chain", help="backend: embedded | local | rpc"),
     rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC url of any EVM chain"),
+    log_format: str | None = typer.Option(
+        None,
+        "--log-format",
+        help="servers' log lines on stderr: text | json (default BAZAAR_LOG_FORMAT or text)",
+    ),
     _show_version: bool = typer.Option(
         False,
         "--version",
@@ -72,7 +77,9 @@ def _root(
         help="print the installed version and exit",
     ),
 ) -> None:
-    ctx.obj = RunContext(home=home, backend=chain, rpc_url=rpc)
+    if log_format is not None and log_format not in ("text", "json"):
+        raise InputError(f"unknown log format {log_format!r}: use --log-format text or json")
+    ctx.obj = RunContext(home=home, backend=chain, rpc_url=rpc, log_format=log_format)
 
 
 app.add_typer(chain_cmd.app, name="chain")

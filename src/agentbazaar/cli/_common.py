@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agentbazaar.wallet import Wallet
 
 WALLET_ENV = "BAZAAR_WALLET"
+LOG_FORMAT_ENV = "BAZAAR_LOG_FORMAT"
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,6 +35,7 @@ class RunContext:
     home: Path | None = None
     backend: str | None = None
     rpc_url: str | None = None
+    log_format: str | None = None
     _config: BazaarConfig | None = field(default=None, repr=False)
     _passphrase: str | None = field(default=None, repr=False)
 
@@ -61,6 +63,19 @@ def run_context(ctx: typer.Context) -> RunContext:
         obj = RunContext()
         ctx.find_root().obj = obj
     return obj
+
+
+def server_logging(ctx: typer.Context) -> None:
+    """A server's log on stderr: one line per paid request, settlement and agent event, in the
+    format of ``--log-format`` (else ``BAZAAR_LOG_FORMAT``, else ``text``)."""
+    from agentbazaar.observe import LOG_FORMATS, configure_logging
+
+    fmt = run_context(ctx).log_format or os.environ.get(LOG_FORMAT_ENV) or "text"
+    if fmt not in LOG_FORMATS:
+        raise InputError(
+            f"unknown log format {fmt!r}: use text or json (--log-format or {LOG_FORMAT_ENV})"
+        )
+    configure_logging(fmt)
 
 
 def wallet_name(ctx: typer.Context, given: str | None) -> str:

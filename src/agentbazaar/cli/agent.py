@@ -17,6 +17,7 @@ from agentbazaar.cli._common import (
     emit_table,
     open_wallet,
     run_context,
+    server_logging,
     waiting,
 )
 from agentbazaar.config import BazaarConfig
@@ -343,4 +344,5 @@ def discovery_server_cmd(
     follower = _follower(cfg, chain, suite)
     api = create_app(follower.index, follower=follower, tokens=suite.tokens)
     console.print(f"discovery on http://{host}:{port}/agents (chain {chain.chain_id})")
+    server_logging(ctx)
     uvicorn.run(api, host=host, port=port, log_level="warning")

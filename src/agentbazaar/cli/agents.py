@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentbazaar.cli._common import console, emit_json, emit_table, err_console, run_context
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    err_console,
+    run_context,
+    server_logging,
+)
 from agentbazaar.errors import ConfigError
 
 
@@ -128,7 +133,7 @@ def serve(
 
     spec = load_spec(spec_path)
     cfg = run_context(ctx).config
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    server_logging(ctx)
     if cfg.chain.backend == "embedded":
         raise ConfigError(
             "an embedded chain lives in one process: serve agents on a local or rpc chain "

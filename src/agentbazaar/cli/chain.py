@@ -1,14 +1,30 @@
-"""`bazaar chain up|down|status`: the local anvil node of this data directory."""
+"""`bazaar chain up|down|status|warp|mine`: the local anvil node of this data directory."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import typer
 
+from agentbazaar.chain import Chain
 from agentbazaar.chain.anvil import AnvilNode
-from agentbazaar.cli._common import console, emit_json, emit_table, run_context, waiting
+from agentbazaar.cli._common import (
+    console,
+    emit_json,
+    emit_table,
+    err_console,
+    run_context,
+    waiting,
+)
 from agentbazaar.config import write_default_config
+from agentbazaar.errors import ChainUnavailable, ConfigError
+from agentbazaar.jobs.model import parse_duration
 
-app = typer.Typer(help="Start, stop and inspect the local chain (anvil).", no_args_is_help=True)
+app = typer.Typer(
+    help="Start, stop, inspect the local chain (anvil) and move its clock.", no_args_is_help=True
+)
+EXACT_WINDOW_S = 300  # the maxTimeoutSeconds our sellers offer for exact and upto
 
 
 @app.command()
@@ -49,3 +65,79 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -
         return
     rows = [[k, v] for k, v in st.to_dict().items()]
     emit_table("local chain", ["field", "value"], rows)
+
+
+def _local_chain(ctx: typer.Context) -> Chain:
+    """The data directory's running local chain (time control exists only there)."""
+    cfg = run_context(ctx).config
+    if cfg.chain.backend != "local":
+        raise ConfigError(
+            f"time control needs the local anvil chain, not the {cfg.chain.backend} backend "
+            "(an embedded chain lives inside one process; a public chain keeps its own time)"
+        )
+    st = AnvilNode(cfg).status()
+    if not st.running or not st.url:
+        raise ChainUnavailable("the local chain is not running: start it with `bazaar chain up`")
+    return Chain.rpc(st.url, backend="local")
+
+
+def _clock(chain: Chain) -> dict[str, int]:
+    block = chain.w3.eth.get_block("latest")
+    now = int(time.time())
+    return {
+        "block": int(block["number"]),
+        "timestamp": int(block["timestamp"]),
+        "ahead_of_wall_clock_s": int(block["timestamp"]) - now,
+    }
+
+
+def _report(clock: dict[str, int], json_out: bool) -> None:
+    ahead = clock["ahead_of_wall_clock_s"]
+    if json_out:
+        emit_json(clock)
+    else:
+        when = datetime.fromtimestamp(clock["timestamp"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        skew = f", {ahead} s ahead of this machine's clock" if ahead > 0 else ""
+        console.print(f"block {clock['block']} at {when}{skew}")
+    if ahead >= EXACT_WINDOW_S:
+        err_console.print(
+            f"note: authorizations signed for a {EXACT_WINDOW_S} s window (x402 exact and upto "
+            f"payments, a channel's deposit) expire on this chain until its clock is less than "
+            f"{EXACT_WINDOW_S} s ahead of this machine's; vouchers on an open channel keep working",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def warp(
+    ctx: typer.Context,
+    duration: str = typer.Argument(..., help="how far: 90s, 15m, 2h, 3d"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Move the local chain's clock ahead and mine a block there (e.g. past a withdrawal delay).
+
+    The chain's clock then runs ahead of this machine's by that much: an authorization signed
+    for a shorter window (x402 exact and upto: sellers offer 300 s) is refused as expired on
+    chain, and the command says so.
+
+    Example: bazaar chain warp 15m
+    """
+    seconds = parse_duration(duration)
+    chain = _local_chain(ctx)
+    chain.advance_time(seconds)
+    _report(_clock(chain), json_out)
+
+
+@app.command()
+def mine(
+    ctx: typer.Context,
+    blocks: int = typer.Argument(1, min=1, max=100_000, help="how many empty blocks"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Mine empty blocks on the local chain (e.g. to pass a seed or confirmation block).
+
+    Example: bazaar chain mine 10
+    """
+    chain = _local_chain(ctx)
+    chain.mine(blocks)
+    _report(_clock(chain), json_out)

@@ -24,7 +24,7 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 
 from agentbazaar.chain import Chain
-from agentbazaar.cli._common import emit_json, err_console, run_context
+from agentbazaar.cli._common import emit_json, err_console, run_context, server_logging
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ConfigError, InputError
 from agentbazaar.tokens import Token
@@ -95,7 +95,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(app: Any, sock: socket.socket) -> None:
+def _serve(ctx: typer.Context, app: Any, sock: socket.socket) -> None:
+    server_logging(ctx)
     config = uvicorn.Config(app, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -199,7 +200,7 @@ def facilitator(
         f"facilitator ({schemes}) for {chain.network} on http://{host}:{port} ({auth})",
         soft_wrap=True,
     )
-    _serve(create_app(fac, api_keys=keys), sock)
+    _serve(ctx, create_app(fac, api_keys=keys), sock)
 
 
 def serve_example(
@@ -284,7 +285,7 @@ def serve_example(
     err_console.print(
         f"example paid service ({schemes}) on http://127.0.0.1:{port} ({chain.network})"
     )
-    _serve(app, sock)
+    _serve(ctx, app, sock)
 
 
 def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> LocalAccount:

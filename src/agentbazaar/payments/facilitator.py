@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from eth_account.signers.local import LocalAccount
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from x402.schemas import (
@@ -49,6 +49,7 @@ from x402.schemas import (
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from agentbazaar.chain import Chain
+from agentbazaar.observe import PROMETHEUS_CONTENT_TYPE, event, prometheus_text, wants_prometheus
 from agentbazaar.payments.auth import ApiKeys
 from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VERSION
 from agentbazaar.payments.exact import ExactEvmHandler
@@ -157,10 +158,12 @@ class Facilitator:
         if handler is None:
             return _settle_failure(ERR_UNSUPPORTED_SCHEME, "scheme not served", network)
         try:
-            return await handler.settle(payload, requirements)
+            result = await handler.settle(payload, requirements)
         except Exception as exc:  # whatever was recorded stays recorded; a retry resolves it
             log.exception("x402 settle failed unexpectedly")
-            return _settle_failure(ERR_UNEXPECTED, str(exc), network)
+            result = _settle_failure(ERR_UNEXPECTED, str(exc), network)
+        _log_settlement(requirements, result)
+        return result
 
     async def release(
         self,
@@ -201,6 +204,29 @@ class Facilitator:
             if callable(recover):
                 done += int(recover())
         return done
+
+
+# Levels rather than counts since start: rows in a state now, payers under a throttle.
+GAUGES = frozenset(
+    {"reserved", "pending", "payers_with_failures", "stored_settled", "stored_failed"}
+)
+
+
+def _log_settlement(requirements: PaymentRequirements, result: SettleResponse) -> None:
+    """One line per settlement: scheme, network, payer, amount, payee, result, transaction."""
+    event(
+        log,
+        "x402.settle",
+        scheme=requirements.scheme,
+        network=requirements.network,
+        asset=requirements.asset,
+        payer=result.payer or "",
+        pay_to=requirements.pay_to,
+        amount=result.amount or requirements.amount,
+        result="settled" if result.success else "failed",
+        reason=result.error_reason or "",
+        tx=result.transaction or "",
+    )
 
 
 def exact_facilitator(
@@ -361,10 +387,16 @@ def create_app(
         kinds = [f"{k.scheme}@{k.network}" for k in facilitator.get_supported().kinds]
         return JSONResponse({"ok": True, "kinds": kinds, "auth": bool(keys)})
 
-    @app.get("/metrics")
-    async def metrics(request: Request) -> JSONResponse:
+    @app.get("/metrics", response_model=None)
+    async def metrics(request: Request) -> Response:
+        """The counters: Prometheus text for a scraper (``Accept: text/plain`` or OpenMetrics,
+        or ``?format=prometheus``), JSON otherwise."""
         if (denied := gate(request)) is not None:
             return denied
-        return JSONResponse({**facilitator.metrics(), "unauthorized": refused["count"]})
+        counts = {**facilitator.metrics(), "unauthorized": refused["count"]}
+        if wants_prometheus(request.headers.get("accept"), request.query_params.get("format")):
+            text = prometheus_text(counts, prefix="bazaar_facilitator", gauges=GAUGES)
+            return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
+        return JSONResponse(counts)
 
     return app

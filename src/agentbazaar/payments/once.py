@@ -57,10 +57,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from x402.http.constants import PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER
+from x402.http.constants import (
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+)
 from x402.http.facilitator_client_base import FacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import RouteConfig
+from x402.http.utils import decode_payment_required_header
 from x402.mechanisms.evm import constants as c
 from x402.mechanisms.evm.constants import PERMIT2_ADDRESS
 from x402.mechanisms.evm.exact import register_exact_evm_server
@@ -73,6 +78,7 @@ from x402.schemas import (
 )
 from x402.schemas.hooks import VerifiedPaymentCanceledContext
 
+from agentbazaar.observe import event
 from agentbazaar.payments._errors import FacilitatorError
 from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
@@ -445,6 +451,44 @@ def _settled(response: Response) -> bool:
         return False
 
 
+def _log_paid(request: Request, paid: Paid, response: Response) -> None:
+    """One line per paid request: route, payer, what was settled (or why not), transaction."""
+    settlement: dict[str, Any] = {}
+    encoded = response.headers.get(PAYMENT_RESPONSE_HEADER)
+    if encoded:
+        try:
+            decoded = json.loads(base64.b64decode(encoded))
+            settlement = decoded if isinstance(decoded, dict) else {}
+        except (ValueError, binascii.Error):
+            settlement = {}
+    network, asset, payer, _nonce = paid.key
+    event(
+        log,
+        "x402.paid_request",
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        network=network,
+        asset=asset,
+        payer=payer,
+        amount=str(settlement.get("amount") or ""),
+        result="served" if _settled(response) else "refused",
+        reason=str(settlement.get("errorReason") or _required_error(response) or ""),
+        tx=str(settlement.get("transaction") or ""),
+    )
+
+
+def _required_error(response: Response) -> str | None:
+    """The reason a 402 gives in its PAYMENT-REQUIRED header, if any."""
+    encoded = response.headers.get(PAYMENT_REQUIRED_HEADER)
+    if response.status_code != 402 or not encoded:
+        return None
+    try:
+        return decode_payment_required_header(encoded).error
+    except Exception:  # an unreadable header is no reason to fail the request
+        return None
+
+
 class ExactlyOnce:
     """Wraps the SDK's middleware: serialise per authorization, replay genuine retries, keep
     each settled response for them."""
@@ -465,7 +509,9 @@ class ExactlyOnce:
             # its own task: a client that goes away does not stop the settlement and the
             # keeping of the response its retry will get
             task = asyncio.ensure_future(self._serve(sdk, request, call_next, paid, print_))
-            return await asyncio.shield(task)
+            response = await asyncio.shield(task)
+            _log_paid(request, paid, response)
+            return response
 
         return once
 
