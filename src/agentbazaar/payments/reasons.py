@@ -15,6 +15,7 @@ code                                           meaning
 ``facilitator_unauthorized``                   the facilitator refused the seller's key
 ``unknown_reservation``                        a release without the lease's token
 ``payment_terms_mismatch``                     the payment is for other terms than the route's
+``not_settled``                                (buyer) served without a successful settlement
 =============================================  ==============================================
 """
 
@@ -28,6 +29,7 @@ ERR_FACILITATOR_UNAVAILABLE = "facilitator_unavailable"
 ERR_FACILITATOR_UNAUTHORIZED = "facilitator_unauthorized"
 ERR_PAYER_THROTTLED = "payer_throttled"
 ERR_TERMS_MISMATCH = "payment_terms_mismatch"
+ERR_NOT_SETTLED = "not_settled"
 # how the SDK's middleware words a payment whose `accepted` matches none of the route's terms
 SDK_NO_MATCH = "No matching payment requirements"
 
@@ -40,6 +42,9 @@ MESSAGES = {
     "same request later, or sign a new payment",
     ERR_PAYER_THROTTLED: "too many of this payer's payments failed after verification; try "
     "again later",
+    ERR_NOT_SETTLED: "the seller answered without a successful settlement (no PAYMENT-RESPONSE): "
+    "it does not count as paid; `bazaar wallet ledger --reconcile` finds out later whether the "
+    "authorization was used",
     ERR_TERMS_MISMATCH: "the payment is for other terms (network, token, amount or payee) than "
     "this route asks; pay what its 402 lists",
     c.ERR_NONCE_ALREADY_USED: "this payment authorization was already used; sign a new one",
