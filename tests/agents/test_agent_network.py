@@ -189,12 +189,15 @@ def test_http_bad_input_gets_4xx_json_never_500(honest: Agent) -> None:
         quote = http.post(f"{url}/skills/embed/quote", json={"texts": TEXTS}).json()
         r = http.post(f"{url}/skills/embed?quote={quote['quote']}", json={"texts": TEXTS})
         assert r.status_code == 402 and "payment-required" in {k.lower() for k in r.headers}
-        r = http.post(
-            f"{url}/skills/embed?quote={quote['quote']}",
-            json={"texts": TEXTS},
-            headers={"PAYMENT-SIGNATURE": "garbage"},
-        )
-        assert r.status_code == 402
+        # the payments guard's answers, now that the agents' skills sit behind its paywall
+        paid = f"{url}/skills/embed?quote={quote['quote']}"
+        for headers, reason in (
+            ({"PAYMENT-SIGNATURE": "garbage"}, "invalid_payment_header"),
+            ({"PAYMENT-SIGNATURE": "A" * 10_000}, "payment_header_too_large"),
+            ({"X-PAYMENT": "e30="}, "x402_v1_not_supported"),
+        ):
+            r = http.post(paid, json={"texts": TEXTS}, headers=headers)
+            assert r.status_code == 402 and r.json()["error"] == reason, r.text
         r = http.get(f"{url}/evidence/0x1234")
         assert r.status_code == 404
 
