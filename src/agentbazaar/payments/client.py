@@ -195,7 +195,7 @@ class X402Auth(httpx.Auth):
         if self.max_amount is not None and amount > self.max_amount:
             raise PolicyViolation(
                 f"the service asks {amount} base units, above the maximum of "
-                f"{self.max_amount} for this call",
+                f"{self.max_amount} for this call (the caller's limit)",
                 amount=amount,
                 limit=self.max_amount,
             )
