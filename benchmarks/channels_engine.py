@@ -29,7 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from eth_account import Account  # noqa: E402
 from eth_utils.address import to_checksum_address  # noqa: E402
 
-from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, SellerTerms  # noqa: E402
+from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, ChannelTerms  # noqa: E402
 from agentbazaar.testing import ChannelPayer  # noqa: E402
 from agentbazaar.testing.bench import emit  # noqa: E402
 
@@ -42,7 +42,7 @@ class Workload:
     def __init__(self, channels: int, vouchers: int, chain_id: int = 31337) -> None:
         self.seller = Account.create()
         token = to_checksum_address("0x" + "ab" * 20)
-        self.terms = SellerTerms(chain_id, self.seller.address, self.seller.address, token)
+        self.terms = ChannelTerms(chain_id, self.seller.address, self.seller.address, token)
         self.payers = [ChannelPayer(Account.create(), self.terms) for _ in range(channels)]
         self.payloads = [
             [p.voucher(k * PRICE) for k in range(1, vouchers + 1)] for p in self.payers

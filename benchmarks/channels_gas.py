@@ -23,7 +23,7 @@ from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 
 from agentbazaar.chain.devkeys import dev_account  # noqa: E402
-from agentbazaar.channels import ChannelContracts, ChannelRecord, SellerTerms  # noqa: E402
+from agentbazaar.channels import ChannelContracts, ChannelRecord, ChannelTerms  # noqa: E402
 from agentbazaar.testing import ChannelPayer, LocalWorld, sign_eip3009, sign_voucher  # noqa: E402
 from agentbazaar.testing.bench import anvil_world, emit  # noqa: E402
 
@@ -31,7 +31,7 @@ PRICE = 1_000
 
 
 def channel_gas(
-    world: LocalWorld, terms: SellerTerms, channels: int, per_channel: int
+    world: LocalWorld, terms: ChannelTerms, channels: int, per_channel: int
 ) -> dict[str, int]:
     """Gas of ``channels`` deposits of ``per_channel`` payments each, one claim, one settle."""
     chain, relayer, authorizer = world.chain, dev_account(3), dev_account(2)
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--vouchers", type=int, default=1_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d, anvil_world(Path(d)) as world:
-        terms = SellerTerms(
+        terms = ChannelTerms(
             world.chain.chain_id, dev_account(4).address, dev_account(2).address, world.token
         )
         gas = channel_gas(world, terms, args.channels, args.vouchers)

@@ -37,7 +37,7 @@ from agentbazaar.channels import (  # noqa: E402
     ChannelContracts,
     ChannelEngine,
     ChannelStore,
-    SellerTerms,
+    ChannelTerms,
 )
 from agentbazaar.testing import ChannelPayer, LocalWorld, serve_in_thread  # noqa: E402
 from agentbazaar.testing.bench import anvil_world, emit, in_fork  # noqa: E402
@@ -270,7 +270,7 @@ def measure(world: LocalWorld, tmp: Path, model: Any, calls: int, rounds: int) -
     """Start the three sellers on ``world``, drive them from forked clients, check that every
     acknowledged paid call is on disk; returns the figures."""
     chain, authorizer = world.chain, dev_account(2)
-    terms = SellerTerms(chain.chain_id, dev_account(4).address, authorizer.address, world.token)
+    terms = ChannelTerms(chain.chain_id, dev_account(4).address, authorizer.address, world.token)
     engine = ChannelEngine(
         ChannelStore(tmp / "seller.db"), terms, chain=ChannelContracts(chain, authorizer)
     )

@@ -41,12 +41,13 @@ def _rate(n: int, batch: int, fn: Callable[[int], None]) -> float:
 def main() -> None:
     from agentbazaar.agents.hiring import Buyer
     from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
-    from agentbazaar.agents.payment import pay_and_post
     from agentbazaar.agents.runtime import Agent
     from agentbazaar.agents.skills import EmbeddingSkill
     from agentbazaar.chain import Chain
     from agentbazaar.config import load_config
     from agentbazaar.models.embedding import shared_model
+    from agentbazaar.payments.client import AcceptedToken, X402Auth
+    from agentbazaar.payments.payers import WalletPayer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20, help="requests per measurement")
@@ -83,16 +84,14 @@ def main() -> None:
             def route(i: int) -> None:
                 body = {"texts": _texts(i, batch)}
                 quote = buyer.http.post(f"{provider.url}/skills/embed/quote", json=body).json()
-                pay_and_post(
-                    buyer.http,
-                    f"{provider.url}/skills/embed?quote={quote['quote']}",
-                    body,
-                    wallet=buyer_wallet,
-                    token=net.token,
-                    network=net.chain.network,
+                auth = X402Auth(
+                    WalletPayer(buyer_wallet, tokens={str(net.token.address): net.token}),
+                    [AcceptedToken(net.chain.network, str(net.token.address))],
+                    max_amount=int(quote["price"]),
                     pay_to=provider.address,
-                    max_price=int(quote["price"]),
                 )
+                url = f"{provider.url}/skills/embed?quote={quote['quote']}"
+                buyer.http.post(url, json=body, auth=auth).raise_for_status()
 
             def paid_parallel(i: int) -> None:
                 with ThreadPoolExecutor(4) as pool:

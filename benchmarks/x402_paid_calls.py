@@ -267,7 +267,7 @@ def batch_gas(env: dict[str, Any], tmp: Path, size: int) -> None:
     def signed(account: Any) -> PaymentPayload:
         from x402.schemas import PaymentRequired
 
-        from agentbazaar.payments.client import sign_with_sdk
+        from agentbazaar.payments.payers import sign_with_sdk
 
         return sign_with_sdk(account, PaymentRequired(accepts=[requirements]), requirements)
 

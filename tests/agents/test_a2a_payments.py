@@ -40,7 +40,7 @@ from agentbazaar.chain import Chain
 from agentbazaar.config import load_config
 from agentbazaar.errors import PolicyViolation
 from agentbazaar.payments import PaymentRefused
-from agentbazaar.payments.client import WalletPayer, sign_with_sdk
+from agentbazaar.payments.payers import WalletPayer, sign_with_sdk
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_TERMS_MISMATCH
 from agentbazaar.testing import UppercaseSkill, make_home
 from agentbazaar.wallet import KeyStore, Ledger, Wallet

@@ -19,7 +19,6 @@ from agents_world import World
 from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.hiring import Buyer, NoProvider
 from agentbazaar.agents.network import usdc_balance
-from agentbazaar.agents.payment import PaymentRefused
 from agentbazaar.agents.protocol import VALIDATION_TAG
 from agentbazaar.agents.receipts import BadReceipt, matrix_from_json, output_hash
 from agentbazaar.agents.runtime import Agent
@@ -27,6 +26,7 @@ from agentbazaar.agents.skills import EmbeddingSkill, Payment
 from agentbazaar.agents.validator import Validator
 from agentbazaar.errors import InputError, PolicyViolation
 from agentbazaar.identity.cards import from_data_uri, parse_card
+from agentbazaar.payments import PaymentDeclined
 
 pytestmark = pytest.mark.inference
 
@@ -189,12 +189,15 @@ def test_http_bad_input_gets_4xx_json_never_500(honest: Agent) -> None:
         quote = http.post(f"{url}/skills/embed/quote", json={"texts": TEXTS}).json()
         r = http.post(f"{url}/skills/embed?quote={quote['quote']}", json={"texts": TEXTS})
         assert r.status_code == 402 and "payment-required" in {k.lower() for k in r.headers}
-        r = http.post(
-            f"{url}/skills/embed?quote={quote['quote']}",
-            json={"texts": TEXTS},
-            headers={"PAYMENT-SIGNATURE": "garbage"},
-        )
-        assert r.status_code == 402
+        # the payments guard's answers, now that the agents' skills sit behind its paywall
+        paid = f"{url}/skills/embed?quote={quote['quote']}"
+        for headers, reason in (
+            ({"PAYMENT-SIGNATURE": "garbage"}, "invalid_payment_header"),
+            ({"PAYMENT-SIGNATURE": "A" * 10_000}, "payment_header_too_large"),
+            ({"X-PAYMENT": "e30="}, "x402_v1_not_supported"),
+        ):
+            r = http.post(paid, json={"texts": TEXTS}, headers=headers)
+            assert r.status_code == 402 and r.json()["error"] == reason, r.text
         r = http.get(f"{url}/evidence/0x1234")
         assert r.status_code == 404
 
@@ -317,7 +320,7 @@ def test_a_provider_asking_more_than_it_quoted_is_refused_before_signing(
     buyer = world.buyer("buyer-7", [validator.agent.address])
     before = usdc_balance(world.net, buyer.agent.address)
     try:
-        with pytest.raises(PaymentRefused, match=r"max_amount_per_payment|above the maximum"):
+        with pytest.raises(PolicyViolation, match=r"above the maximum"):
             buyer.hire("embed", {"texts": TEXTS}, 10_000)
         assert usdc_balance(world.net, buyer.agent.address) == before
         assert buyer.agent.wallet.ledger.records("buyer-7") == []  # nothing reserved or signed
@@ -340,7 +343,7 @@ def test_a_payee_other_than_the_agent_wallet_is_refused_before_signing(
     buyer = world.buyer("buyer-8", [validator.agent.address])
     before = usdc_balance(world.net, buyer.agent.address)
     try:
-        with pytest.raises(PaymentRefused, match="not its wallet"):
+        with pytest.raises(PaymentDeclined, match="not its wallet"):
             buyer.hire("embed", {"texts": TEXTS}, 10_000)
         assert usdc_balance(world.net, buyer.agent.address) == before
         assert buyer.agent.wallet.ledger.records("buyer-8") == []

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
+from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, ChannelTerms
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 
 PRICE = 1_000
@@ -20,7 +20,7 @@ def main() -> None:
     rpc, db, port, token, receiver, fsync = sys.argv[1:7]
     chain = Chain.rpc(rpc, backend="local")
     authorizer = dev_account(2)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         chain_id=chain.chain_id,
         receiver=receiver,  # type: ignore[arg-type]
         receiver_authorizer=authorizer.address,

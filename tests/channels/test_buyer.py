@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, SellerTerms
+from agentbazaar.channels import ChannelContracts, ChannelEngine, ChannelStore, ChannelTerms
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.errors import PolicyViolation
@@ -27,7 +27,7 @@ FORMS = pytest.mark.parametrize("form", ["asgi", "http-middleware"])
 
 def seller(d: LocalWorld, path: Path, form: str = "asgi") -> tuple[FastAPI, ChannelEngine]:
     authorizer = dev_account(2)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         chain_id=d.chain.chain_id,
         receiver=dev_account(4).address,
         receiver_authorizer=authorizer.address,
@@ -125,7 +125,7 @@ def test_seller_service_claims_in_the_background(embedded: LocalWorld, tmp_path:
 
     d = embedded
     d.mint(dev_account(1).address, 10**9)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         d.chain.chain_id, dev_account(4).address, dev_account(2).address, d.usdc.address
     )
     seller_svc = ChannelSeller(

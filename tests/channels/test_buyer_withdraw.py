@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, SellerTerms
+from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, ChannelTerms
 from agentbazaar.channels.buyer import ChannelBuyer, WithdrawalRejected
 from agentbazaar.channels.errors import ChannelError, ChannelInputError
 from agentbazaar.channels.onchain import ChannelContracts, transferred
@@ -65,7 +65,7 @@ def test_withdrawal_mid_stream_seller_claims_first_buyer_gets_the_rest(
     start, n = 10**9, 7
     charged = n * PRICE
     d.mint(payer, start)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         d.chain.chain_id, dev_account(4).address, dev_account(2).address, d.usdc.address
     )
     seller_svc = ChannelSeller(  # claims only when urgent: no threshold or period reached here

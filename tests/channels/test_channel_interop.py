@@ -20,7 +20,7 @@ from agentbazaar.channels import (
     ChannelEngine,
     ChannelRecord,
     ChannelStore,
-    SellerTerms,
+    ChannelTerms,
 )
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
@@ -35,7 +35,7 @@ PRICE = 1_000
 def seller_app(d: LocalWorld, store_path: Path) -> tuple[FastAPI, ChannelEngine, ChannelContracts]:
     authorizer = dev_account(2)
     contracts = ChannelContracts(d.chain, authorizer)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         chain_id=d.chain.chain_id,
         receiver=dev_account(4).address,
         receiver_authorizer=authorizer.address,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import ChannelContracts, ChannelStore, SellerTerms
+from agentbazaar.channels import ChannelContracts, ChannelStore, ChannelTerms
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels.wire import payment_header
 from agentbazaar.testing import ChannelPayer, LocalWorld, free_port
@@ -83,7 +83,7 @@ class Stream:
 
 
 def start_seller(
-    rpc: str, db: Path, port: int, terms: SellerTerms, fsync: bool
+    rpc: str, db: Path, port: int, terms: ChannelTerms, fsync: bool
 ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
@@ -152,7 +152,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_charge(
     the end the seller's charged totals equal what the buyers saw acknowledged (nobody paid for
     a response they never got), and a claim moves exactly that on chain."""
     d = on_anvil
-    terms = SellerTerms(
+    terms = ChannelTerms(
         chain_id=d.chain.chain_id,
         receiver=dev_account(4).address,
         receiver_authorizer=dev_account(2).address,

@@ -19,7 +19,7 @@ from agentbazaar.channels import (
     ChannelEngine,
     ChannelInputError,
     ChannelStore,
-    SellerTerms,
+    ChannelTerms,
     VoucherRejected,
     wire,
 )
@@ -33,7 +33,7 @@ DEPOSIT = 50_000
 def make_engine(d: LocalWorld, path: Path) -> tuple[ChannelEngine, ChannelContracts]:
     authorizer = dev_account(2)
     contracts = ChannelContracts(d.chain, authorizer)
-    terms = SellerTerms(
+    terms = ChannelTerms(
         chain_id=d.chain.chain_id,
         receiver=dev_account(4).address,
         receiver_authorizer=authorizer.address,

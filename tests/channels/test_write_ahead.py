@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, SellerTerms
+from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, ChannelTerms
 from agentbazaar.channels import _crypto as cx
 from agentbazaar.channels.errors import VoucherRejected
 
@@ -38,7 +38,7 @@ PRICES = st.sampled_from([1, 7, 1_000])
 
 
 class Buyer:
-    def __init__(self, terms: SellerTerms) -> None:
+    def __init__(self, terms: ChannelTerms) -> None:
         self.key = os.urandom(32)
         address = to_checksum_address(
             "0x" + cx.address_of(PrivateKey(self.key).public_key.format(False)[1:]).hex()
@@ -64,9 +64,9 @@ class Buyer:
         }
 
 
-def terms() -> SellerTerms:
+def terms() -> ChannelTerms:
     seller = to_checksum_address("0x" + "5e" * 20)
-    return SellerTerms(31337, seller, seller, to_checksum_address("0x" + "ab" * 20))
+    return ChannelTerms(31337, seller, seller, to_checksum_address("0x" + "ab" * 20))
 
 
 @settings(

@@ -27,10 +27,11 @@ from x402.schemas import PaymentRequired
 from x402_env import PayEnv, sign_authorization
 
 from agentbazaar.errors import PolicyViolation
-from agentbazaar.payments.client import AcceptedToken, WalletPayer, sign_with_sdk
+from agentbazaar.payments.client import AcceptedToken
 from agentbazaar.payments.facilitator import Facilitator
 from agentbazaar.payments.mcp import PaidTools, arguments_hash
 from agentbazaar.payments.mcp_client import call_paid_tool, payment_required_of
+from agentbazaar.payments.payers import WalletPayer, sign_with_sdk
 from agentbazaar.payments.reasons import (
     ERR_OTHER_ARGUMENTS,
     ERR_OTHER_TOOL,

@@ -20,8 +20,9 @@ from x402_env import PayEnv, header_of
 
 from agentbazaar.errors import PaymentError
 from agentbazaar.loopback import serve_in_thread
-from agentbazaar.payments.client import AcceptedToken, PaidResponse, PayingClient, WalletPayer
+from agentbazaar.payments.client import AcceptedToken, PaidResponse, PayingClient
 from agentbazaar.payments.once import RetainedResponses
+from agentbazaar.payments.payers import WalletPayer
 from agentbazaar.payments.server import RoutePrice, install_paywall
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 from agentbazaar.wallet.policy import token_key

@@ -10,8 +10,9 @@ import pytest
 from x402_env import PayEnv
 
 from agentbazaar.errors import PolicyViolation
-from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
+from agentbazaar.payments.client import AcceptedToken, PayingClient
 from agentbazaar.payments.example import create_example_app
+from agentbazaar.payments.payers import WalletPayer
 from agentbazaar.testing import serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 from agentbazaar.wallet.policy import token_key
@@ -84,7 +85,7 @@ def test_retry_after_a_lost_answer_reuses_the_signed_authorization(
     import httpx
     from x402.http import decode_payment_required_header
 
-    from agentbazaar.payments.client import PaymentIntent
+    from agentbazaar.payments.payers import PaymentIntent
 
     r = httpx.post(f"{service}/echo", content=b"hello")
     required = decode_payment_required_header(r.headers["PAYMENT-REQUIRED"])

@@ -14,7 +14,7 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 from agentbazaar.chain import Chain
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.errors import TransactionReverted
-from agentbazaar.payments.client import PaymentIntent, WalletPayer
+from agentbazaar.payments.payers import PaymentIntent, WalletPayer
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Ledger, SpendingPolicy, SpendRecord, Wallet, reconcile
 from agentbazaar.wallet.authorizations import (

@@ -10,10 +10,10 @@
 The models themselves (MiniLM embeddings, the language models) live in ``agentbazaar.models``.
 Modules: ``pricing`` (per-token prices in base units), ``generation`` (``GenerationSkill``: a
 language model sold per token, OpenAI-compatible route), ``rerun`` (completions re-run for
-validation), ``receipts`` (EIP-712
-inference receipts, canonical hashes), ``store`` (SQLite receipts and verdicts), ``validation``
-(the re-run tolerance), ``skills``, ``runtime`` (``Agent``), ``payment`` (x402 both ways),
-``hiring`` (``Buyer``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
+validation), ``receipts`` (EIP-712 inference receipts, canonical hashes), ``store`` (SQLite
+receipts and verdicts), ``validation`` (the re-run tolerance), ``skills``, ``runtime``
+(``Agent``; its paid skills sit behind ``payments.server``'s paywall), ``hiring`` (``Buyer``,
+paying through ``payments.client``), ``validator``, ``assistant``, ``network`` (local set-up), ``spec``
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 

@@ -46,7 +46,7 @@ from agentbazaar.agents.receipts import BadReceipt, SignedReceipt, recover_signe
 from agentbazaar.errors import AgentError, PolicyViolation
 from agentbazaar.identity.cards import AgentCard, parse_card
 from agentbazaar.payments import PaymentRefused
-from agentbazaar.payments.client import Authorized, PaymentIntent, WalletPayer
+from agentbazaar.payments.payers import Authorized, PaymentIntent, WalletPayer
 from agentbazaar.tokens import Token
 
 CARD_PATH = "/.well-known/agent-card.json"

@@ -17,8 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentbazaar.agents.hiring import Buyer, Hire
-from agentbazaar.agents.payment import ProviderUnavailable
+from agentbazaar.agents.hiring import Buyer, Hire, ProviderUnavailable
 from agentbazaar.agents.protocol import a2a_task, data_parts, text_parts
 from agentbazaar.agents.receipts import BadReceipt
 from agentbazaar.agents.runtime import Agent

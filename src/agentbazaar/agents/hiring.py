@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from web3.logs import DISCARD
 
-from agentbazaar.agents.payment import PaidResponse, ProviderUnavailable, pay_and_post
 from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
     BadReceipt,
@@ -37,6 +36,8 @@ from agentbazaar.agents.receipts import (
 from agentbazaar.errors import AgentError, BazaarError, InputError
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback
+from agentbazaar.payments.client import AcceptedToken, PaidResponse, X402Auth, payment_of
+from agentbazaar.payments.payers import WalletPayer
 
 if TYPE_CHECKING:
     from agentbazaar.agents.runtime import Agent
@@ -48,6 +49,10 @@ HTTP_TIMEOUT = 60.0
 
 class NoProvider(AgentError):
     """No trusted provider offers the skill within the price."""
+
+
+class ProviderUnavailable(AgentError):
+    """A provider could not be reached or answered something that is not the protocol."""
 
 
 @dataclass(frozen=True)
@@ -244,19 +249,16 @@ class Buyer:
         quote: dict[str, Any],
         max_price: int,
     ) -> Hire:
-        paid = pay_and_post(
-            self.http,
+        paid = self._pay(
             f"{offer.base_url}/skills/{skill}?quote={quote['quote']}",
             payload,
-            wallet=self.agent.wallet,
-            token=self.agent.token,
-            network=self.agent.chain.network,
-            pay_to=offer.wallet,
+            offer,
             max_price=min(max_price, int(quote["price"])),
             memo={"skill": skill, "provider": offer.agent_id},
         )
-        if paid.status >= 400 or not paid.settled:
-            raise _refusal(offer, None, paid)
+        made = paid.payment
+        if made is None or not paid.paid or made.nonce is None:
+            raise _refusal(offer, paid.response, paid)
         texts = list(payload.get("texts", []))
         try:
             signed, output = self._check(offer, paid, texts, max_price)
@@ -265,24 +267,56 @@ class Buyer:
             self._record_failure(offer, paid, texts, exc)
             raise
         self.agent.receipts.add(
-            signed, role="received", texts=texts, output=output_bytes(output), tx_hash=paid.tx_hash
+            signed,
+            role="received",
+            texts=texts,
+            output=output_bytes(output),
+            tx_hash=made.transaction,
         )
         return Hire(
             offer,
-            paid.amount,
+            made.amount,
             int(quote.get("units", 0)),
-            paid.tx_hash,
-            paid.nonce,
+            made.transaction,
+            made.nonce,
             signed,
             output,
             None,
         )
 
+    def _pay(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        offer: Offer,
+        *,
+        max_price: int,
+        memo: dict[str, Any],
+    ) -> PaidResponse:
+        """POST ``payload`` to the priced ``url`` through the one paying client: only to the
+        provider's on-chain wallet, at most ``max_price``, through the wallet's policy."""
+        token = self.agent.token
+        asset = token.address
+        assert asset is not None
+        auth = X402Auth(
+            WalletPayer(self.agent.wallet, tokens={asset: token}, memo=memo),
+            [AcceptedToken(self.agent.chain.network, asset)],
+            max_amount=max_price,
+            pay_to=offer.wallet,
+        )
+        try:
+            response = self.http.post(url, json=payload, auth=auth)
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"cannot reach {offer.name} at {url}: {exc}") from exc
+        return PaidResponse(response, payment_of(response))
+
     def _check(
         self, offer: Offer, paid: PaidResponse, texts: list[str], max_price: int
     ) -> tuple[SignedReceipt, Matrix]:
-        body = paid.body if isinstance(paid.body, dict) else {}
-        signed = SignedReceipt.from_json(body.get("receipt"))
+        made = paid.payment
+        assert made is not None and made.nonce is not None
+        body = _body(paid.response)
+        signed = SignedReceipt.from_json(made.receipt)
         output = matrix_from_json(body.get("embeddings"))
         from agentbazaar.models.embedding import MODEL_ID
 
@@ -296,8 +330,8 @@ class Buyer:
                 output=output,
                 asset=self.agent.token.address or "",
                 max_price=max_price,
-                price=paid.amount,
-                payment_ref=paid.nonce,
+                price=made.amount,
+                payment_ref=made.nonce,
                 model_id=MODEL_ID,
             ),
         )
@@ -315,17 +349,18 @@ class Buyer:
     def _record_failure(
         self, offer: Offer, paid: PaidResponse, texts: list[str], exc: BadReceipt
     ) -> None:
-        body = paid.body if isinstance(paid.body, dict) else {}
+        tx_hash = paid.payment.transaction if paid.payment else None
+        body = _body(paid.response)
         try:
             signed = SignedReceipt.from_json(body.get("receipt"))
             output = matrix_from_json(body.get("embeddings"))
             self.agent.receipts.add(
                 signed, role="received", texts=texts, output=output_bytes(output),
-                tx_hash=paid.tx_hash, status="rejected", note=str(exc),
+                tx_hash=tx_hash, status="rejected", note=str(exc),
             )  # fmt: skip
         except BazaarError:
             pass  # unparseable: the feedback below still records the failure against the payment
-        self._feedback(offer, paid.tx_hash, 0, "bad-receipt")
+        self._feedback(offer, tx_hash, 0, "bad-receipt")
 
     def _feedback(self, offer: Offer, tx_hash: str | None, value: int, tag2: str) -> int | None:
         if not tx_hash:
@@ -354,20 +389,28 @@ class Buyer:
         return int(events[0]["args"]["feedbackIndex"]) if events else None
 
 
-def _refusal(
-    offer: Offer, resp: httpx.Response | None, paid: PaidResponse | None = None
-) -> BazaarError:
-    status = resp.status_code if resp is not None else (paid.status if paid else 0)
-    body: Any = paid.body if paid else None
-    if resp is not None:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = resp.text[:200]
-    message = body.get("message") if isinstance(body, dict) else body
-    if status == 400 or status == 422:
+def _refusal(offer: Offer, resp: httpx.Response, paid: PaidResponse | None = None) -> BazaarError:
+    """Why a quote or a paid call did not deliver: the input refused, the payment refused or
+    not settled (its reason), or the provider answering outside the protocol."""
+    body = _body(resp)
+    message = body.get("message") or body.get("error") or resp.text[:200]
+    status = resp.status_code
+    made = paid.payment if paid is not None else None
+    if status in (400, 413, 422):
         return InputError(f"{offer.name} refused the input: {message}", status=status)
+    if made is not None:
+        message = f"payment failed ({made.error or 'not settled'}): {made.message or message}"
+    elif paid is not None:
+        message = f"not a 402 Payment Required: {message}"
     return ProviderUnavailable(f"{offer.name} answered {status}: {message}", status=status)
+
+
+def _body(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _unit_price(skills: list[dict[str, Any]], skill: str, token: str) -> int | None:

@@ -8,7 +8,8 @@ An ``Agent`` serves, on ``127.0.0.1`` (uvicorn in a thread, free port by default
   there with x402 inside A2A (``agents.a2a``: a task in ``input-required`` with the payment
   requirements, the payment in the next message, the answer and the settlement in the completed
   task); the assistant takes a plain-text task there;
-- ``POST /skills/<id>/quote`` (free) and ``POST /skills/<id>?quote=<id>`` (paid with x402);
+- ``POST /skills/<id>/quote`` (free) and ``POST /skills/<id>?quote=<id>`` (paid with x402
+  through the payments paywall, priced by the quote: ``payments.server.QuotedPrice``);
 - ``GET /evidence/<receipt id>``: the texts, output and signed receipt of a sale, for validators.
 
 On ``start`` it registers itself on the identity registry (or, when it already has an agent id,
@@ -52,8 +53,11 @@ from agentbazaar.agents.a2a import (
 )
 from agentbazaar.agents.generation import install_openai_routes
 from agentbazaar.agents.hiring import Buyer
-from agentbazaar.agents.payment import SellerTerms, install_priced_route, payment_nonce
-from agentbazaar.agents.protocol import event, in_thread, json_body
+from agentbazaar.agents.protocol import (
+    event,
+    in_thread,
+    json_body,
+)
 from agentbazaar.agents.receipts import (
     ContractReceipt,
     GenerationReceipt,
@@ -85,6 +89,7 @@ from agentbazaar.identity.cards import (
 from agentbazaar.identity.cards import Skill as CardSkill
 from agentbazaar.identity.contracts import Registries
 from agentbazaar.loopback import ThreadedServer
+from agentbazaar.payments.server import PaymentTerms, QuotedPrice, install_paywall, paid_by
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
 
@@ -262,16 +267,14 @@ class Agent:
         for skill in self.skills.values():
             if getattr(skill, "metered", False):  # priced by usage: its own OpenAI route
                 install_openai_routes(app, self, skill)  # type: ignore[arg-type]
-        for skill_id, skill in self.skills.items():
-            if getattr(skill, "metered", False):
-                continue
-            install_priced_route(
-                app,
-                f"POST /skills/{skill_id}",
-                terms=SellerTerms(self.chain.network, self.token, self.pay_to()),
-                price_for=self._price_for(skill_id),
-                facilitator=self._facilitator(),
-            )
+        quoted = [
+            QuotedPrice(f"POST /skills/{skill_id}", self._price_for(skill_id))
+            for skill_id, skill in self.skills.items()
+            if not getattr(skill, "metered", False)
+        ]
+        if quoted:  # one paywall (the payments guard) for every quoted skill
+            terms = PaymentTerms(self.chain.network, self.token, self.pay_to())
+            install_paywall(app, quoted, terms=terms, facilitator=self._facilitator())
         return app
 
     def pay_to(self) -> str:
@@ -355,7 +358,7 @@ class Agent:
             _price, _units, in_hash = skill.quote(payload)
             if in_hash != quote.input_hash:
                 raise InputError("the input differs from the quoted input: ask for a new quote")
-            nonce, payer, amount = payment_nonce(request)
+            nonce, payer, amount = paid_by(request)
             result = await in_thread(
                 lambda: skill.perform(self, payload, Payment(nonce, payer, amount))
             )

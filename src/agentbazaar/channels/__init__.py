@@ -10,8 +10,8 @@ from agentbazaar.channels._crypto import ChannelConfig
 from agentbazaar.channels.buyer import ChannelBuyer
 from agentbazaar.channels.engine import (
     ChannelEngine,
+    ChannelTerms,
     OnchainState,
-    SellerTerms,
     Ticket,
     channel_state_wire,
 )
@@ -51,11 +51,11 @@ __all__ = [
     "ChannelSeller",
     "ChannelStore",
     "ChannelStoreError",
+    "ChannelTerms",
     "ClaimLoop",
     "ClaimPolicy",
     "ClaimReport",
     "OnchainState",
-    "SellerTerms",
     "Ticket",
     "VoucherRejected",
     "WithdrawalRejected",

@@ -96,8 +96,10 @@ class ChannelChain(Protocol):
 
 
 @dataclass(frozen=True)
-class SellerTerms:
-    """The seller's side of every channel config it accepts."""
+class ChannelTerms:
+    """The seller's side of every batch-settlement channel config it accepts (receiver, its
+    authorizer, token, withdraw delay, escrow contract): channel terms, not x402 route terms
+    (those are ``payments.server.PaymentTerms``)."""
 
     chain_id: int
     receiver: ChecksumAddress
@@ -154,7 +156,7 @@ class ChannelEngine:
     def __init__(
         self,
         store: ChannelStore,
-        terms: SellerTerms,
+        terms: ChannelTerms,
         *,
         chain: ChannelChain | None = None,
     ) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from agentbazaar.chain import Chain
-from agentbazaar.channels.engine import ChannelEngine, SellerTerms
+from agentbazaar.channels.engine import ChannelEngine, ChannelTerms
 from agentbazaar.channels.http import ChannelPaywall
 from agentbazaar.channels.onchain import ChannelContracts
 from agentbazaar.channels.settlement import ClaimLoop, ClaimPolicy
@@ -29,7 +29,7 @@ class ChannelSeller:
         self,
         chain: Chain,
         authorizer: LocalAccount,
-        terms: SellerTerms,
+        terms: ChannelTerms,
         store_path: Path,
         routes: Mapping[str, int],
         *,

@@ -42,7 +42,7 @@ def ask(
     from agentbazaar.agents.asking import ask as ask_agent
     from agentbazaar.chain import Chain
     from agentbazaar.cli.pay import _usdc
-    from agentbazaar.payments.client import WalletPayer
+    from agentbazaar.payments.payers import WalletPayer
 
     if not agent_url.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {agent_url!r}")

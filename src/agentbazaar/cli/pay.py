@@ -320,7 +320,8 @@ def pay(
     Example: bazaar pay http://127.0.0.1:4021/quote --wallet alice --max 0.01 -v
     """
     from agentbazaar.cli._common import open_wallet
-    from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
+    from agentbazaar.payments.client import AcceptedToken, PayingClient
+    from agentbazaar.payments.payers import WalletPayer
 
     if not url.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {url!r}")

@@ -1,7 +1,12 @@
 """x402 v2 pay-per-call: our facilitator (exact, upto, contract-wallet payers), the selling-side
 paywall (fixed and metered prices) and the paying client."""
 
-from agentbazaar.payments._errors import FacilitatorError, PaymentHeaderError, PaymentRefused
+from agentbazaar.payments._errors import (
+    FacilitatorError,
+    PaymentDeclined,
+    PaymentHeaderError,
+    PaymentRefused,
+)
 from agentbazaar.payments.auth import ApiKeys, BearerAuth, facilitator_client
 from agentbazaar.payments.evm import extend_facilitator
 from agentbazaar.payments.facilitator import (
@@ -20,6 +25,7 @@ __all__ = [
     "Facilitator",
     "FacilitatorError",
     "MeteredPrice",
+    "PaymentDeclined",
     "PaymentHeaderError",
     "PaymentRefused",
     "PaymentTerms",

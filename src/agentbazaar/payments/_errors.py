@@ -2,7 +2,9 @@
 
 PaymentError
 ├── FacilitatorError       the facilitator could not do its job (store, chain, config)
-├── PaymentRefused         a paid service answered 402 after our payment (reason attached)
+├── PaymentRefused         the payment was not made: refused by the seller (reason attached)
+│   └── PaymentDeclined    declined by the buyer before signing (scheme, network or token,
+│                          payee; the maximum is a ``PolicyViolation``)
 └── PaymentHeaderError     a payment header could not be decoded
 """
 
@@ -16,6 +18,10 @@ class FacilitatorError(PaymentError):
 
 
 class PaymentRefused(PaymentError):
+    pass
+
+
+class PaymentDeclined(PaymentRefused):
     pass
 
 

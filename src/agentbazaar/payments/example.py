@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 from x402.http.facilitator_client_base import FacilitatorClient
 
 from agentbazaar.chain import Chain, to_address
-from agentbazaar.channels.engine import SellerTerms
+from agentbazaar.channels.engine import ChannelTerms
 from agentbazaar.channels.service import ChannelSeller
 from agentbazaar.errors import ConfigError
 from agentbazaar.payments.metered import (
@@ -72,7 +72,7 @@ def example_channel_seller(
     token = terms.token
     if token.address is None or token.eip712_name is None or token.eip712_version is None:
         raise ConfigError(f"token {token.symbol} cannot back payment channels")
-    seller_terms = SellerTerms(
+    seller_terms = ChannelTerms(
         chain_id=chain.chain_id,
         receiver=to_address(terms.pay_to),
         receiver_authorizer=to_address(authorizer.address),

@@ -31,7 +31,8 @@ from x402.mcp.constants import MCP_PAYMENT_META_KEY, MCP_PAYMENT_RESPONSE_META_K
 from x402.schemas import PaymentRequired, SettleResponse
 
 from agentbazaar.payments._errors import PaymentRefused
-from agentbazaar.payments.client import AcceptedToken, Payer, PaymentMade, choose_exact
+from agentbazaar.payments.client import AcceptedToken, PaymentMade, X402Auth
+from agentbazaar.payments.payers import Payer
 from agentbazaar.payments.reasons import explain
 
 
@@ -95,8 +96,8 @@ async def call_paid_tool(
         return PaidToolResult(first, None)
     key = idempotency_key or f"mcp-{secrets.token_hex(16)}"
     url = required.resource.url if required.resource is not None else f"mcp://tool/{name}"
-    tokens = {(a.network, a.asset.lower()) for a in accepted}
-    intent = choose_exact(required, tokens, url, key, max_amount)
+    # the one buyer's choice: scheme, token and network, maximum; refused before signing
+    intent = X402Auth(payer, list(accepted), max_amount=max_amount).choose(required, url, key)
     auth = await asyncio.to_thread(payer.authorize, intent, required)
     made = PaymentMade(intent, payer.address, auth.replayed)
     payment = auth.payload.model_dump(by_alias=True, exclude_none=True, mode="json")

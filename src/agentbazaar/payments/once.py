@@ -1,10 +1,11 @@
 """One paid authorization, one response: the selling side of exactly-once for x402 payments
 made of one single-use authorization: ``exact`` (EIP-3009 or Permit2) and ``upto`` (Permit2).
 
-Both paywalls (``payments.server.install_paywall``, with the metered ``upto`` routes its
-``extend`` adds, and the agents' ``install_priced_route``) build their SDK middleware with
-``exact_middleware`` here, and paid MCP tools (``payments.mcp``) go through ``ExactlyOnce.once``
-with ``reserving_server``, so the guarantee lives in one place.
+The paywall (``payments.server.install_paywall``, with the metered ``upto`` routes its
+``extend`` adds; the agents' priced skills sit behind it) builds its SDK middleware with
+``exact_middleware`` here, paid MCP tools (``payments.mcp``) go through ``ExactlyOnce.once``
+with ``reserving_server``, and A2A payments (``agents.a2a``) through ``ReservingClient``, so the
+guarantee lives in one place.
 
 Invariant. For one authorization (network, asset, payer, nonce; Permit2's are keyed by the
 Permit2 contract, whose nonce space all its tokens share) at most one request is

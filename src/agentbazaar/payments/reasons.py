@@ -18,6 +18,7 @@ code                                           meaning
 ``payment_for_another_tool``                   an MCP payment made for another tool
 ``payment_for_other_arguments``                an MCP payment made for the same tool, other arguments
 ``invalid_payment``                            a payment that cannot be read as x402 v2
+``not_settled``                                (buyer) served without a successful settlement
 =============================================  ==============================================
 """
 
@@ -35,6 +36,7 @@ ERR_PAYMENT_REQUIRED = "payment_required"
 ERR_OTHER_TOOL = "payment_for_another_tool"
 ERR_OTHER_ARGUMENTS = "payment_for_other_arguments"
 ERR_INVALID_PAYMENT = "invalid_payment"
+ERR_NOT_SETTLED = "not_settled"
 # how the SDK's middleware words a payment whose `accepted` matches none of the route's terms
 SDK_NO_MATCH = "No matching payment requirements"
 
@@ -47,6 +49,9 @@ MESSAGES = {
     "same request later, or sign a new payment",
     ERR_PAYER_THROTTLED: "too many of this payer's payments failed after verification; try "
     "again later",
+    ERR_NOT_SETTLED: "the seller answered without a successful settlement (no PAYMENT-RESPONSE): "
+    "it does not count as paid; `bazaar wallet ledger --reconcile` finds out later whether the "
+    "authorization was used",
     ERR_TERMS_MISMATCH: "the payment is for other terms (network, token, amount or payee) than "
     "this route asks; pay what its 402 lists",
     ERR_PAYMENT_REQUIRED: "this is paid: pay one of the listed requirements (x402) and call again",

@@ -7,7 +7,11 @@
 ``facilitator_key`` is the API key of a facilitator that requires one (sent as
 ``Authorization: Bearer`` to its ``/verify``, ``/settle`` and ``/supported``).
 
-Prices are human units of the configured token (USDC by default), parsed exactly to base units.
+A route's price comes from a price source: fixed (``RoutePrice``: human units of the
+configured token, USDC by default, parsed exactly to base units) or quoted per request
+(``QuotedPrice``: ``price_of(quote id)`` in base units for the request's ``?quote=`` parameter;
+an unknown or expired quote is a 400 before any payment). Metered usage (``upto``) is added by
+``metered.metered_routes``. A paid handler finds the verified payment with ``paid_by(request)``.
 The SDK's middleware verifies before the handler runs and settles only after it answered < 400,
 built by ``agentbazaar.payments.once.exact_middleware``: one response per paid authorization,
 genuine retries answered with the first response (kept in ``responses``, a
@@ -28,7 +32,7 @@ import binascii
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,14 +46,20 @@ from x402.http.constants import (
     PAYMENT_SIGNATURE_HEADER,
 )
 from x402.http.facilitator_client_base import FacilitatorClient
-from x402.http.types import PaymentOption, RouteConfig
+from x402.http.types import HTTPRequestContext, PaymentOption, RouteConfig
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402.schemas import AssetAmount
 
 from agentbazaar.chain import to_address
-from agentbazaar.errors import ConfigError
+from agentbazaar.errors import BazaarError, ConfigError, PaymentError
 from agentbazaar.payments.auth import facilitator_client
-from agentbazaar.payments.once import Extension, Middleware, RetainedResponses, exact_middleware
+from agentbazaar.payments.once import (
+    Extension,
+    Middleware,
+    RetainedResponses,
+    authorization_key,
+    exact_middleware,
+)
 from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
     ERR_FACILITATOR_UNAVAILABLE,
@@ -81,6 +91,10 @@ class PaymentTerms:
     pay_to: str
     max_timeout_seconds: int = 300
 
+    def asset_extra(self) -> dict[str, str]:
+        """The token's EIP-712 domain, as ``exact`` requirements carry it in ``extra``."""
+        return {"name": self.token.eip712_name or "", "version": self.token.eip712_version or ""}
+
     def __post_init__(self) -> None:
         if self.token.address is None:
             raise ConfigError("x402 prices need an ERC-20 token with EIP-3009, not the native coin")
@@ -99,20 +113,43 @@ class RoutePrice:
     mime_type: str = "application/json"
 
 
-def route_config(price: RoutePrice, terms: PaymentTerms) -> RouteConfig:
-    amount = parse_units(price.price, terms.token.decimals)
-    if amount <= 0:
-        raise ConfigError(f"price of {price.route} must be positive, got {price.price!r}")
+@dataclass(frozen=True)
+class QuotedPrice:
+    """``route`` priced per request from a quote: ``price_of(quote id)`` gives base units for
+    the request's ``param`` query parameter, or None for an unknown or expired quote."""
+
+    route: str
+    price_of: Callable[[str | None], int | None]
+    param: str = "quote"
+    description: str = ""
+    mime_type: str = "application/json"
+
+
+Price = RoutePrice | QuotedPrice
+
+
+def route_config(price: Price, terms: PaymentTerms) -> RouteConfig:
     assert terms.token.address is not None
+    asset, extra = terms.token.address, terms.asset_extra()
+    amount: AssetAmount | Callable[[HTTPRequestContext], AssetAmount]
+    if isinstance(price, QuotedPrice):
+        price_of, param = price.price_of, price.param
+
+        def amount(ctx: HTTPRequestContext) -> AssetAmount:
+            given = ctx.adapter.get_query_param(param)
+            quoted = price_of(given if isinstance(given, str) else None)
+            return AssetAmount(amount=str(quoted or 0), asset=asset, extra=extra)
+
+    else:
+        units = parse_units(price.price, terms.token.decimals)
+        if units <= 0:
+            raise ConfigError(f"price of {price.route} must be positive, got {price.price!r}")
+        amount = AssetAmount(amount=str(units), asset=asset, extra=extra)
     option = PaymentOption(
         scheme="exact",
         pay_to=to_address(terms.pay_to),
         network=terms.network,
-        price=AssetAmount(
-            amount=str(amount),
-            asset=terms.token.address,
-            extra={"name": terms.token.eip712_name, "version": terms.token.eip712_version},
-        ),
+        price=amount,
         max_timeout_seconds=terms.max_timeout_seconds,
     )
     return RouteConfig(
@@ -120,9 +157,25 @@ def route_config(price: RoutePrice, terms: PaymentTerms) -> RouteConfig:
     )
 
 
+def paid_by(request: Request) -> tuple[str, str, int]:
+    """(authorization nonce, payer, amount) of the payment the paywall verified for this
+    request: what a handler names in its receipt."""
+    payload = getattr(request.state, "payment_payload", None)
+    accepted = getattr(payload, "accepted", None)
+    if payload is None or accepted is None:
+        raise PaymentError("no verified payment on this request")
+    auth = payload.payload.get("authorization")
+    if isinstance(auth, dict):
+        return str(auth["nonce"]), str(auth["from"]), int(auth["value"])
+    key = authorization_key(accepted.network, accepted.asset, payload.payload)
+    if key is None:
+        raise PaymentError("the verified payment carries no authorization")
+    return key[3], to_address(key[2]), int(accepted.amount)
+
+
 def install_paywall(
     app: FastAPI,
-    prices: list[RoutePrice],
+    prices: Sequence[Price],
     *,
     terms: PaymentTerms,
     facilitator: str | FacilitatorClient,
@@ -152,8 +205,35 @@ def install_paywall(
         routes, client, terms.network, responses=responses, extend=extend
     )
     guard = _guard(sdk)
+    quoted = {p.route: p for p in prices if isinstance(p, QuotedPrice)}
+    if quoted:
+        guard = _known_quotes(guard, quoted)
     app.middleware("http")(guard if channels is None else _with_channels(guard, channels))
     return server
+
+
+def _known_quotes(paywall: Middleware, quoted: dict[str, QuotedPrice]) -> Middleware:
+    """Answer a request for a quoted route whose quote is unknown with a 400, before any
+    payment is asked for or taken."""
+
+    async def check(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        price = quoted.get(f"{request.method} {request.url.path}")
+        if price is not None:
+            try:
+                known = price.price_of(request.query_params.get(price.param)) is not None
+            except BazaarError as exc:
+                return JSONResponse(exc.to_dict(), status_code=400)
+            if not known:
+                return payment_error(
+                    "unknown_quote",
+                    f"ask for a quote first and pass its id as ?{price.param}=",
+                    status=400,
+                )
+        return await paywall(request, call_next)
+
+    return check
 
 
 def _with_channels(exact: Middleware, channels: ChannelPaywall) -> Middleware:

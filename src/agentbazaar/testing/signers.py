@@ -17,7 +17,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from agentbazaar.channels import _crypto as cx
-from agentbazaar.channels.engine import SellerTerms
+from agentbazaar.channels.engine import ChannelTerms
 from agentbazaar.channels.wire import (
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     channel_payload,
@@ -99,7 +99,7 @@ class ChannelPayer:
     def __init__(
         self,
         account: LocalAccount,
-        terms: SellerTerms,
+        terms: ChannelTerms,
         *,
         salt: bytes | None = None,
         token_name: str = "USD Coin",

@@ -130,7 +130,8 @@ def send(box: Toolbox, args: SendArgs) -> dict[str, Any]:
 
 
 def pay(box: Toolbox, args: PayArgs) -> dict[str, Any]:
-    from agentbazaar.payments.client import AcceptedToken, PayingClient, WalletPayer
+    from agentbazaar.payments.client import AcceptedToken, PayingClient
+    from agentbazaar.payments.payers import WalletPayer
 
     url, token = _url(args.url), _usdc(box)
     limit = price_limit(box, args.max_price, token)
