@@ -29,10 +29,11 @@ from mcp import Client
 from mcp.server.lowlevel import Server
 
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.payments.client import AcceptedToken, WalletPayer
+from agentbazaar.payments.client import AcceptedToken
 from agentbazaar.payments.facilitator import exact_facilitator
 from agentbazaar.payments.mcp import PaidTools
 from agentbazaar.payments.mcp_client import call_paid_tool
+from agentbazaar.payments.payers import WalletPayer
 from agentbazaar.payments.server import PaymentTerms
 from agentbazaar.testing import serve_in_thread
 from agentbazaar.testing.bench import anvil_world, emit, in_fork

@@ -17,8 +17,9 @@ from tools_home import BAZAAR, Home
 
 from agentbazaar.chain.anvil import free_port
 from agentbazaar.config import load_config
-from agentbazaar.payments.client import AcceptedToken, WalletPayer
+from agentbazaar.payments.client import AcceptedToken
 from agentbazaar.payments.mcp_client import call_paid_tool
+from agentbazaar.payments.payers import WalletPayer
 from agentbazaar.tools import Toolbox, tool_names
 from agentbazaar.wallet import Ledger, balances, open_wallet
 
