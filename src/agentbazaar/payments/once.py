@@ -454,6 +454,8 @@ def _settled(response: Response) -> bool:
 
 def _log_paid(request: Request, paid: Paid, response: Response) -> None:
     """One line per paid request: route, payer, what was settled (or why not), transaction."""
+    if not log.isEnabledFor(logging.INFO):  # no header decoding on the hot path when unlogged
+        return
     settlement: dict[str, Any] = {}
     encoded = response.headers.get(PAYMENT_RESPONSE_HEADER)
     if encoded:
