@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from agentbazaar.cli._common import emit_json, open_wallet, run_context
+from agentbazaar.cli._common import emit_json
 from agentbazaar.errors import InputError
 
 
@@ -40,20 +40,10 @@ def ask(
     Example: bazaar ask http://127.0.0.1:8801 "the cat sat on the mat" --skill embed --max 0.01
     """
     from agentbazaar.agents.asking import ask as ask_agent
-    from agentbazaar.chain import Chain
-    from agentbazaar.cli.pay import _usdc
-    from agentbazaar.payments.payers import WalletPayer
+    from agentbazaar.cli.pay import wallet_payer
 
-    if not agent_url.startswith(("http://", "https://")):
-        raise InputError(f"not an http(s) URL: {agent_url!r}")
     payload = _input(input_json)
-    cfg = run_context(ctx).config
-    chain = Chain.from_config(cfg)
-    token = _usdc(chain, cfg)
-    limit = token.parse(max_price)
-    payer = WalletPayer(
-        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
-    )
+    chain, token, limit, payer = wallet_payer(ctx, agent_url, wallet, max_price, approve=approve)
     answer = ask_agent(
         agent_url,
         task,

@@ -301,6 +301,26 @@ def _channel_authorizer(chain: Chain, cfg: BazaarConfig, wallet: str | None) -> 
     return account
 
 
+def wallet_payer(
+    ctx: typer.Context, url: str, wallet: str | None, max_price: str, *, approve: bool
+) -> tuple[Chain, Token, int, Any]:
+    """What a paying command needs: the chain, its USDC, ``--max`` in base units and the
+    wallet's payer (``Wallet.spend``: policy, ledger, key); ``url`` must be http(s)."""
+    from agentbazaar.cli._common import open_wallet
+    from agentbazaar.payments.payers import WalletPayer
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"not an http(s) URL: {url!r}")
+    cfg = run_context(ctx).config
+    chain = Chain.from_config(cfg)
+    token = _usdc(chain, cfg)
+    limit = token.parse(max_price)
+    payer = WalletPayer(
+        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
+    )
+    return chain, token, limit, payer
+
+
 def pay(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="URL of the paid resource"),
@@ -319,19 +339,9 @@ def pay(
 
     Example: bazaar pay http://127.0.0.1:4021/quote --wallet alice --max 0.01 -v
     """
-    from agentbazaar.cli._common import open_wallet
     from agentbazaar.payments.client import AcceptedToken, PayingClient
-    from agentbazaar.payments.payers import WalletPayer
 
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"not an http(s) URL: {url!r}")
-    cfg = run_context(ctx).config
-    chain = Chain.from_config(cfg)
-    token = _usdc(chain, cfg)
-    limit = token.parse(max_price)
-    payer = WalletPayer(
-        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
-    )
+    chain, token, limit, payer = wallet_payer(ctx, url, wallet, max_price, approve=approve)
     client = PayingClient(
         payer, [AcceptedToken(chain.network, str(token.address))], max_amount=limit
     )
