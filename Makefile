@@ -1,4 +1,5 @@
-# agentbazaar: `make demo` sets up and runs the demo; `make test` sets up and runs all checks.
+# agentbazaar: `make demo` sets up and runs the demo; `make test` sets up and runs all checks;
+# `make docs` builds the documentation site into site/.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ ANVIL_PKG := @foundry-rs/anvil-linux-amd64@1.7.1
 ANVIL_BIN := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint typecheck pytest bench clean
+.PHONY: setup demo test test-slow lint typecheck pytest docs bench clean
 
 setup: $(STAMP) $(VENV)/bin/anvil
 
@@ -30,8 +31,8 @@ demo: setup
 	$(VENV)/bin/bazaar demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -40,7 +41,12 @@ pytest: setup
 	@command -v chromium >/dev/null || { echo "need chromium (Debian package) for the dashboard test"; exit 1; }
 	$(PY) -m pytest -q -m "not slow"
 
-test: lint typecheck pytest
+# the documentation site (mkdocs.yml, docs/) into site/ (git-ignored); --strict: a broken
+# API reference, snippet or link fails the build
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint typecheck docs pytest
 
 # the long runs (real-model cases, kill -9 crash recovery, 1,000-voucher cycles, mutation checks)
 test-slow: setup
@@ -53,4 +59,4 @@ bench: setup
 	  echo "== $$b"; $(PY) -P $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache site

@@ -1,54 +1,64 @@
-"""The one error tree of agentbazaar.
+"""The one error tree of agentbazaar, and the HTTP status each family answers with.
 
-    BazaarError
-    ├── ConfigError              bad or missing configuration
-    ├── InputError               bad user input (amount, address, token, wallet name, ...)
+    BazaarError                  400  (the default of every family that does not say)
+    ├── ConfigError              503  bad or missing configuration
+    ├── InputError               400  bad user input (amount, address, token, wallet name, ...)
     │   ├── AmountError
     │   ├── AddressError
     │   ├── UnknownTokenError
+    │   ├── NotFound             404  an agent, transaction, receipt, page a service does not know
     │   ├── NeedsClarification   a sentence lacks a value or is ambiguous: names what to ask
     │   ├── NoTemplate           no contract template covers a sentence (names the closest)
     │   ├── BadParameters        contract parameters that contradict each other or the chain
     │   └── SentenceRefused      a sentence that steers the reader or changes rules (unread)
-    ├── ChainError               anything that went wrong talking to a chain
-    │   ├── ChainUnavailable     node not running / unreachable
-    │   ├── WrongChain           chain id differs from the one expected
-    │   ├── TransactionReverted  the transaction (or its simulation) reverted
-    │   ├── TransactionTimeout   no receipt within the timeout
-    │   └── InsufficientFunds    not enough native balance for value + gas
-    ├── ContractError            compile / deploy / manifest problems
-    │   ├── CheckFailed          a contract failed a check before deployment (nothing signed)
-    │   └── NotVerified          no record to verify a deployed contract against
-    ├── ServiceError             a local HTTP service could not start (port taken, app failed)
-    ├── WalletError              keystores
-    │   ├── UnknownWallet
-    │   ├── WalletExists
-    │   ├── BadPassphrase
-    │   ├── KeystoreTampered     address and key disagree, the file or its address book entry
-    │   │                        changed since verified (the name is not resolved)
-    │   └── KeystoreDamaged      ciphertext, MAC or KDF parameters corrupted (not a passphrase)
-    ├── PolicyViolation          a spend refused by the spending policy (nothing signed)
-    │   └── ApprovalRequired     above the approval threshold, not approved
-    ├── LedgerError              the local ledger refused an operation
-    ├── IdentityError            agent identity, cards, registries, discovery
-    ├── PaymentError             x402 / channels / facilitator
-    ├── IntentError              plain-language intents that cannot be understood or executed
-    ├── DataError                datasets: content addressing, licences, contributions, lineage
-    ├── ModelError               the model layer: weights and runtimes (``agentbazaar.models``)
-    │   ├── ModelUnavailable     weights or runtime not installed (the message names the fix)
-    │   └── WeightsMismatch      joined weights whose sha256 is not the pinned one (refused)
-    └── AgentError               agent runtime, hiring, receipts
+    ├── ChainError               503  anything that went wrong talking to a chain
+    │   ├── ChainUnavailable     503  node not running / unreachable
+    │   ├── WrongChain           503  chain id differs from the one expected
+    │   ├── TransactionReverted  409  the transaction (or its simulation) reverted
+    │   ├── TransactionTimeout   503  no receipt within the timeout
+    │   └── InsufficientFunds    503  not enough native balance for value + gas
+    ├── ContractError            422  compile / deploy / manifest problems
+    │   ├── CheckFailed          422  a contract failed a check before deployment (nothing signed)
+    │   └── NotVerified          404  no record to verify a deployed contract against
+    ├── ServiceError             503  a local HTTP service could not start (port taken, app failed)
+    ├── WalletError              400  keystores
+    │   ├── UnknownWallet        404
+    │   ├── WalletExists         409
+    │   ├── BadPassphrase        403
+    │   ├── KeystoreTampered     503  address and key disagree, the file or its address book
+    │   │                             entry changed since verified (the name is not resolved)
+    │   └── KeystoreDamaged      503  ciphertext, MAC or KDF parameters corrupted
+    ├── PolicyViolation          403  a spend refused by the spending policy (nothing signed)
+    │   └── ApprovalRequired     403  above the approval threshold, not approved
+    ├── LedgerError              409  the local ledger refused an operation (already signed, busy)
+    ├── IdentityError            400  agent identity, cards, registries, discovery
+    ├── PaymentError             402  x402 / channels / facilitator / jobs
+    ├── IntentError              422  plain-language intents that cannot be understood or executed
+    ├── DataError                400  datasets: content addressing, licences, contributions, lineage
+    ├── ModelError               503  the model layer: weights and runtimes (``agentbazaar.models``)
+    │   ├── ModelUnavailable     503  weights or runtime not installed (the message names the fix)
+    │   └── WeightsMismatch      503  joined weights whose sha256 is not the pinned one (refused)
+    └── AgentError               400  agent runtime, hiring, receipts
+
+Each package's own classes live in its ``errors`` module (``agentbazaar.<package>.errors``),
+under the family above that it belongs to, and override ``http_status`` where they mean
+something else (a channel store failure is 503, a job the contract refuses 409, ...).
+``http_status`` is what every HTTP service answers (``agentbazaar.web.install_error_handler``:
+``to_dict()`` as the JSON body); the CLI prints ``error: <message>`` and exits 1 whatever it is.
 
 Every error carries a message that says what to do, and optional structured fields.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class BazaarError(Exception):
-    """Root of every error agentbazaar raises on purpose."""
+    """Root of every error agentbazaar raises on purpose; ``http_status`` is the status an
+    HTTP service answers it with (a 4xx for what the caller can fix, 503 for what is down)."""
+
+    http_status: ClassVar[int] = 400
 
     def __init__(self, message: str, **fields: Any) -> None:
         super().__init__(message)
@@ -66,7 +76,7 @@ class BazaarError(Exception):
 
 
 class ConfigError(BazaarError):
-    pass
+    http_status = 503
 
 
 class InputError(BazaarError):
@@ -79,6 +89,13 @@ class AmountError(InputError):
 
 class AddressError(InputError):
     pass
+
+
+class NotFound(InputError):
+    """Something a service was asked for and does not know (an agent, a transaction, a
+    receipt): one class for every service, answered with 404."""
+
+    http_status = 404
 
 
 class UnknownTokenError(InputError):
@@ -132,7 +149,7 @@ class SentenceRefused(InputError):
 
 
 class ChainError(BazaarError):
-    pass
+    http_status = 503
 
 
 class ChainUnavailable(ChainError):
@@ -144,7 +161,7 @@ class WrongChain(ChainError):
 
 
 class TransactionReverted(ChainError):
-    pass
+    http_status = 409
 
 
 class TransactionTimeout(ChainError):
@@ -156,7 +173,7 @@ class InsufficientFunds(ChainError):
 
 
 class ContractError(BazaarError):
-    pass
+    http_status = 422
 
 
 class CheckFailed(ContractError):
@@ -164,11 +181,11 @@ class CheckFailed(ContractError):
 
 
 class NotVerified(ContractError):
-    pass
+    http_status = 404
 
 
 class ServiceError(BazaarError):
-    pass
+    http_status = 503
 
 
 class WalletError(BazaarError):
@@ -176,29 +193,33 @@ class WalletError(BazaarError):
 
 
 class UnknownWallet(WalletError):
-    pass
+    http_status = 404
 
 
 class WalletExists(WalletError):
-    pass
+    http_status = 409
 
 
 class BadPassphrase(WalletError):
-    pass
+    http_status = 403
 
 
 class KeystoreTampered(WalletError):
     """A keystore file whose address does not match its key, or that changed on disk since it
     was written or last verified: the name is not resolved, nothing is signed."""
 
+    http_status = 503
+
 
 class KeystoreDamaged(WalletError):
     """A keystore file whose ciphertext, MAC or KDF parameters are corrupted (it differs from
     the file last known good, or it is not a valid keystore v3): restore it from a backup."""
 
+    http_status = 503
+
 
 class PolicyViolation(BazaarError):
-    pass
+    http_status = 403
 
 
 class ApprovalRequired(PolicyViolation):
@@ -206,7 +227,7 @@ class ApprovalRequired(PolicyViolation):
 
 
 class LedgerError(BazaarError):
-    pass
+    http_status = 409
 
 
 class IdentityError(BazaarError):
@@ -214,11 +235,11 @@ class IdentityError(BazaarError):
 
 
 class PaymentError(BazaarError):
-    pass
+    http_status = 402
 
 
 class IntentError(BazaarError):
-    pass
+    http_status = 422
 
 
 class AgentError(BazaarError):
@@ -230,7 +251,7 @@ class DataError(BazaarError):
 
 
 class ModelError(BazaarError):
-    pass
+    http_status = 503
 
 
 class ModelUnavailable(ModelError):

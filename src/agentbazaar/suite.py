@@ -7,6 +7,9 @@ ours to deploy are deployed (by a wallet the user names), and tokens come from `
 The suite is one explicit list, ``SUITE``: contract specs (``ContractSpec``) and set-up steps
 (``SuiteStep``), run in the order listed. Each layer describes its own contracts as data in its
 ``suite`` module (``agentbazaar.identity.suite`` ...); importing them registers nothing.
+``_entries`` imports them when the list is first read (a deployment, ``select``, ``SUITE``), not
+with this module: reading a deployed suite (``Suite``) does not load the payments, channels and
+data packages, which every command on the chain would otherwise pay for at start-up.
 
 Adding a contract is one line here, after the spec is written beside the code that uses it::
 
@@ -15,7 +18,7 @@ Adding a contract is one line here, after the spec is written beside the code th
                                     args=lambda ctx: (ctx.contracts["USDC"].address,),
                                     meta=lambda ctx: {"kind": "dataset-registry"},
                                     needs=("USDC",))
-    # here: import the module, and list the spec after the contracts it needs
+    # in _entries: import the module, and list the spec after the contracts it needs
     <layer>_suite.DATASET_REGISTRY,
 
 ``deploy_suite(chain, cfg, only={...})`` deploys a part: the keys named, the keys they need
@@ -25,6 +28,8 @@ Adding a contract is one line here, after the spec is written beside the code th
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from functools import cache
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
@@ -38,14 +43,8 @@ from agentbazaar.chain.deploy import (
     load_contract,
 )
 from agentbazaar.chain.devkeys import dev_account
-from agentbazaar.channels import suite as channels_suite
 from agentbazaar.config import BazaarConfig
-from agentbazaar.data import suite as data_suite
-from agentbazaar.dex import suite as dex_suite
 from agentbazaar.errors import ContractError
-from agentbazaar.identity import suite as identity_suite
-from agentbazaar.jobs import suite as jobs_suite
-from agentbazaar.payments import suite as payments_suite
 from agentbazaar.tokens import TokenRegistry, registry_for
 
 DEPLOYER_GAS_WEI = 10**21  # 1,000 ETH of local gas money for the dev deployer
@@ -71,37 +70,60 @@ WETH = ContractSpec(
     local_only=True,
 )
 
-SUITE: tuple[ContractSpec | SuiteStep, ...] = (
-    USDC,
-    WETH,
-    identity_suite.IDENTITY_REGISTRY,
-    identity_suite.REPUTATION_REGISTRY,
-    identity_suite.VALIDATION_REGISTRY,
-    payments_suite.BATCH_SETTLER,
-    *dex_suite.TEST_TOKEN_SPECS,
-    dex_suite.AMM_FACTORY,
-    dex_suite.AMM_ROUTER,
-    identity_suite.LINK_REGISTRIES,
-    dex_suite.LINK_AMM,
-    dex_suite.SEED_AMM_POOLS,
-    channels_suite.PLACE_BATCH_SETTLEMENT,
-    payments_suite.PLACE_PERMIT2,
-    data_suite.SPLITTER_IMPLEMENTATION,
-    data_suite.DATASET_REGISTRY,
-    data_suite.LINK_DATASETS,
-    jobs_suite.STAKE_REGISTRY,
-    jobs_suite.FEEDBACK_GATE,
-    jobs_suite.JOB_ESCROW,
-    jobs_suite.LINK_JOBS,
-)
+if TYPE_CHECKING:
+    SUITE: tuple[ContractSpec | SuiteStep, ...]
+else:
+
+    def __getattr__(name: str) -> tuple[ContractSpec | SuiteStep, ...]:
+        """``SUITE``: the list, built by ``_entries`` on first use (hidden from mypy, which
+        sees the declaration above and still refuses any other unknown name)."""
+        if name == "SUITE":
+            return _entries()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@cache
+def _entries() -> tuple[ContractSpec | SuiteStep, ...]:
+    """The suite in deployment order; the layers' ``suite`` modules are imported here."""
+    from agentbazaar.channels import suite as channels_suite
+    from agentbazaar.data import suite as data_suite
+    from agentbazaar.dex import suite as dex_suite
+    from agentbazaar.identity import suite as identity_suite
+    from agentbazaar.jobs import suite as jobs_suite
+    from agentbazaar.payments import suite as payments_suite
+
+    return (
+        USDC,
+        WETH,
+        identity_suite.IDENTITY_REGISTRY,
+        identity_suite.REPUTATION_REGISTRY,
+        identity_suite.VALIDATION_REGISTRY,
+        payments_suite.BATCH_SETTLER,
+        *dex_suite.TEST_TOKEN_SPECS,
+        dex_suite.AMM_FACTORY,
+        dex_suite.AMM_ROUTER,
+        identity_suite.LINK_REGISTRIES,
+        dex_suite.LINK_AMM,
+        dex_suite.SEED_AMM_POOLS,
+        channels_suite.PLACE_BATCH_SETTLEMENT,
+        payments_suite.PLACE_PERMIT2,
+        data_suite.SPLITTER_IMPLEMENTATION,
+        data_suite.DATASET_REGISTRY,
+        data_suite.LINK_DATASETS,
+        jobs_suite.STAKE_REGISTRY,
+        jobs_suite.FEEDBACK_GATE,
+        jobs_suite.JOB_ESCROW,
+        jobs_suite.LINK_JOBS,
+    )
 
 
 def select(only: Collection[str] | None = None) -> tuple[ContractSpec | SuiteStep, ...]:
     """The entries of ``SUITE`` that ``deploy_suite(only=...)`` runs, in order (all: None)."""
+    suite = _entries()
     if only is None:
-        return SUITE
-    specs = {e.key: e for e in SUITE if isinstance(e, ContractSpec)}
-    steps = {e.name for e in SUITE if isinstance(e, SuiteStep)}
+        return suite
+    specs = {e.key: e for e in suite if isinstance(e, ContractSpec)}
+    steps = {e.name for e in suite if isinstance(e, SuiteStep)}
     unknown = set(only) - specs.keys() - steps
     if unknown:
         raise ContractError(f"not in the suite: {', '.join(sorted(unknown))}")
@@ -114,7 +136,7 @@ def select(only: Collection[str] | None = None) -> tuple[ContractSpec | SuiteSte
             todo.extend(specs[key].needs)
     return tuple(
         e
-        for e in SUITE
+        for e in suite
         if (e.key in keys if isinstance(e, ContractSpec) else _step_selected(e, only, keys))
     )
 

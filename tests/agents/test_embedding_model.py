@@ -11,11 +11,11 @@ from agentbazaar.errors import InputError
 from agentbazaar.models.embedding import (
     EMBEDDING_DIM,
     Embedded,
-    InputTooLarge,
     check_texts,
     shared_model,
     weights_hash,
 )
+from agentbazaar.models.errors import InputTooLarge
 
 
 def test_price_rounds_up_in_base_units() -> None:

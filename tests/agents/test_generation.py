@@ -18,11 +18,11 @@ import openai
 import pytest
 from eth_account import Account
 
+from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.generation import GenerationSkill
 from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
 from agentbazaar.agents.pricing import TokenPrices
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     GenerationReceipt,
     SignedReceipt,
     check_generation,

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     Expected,
     Receipt,
     SignedReceipt,

@@ -13,7 +13,8 @@ import pytest
 from authoring_helpers import World, make_world
 
 from agentbazaar.agents.contracts import ContractAuthorSkill, check_contract_delivery
-from agentbazaar.agents.receipts import BadReceipt, ContractReceipt, SignedReceipt
+from agentbazaar.agents.errors import BadReceipt
+from agentbazaar.agents.receipts import ContractReceipt, SignedReceipt
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import Payment
 from agentbazaar.authoring import RecordStore

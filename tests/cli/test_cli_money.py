@@ -74,6 +74,13 @@ def test_init_again_changes_nothing_and_mints_nothing(money: tuple[Env, dict[str
     assert again.returncode == 0, again.stderr
     assert ({n: _units(cli, a) for n, a in wallets.items()}, _supply(cli)) == before
     assert "already initialised: nothing changed" in " ".join(again.stdout.split())
+    # not a terminal: each step is a plain line, in order, before the report
+    steps = [line for line in again.stdout.splitlines() if line.endswith("...")]
+    assert steps == [
+        "deploying the suite...",
+        "opening the demo wallets...",
+        "funding the demo wallets...",
+    ]
     assert first["changed"] and first["default_wallet"] == "alice"
     assert 'default_wallet = "alice"' in (cli.home / "bazaar.toml").read_text()
 

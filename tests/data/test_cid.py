@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentbazaar.data._dagpb import FILE, decode_node, decode_unixfs
-from agentbazaar.data._errors import BadCid, CidMismatch, ContentChanged, DagError, PathError
 from agentbazaar.data.cid import (
     DAG_PB,
     RAW,
@@ -35,6 +34,7 @@ from agentbazaar.data.cid import (
     iter_verified,
     walk_dfs,
 )
+from agentbazaar.data.errors import BadCid, CidMismatch, ContentChanged, DagError, PathError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "repeat_0.04GiB_175.xz"
 CHUNK = 262_144

@@ -10,16 +10,15 @@ from eth_account import Account
 
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.data.cid import cid_of_bytes
+from agentbazaar.data.errors import DatasetInputError, LicenceNotAccepted, UnknownDataset
 from agentbazaar.data.licences import (
     TEMPLATES,
-    LicenceNotAccepted,
     SignedAcceptance,
     licence_id,
     sign_acceptance,
     template,
     verify_acceptance,
 )
-from agentbazaar.data.registry import DatasetInputError, UnknownDataset
 from agentbazaar.errors import DataError, TransactionReverted
 from conftest import DataWorld
 

@@ -20,11 +20,7 @@ from agentbazaar.errors import IdentityError
 from agentbazaar.identity.cards import (
     AgentCard,
     AgentConfig,
-    CardError,
-    CardFetchError,
     RegistrationFile,
-    SignatureError,
-    WalletMismatch,
     build_agent_card,
     build_registration,
     canonical_json,
@@ -39,6 +35,7 @@ from agentbazaar.identity.cards import (
     sign_card,
     to_data_uri,
 )
+from agentbazaar.identity.errors import CardError, CardFetchError, SignatureError, WalletMismatch
 from agentbazaar.testing import free_port, serve_in_thread
 from agentbazaar.tokens import NATIVE, Token, TokenRegistry
 

@@ -30,7 +30,6 @@ from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
     AgentConfig,
-    CardError,
     build_registration,
     card_bytes,
     register_card,
@@ -46,12 +45,8 @@ from agentbazaar.identity.discovery import (
     RegistryEvent,
     scan_query,
 )
-from agentbazaar.identity.feedback import (
-    PaymentAlreadyUsed,
-    ProofOfPaymentError,
-    give_feedback,
-    prepare_feedback,
-)
+from agentbazaar.identity.errors import CardError, PaymentAlreadyUsed, ProofOfPaymentError
+from agentbazaar.identity.feedback import give_feedback, prepare_feedback
 from agentbazaar.identity.server import create_app
 from agentbazaar.suite import Suite, deploy_suite
 from agentbazaar.testing import free_port, serve_in_thread

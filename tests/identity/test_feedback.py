@@ -10,12 +10,14 @@ from identity_helpers import Registries, deploy_registries, skill
 from web3 import Web3
 
 from agentbazaar.identity.cards import from_data_uri
-from agentbazaar.identity.feedback import (
+from agentbazaar.identity.errors import (
     FeedbackError,
     FeedbackValueError,
     PaymentAlreadyUsed,
-    ProofOfPayment,
     ProofOfPaymentError,
+)
+from agentbazaar.identity.feedback import (
+    ProofOfPayment,
     check_rating,
     claimed_payments,
     give_feedback,

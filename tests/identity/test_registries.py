@@ -25,12 +25,12 @@ from agentbazaar.errors import TransactionReverted
 from agentbazaar.identity.contracts import (
     MetadataEntry,
     Registries,
-    RegistryInputError,
     ReputationSummary,
     ValidationSummary,
     sign_agent_wallet,
     summarize_feedback,
 )
+from agentbazaar.identity.errors import RegistryInputError
 from agentbazaar.suite import Suite, deploy_suite
 from agentbazaar.testing import boa_deployer
 

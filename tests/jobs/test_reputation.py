@@ -24,7 +24,8 @@ from agentbazaar.identity.cards import (
     sign_card,
 )
 from agentbazaar.identity.discovery import ChainResolver, DiscoveryIndex, Follower
-from agentbazaar.identity.tickets import TicketError, TicketGate
+from agentbazaar.identity.errors import TicketError
+from agentbazaar.identity.tickets import TicketGate
 from agentbazaar.jobs import model, parse_deliverable
 from agentbazaar.tokens import NATIVE, Token, TokenRegistry
 

@@ -9,14 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentbazaar.errors import InputError
-from agentbazaar.models.chat import (
-    MAX_PROMPT_CHARS,
-    BadMessages,
-    BadSamplingParameter,
-    ChatRequest,
-    MaxTokensOutOfRange,
-    Sampling,
-)
+from agentbazaar.models.chat import MAX_PROMPT_CHARS, ChatRequest, Sampling
+from agentbazaar.models.errors import BadMessages, BadSamplingParameter, MaxTokensOutOfRange
 
 USER = [{"role": "user", "content": "hello"}]
 

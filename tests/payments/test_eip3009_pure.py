@@ -13,13 +13,13 @@ from eth_account.messages import encode_typed_data
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from agentbazaar.payments.eip3009 import (
-    Rejected,
     authorization_used,
     check_requirements,
     map_revert,
     parse_authorization,
     recover_payer,
 )
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.store import CLAIMED, SENT, SETTLED, SettlementKey, SettlementStore
 
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

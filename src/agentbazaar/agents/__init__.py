@@ -17,10 +17,10 @@ paying through ``payments.client``), ``validator``, ``assistant``, ``network`` (
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 
+from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.generation import GenerationSkill
 from agentbazaar.agents.pricing import TokenPrices, price_for_tokens
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     Expected,
     GenerationReceipt,
     Receipt,

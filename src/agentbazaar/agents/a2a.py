@@ -50,9 +50,10 @@ from x402.schemas import (
     SettleResponse,
 )
 
+from agentbazaar.agents.errors import RpcRefusal
 from agentbazaar.agents.protocol import data_parts, event, in_thread, text_parts
 from agentbazaar.agents.skills import QUOTE_TTL_SECONDS, Payment, Skill
-from agentbazaar.errors import BazaarError, InputError
+from agentbazaar.errors import BazaarError
 from agentbazaar.payments.once import ReservingClient
 from agentbazaar.payments.reasons import ERR_TERMS_MISMATCH, explain
 
@@ -101,14 +102,6 @@ REASONS = {
 def reason_text(reason: str) -> str:
     """One sentence per reason code (ours, then the payments layer's)."""
     return REASONS.get(reason) or explain(reason)
-
-
-class RpcRefusal(InputError):
-    """A request answered with a JSON-RPC error (``code``) instead of a task."""
-
-    def __init__(self, code: int, message: str, **fields: Any) -> None:
-        super().__init__(message, code=code, **fields)
-        self.code = code
 
 
 def task_not_found(task_id: object) -> RpcRefusal:

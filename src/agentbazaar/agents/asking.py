@@ -42,8 +42,9 @@ from agentbazaar.agents.a2a import (
     STATUS,
     reason_text,
 )
-from agentbazaar.agents.receipts import BadReceipt, SignedReceipt, recover_signer
-from agentbazaar.errors import AgentError, PolicyViolation
+from agentbazaar.agents.errors import AgentRefused, AgentUnavailable, BadReceipt
+from agentbazaar.agents.receipts import SignedReceipt, recover_signer
+from agentbazaar.errors import PolicyViolation
 from agentbazaar.identity.cards import AgentCard, parse_card
 from agentbazaar.payments import PaymentRefused
 from agentbazaar.payments.payers import Authorized, PaymentIntent, WalletPayer
@@ -51,14 +52,6 @@ from agentbazaar.tokens import Token
 
 CARD_PATH = "/.well-known/agent-card.json"
 SEND_ATTEMPTS = 3  # a payment message is resent (same payment) when its answer is lost
-
-
-class AgentUnavailable(AgentError):
-    """The agent could not be reached or did not answer A2A."""
-
-
-class AgentRefused(AgentError):
-    """The agent answered the request with a JSON-RPC error (``code``)."""
 
 
 @dataclass

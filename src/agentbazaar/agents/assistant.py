@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentbazaar.agents.hiring import Buyer, Hire, ProviderUnavailable
+from agentbazaar.agents.errors import BadReceipt, ProviderUnavailable
+from agentbazaar.agents.hiring import Buyer, Hire
 from agentbazaar.agents.protocol import a2a_task, data_parts, text_parts
-from agentbazaar.agents.receipts import BadReceipt
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.errors import AgentError, BazaarError, InputError, IntentError
 

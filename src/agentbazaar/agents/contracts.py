@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import is_address, to_checksum_address
 
+from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     ContractReceipt,
     SignedReceipt,
     input_hash,

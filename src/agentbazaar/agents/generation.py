@@ -16,8 +16,8 @@ price; the provider keeps the evidence and asks its validator to re-run it.
 ``install_openai_routes(app, agent, skill)`` serves ``POST /v1/chat/completions`` (JSON or
 ``stream: true`` server-sent events, ``response_format`` JSON schema) and ``GET /v1/models``
 in the OpenAI wire format, so the official ``openai`` client works unchanged; each answer also
-carries ``bazaar: {price, asset, receipt, token_ids}``. Errors are 4xx with an OpenAI error
-body. For now the route is not paywalled: payments will wrap it with the metered price.
+carries ``bazaar: {price, asset, receipt, token_ids}``. Errors carry an OpenAI error body with
+the error's ``http_status`` (4xx for the request, 503 when the model or the chain is down). For now the route is not paywalled: payments will wrap it with the metered price.
 
 Dishonest modes exist so the validator's catch is shown rather than assumed: ``substitute``
 serves another (cheaper) model while naming this one, ``truncate`` delivers half the tokens and
@@ -46,7 +46,7 @@ from agentbazaar.agents.receipts import (
     tokens_hash,
 )
 from agentbazaar.agents.skills import Payment
-from agentbazaar.errors import BazaarError, InputError
+from agentbazaar.errors import BazaarError, InputError, NotFound
 from agentbazaar.models.chat import ChatRequest, Completion
 from agentbazaar.models.language import LanguageModel, Piece
 
@@ -118,7 +118,7 @@ class GenerationSkill:
 
     def request(self, payload: Any) -> ChatRequest:
         if isinstance(payload, dict) and payload.get("model") not in (None, self.model.model_id):
-            raise InputError(
+            raise NotFound(
                 f"this agent serves {self.model.model_id}, not {payload.get('model')!r}",
                 code="model_not_found",
             )
@@ -327,7 +327,6 @@ def install_openai_routes(app: FastAPI, agent: Agent, skill: GenerationSkill) ->
                     sse_stream(agent, skill, chat), media_type="text/event-stream"
                 )
             completion, signed = await in_thread(lambda: skill.serve(agent, chat))
-        except BazaarError as exc:
-            status = 404 if exc.fields.get("code") == "model_not_found" else 400
-            return JSONResponse(_error_body(exc), status_code=status)
+        except BazaarError as exc:  # OpenAI's error body, the tree's status
+            return JSONResponse(_error_body(exc), status_code=exc.http_status)
         return JSONResponse(chat_completion_json(skill, completion, signed))

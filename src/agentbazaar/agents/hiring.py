@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from web3.logs import DISCARD
 
+from agentbazaar.agents.errors import BadReceipt, NoProvider, ProviderUnavailable
 from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     Expected,
     SignedReceipt,
     matrix_from_json,
     output_bytes,
     verify_receipt,
 )
-from agentbazaar.errors import AgentError, BazaarError, InputError
+from agentbazaar.errors import BazaarError, InputError
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback
 from agentbazaar.payments.client import AcceptedToken, PaidResponse, X402Auth, payment_of
@@ -45,14 +45,6 @@ if TYPE_CHECKING:
 
 MIN_VALIDATION = 90
 HTTP_TIMEOUT = 60.0
-
-
-class NoProvider(AgentError):
-    """No trusted provider offers the skill within the price."""
-
-
-class ProviderUnavailable(AgentError):
-    """A provider could not be reached or answered something that is not the protocol."""
 
 
 @dataclass(frozen=True)

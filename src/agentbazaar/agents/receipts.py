@@ -72,7 +72,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.errors import AgentError, InputError
+from agentbazaar.agents.errors import BadReceipt
+from agentbazaar.errors import InputError
 from agentbazaar.models.embedding import Matrix
 
 DOMAIN_NAME = "agentbazaar InferenceReceipt"
@@ -137,10 +138,6 @@ CONTRACT_TYPES: dict[str, list[dict[str, str]]] = {
     ]
 }
 FINISH_REASONS = ("stop", "length", "cancelled")
-
-
-class BadReceipt(AgentError):
-    """A receipt whose signature, hashes or terms do not match what was delivered or agreed."""
 
 
 class ReceiptSigner(Protocol):
@@ -212,7 +209,8 @@ def output_hash(matrix: Matrix) -> str:
 
 def prompt_hash(prompt: dict[str, Any]) -> str:
     """keccak256 of the canonical JSON of a generation prompt (messages + response format)."""
-    from agentbazaar.identity.cards import CardError, canonical_json
+    from agentbazaar.identity.cards import canonical_json
+    from agentbazaar.identity.errors import CardError
 
     try:
         return "0x" + keccak(canonical_json(prompt)).hex()

@@ -44,13 +44,13 @@ from agentbazaar.agents.a2a import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     A2ASeller,
-    RpcRefusal,
     activated_extensions,
     extension_declaration,
     is_follow_up,
     rpc_error,
     unknown_method,
 )
+from agentbazaar.agents.errors import RpcRefusal
 from agentbazaar.agents.generation import install_openai_routes
 from agentbazaar.agents.hiring import Buyer
 from agentbazaar.agents.protocol import (
@@ -92,6 +92,7 @@ from agentbazaar.loopback import ThreadedServer
 from agentbazaar.payments.server import PaymentTerms, QuotedPrice, install_paywall, paid_by
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Wallet
+from agentbazaar.web import install_error_handler
 
 log = logging.getLogger("agentbazaar.agents")
 CARD_PATH = "/.well-known/agent-card.json"
@@ -301,9 +302,7 @@ class Agent:
         return price
 
     def _routes(self, app: FastAPI) -> None:
-        @app.exception_handler(BazaarError)
-        async def bazaar_error(request: Request, exc: BazaarError) -> JSONResponse:
-            return JSONResponse(exc.to_dict(), status_code=400)
+        install_error_handler(app)
 
         @app.get("/healthz")
         def healthz() -> dict[str, Any]:

@@ -37,9 +37,9 @@ import httpx
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
-    BadReceipt,
     GenerationReceipt,
     SignedReceipt,
     check_generation,

@@ -20,10 +20,12 @@ from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.exceptions import Web3RPCError
 from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
 from agentbazaar.chain._errors import chain_errors, revert_data, translate
 from agentbazaar.chain.nonces import NonceManager
+from agentbazaar.chain.provider import http_provider
 from agentbazaar.errors import (
     AddressError,
     ChainError,
@@ -133,6 +135,9 @@ class Chain:
         self.url = url
         self.receipt_timeout = receipt_timeout
         self._nonces = NonceManager(self._pending_nonce)
+        # EIP-7966 eth_sendRawTransactionSync: None until a node answers it, False once one
+        # said it does not know the method (then the plain send and a receipt poll)
+        self._sync_send: bool | None = None if url is not None else False
         self._fee_lock = threading.Lock()
         self._fees: tuple[float, dict[str, int]] | None = None
         with chain_errors("read the chain id", url=url):
@@ -165,9 +170,8 @@ class Chain:
     ) -> Chain:
         if not url.startswith(("http://", "https://")):
             raise ChainUnavailable(f"unsupported rpc url {url!r}: use http:// or https://")
-        provider = Web3.HTTPProvider(url, request_kwargs={"timeout": timeout})
         return cls(
-            Web3(provider),
+            Web3(http_provider(url, timeout)),
             backend=backend,
             url=url,
             expected_chain_id=expected_chain_id,
@@ -355,6 +359,34 @@ class Chain:
     ) -> HexBytes:
         """Sign and broadcast. ``on_signed(tx_hash, raw)`` runs after signing and before the
         broadcast (e.g. to record the hash durably); if it raises, nothing is broadcast."""
+        return self._sign_and_broadcast(account, tx, action, on_signed, None)[0]
+
+    def send_for_receipt(
+        self,
+        account: LocalAccount,
+        tx: TxParams,
+        *,
+        wait_s: float,
+        action: str = "send",
+        on_signed: Callable[[HexBytes, bytes], None] | None = None,
+    ) -> tuple[HexBytes, dict[str, Any] | None]:
+        """``send_nowait``, and the receipt in the same round trip when the node offers
+        ``eth_sendRawTransactionSync`` (EIP-7966; anvil does): ``(hash, raw JSON receipt)``.
+        ``(hash, None)`` otherwise: poll ``receipt`` then.
+
+        The sender's nonce lock is held while the node waits, so this pays only on nodes that
+        mine at once (anvil's automine): a node without the method, or one that did not mine
+        within ``wait_s`` once, is not asked again; later sends use the plain broadcast."""
+        return self._sign_and_broadcast(account, tx, action, on_signed, wait_s)
+
+    def _sign_and_broadcast(
+        self,
+        account: LocalAccount,
+        tx: TxParams,
+        action: str,
+        on_signed: Callable[[HexBytes, bytes], None] | None,
+        wait_s: float | None,
+    ) -> tuple[HexBytes, dict[str, Any] | None]:
         full: dict[str, Any] = dict(tx)
         full["from"] = account.address
         full.setdefault("chainId", self.chain_id)
@@ -372,18 +404,45 @@ class Chain:
                         on_signed(HexBytes(signed.hash), bytes(signed.raw_transaction))
                     try:
                         with chain_errors(action, url=self.url, sender=account.address):
-                            return HexBytes(
-                                self.w3.eth.send_raw_transaction(signed.raw_transaction)
-                            )
+                            return self._broadcast(bytes(signed.raw_transaction), wait_s)
                     except ChainError as exc:
                         if _is_already_known(exc):  # these exact bytes are in the pool already
-                            return HexBytes(signed.hash)
+                            return HexBytes(signed.hash), None
                         raise
             except ChainError as exc:
                 if attempt == 0 and _is_nonce_error(exc):
                     continue  # the manager dropped its cache; retry once with the chain's nonce
                 raise
         raise ChainError(f"could not {action}: nonce kept colliding")  # pragma: no cover
+
+    def _broadcast(
+        self, raw: bytes, wait_s: float | None
+    ) -> tuple[HexBytes, dict[str, Any] | None]:
+        """One signed transaction to the node: with ``wait_s``, by ``eth_sendRawTransactionSync``
+        when the node has it (the receipt comes back, or None when the node timed out). A node
+        that took longer than ``wait_s`` mines on a clock, not at once: it is not asked again."""
+        if wait_s is None or self._sync_send is False:
+            return HexBytes(self.w3.eth.send_raw_transaction(raw)), None
+        started = time.monotonic()
+        response = self.w3.provider.make_request(
+            RPCEndpoint("eth_sendRawTransactionSync"), ["0x" + raw.hex()]
+        )
+        error = response.get("error")
+        if time.monotonic() - started > wait_s:
+            self._sync_send = False  # the nonce lock was held while the node waited
+        tx_hash = HexBytes(Web3.keccak(raw))
+        if not error:
+            result = response.get("result")
+            return tx_hash, result if isinstance(result, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+        if code == _SYNC_TIMEOUT:  # accepted, not mined within the node's timeout
+            self._sync_send = False
+            return tx_hash, None
+        if code == _METHOD_NOT_FOUND or _unknown_method(message):
+            self._sync_send = False
+            return HexBytes(self.w3.eth.send_raw_transaction(raw)), None
+        raise Web3RPCError(message, rpc_response=response)
 
     def broadcast_raw(self, raw: bytes, *, action: str = "rebroadcast") -> HexBytes:
         """Send an already signed transaction again (a retry after a crash); idempotent."""
@@ -572,6 +631,16 @@ class Chain:
             chain.header = chain.header.copy(state_root=state.state_root)
             tester.mine_blocks(1)
         self._fees = None
+
+
+_METHOD_NOT_FOUND = -32601  # JSON-RPC 2.0
+_SYNC_TIMEOUT = 4  # EIP-7966: accepted but not included within the timeout
+
+
+def _unknown_method(message: str) -> bool:
+    text = message.lower()
+    markers = ("method not found", "not supported", "does not exist", "unknown method")
+    return any(m in text for m in markers)
 
 
 def _is_already_known(exc: ChainError) -> bool:

@@ -1,13 +1,13 @@
 """Errors of the channel layer.
 
 PaymentError
-└── ChannelError              anything about batch-settlement channels
-    ├── ChannelInputError     a malformed payload, config or voucher (nothing changed)
-    ├── VoucherRejected       a well-formed voucher the seller will not accept
-    │                         (carries the x402 reason code and, when useful, the state to
-    │                         resynchronise with: a corrective 402)
-    ├── ChannelStoreError     the durable channel store refused or failed a write
-    └── WithdrawalRejected    the escrow would refuse the payer's own withdrawal (nothing sent)
+└── ChannelError              402  anything about batch-settlement channels
+    ├── ChannelInputError     400  a malformed payload, config or voucher (nothing changed)
+    ├── VoucherRejected       402  a well-formed voucher the seller will not accept
+    │                              (carries the x402 reason code and, when useful, the state to
+    │                              resynchronise with: a corrective 402)
+    ├── ChannelStoreError     503  the durable channel store refused or failed a write
+    └── WithdrawalRejected    409  the escrow would refuse the payer's own withdrawal
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class ChannelError(PaymentError):
 
 
 class ChannelInputError(ChannelError):
-    pass
+    http_status = 400
 
 
 class VoucherRejected(ChannelError):
@@ -32,12 +32,14 @@ class VoucherRejected(ChannelError):
 
 
 class ChannelStoreError(ChannelError):
-    pass
+    http_status = 503
 
 
 class WithdrawalRejected(ChannelError):
     """The escrow would refuse the payer's withdrawal (nothing was signed or sent); ``reason``
     is the contract's error name (``WithdrawDelayNotElapsed``, ``NothingToWithdraw``, ...)."""
+
+    http_status = 409
 
     def __init__(self, message: str, *, reason: str, **fields: Any) -> None:
         super().__init__(message, reason=reason, **fields)

@@ -5,6 +5,12 @@ usage errors exit 2. No tracebacks for user mistakes.
 
 Each command module has a ``register(app)``; ``COMMAND_MODULES`` lists them (a new module is one
 import and one entry there), and ``app`` is complete once this package is imported.
+
+Importing them is cheap: a command module imports at its top only what ``--help`` needs (typer,
+rich, ``_common``, config, errors, units) and imports the library it drives (the chain and web3,
+wallets, x402, servers, models) inside the commands, under ``TYPE_CHECKING`` for annotations. So
+``bazaar --help`` starts in well under a second and each command pays only for what it uses
+(``tests/cli/test_cli_startup.py`` fails when a heavy library is loaded at start-up).
 """
 
 from __future__ import annotations

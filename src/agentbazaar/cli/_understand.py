@@ -15,13 +15,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from agentbazaar.cli._common import console, emit_json
 from agentbazaar.errors import InputError, NeedsClarification
-from agentbazaar.intents.answers import answer
-from agentbazaar.intents.understand import Context, Extractor, Understood, check_context, understand
+
+if TYPE_CHECKING:
+    from agentbazaar.intents.understand import Context, Extractor, Understood
 
 EXIT_QUESTION = 3
 MAX_QUESTIONS = 3
@@ -64,6 +66,8 @@ def read_sentence(
     json_out: bool,
 ) -> Understood:
     """``understand``, asking the user when a value is missing (see the module doc)."""
+    from agentbazaar.intents.understand import understand
+
     try:
         return understand(sentence, extractor=model, context=context)
     except NeedsClarification as question:
@@ -71,6 +75,9 @@ def read_sentence(
 
 
 def _ask(question: NeedsClarification, context: Context | None, *, json_out: bool) -> Understood:
+    from agentbazaar.intents.answers import answer
+    from agentbazaar.intents.understand import Context, Understood, check_context
+
     parser = str(question.fields.get("parser", "rules"))
     for _ in range(MAX_QUESTIONS):
         if json_out or not sys.stdin.isatty():

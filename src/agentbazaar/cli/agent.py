@@ -6,11 +6,10 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -22,19 +21,11 @@ from agentbazaar.cli._common import (
 )
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
-from agentbazaar.identity.cards import (
-    build_registration,
-    check_wallet,
-    fetch_document,
-    load_agent_config,
-    parse_card,
-    register_card,
-    sign_card,
-)
-from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
-from agentbazaar.identity.discovery import AgentRecord, Follower, Query, open_follower
-from agentbazaar.identity.feedback import give_feedback
-from agentbazaar.suite import Suite
+
+if TYPE_CHECKING:
+    from agentbazaar.chain import Chain
+    from agentbazaar.identity.discovery import AgentRecord, Follower
+    from agentbazaar.suite import Suite
 
 app = typer.Typer(
     help="ERC-8004 agents: register, discover, rate (paid-only), read cards.",
@@ -47,6 +38,10 @@ def register(root: typer.Typer) -> None:
 
 
 def _suite(cfg: BazaarConfig) -> tuple[Chain, Suite]:
+    from agentbazaar.chain import Chain
+    from agentbazaar.identity.contracts import IDENTITY_KEY
+    from agentbazaar.suite import Suite
+
     with waiting("connecting to the chain..."):
         chain = Chain.from_config(cfg)
     suite = Suite(chain, cfg)
@@ -56,6 +51,9 @@ def _suite(cfg: BazaarConfig) -> tuple[Chain, Suite]:
 
 
 def _follower(cfg: BazaarConfig, chain: Chain, suite: Suite) -> Follower:
+    from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
+    from agentbazaar.identity.discovery import open_follower
+
     reputation = suite.contract(REPUTATION_KEY).address if suite.has(REPUTATION_KEY) else None
     follower = open_follower(chain, cfg.home, suite.contract(IDENTITY_KEY).address, reputation)
     with waiting("indexing registry events..."):
@@ -82,6 +80,14 @@ def register_cmd(
 
     Example: bazaar agent register translator.toml --wallet alice
     """
+    from agentbazaar.identity.cards import (
+        build_registration,
+        load_agent_config,
+        register_card,
+        sign_card,
+    )
+    from agentbazaar.identity.contracts import IDENTITY_KEY
+
     cfg = run_context(ctx).config
     agent_config = load_agent_config(config)
     chain, suite = _suite(cfg)
@@ -153,6 +159,8 @@ def list_cmd(
 
     Example: bazaar agent list --skill translate --max-price "0.05 USDC" --min-rep 80
     """
+    from agentbazaar.identity.discovery import Query
+
     cfg = run_context(ctx).config
     chain, suite = _suite(cfg)
     asset, units = _price(suite, max_price)
@@ -245,6 +253,9 @@ def feedback_cmd(
 
     Example: bazaar agent feedback 0 95 --payment 0xabc... --wallet bob
     """
+    from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
+    from agentbazaar.identity.feedback import give_feedback
+
     cfg = run_context(ctx).config
     chain, suite = _suite(cfg)
     amount, decimals = _value(value)
@@ -291,6 +302,9 @@ def card_cmd(
 
     Example: bazaar agent card 0
     """
+    from agentbazaar.identity.cards import check_wallet, fetch_document, parse_card
+    from agentbazaar.identity.contracts import IDENTITY_KEY
+
     cfg = run_context(ctx).config
     chain, suite = _suite(cfg)
     identity = suite.contract(IDENTITY_KEY)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -19,7 +18,9 @@ from agentbazaar.cli._common import (
 )
 from agentbazaar.config import write_default_config
 from agentbazaar.errors import ChainUnavailable, ConfigError
-from agentbazaar.jobs.model import parse_duration
+
+if TYPE_CHECKING:
+    from agentbazaar.chain import Chain
 
 app = typer.Typer(
     help="Start, stop, inspect the local chain (anvil) and move its clock.", no_args_is_help=True
@@ -33,6 +34,8 @@ def up(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> No
 
     Example: bazaar chain up
     """
+    from agentbazaar.chain.anvil import AnvilNode
+
     rc = run_context(ctx)
     write_default_config(rc.config.home)
     with waiting("starting anvil..."):
@@ -49,6 +52,8 @@ def down(ctx: typer.Context) -> None:
 
     Example: bazaar chain down
     """
+    from agentbazaar.chain.anvil import AnvilNode
+
     stopped = AnvilNode(run_context(ctx).config).stop()
     console.print("local chain stopped" if stopped else "local chain was not running")
 
@@ -59,6 +64,8 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -
 
     Example: bazaar chain status --json
     """
+    from agentbazaar.chain.anvil import AnvilNode
+
     st = AnvilNode(run_context(ctx).config).status()
     if json_out:
         emit_json(st.to_dict())
@@ -69,6 +76,9 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -
 
 def _local_chain(ctx: typer.Context) -> Chain:
     """The data directory's running local chain (time control exists only there)."""
+    from agentbazaar.chain import Chain
+    from agentbazaar.chain.anvil import AnvilNode
+
     cfg = run_context(ctx).config
     if cfg.chain.backend != "local":
         raise ConfigError(
@@ -122,6 +132,8 @@ def warp(
 
     Example: bazaar chain warp 15m
     """
+    from agentbazaar.jobs.model import parse_duration
+
     seconds = parse_duration(duration)
     chain = _local_chain(ctx)
     chain.advance_time(seconds)

@@ -11,10 +11,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -26,6 +24,9 @@ from agentbazaar.cli._common import (
 from agentbazaar.errors import BazaarError, InputError
 
 if TYPE_CHECKING:
+    import httpx
+
+    from agentbazaar.chain import Chain
     from agentbazaar.channels.buyer import BuyerChannel, ChannelBuyer
     from agentbazaar.tokens import Token
 
@@ -44,6 +45,9 @@ def _open(
 ) -> tuple[ChannelBuyer, BuyerChannel, Token | None, dict[str, Any]]:
     """The buyer, the channel it pays the seller at ``url`` through, the channel's token, and
     the seller's batch-settlement requirement there (probed with ``method``)."""
+    import httpx
+
+    from agentbazaar.chain import Chain
     from agentbazaar.channels.buyer import ChannelBuyer
     from agentbazaar.suite import Suite
 
@@ -147,6 +151,8 @@ def pay(
 
     Example: bazaar channel pay http://127.0.0.1:4021/quote --wallet alice -n 100 -q
     """
+    import httpx
+
     if count < 1:
         raise InputError("--count must be at least 1")
     if deposit_calls < 1:

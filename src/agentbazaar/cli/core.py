@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from agentbazaar.chain import Chain
-from agentbazaar.chain.anvil import AnvilNode
-from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.cli._common import (
     RunContext,
     console,
     emit_json,
     emit_table,
+    err_console,
     resolve_target,
     run_context,
     waiting,
 )
 from agentbazaar.config import BazaarConfig, set_default_wallet, write_default_config
 from agentbazaar.errors import AmountError, ChainError, ConfigError, InputError
-from agentbazaar.suite import Suite, deploy_suite
-from agentbazaar.tokens import Token, TokenRegistry, registry_for
-from agentbazaar.wallet import KeyStore, write_default_policy
-from agentbazaar.wallet.keystore import validate_name
+
+if TYPE_CHECKING:
+    from agentbazaar.chain import Chain
+    from agentbazaar.suite import Suite
+    from agentbazaar.tokens import Token, TokenRegistry
 
 DEMO_WALLETS = ("alice", "bob")
 DEMO_FUNDING = (("ETH", "10"), ("USDC", "1000"))
@@ -33,6 +34,8 @@ INIT_MARKER = "init.json"  # which demo wallets init funded, per chain and USDC 
 
 
 def connect(cfg: BazaarConfig) -> Chain:
+    from agentbazaar.chain import Chain
+
     with waiting("connecting to the chain..."):
         return Chain.from_config(cfg)
 
@@ -47,6 +50,8 @@ def deploy(
 
     Example: bazaar deploy --json
     """
+    from agentbazaar.suite import deploy_suite
+
     cfg = run_context(ctx).config
     chain = connect(cfg)
     deployer = None
@@ -70,6 +75,10 @@ def deploy(
 
 def known_tokens(cfg: BazaarConfig) -> TokenRegistry:
     """The tokens known here: the suite's on the configured chain, else bazaar.toml's only."""
+    from agentbazaar.chain import Chain
+    from agentbazaar.suite import Suite
+    from agentbazaar.tokens import registry_for
+
     try:
         chain = Chain.from_config(cfg)
     except ChainError:
@@ -90,6 +99,8 @@ def parse_amount(tokens: TokenRegistry, amount: str, token: str | None) -> tuple
 
 def fund(chain: Chain, suite: Suite, address: str, token: Token, units: int) -> str | None:
     """Faucet: native via the dev chain, tokens minted (or wrapped) by the dev minter."""
+    from agentbazaar.chain.devkeys import dev_account
+
     if not chain.is_dev:
         raise ChainError("the faucet works only on local chains (embedded or anvil)")
     if token.is_native:
@@ -117,6 +128,8 @@ def faucet(
 
     Example: bazaar faucet alice 100 USDC
     """
+    from agentbazaar.suite import Suite
+
     cfg = run_context(ctx).config
     address = resolve_target(ctx, target)
     chain = connect(cfg)
@@ -141,6 +154,11 @@ def init(
 
     Example: BAZAAR_PASSPHRASE=secret bazaar init
     """
+    from agentbazaar.chain.anvil import AnvilNode
+    from agentbazaar.suite import Suite, deploy_suite
+    from agentbazaar.wallet import write_default_policy
+    from agentbazaar.wallet.keystore import validate_name
+
     rc = run_context(ctx)
     home = rc.config.home
     names = [validate_name(n.strip()) for n in wallets.split(",") if n.strip()]
@@ -153,24 +171,39 @@ def init(
     rc._config = None  # re-read with the file just written
     cfg = rc.config
     if cfg.chain.backend == "local" and not AnvilNode(cfg).status().running:
-        with waiting("starting the local chain..."):
+        with _init_step("starting the local chain...", json_out):
             AnvilNode(cfg).start()
         changes.append("chain started")
     chain = connect(cfg)
-    with waiting("deploying the suite..."):
+    with _init_step("deploying the suite...", json_out):
         sctx = deploy_suite(chain, cfg)
     changes += [f"{k} {s}" for k, s in sctx.statuses.items() if s != "reused"]
     suite = Suite.from_context(sctx)
-    addresses, created = _demo_wallets(rc, names)
-    for name in created:
-        write_default_policy(cfg, name, suite.tokens)
+    with _init_step("opening the demo wallets...", json_out):
+        addresses, created = _demo_wallets(rc, names)
+        for name in created:
+            write_default_policy(cfg, name, suite.tokens)
     changes += [f"wallet {n} created" for n in created]
-    changes += [f"wallet {n} funded" for n in _fund_demo(cfg, chain, suite, addresses)]
+    with _init_step("funding the demo wallets...", json_out):
+        funded = _fund_demo(cfg, chain, suite, addresses)
+    changes += [f"wallet {n} funded" for n in funded]
     _init_report(cfg, chain, sctx.manifest.contracts, addresses, changes, json_out)
+
+
+@contextlib.contextmanager
+def _init_step(message: str, json_out: bool) -> Iterator[None]:
+    """A spinner on a terminal; elsewhere (a pipe, a log) one plain line per step on stdout,
+    so a long init is never silent (none with ``--json``, whose stdout is one document)."""
+    if not json_out and not err_console.is_terminal:
+        console.print(message, highlight=False)
+    with waiting(message):
+        yield
 
 
 def _demo_wallets(rc: RunContext, names: list[str]) -> tuple[dict[str, str], list[str]]:
     """Each demo wallet's authenticated address, creating the missing ones."""
+    from agentbazaar.wallet import KeyStore
+
     store = KeyStore(rc.config.keystore_dir)
     created = [n for n in names if not store.exists(n)]
     for name in created:

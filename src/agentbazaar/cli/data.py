@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -20,13 +19,13 @@ from agentbazaar.cli._common import (
     waiting,
 )
 from agentbazaar.config import BazaarConfig
-from agentbazaar.data.cid import Cid, dag_of_path
-from agentbazaar.data.licences import TEMPLATES, licence_id
-from agentbazaar.data.lineage import LineageStore, walk
-from agentbazaar.data.registry import REGISTRY_KEY, SHARE_WHOLE, DatasetInputError, DatasetRegistry
 from agentbazaar.errors import DataError, InputError
-from agentbazaar.suite import Suite
 from agentbazaar.units import format_units
+
+if TYPE_CHECKING:
+    from agentbazaar.data.lineage import LineageStore
+    from agentbazaar.data.registry import DatasetRegistry
+    from agentbazaar.suite import Suite
 
 app = typer.Typer(
     help="Datasets: CIDs, publishing, licences, contributions, lineage.", no_args_is_help=True
@@ -38,6 +37,10 @@ def register(root: typer.Typer) -> None:
 
 
 def _registry(cfg: BazaarConfig) -> tuple[Suite, DatasetRegistry]:
+    from agentbazaar.chain import Chain
+    from agentbazaar.data.registry import REGISTRY_KEY, DatasetRegistry
+    from agentbazaar.suite import Suite
+
     with waiting("connecting to the chain..."):
         chain = Chain.from_config(cfg)
     suite = Suite(chain, cfg)
@@ -48,6 +51,9 @@ def _registry(cfg: BazaarConfig) -> tuple[Suite, DatasetRegistry]:
 
 def _contributors(ctx: typer.Context, specs: list[str]) -> tuple[list[str], list[int]]:
     """``NAME_OR_ADDRESS=SHARE`` pairs (shares in basis points of the whole, 10000)."""
+    from agentbazaar.data.errors import DatasetInputError
+    from agentbazaar.data.registry import SHARE_WHOLE
+
     addresses, shares = [], []
     for spec in specs:
         who, sep, share = spec.rpartition("=")
@@ -69,6 +75,8 @@ def cid_cmd(
 
     Example: bazaar data cid ./corpus.jsonl
     """
+    from agentbazaar.data.cid import dag_of_path
+
     with waiting(f"hashing {path}..."):
         link = dag_of_path(path)
     if json_out:
@@ -83,6 +91,8 @@ def licences_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
 
     Example: bazaar data licences --json
     """
+    from agentbazaar.data.licences import TEMPLATES
+
     rows = [
         {"id": i, **t.terms(), "termsHash": "0x" + t.terms_hash.hex()}
         for i, t in enumerate(TEMPLATES, 1)
@@ -120,6 +130,9 @@ def publish_cmd(
 
     Example: bazaar data publish corpus.jsonl -w alice --agent 0 --price 0.5 --licence open
     """
+    from agentbazaar.data.cid import Cid, dag_of_path
+    from agentbazaar.data.licences import licence_id
+
     cfg = run_context(ctx).config
     number = licence_id(licence)
     contributors, shares = _contributors(ctx, contributor)
@@ -151,6 +164,8 @@ def list_cmd(ctx: typer.Context, json_out: bool = typer.Option(False, "--json"))
 
     Example: bazaar data list --json
     """
+    from agentbazaar.data.licences import TEMPLATES
+
     suite, registry = _registry(run_context(ctx).config)
     entries = [registry.dataset(i) for i in range(1, registry.count() + 1)]
     if json_out:
@@ -165,6 +180,8 @@ def list_cmd(ctx: typer.Context, json_out: bool = typer.Option(False, "--json"))
 
 
 def _lineage_store(cfg: BazaarConfig) -> LineageStore:
+    from agentbazaar.data.lineage import LineageStore
+
     return LineageStore(cfg.home / "data" / "lineage.sqlite")
 
 
@@ -178,6 +195,9 @@ def show_cmd(
 
     Example: bazaar data show bafkrei...
     """
+    from agentbazaar.data.cid import Cid
+    from agentbazaar.data.lineage import walk
+
     suite, registry = _registry(run_context(ctx).config)
     entry = registry.by_cid(Cid.parse(cid))
     described = next(
@@ -198,6 +218,8 @@ def lineage_cmd(
 
     Example: bazaar data lineage 0x5f3c... --json
     """
+    from agentbazaar.data.lineage import walk
+
     cfg = run_context(ctx).config
     suite, registry = _registry(cfg)
     token = suite.token_contract("USDC")
@@ -225,6 +247,7 @@ def contribute_cmd(
 
     Example: bazaar data contribute bafy... rows.jsonl --schema schema.json --contributor carol -w alice
     """
+    from agentbazaar.data.cid import Cid
     from agentbazaar.data.contributions import (
         ContributionStore,
         ContributionValidator,

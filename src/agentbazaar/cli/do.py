@@ -21,7 +21,6 @@ from agentbazaar.cli._common import (
     waiting,
 )
 from agentbazaar.cli._understand import LANGUAGE_MODEL, LLM_NAME, LLM_URL, extractor, read_sentence
-from agentbazaar.intents.understand import Context
 
 
 def _wallet_names(ctx: typer.Context) -> list[str]:
@@ -44,6 +43,8 @@ def intent(
 
     Example: bazaar intent "buy 0.5 WETH with USDC with at most 0.5% slippage" --json
     """
+    from agentbazaar.intents.understand import Context
+
     context = Context.of(None, _wallet_names(ctx))
     understood = read_sentence(
         sentence, extractor(language_model, llm_url, model), context, json_out=json_out
@@ -144,6 +145,7 @@ def do(
     """
     from agentbazaar.chain import Chain
     from agentbazaar.intents.act import carry_out
+    from agentbazaar.intents.understand import Context
     from agentbazaar.suite import Suite
 
     cfg = run_context(ctx).config

@@ -4,11 +4,10 @@ refunds, and disputes decided by a committee of staked validators. A thin shell 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -19,11 +18,11 @@ from agentbazaar.cli._common import (
     waiting,
 )
 from agentbazaar.config import BazaarConfig
-from agentbazaar.jobs import JobError, JobInfo, JobMarket, TxResult, parse_deliverable
-from agentbazaar.jobs.market import ESCROW_KEY
-from agentbazaar.jobs.model import parse_duration
-from agentbazaar.suite import Suite
-from agentbazaar.tokens import Token
+
+if TYPE_CHECKING:
+    from agentbazaar.jobs import JobInfo, JobMarket, TxResult
+    from agentbazaar.suite import Suite
+    from agentbazaar.tokens import Token
 
 app = typer.Typer(
     help="Escrowed jobs: create, fund, submit, complete or reject, refund, dispute.",
@@ -38,6 +37,12 @@ def register(root: typer.Typer) -> None:
 
 
 def market_of(cfg: BazaarConfig) -> tuple[Suite, JobMarket]:
+    """The suite on the configured chain and its job escrow (JobError when not deployed)."""
+    from agentbazaar.chain import Chain
+    from agentbazaar.jobs import JobError, JobMarket
+    from agentbazaar.jobs.market import ESCROW_KEY
+    from agentbazaar.suite import Suite
+
     with waiting("connecting to the chain..."):
         chain = Chain.from_config(cfg)
     suite = Suite(chain, cfg)
@@ -77,6 +82,9 @@ def create_cmd(
 
     Example: bazaar job create -w alice --provider bob --evaluator carol --budget "5 USDC" --expires 2h
     """
+    from agentbazaar.jobs import JobError
+    from agentbazaar.jobs.model import parse_duration
+
     cfg = run_context(ctx).config
     suite, market = market_of(cfg)
     token, units = suite.tokens.parse_amount(budget, default_token="USDC")
@@ -132,6 +140,8 @@ def submit_cmd(
 
     Example: bazaar job submit 1 -w bob --deliverable "ipfs://bafy... summary v1"
     """
+    from agentbazaar.jobs import parse_deliverable
+
     cfg = run_context(ctx).config
     _suite, market = market_of(cfg)
     ref = parse_deliverable(deliverable)

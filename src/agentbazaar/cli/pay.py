@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-import uvicorn
-from eth_account.signers.local import LocalAccount
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import emit_json, err_console, run_context, server_logging
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import ConfigError, InputError
-from agentbazaar.tokens import Token
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from agentbazaar.chain import Chain
     from agentbazaar.payments.client import PaidResponse
     from agentbazaar.payments.facilitator import Facilitator
+    from agentbazaar.tokens import Token
     from agentbazaar.wallet import Wallet
 
 DEV_FACILITATOR_INDEX = 9  # the local facilitator's gas account (its own nonce sequence)
@@ -96,6 +96,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _serve(ctx: typer.Context, app: Any, sock: socket.socket) -> None:
+    import uvicorn
+
     server_logging(ctx)
     config = uvicorn.Config(app, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
@@ -160,7 +162,7 @@ def facilitator(
 
     Example: BAZAAR_FACILITATOR_API_KEYS=$KEY bazaar facilitator --host 0.0.0.0 --port 4020
     """
-    from agentbazaar.chain import to_address
+    from agentbazaar.chain import Chain, to_address
     from agentbazaar.payments.auth import KEYS_ENV, ApiKeys, open_bind_warning
     from agentbazaar.payments.evm import extend_facilitator, extension_store_path
     from agentbazaar.payments.facilitator import create_app, exact_facilitator
@@ -229,6 +231,7 @@ def serve_example(
 
     Example: bazaar serve-example --pay-to 0x90F7...b906 --facilitator URL --facilitator-key K
     """
+    from agentbazaar.chain import Chain
     from agentbazaar.channels.service import ChannelSeller
     from agentbazaar.payments.auth import check_key, key_sent_in_clear
     from agentbazaar.payments.evm import extend_facilitator, extension_store_path
@@ -306,6 +309,7 @@ def wallet_payer(
 ) -> tuple[Chain, Token, int, Any]:
     """What a paying command needs: the chain, its USDC, ``--max`` in base units and the
     wallet's payer (``Wallet.spend``: policy, ledger, key); ``url`` must be http(s)."""
+    from agentbazaar.chain import Chain
     from agentbazaar.cli._common import open_wallet
     from agentbazaar.payments.payers import WalletPayer
 

@@ -3,6 +3,8 @@ A thin shell over ``agentbazaar.jobs.Staking``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from agentbazaar.cli._common import (
@@ -16,9 +18,11 @@ from agentbazaar.cli._common import (
 )
 from agentbazaar.cli.job import market_of
 from agentbazaar.config import BazaarConfig
-from agentbazaar.jobs import JobError, Staking, parse_roles
-from agentbazaar.suite import Suite
-from agentbazaar.tokens import Token
+
+if TYPE_CHECKING:
+    from agentbazaar.jobs import Staking
+    from agentbazaar.suite import Suite
+    from agentbazaar.tokens import Token
 
 app = typer.Typer(
     help="Stake: bond to be listed as a provider or validator, unbond, withdraw, show.",
@@ -33,6 +37,8 @@ def register(root: typer.Typer) -> None:
 
 
 def _staking(cfg: BazaarConfig) -> tuple[Suite, Staking, Token]:
+    from agentbazaar.jobs import Staking
+
     suite, market = market_of(cfg)
     staking = Staking(market.chain, market.terms.stake_registry)
     return suite, staking, suite.tokens.get(market.terms.token)
@@ -51,6 +57,8 @@ def bond_cmd(
 
     Example: bazaar stake bond "50 USDC" -w val1 --role validator
     """
+    from agentbazaar.jobs import JobError, parse_roles
+
     cfg = run_context(ctx).config
     _suite, staking, token = _staking(cfg)
     parsed, units = _suite.tokens.parse_amount(amount, default_token=token.symbol)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from agentbazaar.chain import Chain
 from agentbazaar.cli._common import (
     console,
     emit_json,
@@ -24,22 +24,12 @@ from agentbazaar.cli._common import (
 from agentbazaar.cli.core import connect, known_tokens, parse_amount
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import InputError, LedgerError, WalletError, WalletExists
-from agentbazaar.suite import Suite
-from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import format_units, parse_units
-from agentbazaar.wallet import (
-    KeyStore,
-    Ledger,
-    PolicyStore,
-    SpendingPolicy,
-    SpendRecord,
-    balances,
-    passphrase_from_env_or_prompt,
-    reconcile,
-    write_default_policy,
-)
-from agentbazaar.wallet.keystore import validate_name
-from agentbazaar.wallet.policy import ESCROW_KINDS
+
+if TYPE_CHECKING:
+    from agentbazaar.chain import Chain
+    from agentbazaar.tokens import Token, TokenRegistry
+    from agentbazaar.wallet import Ledger, SpendingPolicy, SpendRecord
 
 app = typer.Typer(
     help="Agent wallets: keys, balances, payments under a spending policy, the ledger.",
@@ -57,13 +47,26 @@ def _passphrase(text: str) -> str:
     return str(typer.prompt(text, hide_input=True))
 
 
+def _no_terminal(env: str) -> Callable[[str], str]:
+    """In place of a prompt when stdin is no terminal: say which variable to set."""
+
+    def refuse(text: str) -> str:
+        raise InputError(f"no terminal to ask for the {text}: set {env}")
+
+    return refuse
+
+
 def _tokens(cfg: BazaarConfig) -> tuple[Chain, TokenRegistry]:
+    from agentbazaar.suite import Suite
+
     chain = connect(cfg)
     return chain, Suite(chain, cfg).tokens
 
 
 def _created(cfg: BazaarConfig, name: str, address: str, verb: str, json_out: bool) -> None:
     """Give the new wallet the default policy and say what it got."""
+    from agentbazaar.wallet import write_default_policy
+
     policy = write_default_policy(cfg, name, known_tokens(cfg))
     if json_out:
         emit_json({"name": name, "address": address, "policy": policy.to_dict()})
@@ -91,6 +94,9 @@ def new(
 
     Example: bazaar wallet new carol
     """
+    from agentbazaar.wallet import KeyStore, passphrase_from_env_or_prompt
+    from agentbazaar.wallet.keystore import validate_name
+
     cfg = run_context(ctx).config
     store = KeyStore(cfg.keystore_dir)
     validate_name(name)
@@ -109,23 +115,35 @@ def import_(
 ) -> None:
     """Import a private key (from stdin or BAZAAR_PRIVATE_KEY, never an argument) or a keystore.
 
+    Without a terminal nothing is prompted: the new wallet's passphrase comes from
+    BAZAAR_PASSPHRASE and a keystore file's from BAZAAR_IMPORT_PASSPHRASE.
+
     Example: echo "$KEY" | bazaar wallet import carol
     """
+    from agentbazaar.wallet import KeyStore, passphrase_from_env_or_prompt
+    from agentbazaar.wallet.keystore import PASSPHRASE_ENV, validate_name
+
     cfg = run_context(ctx).config
     store = KeyStore(cfg.keystore_dir)
     validate_name(name)
     if store.exists(name):
         raise WalletExists(f"a wallet named {name!r} already exists", name=name)
+    # without a terminal nothing is prompted: the passphrases come from their variables
+    new_pass = _new_passphrase if sys.stdin.isatty() else _no_terminal(PASSPHRASE_ENV)
     if keystore is not None:
-        file_pass = os.environ.get(IMPORT_PASSPHRASE_ENV) or _passphrase("keystore passphrase")
+        if not keystore.is_file():
+            raise InputError(f"no keystore file at {keystore}")
+        file_pass = os.environ.get(IMPORT_PASSPHRASE_ENV) or (
+            _passphrase if sys.stdin.isatty() else _no_terminal(IMPORT_PASSPHRASE_ENV)
+        )("keystore passphrase")
         address = store.import_keystore(
-            name, keystore, file_pass, passphrase_from_env_or_prompt(_new_passphrase)
+            name, keystore, file_pass, passphrase_from_env_or_prompt(new_pass)
         )
     else:
         key = os.environ.get(PRIVATE_KEY_ENV)
         if not key:
             key = sys.stdin.readline() if not sys.stdin.isatty() else _passphrase("private key")
-        address = store.import_key(name, key, passphrase_from_env_or_prompt(_new_passphrase))
+        address = store.import_key(name, key, passphrase_from_env_or_prompt(new_pass))
     _created(cfg, name, address, "imported wallet", json_out)
 
 
@@ -140,6 +158,8 @@ def list_(
 
     Example: bazaar wallet list --json
     """
+    from agentbazaar.wallet import KeyStore
+
     rc = run_context(ctx)
     store = KeyStore(rc.config.keystore_dir)
     listed = store.listing(rc.passphrase()) if store.names() else []
@@ -174,6 +194,8 @@ def balance(
 
     Example: bazaar wallet balance alice
     """
+    from agentbazaar.wallet import balances
+
     cfg = run_context(ctx).config
     address = resolve_target(ctx, target)
     chain, tokens = _tokens(cfg)
@@ -211,6 +233,8 @@ def send(
 
     Example: bazaar wallet send alice bob "12.5 USDC" --idempotency-key invoice-7
     """
+    from agentbazaar.wallet import KeyStore, PolicyStore
+
     cfg = run_context(ctx).config
     KeyStore(cfg.keystore_dir).require(name)  # UnknownWallet before anything else
     chain, tokens = _tokens(cfg)
@@ -280,6 +304,8 @@ def policy(
 
     Example: bazaar wallet policy alice --max-per-payment "5 USDC" --daily "50 USDC"
     """
+    from agentbazaar.wallet import KeyStore, PolicyStore
+
     cfg = run_context(ctx).config
     KeyStore(cfg.keystore_dir).require(name)  # UnknownWallet
     store = PolicyStore(cfg.policy_dir)
@@ -385,6 +411,8 @@ def ledger(
     Examples: bazaar wallet ledger alice --reconcile;
     bazaar wallet ledger alice --escrow --json   ({"escrowed": [{wallet, symbol, units, ...}]})
     """
+    from agentbazaar.wallet import KeyStore, Ledger, reconcile
+
     cfg = run_context(ctx).config
     if name is not None:
         KeyStore(cfg.keystore_dir).require(name)
@@ -428,6 +456,8 @@ def ledger(
 
 def _escrowed(book: Ledger, records: list[SpendRecord]) -> list[dict[str, str]]:
     """Per wallet and token that ever escrowed: what is held now (exact units and formatted)."""
+    from agentbazaar.wallet.policy import ESCROW_KINDS
+
     seen: dict[tuple[str, str], SpendRecord] = {}
     for r in records:
         if r.kind in ESCROW_KINDS:

@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from agentbazaar.dashboard.data import DashboardData, NotFound
-from agentbazaar.errors import BazaarError
+from agentbazaar.dashboard.data import DashboardData
+from agentbazaar.errors import BazaarError, NotFound
+from agentbazaar.web import install_error_handler
 
 T = TypeVar("T")
 STATIC = files("agentbazaar.dashboard") / "static"
@@ -46,12 +47,11 @@ def create_app(data: DashboardData) -> FastAPI:
         with lock:
             return fn()
 
-    @app.exception_handler(BazaarError)
-    async def _refused(request: Request, exc: BazaarError) -> Response:
-        status = 404 if isinstance(exc, NotFound) else 400
-        if request.url.path.startswith("/api/"):
-            return JSONResponse(exc.to_dict(), status_code=status)
-        return _shell(status)
+    def page(request: Request, exc: BazaarError) -> Response | None:
+        """The page shell with the error's status, for a browser (the API answers JSON)."""
+        return None if request.url.path.startswith("/api/") else _shell(exc.http_status)
+
+    install_error_handler(app, page=page)
 
     @app.exception_handler(404)
     async def _missing(request: Request, exc: Any) -> Response:

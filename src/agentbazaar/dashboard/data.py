@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentbazaar.agents.store import ReceiptStore
-from agentbazaar.errors import BazaarError, InputError
+from agentbazaar.errors import BazaarError, NotFound
 from agentbazaar.tokens import Token
 from agentbazaar.units import format_units
 from agentbazaar.wallet import Ledger, PolicyStore, SpendRecord
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 SYNC_EVERY = 2.0  # seconds between two syncs of the discovery index
-
-
-class NotFound(InputError):
-    """An agent, transaction or receipt the dashboard does not know."""
 
 
 def when(seconds: float | None) -> str | None:

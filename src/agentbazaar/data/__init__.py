@@ -1,16 +1,6 @@
 """Datasets: content addressing (CIDv1), the dataset registry and revenue splitters, licences,
 contributions, lineage."""
 
-from agentbazaar.data._errors import (
-    BadCid,
-    CidMismatch,
-    ContentChanged,
-    ContributionError,
-    DagError,
-    LicenceError,
-    LineageError,
-    PathError,
-)
 from agentbazaar.data.cid import (
     Cid,
     DagParams,
@@ -30,21 +20,28 @@ from agentbazaar.data.contributions import (
     award,
     parse_rows,
 )
+from agentbazaar.data.errors import (
+    BadCid,
+    CidMismatch,
+    ContentChanged,
+    ContributionError,
+    DagError,
+    DatasetInputError,
+    LicenceError,
+    LicenceNotAccepted,
+    LineageError,
+    PathError,
+    UnknownDataset,
+)
 from agentbazaar.data.licences import (
     TEMPLATES,
-    LicenceNotAccepted,
     SignedAcceptance,
     licence_id,
     sign_acceptance,
     verify_acceptance,
 )
 from agentbazaar.data.lineage import Citation, LineageStore, cite, verify_citation, walk
-from agentbazaar.data.registry import (
-    DatasetEntry,
-    DatasetInputError,
-    DatasetRegistry,
-    UnknownDataset,
-)
+from agentbazaar.data.registry import DatasetEntry, DatasetRegistry
 
 __all__ = [
     "TEMPLATES",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agentbazaar.data._errors import DagError
+from agentbazaar.data.errors import DagError
 
 DIRECTORY = 1
 FILE = 2

@@ -54,7 +54,7 @@ from agentbazaar.data._dagpb import (
     encode_node,
     encode_unixfs,
 )
-from agentbazaar.data._errors import BadCid, CidMismatch, ContentChanged, DagError, PathError
+from agentbazaar.data.errors import BadCid, CidMismatch, ContentChanged, DagError, PathError
 
 RAW = 0x55
 DAG_PB = 0x70

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from agentbazaar.data._errors import ContributionError
+from agentbazaar.data.errors import ContributionError
 from agentbazaar.errors import InputError
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from agentbazaar.data._errors import LicenceError
 from agentbazaar.data.cid import Cid
+from agentbazaar.data.errors import LicenceError, LicenceNotAccepted
 from agentbazaar.identity.cards import canonical_json, checksum_address
 
 DOMAIN_NAME = "agentbazaar DatasetLicence"
@@ -47,10 +47,6 @@ ACCEPTANCE_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "acceptedAt", "type": "uint64"},
     ]
 }
-
-
-class LicenceNotAccepted(LicenceError):
-    """No acceptance, or one that does not match the dataset, licence, buyer or price."""
 
 
 @dataclass(frozen=True)

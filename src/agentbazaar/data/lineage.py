@@ -32,8 +32,8 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
 
-from agentbazaar.data._errors import LineageError
 from agentbazaar.data.cid import Cid
+from agentbazaar.data.errors import LineageError
 from agentbazaar.data.licences import TEMPLATES
 from agentbazaar.data.registry import DatasetEntry, DatasetRegistry
 

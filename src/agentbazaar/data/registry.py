@@ -20,9 +20,8 @@ from web3.types import TxReceipt
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.data._errors import LicenceError
 from agentbazaar.data.cid import Cid
-from agentbazaar.errors import DataError, InputError
+from agentbazaar.data.errors import DatasetInputError, LicenceError, UnknownDataset
 
 if TYPE_CHECKING:
     from agentbazaar.suite import Suite
@@ -33,14 +32,6 @@ SHARE_WHOLE = 10_000
 BPS = 10_000
 MAX_PARENTS = 8
 MAX_CONTRIBUTORS = 64
-
-
-class DatasetInputError(DataError, InputError):
-    """Dataset terms the registry would refuse; nothing was signed."""
-
-
-class UnknownDataset(DataError):
-    pass
 
 
 @dataclass(frozen=True)

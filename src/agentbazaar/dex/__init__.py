@@ -6,9 +6,9 @@ reserves from a chain (one ``AmmFactory.poolStates`` call), simulating and encod
 ``agentbazaar.dex.onchain.Amm``; the local pool set is ``agentbazaar.dex.suite``.
 """
 
-from agentbazaar.dex._errors import DexInputError, NoRouteError
 from agentbazaar.dex._math import amount_out, path_output, simulate_routes
 from agentbazaar.dex._paths import enumerate_paths
+from agentbazaar.dex.errors import DexInputError, NoRouteError
 from agentbazaar.dex.router import (
     DEFAULT_GAS_BASE,
     DEFAULT_GAS_PER_HOP,

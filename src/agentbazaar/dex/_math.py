@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from agentbazaar.dex._errors import DexInputError
+from agentbazaar.dex.errors import DexInputError
 from agentbazaar.dex.types import FEE_DENOMINATOR_BPS, Path, Pool
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from agentbazaar.dex._errors import DexInputError
+from agentbazaar.dex.errors import DexInputError
 from agentbazaar.dex.types import Path, Pool
 
 MAX_HOPS_LIMIT = 4  # AmmRouter.vy MAX_HOPS

@@ -23,7 +23,7 @@ from web3.contract.contract import ContractFunction
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.dex._errors import DexInputError, NoRouteError
+from agentbazaar.dex.errors import DexInputError, NoRouteError
 from agentbazaar.dex.router import best_path, route_best_execution
 from agentbazaar.dex.types import Pool, Quote
 from agentbazaar.errors import ContractError, TransactionReverted

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 
-from agentbazaar.dex._errors import DexInputError, NoRouteError
 from agentbazaar.dex._math import path_output, path_shape, simulate_routes
 from agentbazaar.dex._paths import enumerate_paths
 from agentbazaar.dex._split import (
@@ -34,6 +33,7 @@ from agentbazaar.dex._split import (
     relaxed_split,
     relaxed_value,
 )
+from agentbazaar.dex.errors import DexInputError, NoRouteError
 from agentbazaar.dex.types import Path, Pool, Quote, RouteQuote
 
 # Fitted to gasUsed of AmmRouter.vy swaps on py-evm (seeded pools, warm token balances): one

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentbazaar.dex._errors import DexInputError
+from agentbazaar.dex.errors import DexInputError
 
 FEE_DENOMINATOR_BPS = 10_000
 

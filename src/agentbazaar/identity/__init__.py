@@ -3,11 +3,7 @@
 from agentbazaar.identity.cards import (
     AgentCard,
     AgentConfig,
-    CardError,
-    CardFetchError,
     RegistrationFile,
-    SignatureError,
-    WalletMismatch,
     build_agent_card,
     build_registration,
     load_agent_config,
@@ -24,11 +20,17 @@ from agentbazaar.identity.discovery import (
     Query,
     open_follower,
 )
-from agentbazaar.identity.feedback import (
+from agentbazaar.identity.errors import (
+    CardError,
+    CardFetchError,
     FeedbackError,
     FeedbackValueError,
     PaymentAlreadyUsed,
     ProofOfPaymentError,
+    SignatureError,
+    WalletMismatch,
+)
+from agentbazaar.identity.feedback import (
     check_rating,
     claimed_payments,
     give_feedback,

@@ -9,13 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agentbazaar.errors import IdentityError
+from agentbazaar.identity.errors import DiscoveryError
 
 AMOUNT_WIDTH = 78  # uint256 fits in 78 decimal digits: zero-padded text sorts like the number
-
-
-class DiscoveryError(IdentityError):
-    """The index cannot be read or written, or a query is invalid."""
 
 
 # ---- queries and results -----------------------------------------------------------------------

@@ -17,12 +17,8 @@ from web3 import Web3
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.identity.cards import fetch_document
-from agentbazaar.identity.feedback import (
-    ProofOfPaymentError,
-    read_feedback_uri,
-    registry_id,
-    verify_feedback,
-)
+from agentbazaar.identity.errors import ProofOfPaymentError
+from agentbazaar.identity.feedback import read_feedback_uri, registry_id, verify_feedback
 from agentbazaar.identity.funding import FundingTracer
 
 _FEEDBACK_TICKET_ABI: list[dict[str, Any]] = [

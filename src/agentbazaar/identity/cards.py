@@ -53,6 +53,7 @@ from web3.logs import DISCARD
 
 from agentbazaar.chain import Chain
 from agentbazaar.errors import IdentityError
+from agentbazaar.identity.errors import CardError, CardFetchError, SignatureError, WalletMismatch
 from agentbazaar.tokens import TokenRegistry
 
 REGISTRATION_TYPE: Final = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
@@ -64,22 +65,6 @@ _MAX_SAFE_INT = 2**53 - 1
 _DIGITS = re.compile(r"^(0|[1-9]\d{0,77})$")
 _NETWORK = re.compile(r"^eip155:[1-9]\d*$")
 Scheme = Literal["exact", "batch-settlement"]
-
-
-class CardError(IdentityError):
-    """A card or registration file that is not valid JSON or has invalid fields."""
-
-
-class CardFetchError(CardError):
-    """The card's URI could not be read (scheme, network, size or time limit)."""
-
-
-class SignatureError(IdentityError):
-    """A missing, malformed or wrong signature on a card."""
-
-
-class WalletMismatch(IdentityError):
-    """The card's wallet is not the agent's on-chain agentWallet."""
 
 
 # ---- RFC 8785 canonical JSON -------------------------------------------------------------------

@@ -30,6 +30,7 @@ from web3.types import TxReceipt
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.errors import IdentityError, InputError, TransactionReverted
+from agentbazaar.identity.errors import RegistryInputError
 
 if TYPE_CHECKING:
     from agentbazaar.suite import Suite
@@ -55,10 +56,6 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 IDENTITY_KEY = "IdentityRegistry"
 REPUTATION_KEY = "ReputationRegistry"
 VALIDATION_KEY = "ValidationRegistry"
-
-
-class RegistryInputError(IdentityError, InputError):
-    """Input that the registries would reject (too long, reserved key, bad deadline, ...)."""
 
 
 @dataclass(frozen=True)

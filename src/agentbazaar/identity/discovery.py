@@ -44,7 +44,6 @@ from agentbazaar.errors import BazaarError, ChainError, IdentityError
 from agentbazaar.identity._discovery_query import (
     AMOUNT_WIDTH,
     AgentRecord,
-    DiscoveryError,
     Query,
     query_sql,
     record_from_row,
@@ -59,7 +58,8 @@ from agentbazaar.identity._registry_events import (
     decode_log,
 )
 from agentbazaar.identity.cards import Card, check_wallet, parse_card
-from agentbazaar.identity.feedback import FeedbackValueError, check_rating
+from agentbazaar.identity.errors import DiscoveryError, FeedbackValueError
+from agentbazaar.identity.feedback import check_rating
 from agentbazaar.identity.weighted import PaidFeedback, score
 
 __all__ = [

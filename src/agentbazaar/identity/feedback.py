@@ -46,9 +46,8 @@ from web3 import Web3
 from web3.contract import Contract
 
 from agentbazaar.chain import Chain
-from agentbazaar.errors import BazaarError, IdentityError
+from agentbazaar.errors import BazaarError
 from agentbazaar.identity.cards import (
-    CardError,
     _first_error,
     _json_object,
     canonical_json,
@@ -56,24 +55,15 @@ from agentbazaar.identity.cards import (
     from_data_uri,
     to_data_uri,
 )
+from agentbazaar.identity.errors import (
+    CardError,
+    FeedbackError,
+    FeedbackValueError,
+    PaymentAlreadyUsed,
+    ProofOfPaymentError,
+)
 
 TRANSFER_TOPIC = HexBytes(Web3.keccak(text="Transfer(address,address,uint256)"))
-
-
-class FeedbackError(IdentityError):
-    """A feedback file that is malformed or does not match its on-chain event."""
-
-
-class FeedbackValueError(FeedbackError):
-    """A feedback value that is not a rating of 0..100 (with 0-18 decimals)."""
-
-
-class ProofOfPaymentError(FeedbackError):
-    """The feedback's payment is not on the chain, failed, or did not pay this agent."""
-
-
-class PaymentAlreadyUsed(ProofOfPaymentError):
-    """The payment already proves feedback this client gave (one payment, one feedback)."""
 
 
 RATING_MIN, RATING_MAX = 0, 100

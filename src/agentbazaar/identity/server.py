@@ -5,8 +5,9 @@
     GET /agents/{agent_id}            the agent, its skills and its feedback (proven or why not)
 
 ``max_price`` is in base units of ``asset`` (a token address, or a symbol the server knows).
-Bad input answers 400 with ``{"error", "message"}``; an unknown agent answers 404. When built
-with a ``Follower``, the index catches up with the chain before answering (at most once per
+Errors answer through ``agentbazaar.web.install_error_handler`` with ``{"error", "message"}``:
+bad input 400, an unknown agent 404, a chain the follower cannot reach 503. When built with a
+``Follower``, the index catches up with the chain before answering (at most once per
 ``sync_interval`` seconds).
 """
 
@@ -17,12 +18,12 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from agentbazaar.errors import BazaarError, InputError, UnknownTokenError
+from agentbazaar.errors import InputError, NotFound, UnknownTokenError
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.tokens import TokenRegistry
+from agentbazaar.web import install_error_handler
 
 
 class _Sync:
@@ -50,9 +51,7 @@ def create_app(
     app = FastAPI(title="agentbazaar discovery", version="1")
     sync = _Sync(follower, sync_interval)
 
-    @app.exception_handler(BazaarError)
-    async def _bazaar_error(request: Request, exc: BazaarError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=getattr(exc, "status", 400))
+    install_error_handler(app)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -88,15 +87,10 @@ def create_app(
         sync()
         record = index.agent(agent_id)
         if record is None:
-            err = NotFound(f"agent {agent_id} is not in the index", agent_id=agent_id)
-            raise err
+            raise NotFound(f"agent {agent_id} is not in the index", agent_id=agent_id)
         return dict(record.to_dict(), feedback=index.feedback(agent_id))
 
     return app
-
-
-class NotFound(InputError):
-    status = 404
 
 
 def _units(text: str | None) -> int | None:

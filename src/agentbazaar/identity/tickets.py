@@ -19,13 +19,10 @@ from web3.logs import DISCARD
 
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.chain.compiler import compile_contract
-from agentbazaar.errors import IdentityError, TransactionReverted
+from agentbazaar.errors import TransactionReverted
+from agentbazaar.identity.errors import TicketError
 
 GATE_KEY = "FeedbackGate"  # the suite's manifest key
-
-
-class TicketError(IdentityError):
-    """A ticket that cannot be used (unknown, used, not the caller's, another agent's)."""
 
 
 @dataclass(frozen=True)

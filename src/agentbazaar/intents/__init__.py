@@ -13,8 +13,8 @@ changes and sweeps are refused in code (``IntentRefused``), whichever parser rea
 """
 
 from agentbazaar.errors import NeedsClarification
-from agentbazaar.intents._errors import IntentParseError, IntentRefused, PlanError, PlanMismatch
 from agentbazaar.intents.answers import answer
+from agentbazaar.intents.errors import IntentParseError, IntentRefused, PlanError, PlanMismatch
 from agentbazaar.intents.model import STABLE_KEYS, Action, Intent
 from agentbazaar.intents.parser import parse_intent
 from agentbazaar.intents.understand import Context, Extractor, Understood, understand

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from agentbazaar.intents._errors import IntentRefused
+from agentbazaar.intents.errors import IntentRefused
 from agentbazaar.intents.numbers import words_to_digits
 
 ALIASES = {

@@ -15,7 +15,7 @@ from typing import Any
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.dex.onchain import Amm
 from agentbazaar.errors import InsufficientFunds
-from agentbazaar.intents._errors import PlanError
+from agentbazaar.intents.errors import PlanError
 from agentbazaar.intents.model import Intent
 from agentbazaar.intents.plan import SwapPlan, check_policy, execute_swap, plan_swap
 from agentbazaar.suite import Suite

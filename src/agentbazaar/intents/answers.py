@@ -15,8 +15,8 @@ from decimal import Decimal
 from agentbazaar.errors import NeedsClarification
 from agentbazaar.intents import _grammar as g
 from agentbazaar.intents import guard, zh
-from agentbazaar.intents._errors import IntentParseError, IntentRefused
 from agentbazaar.intents.clarify import amount_fields, needs
+from agentbazaar.intents.errors import IntentParseError, IntentRefused
 from agentbazaar.intents.model import Intent
 from agentbazaar.intents.parser import build, parse_intent
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from agentbazaar.intents._errors import IntentRefused
+from agentbazaar.intents.errors import IntentRefused
 
 MAX_CHARS = 500
 _ALLOWED_SCRIPTS = ("LATIN", "CJK", "DIGIT", "FULLWIDTH", "IDEOGRAPHIC", "HALFWIDTH")

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from agentbazaar.intents._errors import IntentParseError
+from agentbazaar.intents.errors import IntentParseError
 from agentbazaar.intents.model import Intent
 from agentbazaar.intents.prompt import EXAMPLES, INSTRUCTIONS, SCHEMA, Example, messages
 from agentbazaar.intents.understand import Context, Understood, understand

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from agentbazaar.intents import _grammar as g
 from agentbazaar.intents import clarify, guard, zh
-from agentbazaar.intents._errors import IntentParseError, IntentRefused
+from agentbazaar.intents.errors import IntentParseError, IntentRefused
 from agentbazaar.intents.model import Intent
 
 ALIASES = g.ALIASES

@@ -42,7 +42,7 @@ from agentbazaar.chain import Chain
 from agentbazaar.dex import Quote
 from agentbazaar.dex.onchain import Amm, SwapSimulation
 from agentbazaar.errors import InsufficientFunds, TransactionReverted
-from agentbazaar.intents._errors import PlanError, PlanMismatch
+from agentbazaar.intents.errors import PlanError, PlanMismatch
 from agentbazaar.intents.model import Intent
 from agentbazaar.tokens import Token, TokenRegistry
 from agentbazaar.units import parse_units

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from agentbazaar.errors import NeedsClarification, UnknownTokenError
 from agentbazaar.intents import _grammar as g
 from agentbazaar.intents import clarify, guard, prompt, zh
-from agentbazaar.intents._errors import IntentParseError, IntentRefused
+from agentbazaar.intents.errors import IntentParseError, IntentRefused
 from agentbazaar.intents.model import Intent
 from agentbazaar.intents.numbers import chinese_to_digits, words_to_digits
 from agentbazaar.intents.parser import parse_clause

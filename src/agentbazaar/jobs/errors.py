@@ -1,9 +1,9 @@
 """Errors of the job layer, and the one place contract revert reasons become them.
 
 PaymentError
-└── JobError                 anything about escrowed jobs, disputes and stake
-    ├── JobInputError        bad input caught before anything is signed or sent
-    └── JobRefused           the contract refuses the call (simulated first: nothing signed)
+└── JobError                 409  anything about escrowed jobs, disputes and stake
+    ├── JobInputError        400  bad input caught before anything is signed or sent
+    └── JobRefused           409  the contract refuses the call (simulated first: nothing signed)
         ├── NotAllowed       the caller has no role for it (not the evaluator, not on the committee)
         ├── WrongState       the job or dispute is not in the state the call needs
         ├── AlreadyDone      it happened already (funding twice, a validator voting twice)
@@ -24,11 +24,11 @@ from agentbazaar.errors import PaymentError, TransactionReverted
 
 
 class JobError(PaymentError):
-    pass
+    http_status = 409
 
 
 class JobInputError(JobError):
-    pass
+    http_status = 400
 
 
 class JobRefused(JobError):

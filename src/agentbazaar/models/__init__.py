@@ -17,15 +17,12 @@ This layer sits below ``agents``: it imports nothing of chains, wallets, payment
 Importing it loads neither a runtime nor weights.
 """
 
-from agentbazaar.models.chat import (
+from agentbazaar.models.chat import ChatRequest, Completion, Message, Sampling
+from agentbazaar.models.errors import (
     BadMessages,
     BadSamplingParameter,
-    ChatRequest,
-    Completion,
     MaxTokensOutOfRange,
-    Message,
     PromptTooLong,
-    Sampling,
 )
 from agentbazaar.models.language import (
     LanguageModel,

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from agentbazaar.errors import InputError
+from agentbazaar.models.errors import BadMessages, BadSamplingParameter, MaxTokensOutOfRange
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -35,22 +35,6 @@ _E6 = 1_000_000
 # accepted and ignored: they change nothing in the output
 _INERT = frozenset({"model", "stream", "stream_options", "user", "metadata", "store"})
 _NEUTRAL = {"n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False}
-
-
-class BadMessages(InputError):
-    """``messages`` is not a non-empty list of system/user/assistant messages with text."""
-
-
-class MaxTokensOutOfRange(InputError):
-    """``max_tokens`` below 1 or above what the model (or the buyer's authorization) allows."""
-
-
-class BadSamplingParameter(InputError):
-    """A sampling parameter out of range, an unsupported option, or a bad response format."""
-
-
-class PromptTooLong(InputError):
-    """The prompt does not fit in the model's context window."""
 
 
 @dataclass(frozen=True)

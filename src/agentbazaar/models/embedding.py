@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agentbazaar.errors import InputError, ModelUnavailable
+from agentbazaar.models.errors import InputTooLarge
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -40,10 +41,6 @@ MAX_TEXT_CHARS = 4_000
 _HASH_SKIP = frozenset({"README.md", ".gitattributes"})
 
 Matrix = npt.NDArray[np.float32]
-
-
-class InputTooLarge(InputError):
-    """Too many texts, or a text longer than the model's token window."""
 
 
 def default_model_path() -> Path:

@@ -50,14 +50,8 @@ from typing import Any
 import httpx
 
 from agentbazaar.errors import BazaarError, InputError, ModelError, ModelUnavailable
-from agentbazaar.models.chat import (
-    BadMessages,
-    BadSamplingParameter,
-    ChatRequest,
-    Completion,
-    FinishReason,
-    PromptTooLong,
-)
+from agentbazaar.models.chat import ChatRequest, Completion, FinishReason
+from agentbazaar.models.errors import BadMessages, BadSamplingParameter, PromptTooLong
 from agentbazaar.models.weights import INSTALL_HINT, QWEN_CODER_1_5B, WeightsSpec, ensure_weights
 
 RUNTIME = "xllamacpp"

@@ -1,13 +1,13 @@
 """x402 v2 pay-per-call: our facilitator (exact, upto, contract-wallet payers), the selling-side
 paywall (fixed and metered prices) and the paying client."""
 
-from agentbazaar.payments._errors import (
+from agentbazaar.payments.auth import ApiKeys, BearerAuth, facilitator_client
+from agentbazaar.payments.errors import (
     FacilitatorError,
     PaymentDeclined,
     PaymentHeaderError,
     PaymentRefused,
 )
-from agentbazaar.payments.auth import ApiKeys, BearerAuth, facilitator_client
 from agentbazaar.payments.evm import extend_facilitator
 from agentbazaar.payments.facilitator import (
     Facilitator,

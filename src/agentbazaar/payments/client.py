@@ -42,7 +42,7 @@ from x402.http import decode_payment_required_header, x402HTTPClientSync
 from x402.schemas import PaymentPayload, PaymentRequired, SettleResponse
 
 from agentbazaar.errors import PaymentError, PolicyViolation
-from agentbazaar.payments._errors import PaymentDeclined, PaymentHeaderError
+from agentbazaar.payments.errors import PaymentDeclined, PaymentHeaderError
 from agentbazaar.payments.once import authorization_key
 from agentbazaar.payments.payers import Authorized, Payer, PaymentIntent
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_NOT_SETTLED, explain

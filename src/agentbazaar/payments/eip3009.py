@@ -23,6 +23,8 @@ from web3 import Web3
 from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentPayload, PaymentRequirements
 
+from agentbazaar.payments.errors import Rejected
+
 ERR_UNSUPPORTED_ASSET = "unsupported_asset"
 ERR_INVALID_PAYLOAD = "invalid_payload"
 ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
@@ -58,14 +60,6 @@ _EIP712_TYPES = {
         {"name": "nonce", "type": "bytes32"},
     ]
 }
-
-
-class Rejected(Exception):
-    """A payment that fails a check: ``reason`` is the x402 reason code."""
-
-    def __init__(self, reason: str, message: str = "", payer: str | None = None) -> None:
-        super().__init__(message or reason)
-        self.reason, self.message, self.payer = reason, message or reason, payer
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,6 @@ from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverte
 from agentbazaar.payments.eip3009 import (
     TOKEN_ABI,
     Authorization,
-    Rejected,
     authorization_used,
     check_requirements,
     map_revert,
@@ -65,8 +64,9 @@ from agentbazaar.payments.eip3009 import (
     terms_digest,
     transfer_calldata,
 )
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
-from agentbazaar.payments.settling import PAYER_FAULTS, held
+from agentbazaar.payments.settling import PAYER_FAULTS, SYNC_SEND_WAIT_S, held
 from agentbazaar.payments.store import (
     CLAIMED,
     FAILED,
@@ -351,8 +351,8 @@ class ExactEvmHandler:
         key: SettlementKey,
     ) -> SettleResponse:
         """Send this one authorization in its own transaction (batching overrides this)."""
-        tx_hash = await self._run(lambda: self._claim_and_send(payload, req, auth, key))
-        return await self._await_result(req, auth, key, tx_hash)
+        tx_hash, receipt = await self._run(lambda: self._claim_and_send(payload, req, auth, key))
+        return await self._await_result(req, auth, key, tx_hash, receipt)
 
     def _claim(
         self,
@@ -413,7 +413,9 @@ class ExactEvmHandler:
         req: PaymentRequirements,
         auth: Authorization,
         key: SettlementKey,
-    ) -> str:
+    ) -> tuple[str, Mapping[str, Any] | None]:
+        """Claim, check, sign, record and broadcast; the hash, and the receipt when the node
+        returned it with the broadcast (``Chain.send_for_receipt``)."""
         self._claim(payload, req, auth, key)
 
         def record(tx_hash: HexBytes, raw: bytes) -> None:
@@ -426,8 +428,12 @@ class ExactEvmHandler:
             "gas": SETTLE_GAS_LIMIT,
         }
         try:
-            sent = self.chain.send_nowait(
-                self.account, cast(TxParams, tx), action="settle", on_signed=record
+            sent, raw_receipt = self.chain.send_for_receipt(
+                self.account,
+                cast(TxParams, tx),
+                wait_s=SYNC_SEND_WAIT_S,
+                action="settle",
+                on_signed=record,
             )
         except TransactionReverted as exc:  # the estimate (a simulation) reverted: nothing sent
             self.store.release(key)
@@ -447,13 +453,19 @@ class ExactEvmHandler:
                 )
                 raise Rejected(c.ERR_TRANSACTION_FAILED, str(exc), auth.payer) from exc
             assert current.tx_hash is not None  # signed and recorded: recovery re-broadcasts
-            return current.tx_hash
-        return sent.to_0x_hex()
+            return current.tx_hash, None
+        return sent.to_0x_hex(), None if raw_receipt is None else _short_receipt(raw_receipt)
 
     async def _await_result(
-        self, req: PaymentRequirements, auth: Authorization, key: SettlementKey, tx_hash: str
+        self,
+        req: PaymentRequirements,
+        auth: Authorization,
+        key: SettlementKey,
+        tx_hash: str,
+        receipt: Mapping[str, Any] | None = None,
     ) -> SettleResponse:
-        receipt = await self._await_receipt(tx_hash)
+        if receipt is None:
+            receipt = await self._await_receipt(tx_hash)
         if receipt is None:
             return self._fail(
                 req,
@@ -487,9 +499,7 @@ class ExactEvmHandler:
             RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]
         )
         raw = response.get("result")
-        if not isinstance(raw, dict):
-            return None
-        return {"status": int(str(raw.get("status", "0x0")), 16), "logs": raw.get("logs") or []}
+        return _short_receipt(raw) if isinstance(raw, dict) else None
 
     async def _await_receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
         deadline = time.monotonic() + self.receipt_timeout
@@ -563,3 +573,8 @@ class ExactEvmHandler:
 def _held(holder: SettlementRecord, auth: Authorization) -> Rejected:
     """Why an authorization held by ``holder`` cannot be taken by another request."""
     return held(holder, "0x" + auth.signature.hex(), auth.payer, c.ERR_NONCE_ALREADY_USED)
+
+
+def _short_receipt(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What settle reads of a node's JSON receipt: its status and its raw logs."""
+    return {"status": int(str(raw.get("status", "0x0")), 16), "logs": raw.get("logs") or []}

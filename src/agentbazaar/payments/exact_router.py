@@ -32,7 +32,6 @@ from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, TransactionReverted
 from agentbazaar.payments.eip3009 import (
     Authorization,
-    Rejected,
     check_requirements,
     map_revert,
     parse_authorization,
@@ -40,6 +39,7 @@ from agentbazaar.payments.eip3009 import (
     transfer_bytes_calldata,
     transfer_digest,
 )
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.facilitator import SchemeHandler
 from agentbazaar.payments.permit2 import is_permit2_payload
 from agentbazaar.payments.permit2_schemes import ExactPermit2Handler

@@ -35,6 +35,7 @@ from agentbazaar.payments.metered import (
 from agentbazaar.payments.once import RetainedResponses
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.units import parse_units
+from agentbazaar.web import install_error_handler
 
 QUOTE_PRICE = "0.001"
 ECHO_PRICE = "0.002"
@@ -112,6 +113,7 @@ def create_example_app(
         app = FastAPI(title="agentbazaar example paid service")
     else:
         app = FastAPI(title="agentbazaar example paid service", lifespan=channels.lifespan)
+    install_error_handler(app)
 
     @app.get("/quote")
     async def quote() -> dict[str, Any]:

@@ -55,6 +55,7 @@ from agentbazaar.payments.eip3009 import ERR_INVALID_PAYLOAD, ERR_UNSUPPORTED_VE
 from agentbazaar.payments.exact import ExactEvmHandler
 from agentbazaar.payments.reasons import ERR_UNKNOWN_RESERVATION
 from agentbazaar.payments.store import SettlementStore
+from agentbazaar.web import install_error_handler
 
 MAX_BODY_BYTES = 64 * 1024
 ERR_UNSUPPORTED_SCHEME = "unsupported_scheme"
@@ -338,6 +339,7 @@ def create_app(
         yield
 
     app = FastAPI(title="agentbazaar x402 facilitator", lifespan=lifespan)
+    install_error_handler(app)
 
     async def answer(
         request: Request, action: Callable[[Any, Any], Awaitable[Any]]

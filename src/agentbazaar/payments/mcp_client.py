@@ -30,8 +30,8 @@ from pydantic import ValidationError
 from x402.mcp.constants import MCP_PAYMENT_META_KEY, MCP_PAYMENT_RESPONSE_META_KEY
 from x402.schemas import PaymentRequired, SettleResponse
 
-from agentbazaar.payments._errors import PaymentRefused
 from agentbazaar.payments.client import AcceptedToken, PaymentMade, X402Auth
+from agentbazaar.payments.errors import PaymentRefused
 from agentbazaar.payments.payers import Payer
 from agentbazaar.payments.reasons import explain
 

@@ -80,7 +80,7 @@ from x402.schemas import (
 from x402.schemas.hooks import VerifiedPaymentCanceledContext
 
 from agentbazaar.observe import event
-from agentbazaar.payments._errors import FacilitatorError
+from agentbazaar.payments.errors import FacilitatorError
 from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAUTHORIZED,
     ERR_FACILITATOR_UNAVAILABLE,

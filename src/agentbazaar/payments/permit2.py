@@ -27,7 +27,8 @@ from x402.mechanisms.evm import constants as c
 from agentbazaar.chain import Chain
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.channels.onchain import install_multicall3
-from agentbazaar.payments.eip3009 import Rejected, address_field, uint_field
+from agentbazaar.payments.eip3009 import address_field, uint_field
+from agentbazaar.payments.errors import Rejected
 
 PERMIT2_ADDRESS = to_checksum_address(c.PERMIT2_ADDRESS)
 UPTO_PROXY_ADDRESS = to_checksum_address(c.X402_UPTO_PERMIT2_PROXY_ADDRESS)

@@ -38,8 +38,8 @@ from agentbazaar.payments.eip3009 import (
     ERR_INVALID_PAYLOAD,
     ERR_UNSUPPORTED_ASSET,
     ERR_UNSUPPORTED_VERSION,
-    Rejected,
 )
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.settling import OnchainSettler, Settlement, fail
 from agentbazaar.payments.smart_accounts import PayerSignature, SmartAccounts, ecdsa_signer
 from agentbazaar.payments.store import SettlementKey

@@ -69,6 +69,7 @@ from agentbazaar.payments.reasons import (
 )
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
+from agentbazaar.web import error_response
 from x402 import x402ResourceServer
 
 if TYPE_CHECKING:
@@ -213,8 +214,8 @@ def install_paywall(
 
 
 def _known_quotes(paywall: Middleware, quoted: dict[str, QuotedPrice]) -> Middleware:
-    """Answer a request for a quoted route whose quote is unknown with a 400, before any
-    payment is asked for or taken."""
+    """Answer a request for a quoted route whose quote is unknown with a 400 (or the status of
+    the error reading it), before any payment is asked for or taken."""
 
     async def check(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -224,7 +225,7 @@ def _known_quotes(paywall: Middleware, quoted: dict[str, QuotedPrice]) -> Middle
             try:
                 known = price.price_of(request.query_params.get(price.param)) is not None
             except BazaarError as exc:
-                return JSONResponse(exc.to_dict(), status_code=400)
+                return error_response(exc)
             if not known:
                 return payment_error(
                     "unknown_quote",

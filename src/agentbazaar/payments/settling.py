@@ -48,7 +48,7 @@ from x402.schemas import SettleResponse
 
 from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError, ChainUnavailable, TransactionReverted
-from agentbazaar.payments.eip3009 import Rejected
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.permit2 import ERR_INVALID_NONCE
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE
 from agentbazaar.payments.store import (
@@ -92,6 +92,9 @@ class SettleMetrics:
     repeats: int = 0
     not_broadcast: int = 0  # settlements refused because their simulation reverted
 
+
+# how long a node answering eth_sendRawTransactionSync may take to mine before we poll instead
+SYNC_SEND_WAIT_S = 0.25
 
 # reasons that are the payer's doing (funds or allowance moved away, nonce spent elsewhere)
 PAYER_FAULTS = frozenset(
@@ -180,18 +183,20 @@ class OnchainSettler:
             self.metrics.repeats += 1
             return await self._answer_existing(s, prior)
         try:
-            tx_hash = await self.run(lambda: self._prepare_and_send(s, prepare, diagnose))
+            sent = await self.run(lambda: self._prepare_and_send(s, prepare, diagnose))
         except Rejected as exc:
             self.metrics.rejected += 1
             return fail(s.network, exc.reason, exc.message, s.payer)
-        if tx_hash is None:  # a zero settlement: recorded, nothing sent
+        if sent is None:  # a zero settlement: recorded, nothing sent
             self.metrics.settled += 1
             return ok(s.network, s.payer, "", 0)
-        return await self._await_result(s, tx_hash)
+        return await self._await_result(s, *sent)
 
     def _prepare_and_send(
         self, s: Settlement, prepare: Prepare, diagnose: Diagnose | None
-    ) -> str | None:
+    ) -> tuple[str, int | None] | None:
+        """The transaction's hash and, when the node returned its receipt with the broadcast,
+        its status; None for a zero settlement (nothing sent)."""
         try:
             tx = prepare()
         except Exception:
@@ -205,8 +210,12 @@ class OnchainSettler:
             self.store.mark_sent(s.key, tx_hash.to_0x_hex(), raw)
 
         try:
-            sent = self.chain.send_nowait(
-                self.account, cast(TxParams, dict(tx)), action="settle", on_signed=record
+            sent, receipt = self.chain.send_for_receipt(
+                self.account,
+                cast(TxParams, dict(tx)),
+                wait_s=SYNC_SEND_WAIT_S,
+                action="settle",
+                on_signed=record,
             )
         except TransactionReverted as exc:  # the estimate (a simulation) reverted: nothing sent
             self.store.release(s.key)
@@ -216,8 +225,8 @@ class OnchainSettler:
                 self.throttle.record_failure(s.payer)
             raise Rejected(reason, str(exc), s.payer) from exc
         except BazaarError as exc:
-            return self._after_send_error(s, exc)
-        return sent.to_0x_hex()
+            return self._after_send_error(s, exc), None
+        return sent.to_0x_hex(), None if receipt is None else int(str(receipt["status"]), 16)
 
     def _after_send_error(self, s: Settlement, exc: BazaarError) -> str:
         """The broadcast failed: nothing signed -> release; signed but refused by the node ->
@@ -247,12 +256,16 @@ class OnchainSettler:
             return await self._await_result(s, record.tx_hash)
         return fail(s.network, c.ERR_SETTLEMENT_PENDING, "settlement in progress", s.payer)
 
-    async def _await_result(self, s: Settlement, tx_hash: str) -> SettleResponse:
-        receipt = await self._await_receipt(tx_hash)
-        if receipt is None:
-            message = "no receipt yet; settle again to get the result"
-            return fail(s.network, c.ERR_SETTLEMENT_PENDING, message, s.payer, tx_hash)
-        success = int(receipt["status"]) == 1
+    async def _await_result(
+        self, s: Settlement, tx_hash: str, status: int | None = None
+    ) -> SettleResponse:
+        if status is None:
+            receipt = await self._await_receipt(tx_hash)
+            if receipt is None:
+                message = "no receipt yet; settle again to get the result"
+                return fail(s.network, c.ERR_SETTLEMENT_PENDING, message, s.payer, tx_hash)
+            status = int(receipt["status"])
+        success = status == 1
         reason = None if success else c.ERR_TRANSACTION_FAILED
         await self.run(
             lambda: self.store.finish(s.key, success=success, tx_hash=tx_hash, reason=reason)

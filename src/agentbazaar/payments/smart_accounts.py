@@ -31,7 +31,7 @@ from x402.mechanisms.evm.erc6492 import has_deployment_info, parse_erc6492_signa
 
 from agentbazaar.chain import Chain
 from agentbazaar.errors import BazaarError
-from agentbazaar.payments.eip3009 import Rejected
+from agentbazaar.payments.errors import Rejected
 
 MULTICALL3_ADDRESS = to_checksum_address(c.MULTICALL3_ADDRESS)
 _TRY_AGGREGATE = keccak(b"tryAggregate(bool,(address,bytes)[])")[:4]

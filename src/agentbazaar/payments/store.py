@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentbazaar.payments._errors import FacilitatorError
+from agentbazaar.payments.errors import FacilitatorError
 
 RESERVED, CLAIMED, SENT, SETTLED, FAILED = "reserved", "claimed", "sent", "settled", "failed"
 STATUSES = (RESERVED, CLAIMED, SENT, SETTLED, FAILED)

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from agentbazaar.payments.eip3009 import Rejected
+from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.reasons import ERR_PAYER_THROTTLED
 
 __all__ = ["ERR_PAYER_THROTTLED", "PayerThrottle"]

@@ -11,8 +11,9 @@ Faces over the same ``TOOLS``: ``bazaar mcp`` (``agentbazaar.tools.mcp_server``)
 (``agentbazaar.tools.openai_agents``) and a PydanticAI toolset (``agentbazaar.tools.pydantic_ai``).
 """
 
-from agentbazaar.tools._toolbox import ToolArgumentError, Toolbox, find_tool, parse_arguments
+from agentbazaar.tools._toolbox import Toolbox, find_tool, parse_arguments
 from agentbazaar.tools.catalog import TOOLS, Tool, tool_names
+from agentbazaar.tools.errors import ToolArgumentError
 
 __all__ = [
     "TOOLS",

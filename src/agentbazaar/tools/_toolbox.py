@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import InputError
+from agentbazaar.tools.errors import ToolArgumentError
 from agentbazaar.wallet.policy import SpendRequest
 from agentbazaar.wallet.wallet import Approver
 
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
     from agentbazaar.wallet import Wallet
 
 _APPROVER: ContextVar[Approver | None] = ContextVar("agentbazaar_tool_approver", default=None)
-
-
-class ToolArgumentError(InputError):
-    """A tool was called with arguments its schema refuses (names each field and the fix)."""
 
 
 def ask_current_approver(request: SpendRequest) -> bool:

@@ -1,8 +1,8 @@
 """Errors of the dex package (subclasses of ``agentbazaar.errors.InputError``).
 
 InputError
-└── DexInputError        bad swap request (same token in and out, zero amount, bad pool)
-    └── NoRouteError     no path between the tokens, or none that yields a non-zero output
+└── DexInputError        400  bad swap request (same token in and out, zero amount, bad pool)
+    └── NoRouteError     422  no path between the tokens, or none that yields a non-zero output
 """
 
 from __future__ import annotations
@@ -16,3 +16,5 @@ class DexInputError(InputError):
 
 class NoRouteError(DexInputError):
     """No pool path connects the tokens with enough liquidity for the amount."""
+
+    http_status = 422

@@ -1,6 +1,6 @@
 """Errors of the intents layer.
 
-IntentError (agentbazaar.errors)
+IntentError (agentbazaar.errors)   422
 (a request that lacks a value raises ``agentbazaar.errors.NeedsClarification``, an InputError
 shared with contract authoring: the question, what is missing, the partial intent)
 ├── IntentParseError     a sentence the parser could not understand (with the reason)
