@@ -53,10 +53,9 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 bench: setup
-	@# -P: the benchmarks folder must not shadow packages (benchmarks/x402.py vs the x402 SDK)
 	@for b in benchmarks/*.py; do \
 	  case $$b in *_paid_calls.py) continue;; esac; \
-	  echo "== $$b"; $(PY) -P $$b || exit 1; done
+	  echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache site

@@ -23,7 +23,8 @@ from web3.exceptions import TransactionNotFound
 
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.deployment import deploy_suite
+from agentbazaar.suite import Suite
 from agentbazaar.testing import local_anvil
 
 GAS = 80_000

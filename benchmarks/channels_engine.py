@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# benchmarks/x402.py would shadow the x402 package when this script's directory is on sys.path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from eth_account import Account
+from eth_utils.address import to_checksum_address
 
-from eth_account import Account  # noqa: E402
-from eth_utils.address import to_checksum_address  # noqa: E402
-
-from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, ChannelTerms  # noqa: E402
-from agentbazaar.testing import ChannelPayer  # noqa: E402
-from agentbazaar.testing.bench import emit  # noqa: E402
+from agentbazaar.channels import ChannelEngine, ChannelRecord, ChannelStore, ChannelTerms
+from agentbazaar.testing import ChannelPayer
+from agentbazaar.testing.bench import emit
 
 PRICE = 1_000
 

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-# benchmarks/x402.py would shadow the x402 package when this script's directory is on sys.path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
-from eth_account import Account  # noqa: E402
-from eth_account.signers.local import LocalAccount  # noqa: E402
-
-from agentbazaar.chain.devkeys import dev_account  # noqa: E402
-from agentbazaar.channels import ChannelContracts, ChannelRecord, ChannelTerms  # noqa: E402
-from agentbazaar.testing import ChannelPayer, LocalWorld, sign_eip3009, sign_voucher  # noqa: E402
-from agentbazaar.testing.bench import anvil_world, emit  # noqa: E402
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import ChannelContracts, ChannelRecord, ChannelTerms
+from agentbazaar.testing import ChannelPayer, LocalWorld, sign_eip3009, sign_voucher
+from agentbazaar.testing.bench import anvil_world, emit
 
 PRICE = 1_000
 

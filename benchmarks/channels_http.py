@@ -20,27 +20,23 @@ import argparse
 import asyncio
 import base64
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# benchmarks/x402.py would shadow the x402 package when this script's directory is on sys.path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
-from eth_account import Account  # noqa: E402
-from eth_account.signers.local import LocalAccount  # noqa: E402
-
-from agentbazaar.chain.devkeys import dev_account  # noqa: E402
-from agentbazaar.channels import (  # noqa: E402
+from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.channels import (
     ChannelContracts,
     ChannelEngine,
     ChannelStore,
     ChannelTerms,
 )
-from agentbazaar.testing import ChannelPayer, LocalWorld, serve_in_thread  # noqa: E402
-from agentbazaar.testing.bench import anvil_world, emit, in_fork  # noqa: E402
+from agentbazaar.testing import ChannelPayer, LocalWorld, serve_in_thread
+from agentbazaar.testing.bench import anvil_world, emit, in_fork
 
 PRICE = 1_000
 SENTENCE = "An agent pays another agent a tenth of a cent for each embedding it asks for."
@@ -48,6 +44,7 @@ SENTENCE = "An agent pays another agent a tenth of a cent for each embedding it 
 
 def _exact_app(chain: Any, token: str, pay_to: str, signer_key: str) -> Any:
     from fastapi import FastAPI
+    from x402 import x402Facilitator, x402ResourceServer
     from x402.http import PaymentOption, RouteConfig
     from x402.http.middleware.fastapi import payment_middleware
     from x402.mechanisms.evm import FacilitatorWeb3Signer
@@ -56,8 +53,6 @@ def _exact_app(chain: Any, token: str, pay_to: str, signer_key: str) -> Any:
         register_exact_evm_server,
     )
     from x402.schemas import AssetAmount
-
-    from x402 import x402Facilitator, x402ResourceServer
 
     network = f"eip155:{chain.chain_id}"
     facilitator = x402Facilitator()
@@ -239,11 +234,10 @@ def _throughput(
 
 
 def _exact_calls(url: str, n: int, payer: LocalAccount, network: str, token: str) -> float:
+    from x402 import x402Client
     from x402.http.clients.httpx import x402HttpxClient
     from x402.mechanisms.evm.exact import register_exact_evm_client
     from x402.mechanisms.evm.signers import EthAccountSigner
-
-    from x402 import x402Client
 
     client = register_exact_evm_client(x402Client(), EthAccountSigner(payer))
     client.set_spend_controls(

@@ -29,19 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# benchmarks/x402.py would shadow the x402 package when this script's directory is on sys.path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import httpx
+from eth_account import Account
 
-import httpx  # noqa: E402
-from eth_account import Account  # noqa: E402
-
-from agentbazaar.chain import Chain  # noqa: E402
-from agentbazaar.config import load_config  # noqa: E402
-from agentbazaar.dashboard import DashboardData, create_app  # noqa: E402
-from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY  # noqa: E402
-from agentbazaar.testing import LocalWorld, local_anvil, serve_in_thread  # noqa: E402
-from agentbazaar.testing.bench import emit  # noqa: E402
-from agentbazaar.wallet import Ledger, SpendingPolicy, SpendRequest, TokenLimits  # noqa: E402
+from agentbazaar.chain import Chain
+from agentbazaar.config import load_config
+from agentbazaar.dashboard import DashboardData, create_app
+from agentbazaar.identity.contracts import IDENTITY_KEY, REPUTATION_KEY
+from agentbazaar.testing import LocalWorld, local_anvil, serve_in_thread
+from agentbazaar.testing.bench import emit
+from agentbazaar.wallet import Ledger, SpendingPolicy, SpendRequest, TokenLimits
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

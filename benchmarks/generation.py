@@ -57,8 +57,8 @@ def _service(url: str, body: dict[str, Any], n: int, *, stream: bool) -> float:
 
 def main() -> None:
     from agentbazaar.agents.generation import GenerationSkill
-    from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
     from agentbazaar.agents.pricing import TokenPrices
+    from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet
     from agentbazaar.agents.rerun import Rerunner
     from agentbazaar.agents.runtime import Agent
     from agentbazaar.chain import Chain

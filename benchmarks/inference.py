@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-# benchmarks/x402.py would shadow the x402 package for a script run from this directory
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # before imports
 
 
 def _texts(i: int, batch: int) -> list[str]:
@@ -40,7 +35,7 @@ def _rate(n: int, batch: int, fn: Callable[[int], None]) -> float:
 
 def main() -> None:
     from agentbazaar.agents.hiring import Buyer
-    from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
+    from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet
     from agentbazaar.agents.runtime import Agent
     from agentbazaar.agents.skills import EmbeddingSkill
     from agentbazaar.chain import Chain

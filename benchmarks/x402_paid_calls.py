@@ -1,6 +1,6 @@
 """x402 paid calls per second and latency: ours beside the SDK's reference, one anvil, one run.
 
-Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8]
+Run: .venv/bin/python benchmarks/x402_calls.py [--n 100] [--concurrency 8]
 
 Variants (all paid by the SDK's own httpx client, each service in a uvicorn thread on 127.0.0.1):
 - unpaid:    the same FastAPI service, a free route (the floor);
@@ -9,7 +9,7 @@ Variants (all paid by the SDK's own httpx client, each service in a uvicorn thre
 - ours_http: the same with our facilitator as a separate HTTP service (`bazaar facilitator`);
 - reference: the SDK's middleware + an in-process ``x402Facilitator`` with the SDK's
              ``FacilitatorWeb3Signer`` (as the SDK documents it);
-- batched:   ours with the in-process facilitator in batching mode (one BatchSettler tx per
+- batched:   ours with the in-process facilitator in batching mode (one ExactBatchSettler tx per
              batch).
 The load (the SDK's httpx client, signing every payment) runs in a forked process.
 Each runs sequentially and with --concurrency clients, on a fresh chain and again after
@@ -33,6 +33,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from web3.types import RPCEndpoint
+from x402 import x402Client, x402Facilitator, x402ResourceServer
 from x402.http import decode_payment_response_header
 from x402.http.clients.httpx import x402HttpxClient
 from x402.http.middleware.fastapi import payment_middleware
@@ -54,7 +55,6 @@ from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms, route_config
 from agentbazaar.testing import serve_in_thread
 from agentbazaar.tokens import Token
-from x402 import x402Client, x402Facilitator, x402ResourceServer
 
 PRICE = 1000  # 0.001 USDC, the example's /quote
 

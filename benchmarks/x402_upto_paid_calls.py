@@ -1,6 +1,6 @@
 """x402 ``upto`` paid calls per second: ours beside the SDK's reference, one anvil, one run.
 
-Run: .venv/bin/python -P benchmarks/x402.py [--n 100] [--concurrency 8] (the exact benchmark,
+Run: .venv/bin/python benchmarks/x402_calls.py [--n 100] [--concurrency 8] (the exact benchmark,
 then this one), or this file alone with the same options.
 
 Variants (all paid by the SDK's own httpx client with its ``upto`` client scheme, every service
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from x402 import x402Client, x402Facilitator, x402ResourceServer
 from x402.http import decode_payment_response_header
 from x402.http.clients.httpx import x402HttpxClient
 from x402.http.middleware.fastapi import payment_middleware, set_settlement_overrides
@@ -47,7 +48,6 @@ from agentbazaar.payments.evm import extend_facilitator
 from agentbazaar.payments.example import ECHO_PRICE_PER_BYTE, create_example_app
 from agentbazaar.payments.facilitator import create_app, exact_facilitator
 from agentbazaar.payments.server import PaymentTerms
-from x402 import x402Client, x402Facilitator, x402ResourceServer
 
 HERE = Path(__file__).resolve().parent
 MAXIMUM = 2_000  # 0.002 USDC: the example's /echo maximum
@@ -56,7 +56,7 @@ BODY = b"x" * 100  # settles 100 base units
 
 def _paid_calls() -> Any:
     """The exact benchmark's module (its anvil set-up, load generator and helpers), loaded by
-    path: this directory is not importable (``benchmarks/x402.py`` would shadow the SDK)."""
+    path, so this runs from any working directory and under ``x402_calls.py``'s runpy."""
     spec = importlib.util.spec_from_file_location("x402_paid_calls", HERE / "x402_paid_calls.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

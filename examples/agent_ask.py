@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from agentbazaar.agents.asking import ask
-from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
+from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config

@@ -4,10 +4,11 @@ Every module of ``src/agentbazaar`` is parsed with ``ast`` (runtime and ``TYPE_C
 imports alike: a type-only import is still a dependency of the design) and mapped to its layer:
 
     0 foundations  errors, units, config, loopback, web, observe (the package root)
-    1 chain        chain, tokens (token registry over deployment manifests)
+    1 chain        chain, tokens (token registry over deployment manifests), suite (the
+                   deployed suite read at run time)
     2 wallet
     3 identity, payments, channels, dex, models, data, jobs
-    4 agents, intents, authoring, suite (the suite lists the contracts of layer 3)
+    4 agents, intents, authoring, deployment (the suite's list of the contracts of layer 3)
     5 cli, testing, tools (the product as one catalog of tools: MCP and framework faces),
       dashboard (the web page over the data directory and the chain)
 
@@ -35,6 +36,7 @@ LAYERS: dict[str, int] = {
     "observe": 0,
     "chain": 1,
     "tokens": 1,
+    "suite": 1,
     "wallet": 2,
     "identity": 3,
     "payments": 3,
@@ -46,7 +48,7 @@ LAYERS: dict[str, int] = {
     "agents": 4,
     "authoring": 4,
     "intents": 4,
-    "suite": 4,
+    "deployment": 4,
     "cli": 5,
     "testing": 5,
     "tools": 5,
@@ -54,25 +56,10 @@ LAYERS: dict[str, int] = {
 }
 
 # (importer, imported) -> why it is still there. Shrinks to nothing.
-KNOWN_BACKWARD: dict[tuple[str, str], str] = {
-    ("agentbazaar.identity.contracts", "agentbazaar.suite"): (
-        "type-only: Registries.from_suite(suite); the run-time Suite moves below the layers "
-        "with the renames of the suite modules"
-    ),
-    ("agentbazaar.dex.onchain", "agentbazaar.suite"): (
-        "type-only: Amm.from_suite(suite); as above"
-    ),
-    ("agentbazaar.data.registry", "agentbazaar.suite"): (
-        "type-only: DatasetRegistry.from_suite(suite); as above"
-    ),
-}
+KNOWN_BACKWARD: dict[tuple[str, str], str] = {}
 
 # (importer, private module of another package) -> why. Shrinks to nothing.
 KNOWN_PRIVATE: dict[tuple[str, str], str] = {
-    ("agentbazaar.wallet.reconcile", "agentbazaar.chain._errors"): (
-        "wallet/reconcile.py is being reworked for exactly-once payments: it imports "
-        "chain_errors from agentbazaar.chain once that work has merged"
-    ),
     ("agentbazaar.testing.signers", "agentbazaar.channels._crypto"): (
         "the kit signs vouchers as a raw key holder, which the library only does inside "
         "Wallet.spend, so the digests stay private to channels"

@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from x402.mechanisms.evm import constants as evm
 
-from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
+from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from agentbazaar.chain import Chain
 from agentbazaar.chain.deploy import ContractSpec, SuiteStep
+from agentbazaar.deployment import SUITE, select
 from agentbazaar.errors import ContractError, ServiceError
-from agentbazaar.suite import SUITE, select
 from agentbazaar.testing import (
     DISHONEST_MODES,
     LocalWorld,

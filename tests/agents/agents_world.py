@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentbazaar.agents.hiring import Buyer
-from agentbazaar.agents.network import fund, new_wallet
+from agentbazaar.agents.provision import fund, new_wallet
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill, Mode, Skill
 from agentbazaar.models.embedding import EmbeddingModel

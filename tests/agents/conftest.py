@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from agents_world import World
 
-from agentbazaar.agents.network import deploy_agent_network
+from agentbazaar.agents.provision import deploy_agent_network
 from agentbazaar.agents.validator import Validator
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config

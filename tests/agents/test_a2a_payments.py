@@ -34,7 +34,7 @@ from x402.schemas import PaymentRequired
 from agentbazaar.agents import a2a
 from agentbazaar.agents.asking import ask
 from agentbazaar.agents.errors import AgentRefused
-from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet, usdc_balance
+from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet, usdc_balance
 from agentbazaar.agents.receipts import recover_signer
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.chain import Chain

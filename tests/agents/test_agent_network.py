@@ -19,8 +19,8 @@ from agents_world import World
 from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.errors import BadReceipt, NoProvider
 from agentbazaar.agents.hiring import Buyer
-from agentbazaar.agents.network import usdc_balance
 from agentbazaar.agents.protocol import VALIDATION_TAG
+from agentbazaar.agents.provision import usdc_balance
 from agentbazaar.agents.receipts import matrix_from_json, output_hash
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.agents.skills import EmbeddingSkill, Payment

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agentbazaar.agents.comparison import compare_embeddings
 from agentbazaar.agents.pricing import price_for_tokens
-from agentbazaar.agents.validation import compare_embeddings
 from agentbazaar.errors import InputError
 from agentbazaar.models.embedding import (
     EMBEDDING_DIM,

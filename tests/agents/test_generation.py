@@ -18,10 +18,11 @@ import openai
 import pytest
 from eth_account import Account
 
+from agentbazaar.agents.comparison import compare_tokens
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.generation import GenerationSkill
-from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet
 from agentbazaar.agents.pricing import TokenPrices
+from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet
 from agentbazaar.agents.receipts import (
     GenerationReceipt,
     SignedReceipt,
@@ -33,7 +34,6 @@ from agentbazaar.agents.receipts import (
 from agentbazaar.agents.rerun import GENERATION_TAG, Rerunner
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.store import ReceiptStore
-from agentbazaar.agents.validation import compare_tokens
 from agentbazaar.agents.validator import Validator
 from agentbazaar.chain import Chain
 from agentbazaar.config import load_config

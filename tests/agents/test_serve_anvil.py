@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentbazaar.agents.assistant import AssistantAgent
-from agentbazaar.agents.network import deploy_agent_network, fund, usdc_balance
+from agentbazaar.agents.provision import deploy_agent_network, fund, usdc_balance
 from agentbazaar.agents.runtime import Network
 from agentbazaar.agents.spec import load_spec, start_agent
 from agentbazaar.chain import Chain

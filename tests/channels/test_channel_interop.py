@@ -11,6 +11,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
+from x402 import x402Client
 from x402.http.clients import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 
@@ -27,7 +28,6 @@ from agentbazaar.channels.http import ChannelPaywall, ChannelPaywallMiddleware
 from agentbazaar.channels.settlement import ClaimLoop
 from agentbazaar.testing import LocalWorld, serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
-from x402 import x402Client
 
 PRICE = 1_000
 
@@ -116,6 +116,7 @@ def test_sdk_client_pays_our_seller_and_claims_reconcile(
 
 def sdk_seller_app(d: LocalWorld, receiver: str) -> tuple[FastAPI, Any]:
     """A paid route built with the SDK's batch-settlement server and its in-process facilitator."""
+    from x402 import x402Facilitator, x402ResourceServer
     from x402.http import PaymentOption, RouteConfig
     from x402.http.middleware.fastapi import payment_middleware
     from x402.mechanisms.evm import FacilitatorWeb3Signer
@@ -123,8 +124,6 @@ def sdk_seller_app(d: LocalWorld, receiver: str) -> tuple[FastAPI, Any]:
     from x402.mechanisms.evm.batch_settlement.facilitator import BatchSettlementEvmFacilitator
     from x402.mechanisms.evm.batch_settlement.server import BatchSettlementEvmScheme as Server
     from x402.schemas import AssetAmount
-
-    from x402 import x402Facilitator, x402ResourceServer
 
     network = f"eip155:{d.chain.chain_id}"
     facilitator = x402Facilitator()
@@ -249,6 +248,7 @@ def test_full_cycle_1000_vouchers_reconciles_on_chain(
 def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: LocalWorld) -> None:
     """The SDK's batch-settlement server delegates to our facilitator (deposit relay, receiver
     authorizer from /supported, claim and settle); the SDK's client pays it."""
+    from x402 import x402ResourceServer
     from x402.http import PaymentOption, RouteConfig
     from x402.http.middleware.fastapi import payment_middleware
     from x402.mechanisms.evm.batch_settlement.server import BatchSettlementEvmScheme as Server
@@ -256,7 +256,6 @@ def test_sdk_client_and_sdk_server_with_our_facilitator(on_anvil: LocalWorld) ->
 
     from agentbazaar.channels.facilitator import BatchSettlementHandler
     from agentbazaar.payments.facilitator import Facilitator
-    from x402 import x402ResourceServer
 
     d = on_anvil
     network = f"eip155:{d.chain.chain_id}"

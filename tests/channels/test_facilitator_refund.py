@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from x402 import x402Client, x402ResourceServer
 from x402.http import PaymentOption, RouteConfig
 from x402.http.clients import x402HttpxClient
 from x402.http.middleware.fastapi import payment_middleware
@@ -24,7 +25,6 @@ from agentbazaar.channels.onchain import ChannelContracts
 from agentbazaar.channels.wire import BATCH_SETTLEMENT_ADDRESS
 from agentbazaar.payments.facilitator import Facilitator
 from agentbazaar.testing import LocalWorld, serve_in_thread
-from x402 import x402Client, x402ResourceServer
 
 PRICE = 1_000
 START = 10**9

@@ -16,7 +16,7 @@ from agentbazaar.channels import BATCH_SETTLEMENT_ADDRESS, ERC3009_DEPOSIT_COLLE
 from agentbazaar.channels.onchain import escrow_contract
 from agentbazaar.channels.wire import MULTICALL3_ADDRESS
 from agentbazaar.config import load_config
-from agentbazaar.suite import SUITE, deploy_suite
+from agentbazaar.deployment import SUITE, deploy_suite
 
 
 def test_deploy_suite_places_the_contracts_at_canonical_addresses(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentbazaar.agents.network import usdc_balance
+from agentbazaar.agents.provision import usdc_balance
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.chain import Chain

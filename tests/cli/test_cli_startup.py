@@ -77,5 +77,5 @@ def test_reading_a_deployed_suite_loads_no_layer_package() -> None:
     """Every command on the chain opens ``Suite``: the layers' packages (and fastapi and x402
     under them) load only when the list of contracts is read, for a deployment."""
     assert _run("import agentbazaar.suite", LAYERS)["loaded"] == []
-    loaded = _run("from agentbazaar.suite import SUITE", LAYERS)["loaded"]
+    loaded = _run("from agentbazaar.deployment import SUITE", LAYERS)["loaded"]
     assert isinstance(loaded, list) and set(LAYERS[:3]) <= set(loaded)  # the list is all there

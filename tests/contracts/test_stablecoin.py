@@ -30,7 +30,8 @@ from agentbazaar.chain import Chain
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.deployment import deploy_suite
+from agentbazaar.suite import Suite
 
 MILLION = 10**6 * 10**6  # one million USDC in base units
 ACCOUNT = st.integers(min_value=0, max_value=2)

@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 
 from agentbazaar.agents.hiring import Buyer, Hire
-from agentbazaar.agents.network import deploy_agent_network, fund
+from agentbazaar.agents.provision import deploy_agent_network, fund
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.agents.validator import Validator

@@ -14,8 +14,9 @@ from agentbazaar.chain.compiler import default_cache_dir
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import load_config
 from agentbazaar.data.registry import DatasetRegistry
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.identity.contracts import IdentityRegistry
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 
 
 @dataclass

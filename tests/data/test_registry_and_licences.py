@@ -172,7 +172,7 @@ def test_suite_step_rebinds_the_registry_and_adds_licences_once(tmp_path: Path) 
     from agentbazaar.chain.compiler import default_cache_dir
     from agentbazaar.chain.deploy import deploy_contract
     from agentbazaar.config import load_config
-    from agentbazaar.suite import deploy_suite
+    from agentbazaar.deployment import deploy_suite
 
     (tmp_path / "artifacts").symlink_to(default_cache_dir(), target_is_directory=True)
     chain, cfg = Chain.embedded(), load_config(tmp_path, env={})

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from agentbazaar.chain import Chain
 from agentbazaar.config import BazaarConfig
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.dex.onchain import Amm
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 
 
 @dataclass

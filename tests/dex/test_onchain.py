@@ -11,12 +11,13 @@ from dex_fixtures import Deployed
 from agentbazaar.chain.compiler import compile_contract
 from agentbazaar.chain.deploy import Manifest
 from agentbazaar.chain.devkeys import dev_account
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.dex import Quote, best_path
 from agentbazaar.dex._seed import SEED_POOLS
+from agentbazaar.dex.deployment import FACTORY_KEY
 from agentbazaar.dex.onchain import Amm
-from agentbazaar.dex.suite import FACTORY_KEY
 from agentbazaar.errors import ContractError, TransactionReverted
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token
 
 MAX = 2**256 - 1

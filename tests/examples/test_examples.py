@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agentbazaar.config import BazaarConfig, ChainConfig, TokenConfig, load_config
-from agentbazaar.jobs.suite import DEFAULTS as JOB_DEFAULTS
+from agentbazaar.jobs.deployment import DEFAULTS as JOB_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

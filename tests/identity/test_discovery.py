@@ -27,6 +27,7 @@ from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.errors import IdentityError, InputError
 from agentbazaar.identity.cards import (
     AgentConfig,
@@ -48,7 +49,7 @@ from agentbazaar.identity.discovery import (
 from agentbazaar.identity.errors import CardError, PaymentAlreadyUsed, ProofOfPaymentError
 from agentbazaar.identity.feedback import give_feedback, prepare_feedback
 from agentbazaar.identity.server import create_app
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 from agentbazaar.testing import free_port, serve_in_thread
 from agentbazaar.wallet import KeyStore
 

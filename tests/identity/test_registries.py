@@ -21,6 +21,7 @@ from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.deploy import deploy_contract
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.errors import TransactionReverted
 from agentbazaar.identity.contracts import (
     MetadataEntry,
@@ -31,7 +32,7 @@ from agentbazaar.identity.contracts import (
     summarize_feedback,
 )
 from agentbazaar.identity.errors import RegistryInputError
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 from agentbazaar.testing import boa_deployer
 
 ZERO = "0x0000000000000000000000000000000000000000"

@@ -12,10 +12,10 @@ import pytest
 from agentbazaar.chain import Chain
 from agentbazaar.chain.deploy import ContractSpec, Manifest
 from agentbazaar.config import BazaarConfig
+from agentbazaar.deployment import SUITE, deploy_suite, select
 from agentbazaar.errors import ConfigError
 from agentbazaar.identity.contracts import REPUTATION_KEY
-from agentbazaar.jobs import suite as jobs_suite
-from agentbazaar.suite import SUITE, deploy_suite, select
+from agentbazaar.jobs import deployment as jobs_deployment
 
 JOB_KEYS = ("StakeRegistry", "FeedbackGate", "JobEscrow")
 
@@ -30,11 +30,11 @@ def _linked(chain: Chain, contracts: dict[str, object]) -> bool:
 
 def test_the_job_entries_are_listed_in_the_suite_after_what_they_need() -> None:
     keys = [e.key for e in SUITE if isinstance(e, ContractSpec)]
-    for spec in jobs_suite.SPECS:
+    for spec in jobs_deployment.SPECS:
         assert spec in SUITE
         assert all(keys.index(need) < keys.index(spec.key) for need in spec.needs), spec.key
     chosen = select({"JobEscrow"})
-    assert jobs_suite.LINK_JOBS in chosen
+    assert jobs_deployment.LINK_JOBS in chosen
     assert {"USDC", REPUTATION_KEY, "ValidationRegistry", *JOB_KEYS} <= {
         e.key for e in chosen if isinstance(e, ContractSpec)
     }

@@ -10,6 +10,7 @@ from typing import Any
 import mcp_types as types
 from mcp import Client
 from mcp.server.lowlevel import Server
+from x402 import x402Client, x402ResourceServer
 from x402.mcp.server_async import PaymentWrapperConfig, create_payment_wrapper
 from x402.mcp.types import MCPToolResult
 from x402.mechanisms.evm.exact import register_exact_evm_client, register_exact_evm_server
@@ -18,7 +19,6 @@ from x402.schemas import PaymentRequirements, ResourceInfo
 from x402_env import PayEnv
 
 from agentbazaar.payments.mcp import PaidTools
-from x402 import x402Client, x402ResourceServer
 
 FORECAST = 1000  # 0.001 USDC
 PRICES: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Batching mode: many concurrent settles, one BatchSettler transaction, each answered alone;
+"""Batching mode: many concurrent settles, one ExactBatchSettler transaction, each answered alone;
 an authorization whose simulation fails is refused before it enters a batch."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_batch_settler_contract_directly(pay_env: PayEnv) -> None:
     from agentbazaar.payments.eip3009 import parse_authorization
 
     settler_address = deploy_batch_settler(pay_env.chain, dev_account(0))
-    settler = pay_env.chain.contract(settler_address, compile_contract("BatchSettler").abi)
+    settler = pay_env.chain.contract(settler_address, compile_contract("ExactBatchSettler").abi)
 
     def row(p: dict[str, object]) -> tuple[object, ...]:
         a = parse_authorization(p)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.http.types import PaymentOption, RouteConfig
@@ -22,7 +23,6 @@ from agentbazaar.payments.client import AcceptedToken, PayingClient
 from agentbazaar.payments.payers import Payer, WalletPayer
 from agentbazaar.testing import serve_in_thread
 from agentbazaar.wallet import Ledger, SpendingPolicy, Wallet
-from x402 import x402ResourceServer
 
 pytestmark = pytest.mark.anvil
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
+from x402 import x402Client
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.batch_settlement.client import BatchSettlementEvmScheme
 from x402.mechanisms.evm.exact import register_exact_evm_client
@@ -32,7 +33,6 @@ from agentbazaar.observe import configure_logging
 from agentbazaar.payments.example import create_example_app, example_channel_seller
 from agentbazaar.payments.facilitator import Facilitator
 from agentbazaar.testing import serve_in_thread
-from x402 import x402Client
 
 pytestmark = pytest.mark.anvil
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from test_cli_pay import BAZAAR, bazaar, bob_address, start, stop
+from x402 import x402Client
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.exact import register_exact_evm_client
@@ -38,7 +39,6 @@ from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator, create_app
 from agentbazaar.payments.server import RoutePrice, install_paywall
 from agentbazaar.testing import serve_in_thread
-from x402 import x402Client
 
 KEY_A = secrets.token_urlsafe(32)
 KEY_B = secrets.token_urlsafe(24)

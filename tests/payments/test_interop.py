@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from x402 import x402Client
 from x402.http import decode_payment_response_header
 from x402.http.clients.httpx import x402HttpxClient
 from x402.mechanisms.evm.exact import register_exact_evm_client
@@ -13,7 +14,6 @@ from x402_env import PayEnv
 
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.testing import serve_in_thread
-from x402 import x402Client
 
 pytestmark = pytest.mark.anvil
 

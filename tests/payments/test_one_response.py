@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.middleware.fastapi import payment_middleware
 from x402.mechanisms.evm.exact import register_exact_evm_server
@@ -32,7 +33,6 @@ from agentbazaar.loopback import serve_in_thread
 from agentbazaar.payments.example import create_example_app
 from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
 from agentbazaar.payments.server import RoutePrice, install_paywall, route_config
-from x402 import x402ResourceServer
 
 pytestmark = pytest.mark.anvil
 HERE = Path(__file__).parent

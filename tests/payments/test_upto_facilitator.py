@@ -272,8 +272,8 @@ def test_eoa_exact_still_takes_the_eip3009_path(env: UptoEnv, fac: Facilitator) 
 
 def test_suite_step_places_permit2_and_the_proxies(env: UptoEnv) -> None:
     from agentbazaar.chain.compiler import compile_contract
-    from agentbazaar.payments.suite import PLACE_PERMIT2
-    from agentbazaar.suite import SUITE
+    from agentbazaar.deployment import SUITE
+    from agentbazaar.payments.deployment import PLACE_PERMIT2
 
     assert PLACE_PERMIT2 in SUITE
     assert permit2.deployed(env.chain)
@@ -296,6 +296,7 @@ def test_sdk_upto_client_pays_the_example_on_the_embedded_chain(
     env: UptoEnv, fac: Facilitator
 ) -> None:
     import httpx
+    from x402 import x402Client
     from x402.http import decode_payment_response_header
     from x402.http.clients.httpx import x402HttpxClient
     from x402.mechanisms.evm.upto import UptoEvmClientScheme
@@ -303,7 +304,6 @@ def test_sdk_upto_client_pays_the_example_on_the_embedded_chain(
     from agentbazaar.loopback import serve_in_thread
     from agentbazaar.payments.example import create_example_app
     from agentbazaar.payments.server import PaymentTerms
-    from x402 import x402Client
 
     terms = PaymentTerms(network=env.chain.network, token=env.token, pay_to=env.seller)
     client = x402Client().register(env.chain.network, UptoEvmClientScheme(env.payer))

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from upto_env import UptoEnv, setup_chain
+from x402 import x402Client
 from x402.http import HTTPFacilitatorClient, decode_payment_response_header
 from x402.http.clients.httpx import x402HttpxClient
 from x402.http.facilitator_client_base import FacilitatorConfig
@@ -41,7 +42,6 @@ from agentbazaar.payments.facilitator import create_app
 from agentbazaar.payments.metered import MeteredPrice, charge, metered_routes
 from agentbazaar.payments.server import PaymentTerms, RoutePrice, install_paywall
 from agentbazaar.wallet import Ledger, PolicySigner, SpendingPolicy, Wallet
-from x402 import x402Client
 
 pytestmark = pytest.mark.anvil
 ECHO_MAX = 2_000  # 0.002 USDC in base units

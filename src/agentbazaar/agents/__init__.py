@@ -17,6 +17,7 @@ paying through ``payments.client``), ``validator``, ``assistant``, ``network`` (
 (TOML agents), ``demo``. Importing this package loads neither torch nor the model.
 """
 
+from agentbazaar.agents.comparison import compare_embeddings
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.generation import GenerationSkill
 from agentbazaar.agents.pricing import TokenPrices, price_for_tokens
@@ -31,7 +32,6 @@ from agentbazaar.agents.receipts import (
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.agents.store import ReceiptStore
-from agentbazaar.agents.validation import compare_embeddings
 from agentbazaar.models.embedding import EmbeddingModel, shared_model
 
 __all__ = [

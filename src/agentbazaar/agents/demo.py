@@ -32,7 +32,7 @@ import httpx
 
 from agentbazaar.agents.assistant import Assistant, AssistantAgent
 from agentbazaar.agents.hiring import Buyer, Hire
-from agentbazaar.agents.network import deploy_agent_network, fund, new_wallet, usdc_balance
+from agentbazaar.agents.provision import deploy_agent_network, fund, new_wallet, usdc_balance
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill, Mode
 from agentbazaar.agents.validator import Validator

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from agentbazaar.agents.comparison import FAIL, PASS, Comparison, compare_tokens
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.receipts import GenerationReceipt
-from agentbazaar.agents.validation import FAIL, PASS, Comparison, compare_tokens
 from agentbazaar.errors import BazaarError
 from agentbazaar.models.chat import ChatRequest, Message, Sampling, check_messages
 from agentbazaar.models.language import LanguageModel

@@ -9,7 +9,7 @@ repeatable), fetches the evidence, and checks, in order:
    on-chain wallet, and its input and output hashes match the evidence's texts and vectors;
 2. the model id and weights hash are the validator's own model's;
 3. re-running the model on the texts gives the vectors within the tolerance of
-   ``agents.validation`` (cosine >= 0.9999 per row, max abs diff <= 1e-4).
+   ``agents.comparison`` (cosine >= 0.9999 per row, max abs diff <= 1e-4).
 
 It answers ``validationResponse(requestHash, 100 or 0, responseURI, responseHash, "embedding")``
 where the response URI is a ``data:`` JSON document with the measured numbers and the reason.
@@ -37,6 +37,7 @@ import httpx
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from agentbazaar.agents.comparison import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.protocol import VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
@@ -51,7 +52,6 @@ from agentbazaar.agents.receipts import (
 from agentbazaar.agents.rerun import GENERATION_TAG, Rerunner
 from agentbazaar.agents.runtime import Agent
 from agentbazaar.agents.store import StoredVerdict
-from agentbazaar.agents.validation import FAIL, Comparison, compare_embeddings, should_sample
 from agentbazaar.errors import BazaarError, InputError
 from agentbazaar.identity.cards import to_data_uri
 from agentbazaar.models.embedding import EmbeddingModel, check_texts

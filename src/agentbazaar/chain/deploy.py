@@ -11,7 +11,7 @@ current source's; otherwise it is reported as missing or changed and deployed ag
 A deployment *plan* is data: ``ContractSpec`` (deploy contract X under key K with these
 arguments) and ``SuiteStep`` (a set-up action after the contracts: link, seed, place code), run in
 order against one ``SuiteContext``. Each layer describes its contracts with them (e.g.
-``agentbazaar.identity.suite``); ``agentbazaar.suite`` lists them and runs the list.
+``agentbazaar.identity.deployment``); ``agentbazaar.deployment`` lists them and runs the list.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import typer
 
 from agentbazaar.cli import (
     agent,
-    agents,
     ask,
     channel,
     contract,
@@ -34,6 +33,7 @@ from agentbazaar.cli import (
     job,
     mcp,
     pay,
+    serve,
     stake,
     wallet,
 )
@@ -94,7 +94,7 @@ app.add_typer(chain_cmd.app, name="chain")
 # in this order in `bazaar --help` (after `chain`)
 COMMAND_MODULES = (
     agent,
-    agents,
+    serve,  # demo, serve
     ask,
     channel,
     contract,

@@ -65,7 +65,7 @@ def _embedded_bootstrap(chain: Any, cfg: BazaarConfig, address: str | None) -> A
     """The embedded chain lives in this process only: deploy the stablecoin and fund the
     wallet from the dev faucet (10 ETH, 10,000 USDC) so a sentence can run end to end."""
     from agentbazaar.chain.devkeys import dev_account
-    from agentbazaar.suite import deploy_suite
+    from agentbazaar.deployment import deploy_suite
 
     ctx = deploy_suite(chain, cfg, only={"USDC"})
     if address:

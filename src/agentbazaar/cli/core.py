@@ -50,7 +50,7 @@ def deploy(
 
     Example: bazaar deploy --json
     """
-    from agentbazaar.suite import deploy_suite
+    from agentbazaar.deployment import deploy_suite
 
     cfg = run_context(ctx).config
     chain = connect(cfg)
@@ -155,7 +155,8 @@ def init(
     Example: BAZAAR_PASSPHRASE=secret bazaar init
     """
     from agentbazaar.chain.anvil import AnvilNode
-    from agentbazaar.suite import Suite, deploy_suite
+    from agentbazaar.deployment import deploy_suite
+    from agentbazaar.suite import Suite
     from agentbazaar.wallet import write_default_policy
     from agentbazaar.wallet.keystore import validate_name
 

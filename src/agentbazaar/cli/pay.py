@@ -137,7 +137,7 @@ def facilitator(
     port: int = typer.Option(4020, "--port", help="port on 127.0.0.1"),
     host: str = typer.Option("127.0.0.1", "--host"),
     wallet: str | None = typer.Option(None, "--wallet", help="gas wallet that sends settlements"),
-    batch: bool = typer.Option(False, "--batch", help="settle in batches via BatchSettler"),
+    batch: bool = typer.Option(False, "--batch", help="settle in batches via ExactBatchSettler"),
     api_key: list[str] | None = typer.Option(
         None,
         "--api-key",
@@ -179,9 +179,9 @@ def facilitator(
         from agentbazaar.suite import Suite
 
         suite = Suite(chain, cfg)
-        if not suite.has("BatchSettler"):
-            raise ConfigError("no BatchSettler on this chain: run `bazaar deploy` first")
-        settler = str(suite.contract("BatchSettler").address)
+        if not suite.has("ExactBatchSettler"):
+            raise ConfigError("no ExactBatchSettler on this chain: run `bazaar deploy` first")
+        settler = str(suite.contract("ExactBatchSettler").address)
         fac = batching_facilitator(chain, gas, settler=settler, store_path=store)
     else:
         fac = exact_facilitator(chain, gas, store_path=store)

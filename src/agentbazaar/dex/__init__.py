@@ -3,7 +3,7 @@
 Pools are snapshots (``Pool``); quotes are exact integers equal to what ``AmmRouter.vy`` pays
 when executed against pools holding those reserves. The routing maths here is pure; reading the
 reserves from a chain (one ``AmmFactory.poolStates`` call), simulating and encoding swaps is
-``agentbazaar.dex.onchain.Amm``; the local pool set is ``agentbazaar.dex.suite``.
+``agentbazaar.dex.onchain.Amm``; the local pool set is ``agentbazaar.dex.deployment``.
 """
 
 from agentbazaar.dex._math import amount_out, path_output, simulate_routes

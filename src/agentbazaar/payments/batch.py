@@ -1,5 +1,5 @@
 """Batching mode of the ``exact`` facilitator: verified authorizations wait a few milliseconds in a
-queue and are settled together in one transaction through the ``BatchSettler`` contract.
+queue and are settled together in one transaction through the ``ExactBatchSettler`` contract.
 
 Each settle request still gets its own answer: the receipt's ``AuthorizationUsed(payer, nonce)``
 events say which authorizations were consumed. Each authorization is simulated when it is claimed
@@ -43,8 +43,8 @@ class _Queued:
 
 
 def deploy_batch_settler(chain: Chain, account: LocalAccount) -> str:
-    art = compile_contract("BatchSettler")
-    contract, _ = chain.deploy(account, art.abi, art.bytecode, name="BatchSettler")
+    art = compile_contract("ExactBatchSettler")
+    contract, _ = chain.deploy(account, art.abi, art.bytecode, name="ExactBatchSettler")
     return str(contract.address)
 
 
@@ -65,7 +65,7 @@ class BatchingExactHandler(ExactEvmHandler):
         window: float = 0.02,
     ) -> None:
         super().__init__(chain, account, store, executor, assets=assets)
-        self.settler: Contract = chain.contract(settler, compile_contract("BatchSettler").abi)
+        self.settler: Contract = chain.contract(settler, compile_contract("ExactBatchSettler").abi)
         self.max_batch = max_batch
         self.window = window
         self.batches = 0
@@ -200,7 +200,7 @@ def batching_facilitator(
     window: float = 0.02,
     workers: int = 16,
 ) -> Facilitator:
-    """A facilitator for ``exact`` that settles through the ``BatchSettler`` at ``settler``."""
+    """A facilitator for ``exact`` that settles through the ``ExactBatchSettler`` at ``settler``."""
     handler = BatchingExactHandler(
         chain,
         account,

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from x402 import x402ClientSync
 from x402.http import decode_payment_required_header, x402HTTPClientSync
 from x402.schemas import PaymentPayload, PaymentRequired, SettleResponse
 
@@ -46,7 +47,6 @@ from agentbazaar.payments.errors import PaymentDeclined, PaymentHeaderError
 from agentbazaar.payments.once import authorization_key
 from agentbazaar.payments.payers import Authorized, Payer, PaymentIntent
 from agentbazaar.payments.reasons import ERR_AUTHORIZATION_IN_USE, ERR_NOT_SETTLED, explain
-from x402 import x402ClientSync
 
 
 @dataclass

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fastapi import Request, Response
+from x402 import x402ResourceServer
 from x402.http.middleware.fastapi import set_settlement_overrides
 from x402.http.types import PaymentOption, RouteConfig
 from x402.mechanisms.evm import constants as c
@@ -39,7 +40,6 @@ from agentbazaar.payments.auth import facilitator_client
 from agentbazaar.payments.once import Extension
 from agentbazaar.payments.server import PaymentTerms
 from agentbazaar.units import parse_units
-from x402 import x402ResourceServer
 
 SCHEME = c.SCHEME_UPTO
 

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
+from x402 import x402ResourceServer
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
@@ -86,7 +87,6 @@ from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAVAILABLE,
     explain,
 )
-from x402 import x402ResourceServer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

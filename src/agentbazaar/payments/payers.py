@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
+from x402 import x402ClientSync
 from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
@@ -22,7 +23,6 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, S
 from agentbazaar.errors import PaymentError
 from agentbazaar.payments.once import PAYMENT_IDENTIFIER, payment_identifier_for
 from agentbazaar.tokens import Token
-from x402 import x402ClientSync
 
 
 @dataclass(frozen=True)

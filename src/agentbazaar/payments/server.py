@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from x402 import x402ResourceServer
 from x402.http import HTTPFacilitatorClient
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
@@ -70,7 +71,6 @@ from agentbazaar.payments.reasons import (
 from agentbazaar.tokens import Token
 from agentbazaar.units import parse_units
 from agentbazaar.web import error_response
-from x402 import x402ResourceServer
 
 if TYPE_CHECKING:
     from agentbazaar.channels.http import ChannelPaywall

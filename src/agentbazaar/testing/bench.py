@@ -2,8 +2,7 @@
 (part of) the contract suite, and a client run in a forked process.
 
 Worlds, servers and signers are the test kit's, so a benchmark measures the set-up the tests
-check. (A script in ``benchmarks/`` drops its own folder from ``sys.path`` before importing
-this: ``benchmarks/x402.py`` would shadow the x402 SDK that agentbazaar imports.)
+check.
 """
 
 from __future__ import annotations

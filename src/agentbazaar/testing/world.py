@@ -29,8 +29,9 @@ from agentbazaar.chain.anvil import AnvilNode
 from agentbazaar.chain.deploy import Manifest
 from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.config import BazaarConfig, load_config
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.loopback import free_port
-from agentbazaar.suite import Suite, deploy_suite
+from agentbazaar.suite import Suite
 from agentbazaar.tokens import Token, TokenRegistry
 
 DEV_ACCOUNT_WEI = 10**21  # what ``fund_dev_accounts`` gives each dev account

@@ -41,8 +41,7 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from agentbazaar.chain import Chain, to_address
-from agentbazaar.chain._errors import chain_errors
+from agentbazaar.chain import Chain, chain_errors, to_address
 from agentbazaar.errors import BazaarError
 from agentbazaar.wallet.authorizations import (
     AUTHORIZATION_CANCELED_TOPIC,

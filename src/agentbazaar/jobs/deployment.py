@@ -6,7 +6,7 @@ stablecoin), defaults below. The escrow holds its stake registry, gate and regis
 immutables, so whenever one of them is deployed again the link step deploys the three again,
 in order, and links them.
 
-Data only: ``agentbazaar.suite`` lists these specs and the step.
+Data only: ``agentbazaar.deployment`` lists these specs and the step.
 """
 
 from __future__ import annotations

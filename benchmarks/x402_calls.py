@@ -1,10 +1,7 @@
 """x402 benchmark entry point: ``x402_paid_calls.py`` (scheme ``exact``), then
 ``x402_upto_paid_calls.py`` (scheme ``upto``); see each for what is measured.
 
-Run: .venv/bin/python benchmarks/x402.py [--n 100] [--concurrency 8] [--no-upto]
-
-This file shares its name with the ``x402`` SDK package, so it drops its own directory from
-``sys.path`` before running the benchmark (otherwise ``import x402`` would import this file).
+Run: .venv/bin/python benchmarks/x402_calls.py [--n 100] [--concurrency 8] [--no-upto]
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 if __name__ == "__main__":
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != HERE]
     upto = "--no-upto" not in sys.argv
     sys.argv = [a for a in sys.argv if a != "--no-upto"]
     runpy.run_path(os.path.join(HERE, "x402_paid_calls.py"), run_name="__main__")

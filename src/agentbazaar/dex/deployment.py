@@ -9,7 +9,7 @@ On rpc chains nothing of this is deployed: the factory and router come from ``[d
 If the pool source changes, the blueprint is deployed again and the ``dex: link`` step deploys a
 new factory and router bound to it (the old pools stay where they were, unused).
 
-Data only: ``agentbazaar.suite`` lists these specs and steps.
+Data only: ``agentbazaar.deployment`` lists these specs and steps.
 """
 
 from __future__ import annotations

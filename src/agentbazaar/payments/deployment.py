@@ -1,5 +1,5 @@
-"""The payments layer in the suite (data only; ``agentbazaar.suite`` lists it): the x402
-``BatchSettler``, and the step that places Permit2 with the x402 upto and exact Permit2 proxies
+"""The payments layer in the suite (data only; ``agentbazaar.deployment`` lists it): the x402
+``ExactBatchSettler``, and the step that places Permit2 with the x402 upto and exact Permit2 proxies
 at their canonical addresses."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from agentbazaar.chain.deploy import ContractSpec, SuiteContext, SuiteStep
 from agentbazaar.payments.permit2 import install
 
-BATCH_SETTLER = ContractSpec(
-    "BatchSettler", "BatchSettler", meta=lambda ctx: {"kind": "x402-batch-settler"}
+EXACT_BATCH_SETTLER = ContractSpec(
+    "ExactBatchSettler", "ExactBatchSettler", meta=lambda ctx: {"kind": "x402-batch-settler"}
 )
 
 

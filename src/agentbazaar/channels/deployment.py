@@ -1,5 +1,5 @@
 """Suite step: the batch-settlement escrow and its ERC-3009 collector at the canonical addresses
-(data only; ``agentbazaar.suite`` lists it)."""
+(data only; ``agentbazaar.deployment`` lists it)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ bound to the identity registry and that implementation. The ``data: link and lic
 deploys the registry again if either moved, and adds the licence templates of
 ``data.licences.TEMPLATES`` that are not on chain yet (checking those that are).
 
-Data only: ``agentbazaar.suite`` lists these specs and the step.
+Data only: ``agentbazaar.deployment`` lists these specs and the step.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # pragma version ~=0.4.3
 """
-@title BatchSettler
+@title ExactBatchSettler
 @notice Submits many EIP-3009 `transferWithAuthorization` calls of one token in one transaction,
         so an x402 facilitator pays the 21,000 base gas (and the cold token access) once per
         batch instead of once per payment. An authorization that fails (used nonce, expired,

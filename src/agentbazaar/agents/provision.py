@@ -20,6 +20,7 @@ from agentbazaar.agents.runtime import Network
 from agentbazaar.chain import Chain
 from agentbazaar.chain.deploy import Manifest
 from agentbazaar.config import BazaarConfig
+from agentbazaar.deployment import deploy_suite
 from agentbazaar.errors import ChainError
 from agentbazaar.identity.contracts import (
     IDENTITY_KEY,
@@ -30,7 +31,6 @@ from agentbazaar.identity.contracts import (
     ReputationRegistry,
     ValidationRegistry,
 )
-from agentbazaar.suite import deploy_suite
 from agentbazaar.tokens import Token
 from agentbazaar.wallet import Ledger, SpendingPolicy, TokenLimits, Wallet
 

@@ -4,7 +4,7 @@ Reputation and validation are bound to the identity registry at construction. If
 registry is deployed again (its source changed) while they are reused, they would point at the
 old one; the ``identity: link registries`` step deploys them again in that case.
 
-Data only: ``agentbazaar.suite`` lists these specs and the step.
+Data only: ``agentbazaar.deployment`` lists these specs and the step.
 """
 
 from __future__ import annotations
