@@ -15,6 +15,7 @@ Layout of the data directory (``BAZAAR_HOME``, default ``~/.bazaar``)::
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -133,6 +134,7 @@ def load_config(
             raw = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, OSError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}; fix or delete the file") from exc
+    _check_keys(raw, path)
     chain_raw = dict(raw.get("chain", {}))
     if env.get("BAZAAR_CHAIN"):
         chain_raw["backend"] = env["BAZAAR_CHAIN"]
@@ -161,6 +163,47 @@ def load_config(
             for k, v in raw.items()
             if k not in {"chain", "tokens", "stablecoin", "default_wallet"}
         },
+    )
+
+
+# what bazaar.toml may hold: a misspelt key is an error, never a silently kept default
+# ([jobs] is checked against its defaults where the job contracts are deployed)
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"default_wallet", "chain", "tokens", "stablecoin", "facilitator", "dex", "jobs"}
+    ),
+    "chain": frozenset({"backend", "rpc_url", "chain_id", "anvil_port", "receipt_timeout"}),
+    "tokens.SYMBOL": frozenset({"decimals", "address", "eip712_name", "eip712_version"}),
+    "stablecoin": frozenset({"name", "version"}),
+    "facilitator": frozenset({"url"}),
+    "dex": frozenset({"factory", "router"}),
+}
+
+
+def _check_keys(raw: dict[str, Any], path: Path) -> None:
+    """Refuse unknown keys and sections that are not tables, naming the nearest known key."""
+    _known(raw, "", KNOWN_KEYS[""], path)
+    for section in ("chain", "stablecoin", "facilitator", "dex", "jobs", "tokens"):
+        if section in raw and not isinstance(raw[section], dict):
+            raise ConfigError(f"[{section}] in {path} must be a table, not {raw[section]!r}")
+    for section in ("chain", "stablecoin", "facilitator", "dex"):
+        _known(raw.get(section, {}), section, KNOWN_KEYS[section], path)
+    for symbol, spec in raw.get("tokens", {}).items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[tokens.{symbol}] in {path} must be a table, not {spec!r}")
+        _known(spec, f"tokens.{symbol}", KNOWN_KEYS["tokens.SYMBOL"], path)
+
+
+def _known(table: dict[str, Any], section: str, known: frozenset[str], path: Path) -> None:
+    unknown = sorted(set(table) - known)
+    if not unknown:
+        return
+    where = f"[{section}]" if section else "the top level"
+    near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(
+        f"unknown setting {unknown[0]!r} in {where} of {path}{hint}; "
+        f"known: {', '.join(sorted(known))}"
     )
 
 

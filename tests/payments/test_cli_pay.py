@@ -178,6 +178,12 @@ def test_serve_example_refuses_to_start_without_its_facilitator(
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert down.stderr.strip().startswith(f"error: the facilitator at {dead} cannot be reached")
     assert "example paid service" not in down.stderr  # no ready banner
+    # no flag: the configured facilitator ([facilitator] url / BAZAAR_FACILITATOR_URL) is the one
+    configured = bazaar(
+        {**env, "BAZAAR_FACILITATOR_URL": dead}, "serve-example", "--pay-to", bob_address(env)
+    )
+    assert configured.returncode == 1
+    assert configured.stderr.strip().startswith(f"error: the facilitator at {dead} cannot be")
     key = "k" * 32
     fac, fac_url = start({**env, "BAZAAR_FACILITATOR_API_KEYS": key}, "facilitator")
     try:

@@ -35,7 +35,10 @@ def mcp(
     ),
     pay_to: str | None = typer.Option(None, "--pay-to", help="address paid for priced tools"),
     facilitator_url: str | None = typer.Option(
-        None, "--facilitator", help="with --price: facilitator URL (default: an in-process one)"
+        None,
+        "--facilitator",
+        help="with --price: facilitator URL (default: [facilitator] url in bazaar.toml or "
+        "BAZAAR_FACILITATOR_URL, else an in-process one)",
     ),
     facilitator_key: str | None = typer.Option(
         None,
@@ -86,7 +89,8 @@ def _paid_tools(
     facilitator_key: str | None,
 ) -> PaidTools:
     """The x402 prices of --price on the configured chain's USDC, settled by the --facilitator
-    URL or by an in-process facilitator (the dev chain's gas account, as `serve-example`)."""
+    URL (or the configured one) or by an in-process facilitator (the dev chain's gas account,
+    as `serve-example`)."""
     from agentbazaar.chain import Chain
     from agentbazaar.cli.pay import _check_facilitator, _gas_account, _store_path, _usdc
     from agentbazaar.payments.facilitator import Facilitator, exact_facilitator
@@ -108,6 +112,7 @@ def _paid_tools(
         table[found.name] = amount.strip()
     chain = Chain.from_config(cfg)
     terms = PaymentTerms(network=chain.network, token=_usdc(chain, cfg), pay_to=pay_to)
+    facilitator_url = facilitator_url or cfg.facilitator_url
     target: str | Facilitator
     if facilitator_url is not None:
         _check_facilitator(facilitator_url, facilitator_key)

@@ -210,7 +210,10 @@ def serve_example(
     port: int = typer.Option(4021, "--port"),
     pay_to: str = typer.Option(..., "--pay-to", help="address that receives the payments"),
     facilitator_url: str | None = typer.Option(
-        None, "--facilitator", help="facilitator URL (default: an in-process one)"
+        None,
+        "--facilitator",
+        help="facilitator URL (default: [facilitator] url in bazaar.toml or "
+        "BAZAAR_FACILITATOR_URL, else an in-process one)",
     ),
     wallet: str | None = typer.Option(
         None, "--wallet", help="wallet that authorizes and sends channel claims (public chains)"
@@ -241,6 +244,7 @@ def serve_example(
     from agentbazaar.payments.server import PaymentTerms
 
     cfg = run_context(ctx).config
+    facilitator_url = facilitator_url or cfg.facilitator_url
     chain = Chain.from_config(cfg)
     token = _usdc(chain, cfg)
     terms = PaymentTerms(network=chain.network, token=token, pay_to=pay_to)
