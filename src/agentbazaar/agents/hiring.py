@@ -291,7 +291,9 @@ class Buyer:
         asset = token.address
         assert asset is not None
         auth = X402Auth(
-            WalletPayer(self.agent.wallet, tokens={asset: token}, memo=memo),
+            WalletPayer(
+                self.agent.wallet, tokens={asset: token}, memo=memo, chain=self.agent.chain
+            ),
             [AcceptedToken(self.agent.chain.network, asset)],
             max_amount=max_price,
             pay_to=offer.wallet,

@@ -215,6 +215,14 @@ class Chain:
         with chain_errors("read the latest block", url=self.url):
             return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def seconds_ahead(self) -> int:
+        """How many seconds this chain's clock runs ahead of this machine's: what an authorization
+        signed with the wall clock loses of its window on chain. Only a dev chain's clock is
+        moved (``advance_time``, ``bazaar chain warp``); a public chain's is 0 without asking."""
+        if not self.is_dev:
+            return 0
+        return max(0, self.timestamp() - int(time.time()))
+
     def native_balance(self, address: str) -> int:
         addr = to_address(address)
         with chain_errors("read a balance", url=self.url):

@@ -111,9 +111,10 @@ def _report(clock: dict[str, int], json_out: bool) -> None:
         console.print(f"block {clock['block']} at {when}{skew}")
     if ahead >= EXACT_WINDOW_S:
         err_console.print(
-            f"note: authorizations signed for a {EXACT_WINDOW_S} s window (x402 exact and upto "
-            f"payments, a channel's deposit) expire on this chain until its clock is less than "
-            f"{EXACT_WINDOW_S} s ahead of this machine's; vouchers on an open channel keep working",
+            f"note: bazaar's own payments widen their windows by the chain's lead; authorizations "
+            f"other clients sign with the wall clock for a {EXACT_WINDOW_S} s window (x402 exact "
+            f"and upto) expire on this chain until its clock is less than {EXACT_WINDOW_S} s "
+            f"ahead of this machine's",
             soft_wrap=True,
         )
 

@@ -324,7 +324,7 @@ def wallet_payer(
     token = _usdc(chain, cfg)
     limit = token.parse(max_price)
     payer = WalletPayer(
-        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}
+        open_wallet(ctx, wallet), approve=approve, tokens={str(token.address): token}, chain=chain
     )
     return chain, token, limit, payer
 

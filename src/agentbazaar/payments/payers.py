@@ -20,6 +20,7 @@ from x402.mechanisms.evm.exact import register_exact_evm_client
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
+from agentbazaar.chain import Chain
 from agentbazaar.errors import PaymentError
 from agentbazaar.payments.once import PAYMENT_IDENTIFIER, payment_identifier_for
 from agentbazaar.tokens import Token
@@ -62,9 +63,16 @@ def sign_with_sdk(
     chosen: PaymentRequirements,
     *,
     payment_id: str | None = None,
+    seconds_ahead: int = 0,
 ) -> PaymentPayload:
     """The SDK's own EIP-3009 signer, for exactly the requirement we chose; ``payment_id`` goes
-    in the ``payment-identifier`` extension when the seller declares it."""
+    in the ``payment-identifier`` extension when the seller declares it.
+
+    ``seconds_ahead``: how far the chain's clock runs ahead of this machine's (a warped local
+    chain). The SDK sets ``validBefore`` from the wall clock plus ``maxTimeoutSeconds``; the
+    chain checks it against the block's time, so the window is widened by the lead and the
+    payload still names the seller's requirement unchanged (the signature covers only the
+    authorization)."""
     client = register_exact_evm_client(
         x402ClientSync(), EthAccountSigner(account), networks=chosen.network
     )
@@ -79,12 +87,18 @@ def sign_with_sdk(
             ]
         }
     )
-    only = required.model_copy(update={"accepts": [chosen]})
+    signed_for = chosen
+    if seconds_ahead > 0:
+        window = (chosen.max_timeout_seconds or 0) + seconds_ahead
+        signed_for = chosen.model_copy(update={"max_timeout_seconds": window})
+    only = required.model_copy(update={"accepts": [signed_for]})
     payload = client.create_payment_payload(
         only, extensions=_with_payment_id(required.extensions, payment_id)
     )
     if not isinstance(payload, PaymentPayload):
         raise PaymentError("the SDK produced an x402 v1 payload for a v2 requirement")
+    if signed_for is not chosen:
+        payload = payload.model_copy(update={"accepted": chosen})
     return payload
 
 
@@ -138,11 +152,13 @@ class WalletPayer:
         approve: bool = False,
         tokens: Mapping[str, Token] | None = None,
         memo: Mapping[str, Any] | None = None,
+        chain: Chain | None = None,
     ) -> None:
         self.wallet = wallet
         self.approve = approve
         self.tokens = {k.lower(): v for k, v in (tokens or {}).items()}
         self.memo = dict(memo or {})
+        self.chain = chain  # its clock sets the authorizations' windows (a warped dev chain)
 
     @property
     def address(self) -> str:
@@ -165,8 +181,11 @@ class WalletPayer:
                 payload = PaymentPayload.model_validate(stored.get("x402"))
             else:
                 payment_id = payment_identifier_for(intent.idempotency_key)
+                ahead = self._seconds_ahead(intent.network)
                 payload = spend.sign_with(
-                    lambda account: sign_with_sdk(account, required, chosen, payment_id=payment_id),
+                    lambda account: sign_with_sdk(
+                        account, required, chosen, payment_id=payment_id, seconds_ahead=ahead
+                    ),
                     lambda p: {"type": "x402", "x402": p.model_dump(by_alias=True, mode="json")},
                 )
 
@@ -181,6 +200,12 @@ class WalletPayer:
         return _Done(
             payload, replayed=bool(spend.replayed), on_settled=on_settled, on_refused=on_refused
         )
+
+    def _seconds_ahead(self, network: str) -> int:
+        """The lead of the paying chain's clock, when this payer knows that chain."""
+        if self.chain is None or self.chain.network != network:
+            return 0
+        return self.chain.seconds_ahead()
 
 
 def _chain_id(network: str) -> int | None:

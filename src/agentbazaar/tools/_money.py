@@ -135,7 +135,7 @@ def pay(box: Toolbox, args: PayArgs) -> dict[str, Any]:
 
     url, token = _url(args.url), _usdc(box)
     limit = price_limit(box, args.max_price, token)
-    payer = WalletPayer(box.wallet(), tokens={str(token.address): token})
+    payer = WalletPayer(box.wallet(), tokens={str(token.address): token}, chain=box.chain)
     client = PayingClient(
         payer, [AcceptedToken(box.chain.network, str(token.address))], max_amount=limit
     )
