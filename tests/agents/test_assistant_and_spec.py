@@ -8,7 +8,7 @@ import pytest
 
 from agentbazaar.agents.assistant import parse_task
 from agentbazaar.agents.demo import sentences
-from agentbazaar.agents.spec import load_spec
+from agentbazaar.agents.spec import load_served_spec, load_spec
 from agentbazaar.errors import ConfigError, InputError, IntentError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
@@ -48,7 +48,7 @@ def test_example_agent_files_load() -> None:
     files = sorted(EXAMPLES.glob("*.toml"))
     assert len(files) >= 3
     kinds = {load_spec(f).agent.kind for f in files}
-    assert kinds == {"embedding-provider", "validator", "assistant"}
+    assert kinds == {"embedding-provider", "validator", "assistant", None}  # None: skills only
 
 
 @pytest.mark.parametrize(
@@ -60,15 +60,17 @@ def test_example_agent_files_load() -> None:
         '[agent]\nname = "bad name!"\nkind = "validator"\nwallet = "w"\n',
         '[agent]\nname = "x"\nkind = "validator"\nwallet = "w"\n[validator]\nsample_rate = 2\n',
         '[agent]\nname = "x"\nkind = "validator"\nwallet = "w"\nsurprise = 1\n',
+        'name = "x"\nwallet = "w"\n',  # the card's fields outside [agent]
+        '[agent]\nname = "x"\nkind = "validator"\nwallet = "w"\n[extras]\na = 1\n',
     ],
 )
 def test_bad_agent_files_are_config_errors(tmp_path: Path, body: str) -> None:
     path = tmp_path / "agent.toml"
     path.write_text(body)
     with pytest.raises(ConfigError):
-        load_spec(path)
+        load_served_spec(path)
     with pytest.raises(ConfigError):
-        load_spec(tmp_path / "missing.toml")
+        load_served_spec(tmp_path / "missing.toml")
 
 
 def test_demo_sentences_are_distinct() -> None:

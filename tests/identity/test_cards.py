@@ -44,6 +44,7 @@ TOKENS = TokenRegistry([NATIVE, USDC])
 CHAIN_ID = 31337
 
 CONFIG_TOML = """
+[agent]
 name = "translator"
 description = "Translates text"
 url = "https://translator.example"

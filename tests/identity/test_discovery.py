@@ -28,7 +28,7 @@ from agentbazaar.chain.devkeys import dev_account
 from agentbazaar.cli import app
 from agentbazaar.config import BazaarConfig
 from agentbazaar.deployment import deploy_suite
-from agentbazaar.errors import IdentityError, InputError
+from agentbazaar.errors import ConfigError, IdentityError, InputError
 from agentbazaar.identity.cards import (
     AgentConfig,
     build_registration,
@@ -414,7 +414,7 @@ def test_cli_register_list_feedback_show_card(
     chain.transact(dev_account(0), usdc.functions.mint(buyer.address, 10**8))
     config = tmp_path / "echo.toml"
     config.write_text(
-        'name = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
+        '[agent]\nname = "echo"\nwallet = "seller"\n[[skills]]\nid = "echo"\nname = "Echo"\n'
         'tags = ["test"]\n[[skills.prices]]\ntoken = "USDC"\namount = "0.01"\n'
     )
     runner = CliRunner()
@@ -428,7 +428,7 @@ def test_cli_register_list_feedback_show_card(
     agent_id = run("agent", "register", str(config), "--json")["agent_id"]
     # bad input: a typed error naming the problem, nothing sent
     broken = tmp_path / "broken.toml"
-    broken.write_text('name = "x"\n[[skills]]\nid = "a"\n')  # a skill without a name
+    broken.write_text('[agent]\nname = "x"\n[[skills]]\nid = "a"\n')  # a skill without a name
     block = chain.block_number()
     with pytest.raises(CardError, match="skills"):
         run("agent", "register", str(broken), "--json")
@@ -476,6 +476,28 @@ def test_cli_register_list_feedback_show_card(
     }
     with pytest.raises(IdentityError, match="not registered"):
         run("agent", "show", "999", "--json")
+    # the file `bazaar serve` reads registers too: a served kind with the URL it will serve on,
+    # the same identity when registered again (and when served: the id is kept in the home)
+    served = tmp_path / "embedder.toml"
+    served.write_text(
+        '[agent]\nname = "emb"\nkind = "embedding-provider"\nwallet = "seller"\nport = 8601\n'
+        '[embedding]\nprice_per_1k_tokens = "0.002"\n'
+    )
+    first = run("agent", "register", str(served), "--json")
+    assert first["url"] == "http://127.0.0.1:8601" and first["wallet"] == seller.address
+    again = run("agent", "register", str(served), "--json")
+    assert again["agent_id"] == first["agent_id"] and again["tx_hash"] != first["tx_hash"]
+    emb = run("agent", "card", str(first["agent_id"]), "--json")
+    assert emb["verified"] and emb["card"]["name"] == "emb"
+    assert [s["id"] for s in emb["card"]["skills"]] == ["embed"]
+    saved = json.loads((cfg.home / "agents" / "emb.json").read_text())
+    assert saved["agentId"] == first["agent_id"]
+    no_port = tmp_path / "no-port.toml"
+    no_port.write_text('[agent]\nname = "e2"\nkind = "validator"\nwallet = "seller"\n')
+    block = chain.block_number()
+    with pytest.raises(ConfigError, match="port"):
+        run("agent", "register", str(no_port), "--json")
+    assert chain.block_number() == block
     # the console script serves the same index over HTTP
     port = free_port()
     bazaar = str(Path(sys.executable).with_name("bazaar"))

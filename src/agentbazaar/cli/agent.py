@@ -23,6 +23,7 @@ from agentbazaar.config import BazaarConfig
 from agentbazaar.errors import IdentityError, InputError
 
 if TYPE_CHECKING:
+    from agentbazaar.agents.spec import AgentSpec
     from agentbazaar.chain import Chain
     from agentbazaar.identity.discovery import AgentRecord, Follower
     from agentbazaar.suite import Suite
@@ -76,9 +77,14 @@ def register_cmd(
     ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sign the agent's card with its wallet and register it (agentURI = data: URI).
+    """Sign the agent's card with its wallet and register it (agentURI = data: URI). The file
+    is the one `bazaar serve` reads: an agent with a kind is registered with the skills and the
+    URL it serves (`bazaar serve` later updates the same identity); an agent without one with
+    its [[skills]].
 
-    Example: bazaar agent register translator.toml --wallet alice
+    Example: bazaar agent register examples/agents/translator.toml --wallet alice
+
+    Example: bazaar agent register examples/agents/embedder.toml
     """
     from agentbazaar.identity.cards import (
         build_registration,
@@ -89,6 +95,10 @@ def register_cmd(
     from agentbazaar.identity.contracts import IDENTITY_KEY
 
     cfg = run_context(ctx).config
+    spec = _served(config)
+    if spec is not None:
+        _register_served(ctx, spec, wallet, json_out)
+        return
     agent_config = load_agent_config(config)
     chain, suite = _suite(cfg)
     account = _account(ctx, wallet or agent_config.wallet)
@@ -101,6 +111,46 @@ def register_cmd(
         emit_json(out)
     else:
         console.print(f"registered agent {agent_id} ({card.name}) wallet {account.address} tx {tx}")
+
+
+def _served(path: Path) -> AgentSpec | None:
+    """The file's agent when bazaar serves it (it has a kind), else None."""
+    from agentbazaar.agents.spec import load_served_spec
+    from agentbazaar.identity.cards import read_agent_file
+
+    if read_agent_file(path)["agent"].get("kind") is None:
+        return None
+    return load_served_spec(path)
+
+
+def _register_served(
+    ctx: typer.Context, spec: AgentSpec, wallet: str | None, json_out: bool
+) -> None:
+    from agentbazaar.agents.runtime import Network
+    from agentbazaar.agents.spec import register_agent
+    from agentbazaar.identity.contracts import Registries
+
+    cfg = run_context(ctx).config
+    chain, suite = _suite(cfg)
+    network = Network(chain, Registries.from_suite(suite), suite.tokens.get("USDC"))
+    with waiting("registering..."):
+        agent = register_agent(spec, cfg, network, open_wallet(ctx, wallet or spec.agent.wallet))
+    out = {
+        "agent_id": agent.agent_id,
+        "tx_hash": agent.registration_tx,
+        "wallet": agent.address,
+        "name": agent.name,
+        "url": agent.url,
+    }
+    if json_out:
+        emit_json(out)
+    else:
+        console.print(
+            f"registered agent {agent.agent_id} ({agent.name}) wallet {agent.address} "
+            f"at {agent.url} tx {agent.registration_tx}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _price(suite: Suite, text: str | None) -> tuple[str | None, int | None]:

@@ -126,12 +126,12 @@ def serve(
     Example: bazaar serve examples/agents/embedder.toml
     """
     from agentbazaar.agents.runtime import Network
-    from agentbazaar.agents.spec import load_spec, start_agent
+    from agentbazaar.agents.spec import load_served_spec, start_agent
     from agentbazaar.chain import Chain
     from agentbazaar.identity.contracts import Registries
     from agentbazaar.suite import Suite
 
-    spec = load_spec(spec_path)
+    spec = load_served_spec(spec_path)
     cfg = run_context(ctx).config
     server_logging(ctx)
     if cfg.chain.backend == "embedded":

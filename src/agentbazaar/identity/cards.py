@@ -312,8 +312,17 @@ class AgentConfig(BaseModel):
     skills: list[SkillConfig] = Field(default_factory=list)
 
 
-def load_agent_config(path: Path) -> AgentConfig:
-    """Read an agent config from ``.toml`` or ``.json``."""
+# the one agent file (``bazaar agent register`` and ``bazaar serve`` read the same):
+#   [agent]       the card's fields below, and the runtime's ``kind`` and ``port``
+#   [[skills]]    the skills a card lists (an agent described by them, not served by bazaar)
+#   [embedding] / [validator] / [assistant]   the settings of a served agent's kind
+RUNTIME_AGENT_KEYS: Final = frozenset({"kind", "port"})
+AGENT_FILE_SECTIONS: Final = frozenset({"agent", "skills", "embedding", "validator", "assistant"})
+
+
+def read_agent_file(path: Path) -> dict[str, Any]:
+    """The agent file as a table, with its layout checked: ``[agent]`` holds the agent, and
+    nothing but the known sections sits beside it. ``.toml`` or ``.json``."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -322,8 +331,29 @@ def load_agent_config(path: Path) -> AgentConfig:
         raw = tomllib.loads(text) if path.suffix != ".json" else json.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise CardError(f"agent config {path} is not valid TOML/JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("agent"), dict):
+        if isinstance(raw, dict) and "name" in raw:
+            raise CardError(
+                f"agent config {path}: put name, description, wallet and url under [agent] "
+                "(one file layout for `bazaar agent register` and `bazaar serve`; skills stay "
+                "[[skills]])"
+            )
+        raise CardError(f"agent config {path} has no [agent] table (name, description, wallet)")
+    unknown = sorted(set(raw) - AGENT_FILE_SECTIONS)
+    if unknown:
+        raise CardError(
+            f"agent config {path}: unknown section {unknown[0]!r}; known: "
+            f"{', '.join(sorted(AGENT_FILE_SECTIONS))}"
+        )
+    return raw
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """The card an agent file describes: ``[agent]``'s card fields and its ``[[skills]]``."""
+    raw = read_agent_file(path)
+    card = {k: v for k, v in raw["agent"].items() if k not in RUNTIME_AGENT_KEYS}
     try:
-        return AgentConfig.model_validate(raw)
+        return AgentConfig.model_validate({**card, "skills": raw.get("skills", [])})
     except ValidationError as exc:
         raise CardError(f"agent config {path} is invalid: {_first_error(exc)}") from exc
 
