@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from web3 import Web3
 
@@ -33,14 +34,33 @@ class Token:
     def is_native(self) -> bool:
         return self.address is None
 
-    def parse(self, text: str) -> int:
-        return parse_units(text, self.decimals)
+    def parse(self, text: str | int | Decimal) -> int:
+        """Base units of an amount of this token: "0.01", or "0.01 USDC" naming this token
+        (another token's symbol is refused, never converted)."""
+        if not isinstance(text, str):
+            return parse_units(text, self.decimals)
+        amount, symbol = split_amount(text)
+        if symbol is not None and symbol.upper() != self.symbol.upper():
+            raise AmountError(f"{text.strip()!r} is in {symbol}; this amount is in {self.symbol}")
+        return parse_units(amount, self.decimals)
 
     def format(self, units: int) -> str:
         return f"{format_units(units, self.decimals)} {self.symbol}"
 
 
 NATIVE = Token(symbol=NATIVE_SYMBOL, decimals=18)
+
+
+def split_amount(text: str) -> tuple[str, str | None]:
+    """("12.5", "USDC") from "12.5 USDC" or "12.5USDC"; ("12.5", None) from "12.5"."""
+    parts = text.strip().split()
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    if len(parts) == 1 and (m := re.fullmatch(r"([\d.,_]+)([A-Za-z][A-Za-z0-9.]*)", parts[0])):
+        return m.group(1), m.group(2)
+    if len(parts) == 1:
+        return parts[0], None
+    raise AmountError(f"cannot read amount {text!r}: write it like '12.5 USDC'")
 
 
 class TokenRegistry:
@@ -69,18 +89,10 @@ class TokenRegistry:
 
     def parse_amount(self, text: str, default_token: str | None = None) -> tuple[Token, int]:
         """Parse "12.5 USDC" (or "12.5" with ``default_token``) into (token, base units)."""
-        parts = text.strip().split()
-        if len(parts) == 2:
-            amount, symbol = parts
-        elif len(parts) == 1 and default_token:
-            amount, symbol = parts[0], default_token
-        elif len(parts) == 1 and re.fullmatch(r"[\d.,]+[A-Za-z]+", parts[0]):
-            m = re.fullmatch(r"([\d.,]+)([A-Za-z]+)", parts[0])
-            assert m is not None
-            amount, symbol = m.group(1), m.group(2)
-        else:
+        amount, symbol = split_amount(text)
+        if symbol is None and not default_token:
             raise AmountError(f"cannot read amount {text!r}: write it like '12.5 USDC'")
-        token = self.get(symbol)
+        token = self.get(symbol or default_token or "")
         return token, token.parse(amount)
 
 

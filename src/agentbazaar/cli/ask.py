@@ -28,7 +28,9 @@ def ask(
         "--input",
         help='the skill\'s input as JSON (default: made from TASK), e.g. {"texts": ["a"]}',
     ),
-    max_price: str = typer.Option("0.05", "--max", help="most to pay for this task (USDC)"),
+    max_price: str = typer.Option(
+        "0.05", "--max", help="most to pay for this task, e.g. 0.05 or '0.05 USDC'"
+    ),
     wallet: str | None = typer.Option(
         None, "--wallet", "-w", help="wallet that pays (default: BAZAAR_WALLET, default_wallet)"
     ),

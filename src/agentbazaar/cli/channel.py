@@ -137,7 +137,9 @@ def pay(
         None, "--wallet", "-w", help="the paying wallet (default: BAZAAR_WALLET, default_wallet)"
     ),
     count: int = typer.Option(1, "--count", "-n", help="calls to make, one voucher each"),
-    max_price: str = typer.Option("0.05", "--max", help="most to pay per call (token units)"),
+    max_price: str = typer.Option(
+        "0.05", "--max", help="most to pay per call, e.g. 0.05 or '0.05 USDC'"
+    ),
     deposit_calls: int = typer.Option(
         100, "--deposit-calls", help="a deposit covers this many calls (it is escrow, not spent)"
     ),

@@ -114,7 +114,7 @@ def publish_cmd(
         None, "--wallet", "-w", help="the publisher's wallet (the agent's wallet)"
     ),
     agent: int = typer.Option(..., "--agent", help="the publisher's ERC-8004 agent id"),
-    price: str = typer.Option(..., "--price", help="price per download, e.g. 0.5 (USDC)"),
+    price: str = typer.Option(..., "--price", help="price per download, e.g. 0.5 or '0.5 USDC'"),
     licence: str = typer.Option(
         ..., "--licence", help="licence template: key or id (bazaar data licences)"
     ),

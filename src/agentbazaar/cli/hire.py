@@ -37,7 +37,7 @@ def hire(
     ctx: typer.Context,
     skill: str = typer.Argument(..., metavar="SKILL", help="the skill to buy, e.g. embed"),
     text: str = typer.Argument(..., metavar="INPUT", help="plain text, or the input as JSON"),
-    max_price: str = typer.Option(..., "--max", help="most to pay (USDC), e.g. 0.01"),
+    max_price: str = typer.Option(..., "--max", help="most to pay, e.g. 0.01 or '0.01 USDC'"),
     wallet: str | None = typer.Option(
         None, "--wallet", "-w", help="wallet that pays (default: BAZAAR_WALLET, default_wallet)"
     ),

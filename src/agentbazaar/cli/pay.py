@@ -335,7 +335,9 @@ def pay(
     wallet: str | None = typer.Option(
         None, "--wallet", "-w", help="wallet that pays (default: BAZAAR_WALLET, default_wallet)"
     ),
-    max_price: str = typer.Option("0.05", "--max", help="most to pay for this call (USDC)"),
+    max_price: str = typer.Option(
+        "0.05", "--max", help="most to pay for this call, e.g. 0.05 or '0.05 USDC'"
+    ),
     method: str = typer.Option("GET", "-X", "--request"),
     data: str | None = typer.Option(None, "-d", "--data"),
     key: str | None = typer.Option(None, "--idempotency-key", help="reuse to retry safely"),
