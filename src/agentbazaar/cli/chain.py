@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -16,6 +15,7 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
+from agentbazaar.cli._when import date, duration
 from agentbazaar.config import write_default_config
 from agentbazaar.errors import ChainUnavailable, ConfigError
 
@@ -106,9 +106,8 @@ def _report(clock: dict[str, int], json_out: bool) -> None:
     if json_out:
         emit_json(clock)
     else:
-        when = datetime.fromtimestamp(clock["timestamp"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        skew = f", {ahead} s ahead of this machine's clock" if ahead > 0 else ""
-        console.print(f"block {clock['block']} at {when}{skew}")
+        skew = f", {duration(ahead)} ahead of this machine's clock" if ahead > 0 else ""
+        console.print(f"block {clock['block']} at {date(clock['timestamp'])}{skew}")
     if ahead >= EXACT_WINDOW_S:
         err_console.print(
             f"note: bazaar's own payments widen their windows by the chain's lead; authorizations "

@@ -17,6 +17,7 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
+from agentbazaar.cli._when import when
 from agentbazaar.config import BazaarConfig
 
 if TYPE_CHECKING:
@@ -323,7 +324,7 @@ def show_cmd(
     console.print(f"job {job_id}: {job.state} - {_human(suite, market, job.budget)}{' (partial)' if job.partial else ''}", markup=False)  # fmt: skip
     for role in ("client", "provider", "evaluator"):
         console.print(f"  {role:<9} {getattr(job, role)}", markup=False)
-    console.print(f"  expires   {job.expired_at} (chain time now {job.now})", markup=False)
+    console.print(f"  expires   {when(job.expired_at, job.now)} on the chain's clock", markup=False)
     if out.get("deliverable"):
         console.print(f"  delivered {out['deliverable']}", markup=False)
     if dispute.seed_block:

@@ -16,6 +16,7 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
+from agentbazaar.cli._when import duration, when
 from agentbazaar.cli.job import market_of
 from agentbazaar.config import BazaarConfig
 
@@ -95,7 +96,8 @@ def unbond_cmd(
     if json_out:
         emit_json({**info.to_dict(), **result.to_dict()})
     else:
-        console.print(f"{token.format(units)} unbonding; withdraw after chain time {info.unlock_at}", markup=False)  # fmt: skip
+        unlock = when(info.unlock_at, staking.chain.timestamp())
+        console.print(f"{token.format(units)} unbonding; withdraw after {unlock} on the chain's clock", markup=False)  # fmt: skip
 
 
 @app.command("withdraw")
@@ -150,7 +152,7 @@ def list_cmd(ctx: typer.Context, json_out: bool = JSON) -> None:
         emit_json({"terms": staking.terms(), "validators": [r.to_dict() for r in rows]})
         return
     emit_table(
-        f"validators (min {token.format(staking.min_validator)}, unbonding {staking.unbond_delay} s)",
+        f"validators (min {token.format(staking.min_validator)}, unbonding {duration(staking.unbond_delay)})",
         ["address", "bonded", "open disputes"],
         [[r.account, token.format(r.bonded), r.locks] for r in rows],
     )
