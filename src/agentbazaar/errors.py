@@ -4,6 +4,7 @@
     ├── ConfigError              503  bad or missing configuration
     ├── InputError               400  bad user input (amount, address, token, wallet name, ...)
     │   ├── AmountError
+    │   ├── DurationError
     │   ├── AddressError
     │   ├── UnknownTokenError
     │   ├── NotFound             404  an agent, transaction, receipt, page a service does not know
@@ -85,6 +86,10 @@ class InputError(BazaarError):
 
 class AmountError(InputError):
     pass
+
+
+class DurationError(InputError):
+    """A length of time that cannot be read (``units.parse_duration``)."""
 
 
 class AddressError(InputError):

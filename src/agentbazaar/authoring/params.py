@@ -14,34 +14,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from web3 import Web3
 
+from agentbazaar import units
 from agentbazaar.authoring._text import plain_amount, words_to_digits
 from agentbazaar.errors import (
     AmountError,
     BadParameters,
     BazaarError,
+    DurationError,
     NeedsClarification,
     UnknownTokenError,
 )
 from agentbazaar.tokens import Token, TokenRegistry
-from agentbazaar.units import parse_units
+from agentbazaar.units import SECONDS, parse_units
 
-SECONDS = {
-    "second": 1,
-    "minute": 60,
-    "hour": 3_600,
-    "day": 86_400,
-    "week": 604_800,
-    "month": 2_592_000,  # 30 days: a month in a contract is a fixed number of seconds
-    "year": 31_536_000,  # 365 days
-}
-_UNIT_ALIASES = {"sec": "second", "min": "minute", "hr": "hour", "mo": "month", "yr": "year"}
-_DURATION = re.compile(r"^\s*([\d.,]+)\s*([a-z]+?)s?\s*$")
 SELF_NAMES = frozenset({"me", "myself", "i", "this agent", "this wallet", "self", "us"})
 
 
@@ -220,24 +211,14 @@ def _amount(p: Param, value: Any, ctx: ResolveContext, done: dict[str, Any]) -> 
 
 
 def parse_duration(text: str) -> int:
-    """'12 months', '7 days', '1.5 hours', '3600' (seconds) -> seconds (exact, whole)."""
+    """'12 months', 'a week', 'seven days', '1.5 hours', '3600' (seconds) -> seconds (exact,
+    whole): numbers in words first, then ``units.parse_duration``."""
     cleaned = re.sub(r"^(a|an|one)\s+", "1 ", words_to_digits(text.strip().lower()))
     cleaned = re.sub(r"^(\d+(?:\.\d+)?)-", r"\1 ", cleaned)
-    if re.fullmatch(r"\d+", cleaned):
-        return int(cleaned)
-    m = _DURATION.match(cleaned)
-    if not m:
-        raise AmountError(f"not a duration: {text!r} (write it like 12 months or 7 days)")
-    unit = _UNIT_ALIASES.get(m.group(2), m.group(2))
-    if unit not in SECONDS:
-        raise AmountError(f"unknown time unit in {text!r}: use {', '.join(SECONDS)}")
     try:
-        seconds = Decimal(m.group(1).replace(",", "")) * SECONDS[unit]
-    except InvalidOperation as exc:
-        raise AmountError(f"not a duration: {text!r}") from exc
-    if seconds != seconds.to_integral_value():
-        raise AmountError(f"{text!r} is not a whole number of seconds")
-    return int(seconds)
+        return units.parse_duration(cleaned)
+    except DurationError as exc:
+        raise AmountError(str(exc).replace(repr(cleaned), repr(text))) from exc
 
 
 def _duration(p: Param, value: Any, ctx: ResolveContext, done: dict[str, Any]) -> int:

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+from agentbazaar.units import format_duration
 
-
-def duration(seconds: int) -> str:
-    """``5400`` -> ``"1h 30m"``: the two largest units, ``"0s"`` for nothing."""
-    left = abs(int(seconds))
-    parts = []
-    for unit, size in _UNITS:
-        if left >= size:
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return " ".join(parts[:2]) or "0s"
+duration = format_duration  # the one rule: units.format_duration
 
 
 def date(timestamp: int) -> str:

@@ -15,6 +15,8 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from agentbazaar import units
+from agentbazaar.errors import DurationError
 from agentbazaar.jobs.errors import JobInputError
 
 OPEN, FUNDED, SUBMITTED, COMPLETED, REJECTED, EXPIRED, DISPUTED = range(1, 8)
@@ -50,10 +52,6 @@ RECEIVE_TYPES: dict[str, list[dict[str, str]]] = {
 }
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_DURATION = re.compile(
-    r"^\s*(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?\s*$"
-)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 # ---- records ---------------------------------------------------------------------------------
@@ -252,11 +250,11 @@ def parse_deliverable(text: str) -> bytes:
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in "90", "90s", "15m", "2h", "3d" (at most a year)."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise JobInputError(f"not a duration: {text!r} (write 90s, 15m, 2h or 3d)")
-    seconds = int(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "s")[0]]
+    """Seconds in "90", "90s", "15m", "2h", "3d" ... (``units.parse_duration``), 1 s to a year."""
+    try:
+        seconds = units.parse_duration(text or "")
+    except DurationError as exc:
+        raise JobInputError(str(exc)) from exc
     if seconds <= 0 or seconds > 365 * 86_400:
         raise JobInputError(f"a duration is 1 second to 365 days, not {text!r}")
     return seconds
