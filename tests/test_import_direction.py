@@ -3,7 +3,7 @@
 Every module of ``src/agentbazaar`` is parsed with ``ast`` (runtime and ``TYPE_CHECKING``
 imports alike: a type-only import is still a dependency of the design) and mapped to its layer:
 
-    0 foundations  errors, units, config, loopback, web, observe (the package root)
+    0 foundations  errors, units, primitives, config, loopback, web, observe (the package root)
     1 chain        chain, tokens (token registry over deployment manifests), suite (the
                    deployed suite read at run time)
     2 wallet
@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "": 0,  # agentbazaar/__init__.py
     "errors": 0,
     "units": 0,
+    "primitives": 0,
     "config": 0,
     "loopback": 0,
     "web": 0,

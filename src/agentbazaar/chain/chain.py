@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
@@ -27,13 +26,13 @@ from agentbazaar.chain._errors import chain_errors, revert_data, translate
 from agentbazaar.chain.nonces import NonceManager
 from agentbazaar.chain.provider import http_provider
 from agentbazaar.errors import (
-    AddressError,
     ChainError,
     ChainUnavailable,
     TransactionReverted,
     TransactionTimeout,
     WrongChain,
 )
+from agentbazaar.primitives import parse_address
 
 if TYPE_CHECKING:
     from agentbazaar.config import BazaarConfig
@@ -105,17 +104,6 @@ class CallOutcome:
             except Exception:  # malformed revert data: described below
                 pass
         return f"reverted ({self.output.hex() or 'no data'})"
-
-
-def to_address(value: str) -> ChecksumAddress:
-    """Validate an address (checksum enforced when mixed-case) and return it checksummed."""
-    if not isinstance(value, str) or not Web3.is_address(value):
-        raise AddressError(f"not an Ethereum address: {value!r} (expected 0x + 40 hex digits)")
-    has_upper = any(c.isupper() for c in value[2:])
-    has_lower = any(c.islower() for c in value[2:])
-    if has_upper and has_lower and not Web3.is_checksum_address(value):
-        raise AddressError(f"bad checksum in address {value!r}: copy it again or use lower case")
-    return Web3.to_checksum_address(value)
 
 
 class Chain:
@@ -224,22 +212,22 @@ class Chain:
         return max(0, self.timestamp() - int(time.time()))
 
     def native_balance(self, address: str) -> int:
-        addr = to_address(address)
+        addr = parse_address(address)
         with chain_errors("read a balance", url=self.url):
             return int(self.w3.eth.get_balance(addr))
 
     def code_at(self, address: str) -> bytes:
         with chain_errors("read contract code", url=self.url):
-            return bytes(self.w3.eth.get_code(to_address(address)))
+            return bytes(self.w3.eth.get_code(parse_address(address)))
 
     def contract(self, address: str, abi: list[dict[str, Any]]) -> Contract:
-        return self.w3.eth.contract(address=to_address(address), abi=abi)
+        return self.w3.eth.contract(address=parse_address(address), abi=abi)
 
     # ---- reads ----------------------------------------------------------------------------
     def call(
         self, fn: ContractFunction, *, sender: str | None = None, block: Any = "latest"
     ) -> Any:
-        params: TxParams = {"from": to_address(sender)} if sender else {}
+        params: TxParams = {"from": parse_address(sender)} if sender else {}
         with chain_errors(f"call {fn.fn_name}", url=self.url):
             return fn.call(params, block_identifier=block)
 
@@ -255,9 +243,9 @@ class Chain:
         from agentbazaar.chain.compiler import compile_contract
 
         art = compile_contract("CallSequence")
-        who = to_address(sender)
+        who = parse_address(sender)
         seq = self.w3.eth.contract(address=who, abi=art.abi)
-        data = seq.encode_abi("run", [[(to_address(t), d) for t, d in calls]])
+        data = seq.encode_abi("run", [[(parse_address(t), d) for t, d in calls]])
         call: dict[str, Any] = {"from": who, "to": who, "data": data}
         with chain_errors("simulate the transactions", url=self.url, sender=who):
             if self.backend == "embedded":
@@ -316,7 +304,7 @@ class Chain:
     # ---- sends ----------------------------------------------------------------------------
     def _pending_nonce(self, sender: str) -> int:
         with chain_errors("read the sender's nonce", url=self.url):
-            return int(self.w3.eth.get_transaction_count(to_address(sender), "pending"))
+            return int(self.w3.eth.get_transaction_count(parse_address(sender), "pending"))
 
     def fee_params(self) -> dict[str, int]:
         """EIP-1559 fees: maxFee = 2 * baseFee + tip, cached for a second."""
@@ -564,7 +552,7 @@ class Chain:
     def fund_native(self, address: str, wei: int) -> None:
         """Add ``wei`` of native currency to ``address`` (dev chains only)."""
         self._require_dev("the faucet")
-        addr = to_address(address)
+        addr = parse_address(address)
         if self.backend == "embedded":
             self._tester_edit(
                 lambda st: st.set_balance(
@@ -581,7 +569,7 @@ class Chain:
     def set_code(self, address: str, code: bytes) -> None:
         """Place runtime ``code`` at ``address`` (dev chains only)."""
         self._require_dev("placing code at an address")
-        addr = to_address(address)
+        addr = parse_address(address)
         if self.backend == "embedded":
             self._tester_edit(lambda st: st.set_code(bytes(HexBytes(addr)), code))
             return
@@ -591,7 +579,7 @@ class Chain:
     def set_storage(self, address: str, slot: int, value: int) -> None:
         """Write one storage slot (dev chains only)."""
         self._require_dev("writing storage")
-        addr = to_address(address)
+        addr = parse_address(address)
         if self.backend == "embedded":
             self._tester_edit(lambda st: st.set_storage(bytes(HexBytes(addr)), slot, value))
             return

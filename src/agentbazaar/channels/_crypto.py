@@ -14,7 +14,10 @@ from coincurve import PrivateKey, PublicKey
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
+from agentbazaar import primitives
 from agentbazaar.channels.errors import ChannelInputError
+from agentbazaar.errors import AddressError, AmountError, InputError
+from agentbazaar.primitives import parse_address, parse_base_units
 
 try:  # libsecp256k1 through coincurve's cffi module: ~2x cheaper per recovery than its wrappers
     from coincurve._libsecp256k1 import ffi as _ffi
@@ -73,31 +76,29 @@ def _addr_word(address: str) -> bytes:
 
 
 def _address(value: Any, field: str) -> ChecksumAddress:
-    if not isinstance(value, str) or len(value) != 42 or not value.startswith("0x"):
-        raise ChannelInputError(f"channelConfig.{field} is not a 20-byte hex address")
     try:
-        return to_checksum_address(value)
-    except ValueError as exc:
-        raise ChannelInputError(f"channelConfig.{field} is not a hex address") from exc
+        return parse_address(value)
+    except AddressError as exc:
+        raise ChannelInputError(f"channelConfig.{field}: {exc}") from exc
 
 
 def parse_bytes32(value: Any, field: str) -> bytes:
-    if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
+    """A bytes32 field of a wire payload (0x + 64 hex digits)."""
+    if not isinstance(value, str):
         raise ChannelInputError(f"{field} must be 0x followed by 64 hex digits")
     try:
-        return bytes.fromhex(value[2:])
-    except ValueError as exc:
+        return primitives.parse_bytes32(value)
+    except InputError as exc:
         raise ChannelInputError(f"{field} must be 0x followed by 64 hex digits") from exc
 
 
 def parse_amount(value: Any, field: str) -> int:
     """A uint128 amount given as a decimal string (or int) on the wire."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ChannelInputError(f"{field} must be a decimal integer string")
-    if isinstance(value, str) and not value.isdigit():
-        raise ChannelInputError(f"{field} must be a decimal integer string")
-    amount = int(value)
-    if not 0 <= amount <= UINT128_MAX:
+    try:
+        amount = parse_base_units(value)
+    except AmountError as exc:
+        raise ChannelInputError(f"{field} must be a decimal integer string: {exc}") from exc
+    if amount > UINT128_MAX:
         raise ChannelInputError(f"{field} is out of the uint128 range")
     return amount
 
@@ -127,11 +128,10 @@ class ChannelConfig:
     def from_wire(cls, data: Any) -> ChannelConfig:
         if not isinstance(data, dict):
             raise ChannelInputError("channelConfig must be an object")
-        delay = data.get("withdrawDelay")
-        if isinstance(delay, str) and delay.isdigit():
-            delay = int(delay)
-        if not isinstance(delay, int) or isinstance(delay, bool):
-            raise ChannelInputError("channelConfig.withdrawDelay must be an integer")
+        try:
+            delay = parse_base_units(data.get("withdrawDelay"))
+        except AmountError as exc:
+            raise ChannelInputError("channelConfig.withdrawDelay must be an integer") from exc
         if not MIN_WITHDRAW_DELAY <= delay <= MAX_WITHDRAW_DELAY:
             raise ChannelInputError("channelConfig.withdrawDelay must be 15 minutes to 30 days")
         return cls(

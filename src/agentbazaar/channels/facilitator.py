@@ -33,7 +33,8 @@ from agentbazaar.channels._crypto import ChannelConfig
 from agentbazaar.channels.engine import OnchainState
 from agentbazaar.channels.errors import ChannelError, VoucherRejected
 from agentbazaar.channels.onchain import ChannelContracts
-from agentbazaar.errors import ChainError
+from agentbazaar.errors import AddressError, ChainError
+from agentbazaar.primitives import parse_address
 
 _VALID_BEFORE_MARGIN_S = 6
 
@@ -223,8 +224,8 @@ class BatchSettlementHandler:
             if kind == "refund":
                 return await asyncio.to_thread(self._refund, raw)
             if kind == "settle":
-                receiver = to_checksum_address(str(raw.get("receiver")))
-                token = to_checksum_address(str(raw.get("token")))
+                receiver = parse_address(raw.get("receiver"))
+                token = parse_address(raw.get("token"))
                 tx = await asyncio.to_thread(self.relayer.settle, receiver, token)
                 return SettleResponse(
                     success=True, transaction=tx, network=self.network, payer=receiver
@@ -239,7 +240,7 @@ class BatchSettlementHandler:
             return self._failure(
                 failed.get(str(kind), wire.ERR_SETTLE_TRANSACTION_FAILED), str(exc)
             )
-        except (ChannelError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (ChannelError, AddressError, KeyError, TypeError, ValueError, AttributeError) as exc:
             bad = {"claim": wire.ERR_CLAIM_PAYLOAD, "refund": ERR_REFUND_PAYLOAD}
             return self._failure(bad.get(str(kind), wire.ERR_SETTLE_PAYLOAD), str(exc))
         return self._failure(wire.ERR_UNKNOWN_SETTLE_ACTION, f"cannot settle a {kind!r} payload")

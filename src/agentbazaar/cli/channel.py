@@ -83,7 +83,7 @@ _ERC20_META = [
 
 def _token_on_chain(chain: Chain, address: str) -> Token | None:
     """A token this config does not list, described by its own ERC-20 symbol and decimals."""
-    from agentbazaar.chain.chain import to_address
+    from agentbazaar.chain import to_address
     from agentbazaar.tokens import Token
 
     try:

@@ -32,7 +32,9 @@ from hexbytes import HexBytes
 
 from agentbazaar.data.cid import Cid
 from agentbazaar.data.errors import LicenceError, LicenceNotAccepted
-from agentbazaar.identity.cards import canonical_json, checksum_address
+from agentbazaar.errors import AddressError
+from agentbazaar.identity.cards import canonical_json
+from agentbazaar.primitives import parse_address
 
 DOMAIN_NAME = "agentbazaar DatasetLicence"
 DOMAIN_VERSION = "1"
@@ -201,10 +203,10 @@ class SignedAcceptance:
 
 
 def _address(value: Any, what: str) -> str:
-    out = checksum_address(value) if isinstance(value, str) else None
-    if out is None:
-        raise LicenceNotAccepted(f"licence acceptance: {what} is not an address")
-    return out
+    try:
+        return parse_address(value)
+    except AddressError as exc:
+        raise LicenceNotAccepted(f"licence acceptance: {what} is not an address") from exc
 
 
 def _signable(acceptance: Acceptance, chain_id: int, registry: str) -> SignableMessage:

@@ -15,8 +15,8 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import LogReceipt
 
-from agentbazaar.errors import IdentityError
-from agentbazaar.identity.cards import checksum_address
+from agentbazaar.errors import AddressError, IdentityError
+from agentbazaar.primitives import parse_address
 
 
 # ---- events ------------------------------------------------------------------------------------
@@ -170,10 +170,10 @@ def _int(value: Any) -> int:
 
 
 def _cs(address: str) -> str:
-    out = checksum_address(address)
-    if out is None:
-        raise IdentityError(f"not an address in a registry event: {address!r}")
-    return out
+    try:
+        return parse_address(address)
+    except AddressError as exc:
+        raise IdentityError(f"not an address in a registry event: {address!r}") from exc
 
 
 def _jsonable(value: Any) -> Any:

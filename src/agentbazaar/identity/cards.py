@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import re
 import tomllib
@@ -47,13 +46,13 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from agentbazaar.chain import Chain
-from agentbazaar.errors import IdentityError
+from agentbazaar.errors import AddressError, IdentityError
 from agentbazaar.identity.errors import CardError, CardFetchError, SignatureError, WalletMismatch
+from agentbazaar.primitives import Address, Network, parse_address
 from agentbazaar.tokens import TokenRegistry
 
 REGISTRATION_TYPE: Final = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
@@ -63,7 +62,6 @@ MAX_CARD_BYTES = 64 * 1024
 FETCH_TIMEOUT_SECONDS = 5.0
 _MAX_SAFE_INT = 2**53 - 1
 _DIGITS = re.compile(r"^(0|[1-9]\d{0,77})$")
-_NETWORK = re.compile(r"^eip155:[1-9]\d*$")
 Scheme = Literal["exact", "batch-settlement"]
 
 
@@ -146,8 +144,8 @@ class Price(_Model):
     """One way to pay for a skill: ``amount`` base units of ``asset`` on ``network``."""
 
     scheme: Scheme = "exact"
-    network: str
-    asset: str
+    network: Network
+    asset: Address
     symbol: str | None = None
     amount: str
 
@@ -157,18 +155,6 @@ class Price(_Model):
         if not _DIGITS.match(v):
             raise ValueError("amount must be base units as a decimal string, e.g. '50000'")
         return v
-
-    @field_validator("network")
-    @classmethod
-    def _network(cls, v: str) -> str:
-        if not _NETWORK.match(v):
-            raise ValueError("network must be a CAIP-2 id like 'eip155:31337'")
-        return v
-
-    @field_validator("asset")
-    @classmethod
-    def _asset(cls, v: str) -> str:
-        return _checksum(v, "asset")
 
     @property
     def units(self) -> int:
@@ -222,14 +208,9 @@ class _Signed(_Model):
 
     name: str = Field(min_length=1, max_length=256)
     description: str = ""
-    wallet: str
+    wallet: Address
     skills: list[Skill] = Field(default_factory=list)
     signatures: list[CardSignature] = Field(default_factory=list)
-
-    @field_validator("wallet")
-    @classmethod
-    def _wallet(cls, v: str) -> str:
-        return _checksum(v, "wallet")
 
 
 class RegistrationFile(_Signed):
@@ -260,23 +241,6 @@ class AgentCard(_Signed):
 
 
 Card = RegistrationFile | AgentCard
-
-
-def _checksum(value: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be an Ethereum address")
-    out = checksum_address(value)
-    if out is None:
-        raise ValueError(f"{what} must be an Ethereum address")
-    return out
-
-
-@functools.lru_cache(maxsize=65_536)
-def checksum_address(value: str) -> str | None:
-    """EIP-55 form of ``value``, or None if it is not an address (cached: cards repeat them)."""
-    if not Web3.is_address(value):
-        return None
-    return str(Web3.to_checksum_address(value))
 
 
 # ---- agent config -> documents -----------------------------------------------------------------
@@ -370,7 +334,7 @@ def _skills(config: AgentConfig, tokens: TokenRegistry, chain_id: int) -> list[S
                 Price(
                     scheme=p.scheme,
                     network=f"eip155:{chain_id}",
-                    asset=token.address,
+                    asset=parse_address(token.address),
                     symbol=token.symbol,
                     amount=str(token.parse(p.amount)),
                 )
@@ -404,7 +368,7 @@ def build_registration(
         name=config.name,
         description=config.description,
         image=config.image,
-        wallet=wallet,
+        wallet=parse_address(wallet),
         skills=_skills(config, tokens, chain_id),
         services=services,
         active=config.active,
@@ -421,7 +385,7 @@ def build_agent_card(
         name=config.name,
         description=config.description,
         version=config.version,
-        wallet=wallet,
+        wallet=parse_address(wallet),
         skills=_skills(config, tokens, chain_id),
         supportedInterfaces=interfaces,
     )
@@ -514,7 +478,10 @@ def verify_signature(data: Mapping[str, Any], wallet: str) -> str:
 
 def check_wallet(card: Card, onchain_wallet: str | None) -> None:
     """The card's wallet must be the on-chain agentWallet."""
-    onchain = checksum_address(onchain_wallet) if onchain_wallet else None
+    try:
+        onchain = parse_address(onchain_wallet)
+    except AddressError:
+        onchain = None
     if onchain is None or int(onchain, 16) == 0:
         raise WalletMismatch("the agent has no agentWallet on chain")
     if onchain != card.wallet:

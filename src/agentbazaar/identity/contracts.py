@@ -28,9 +28,10 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from agentbazaar.chain import Chain, to_address
-from agentbazaar.errors import IdentityError, InputError, TransactionReverted
+from agentbazaar.chain import Chain
+from agentbazaar.errors import AddressError, IdentityError, TransactionReverted
 from agentbazaar.identity.errors import RegistryInputError
+from agentbazaar.primitives import parse_address
 
 if TYPE_CHECKING:
     from agentbazaar.suite import Suite
@@ -144,8 +145,8 @@ def _check_hash(what: str, value: bytes | str) -> bytes:
 
 def _address(what: str, value: str) -> ChecksumAddress:
     try:
-        return to_address(value)
-    except InputError as exc:
+        return parse_address(value)
+    except AddressError as exc:
         raise RegistryInputError(f"{what}: {exc}") from exc
 
 
@@ -317,7 +318,7 @@ class IdentityRegistry(_Registry):
         return str(self._call("tokenURI", _check_uint("agentId", agent_id, 256)))
 
     def owner_of(self, agent_id: int) -> ChecksumAddress:
-        return to_address(self._call("ownerOf", _check_uint("agentId", agent_id, 256)))
+        return parse_address(self._call("ownerOf", _check_uint("agentId", agent_id, 256)))
 
     def exists(self, agent_id: int) -> bool:
         try:
@@ -346,7 +347,7 @@ class IdentityRegistry(_Registry):
 
     def get_agent_wallet(self, agent_id: int) -> ChecksumAddress | None:
         """The agent's verified wallet, or None when it has none (unset or transferred)."""
-        wallet = to_address(self._call("getAgentWallet", _check_uint("agentId", agent_id, 256)))
+        wallet = parse_address(self._call("getAgentWallet", _check_uint("agentId", agent_id, 256)))
         return None if wallet == ZERO_ADDRESS else wallet
 
     def wallet_typed_data(
@@ -443,7 +444,7 @@ class ReputationRegistry(_Registry):
         return cls(suite.chain, suite.contract(REPUTATION_KEY))
 
     def identity_registry(self) -> ChecksumAddress:
-        return to_address(self._call("getIdentityRegistry"))
+        return parse_address(self._call("getIdentityRegistry"))
 
     def give_feedback(
         self,
@@ -526,7 +527,7 @@ class ReputationRegistry(_Registry):
             "readFeedback", agent_id, _address("client", client), _check_uint("index", index, 64)
         )
         return Feedback(
-            to_address(client), index, int(value), int(decimals), tag1, tag2, bool(revoked)
+            parse_address(client), index, int(value), int(decimals), tag1, tag2, bool(revoked)
         )
 
     def read_all_feedback(
@@ -542,7 +543,7 @@ class ReputationRegistry(_Registry):
             "readAllFeedback", agent_id, self._clients_arg(clients), tag1, tag2, include_revoked
         )
         return [
-            Feedback(to_address(c), int(i), int(v), int(d), t1, t2, bool(r))
+            Feedback(parse_address(c), int(i), int(v), int(d), t1, t2, bool(r))
             for c, i, v, d, t1, t2, r in zip(*out, strict=True)
         ]
 
@@ -567,7 +568,7 @@ class ReputationRegistry(_Registry):
             page = self._call("getClientsPage", agent_id, len(out), 4096)
             if not page:
                 break
-            out.extend(to_address(a) for a in page)
+            out.extend(parse_address(a) for a in page)
         return out
 
     def last_index(self, agent_id: int, client: str) -> int:
@@ -592,7 +593,7 @@ class ValidationRegistry(_Registry):
         return cls(suite.chain, suite.contract(VALIDATION_KEY))
 
     def identity_registry(self) -> ChecksumAddress:
-        return to_address(self._call("getIdentityRegistry"))
+        return parse_address(self._call("getIdentityRegistry"))
 
     def request(
         self,
@@ -641,7 +642,7 @@ class ValidationRegistry(_Registry):
             "getValidationStatus", _check_hash("requestHash", request_hash)
         )
         return ValidationStatus(
-            to_address(validator),
+            parse_address(validator),
             int(agent_id),
             int(response),
             bytes(response_hash),

@@ -19,23 +19,22 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentPayload, PaymentRequirements
 
+from agentbazaar.errors import AddressError, AmountError, InputError
 from agentbazaar.payments.errors import Rejected
+from agentbazaar.primitives import parse_address, parse_base_units, parse_bytes32
 
 ERR_UNSUPPORTED_ASSET = "unsupported_asset"
 ERR_INVALID_PAYLOAD = "invalid_payload"
 ERR_UNSUPPORTED_VERSION = "unsupported_x402_version"
 VALID_BEFORE_MARGIN = 6  # seconds, as the reference facilitator
-_UINT256 = 2**256
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_NONCE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ANY_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})+$")
 MAX_WALLET_SIGNATURE = 8 * 1024  # bytes; an ERC-6492 wrapper carries the factory call too
-_DIGITS = re.compile(r"^[0-9]{1,78}$")
 
 TOKEN_ABI: list[dict[str, Any]] = [
     *c.TRANSFER_WITH_AUTHORIZATION_VRS_ABI,
@@ -66,8 +65,8 @@ _EIP712_TYPES = {
 class Authorization:
     """A parsed EIP-3009 ``TransferWithAuthorization`` with its 65-byte signature."""
 
-    payer: str
-    to: str
+    payer: ChecksumAddress
+    to: ChecksumAddress
     value: int
     valid_after: int
     valid_before: int
@@ -87,16 +86,20 @@ class Authorization:
 # ---- pure checks ---------------------------------------------------------------------------
 def uint_field(value: object, field: str, where: str = "authorization") -> int:
     """A uint256 sent as a decimal string (as x402 payloads carry numbers), or ``Rejected``."""
-    if not isinstance(value, str) or not _DIGITS.match(value) or int(value) >= _UINT256:
-        raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a uint256 string")
-    return int(value)
+    if isinstance(value, str):  # not a JSON number: x402 carries uint256 values as text
+        try:
+            return parse_base_units(value)
+        except AmountError:
+            pass
+    raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a uint256 string")
 
 
-def address_field(value: object, field: str, where: str = "authorization") -> str:
-    """A 0x-prefixed 20-byte hex address, or ``Rejected``."""
-    if not isinstance(value, str) or not _ADDRESS.match(value):
-        raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a 20-byte address")
-    return value
+def address_field(value: object, field: str, where: str = "authorization") -> ChecksumAddress:
+    """A 0x-prefixed 20-byte hex address (checksummed), or ``Rejected``."""
+    try:
+        return parse_address(value)
+    except AddressError as exc:
+        raise Rejected(ERR_INVALID_PAYLOAD, f"{where}.{field} must be a 20-byte address") from exc
 
 
 def parse_authorization(payload: dict[str, Any], *, any_signature: bool = False) -> Authorization:
@@ -114,16 +117,17 @@ def parse_authorization(payload: dict[str, Any], *, any_signature: bool = False)
         or len(sig) > 2 + 2 * MAX_WALLET_SIGNATURE
     ):
         raise Rejected(c.ERR_INVALID_SIGNATURE, "payload.signature must be 65 bytes of hex")
-    nonce = auth.get("nonce")
-    if not isinstance(nonce, str) or not _NONCE.match(nonce):
-        raise Rejected(ERR_INVALID_PAYLOAD, "authorization.nonce must be 32 bytes of hex")
+    try:
+        nonce = parse_bytes32(auth.get("nonce"))
+    except InputError as exc:
+        raise Rejected(ERR_INVALID_PAYLOAD, "authorization.nonce must be 32 bytes of hex") from exc
     return Authorization(
         payer=address_field(auth.get("from"), "from"),
         to=address_field(auth.get("to"), "to"),
         value=uint_field(auth.get("value"), "value"),
         valid_after=uint_field(auth.get("validAfter"), "validAfter"),
         valid_before=uint_field(auth.get("validBefore"), "validBefore"),
-        nonce=bytes.fromhex(nonce[2:]),
+        nonce=nonce,
         signature=bytes.fromhex(sig[2:]),
     )
 
@@ -145,7 +149,11 @@ def check_requirements(
         raise Rejected(c.ERR_UNSUPPORTED_SCHEME, payer=payer)
     if payload.accepted.network != req.network or req.network not in networks:
         raise Rejected(c.ERR_NETWORK_MISMATCH, f"network {req.network} is not served", payer)
-    if not _ADDRESS.match(req.asset) or (assets is not None and req.asset.lower() not in assets):
+    try:
+        asset = parse_address(req.asset).lower()
+    except AddressError:
+        asset = None
+    if asset is None or (assets is not None and asset not in assets):
         raise Rejected(ERR_UNSUPPORTED_ASSET, f"asset {req.asset} is not accepted", payer)
     if payload.accepted.asset.lower() != req.asset.lower():
         raise Rejected(ERR_UNSUPPORTED_ASSET, "the payment is for another asset", payer)
