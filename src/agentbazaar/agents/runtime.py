@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
@@ -158,8 +159,8 @@ class Agent:
         return self.network.token
 
     @property
-    def address(self) -> str:
-        return str(self.wallet.address)
+    def address(self) -> ChecksumAddress:
+        return self.wallet.address
 
     @property
     def signer(self) -> LocalAccount:
