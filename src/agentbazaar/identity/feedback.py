@@ -62,6 +62,7 @@ from agentbazaar.identity.errors import (
     PaymentAlreadyUsed,
     ProofOfPaymentError,
 )
+from agentbazaar.primitives import Address
 
 TRANSFER_TOPIC = HexBytes(Web3.keccak(text="Transfer(address,address,uint256)"))
 
@@ -91,8 +92,8 @@ def check_rating(value: int, value_decimals: int) -> None:
 class ProofOfPayment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     txHash: str
-    fromAddress: str
-    toAddress: str
+    fromAddress: Address
+    toAddress: Address
     chainId: int
 
     @field_validator("txHash")
@@ -103,13 +104,6 @@ class ProofOfPayment(BaseModel):
         int(v, 16)
         return v.lower()
 
-    @field_validator("fromAddress", "toAddress")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        if not Web3.is_address(v):
-            raise ValueError("must be an Ethereum address")
-        return str(Web3.to_checksum_address(v))
-
 
 class FeedbackFile(BaseModel):
     """The ERC-8004 off-chain feedback file, with our required ``proofOfPayment``."""
@@ -117,7 +111,7 @@ class FeedbackFile(BaseModel):
     model_config = ConfigDict(extra="allow")
     agentRegistry: str
     agentId: int = Field(ge=0)
-    clientAddress: str
+    clientAddress: Address
     createdAt: str
     value: int
     valueDecimals: int = Field(ge=0, le=18)
@@ -125,13 +119,6 @@ class FeedbackFile(BaseModel):
     tag2: str = ""
     endpoint: str = ""
     proofOfPayment: ProofOfPayment
-
-    @field_validator("clientAddress")
-    @classmethod
-    def _client(cls, v: str) -> str:
-        if not Web3.is_address(v):
-            raise ValueError("must be an Ethereum address")
-        return str(Web3.to_checksum_address(v))
 
 
 @dataclass(frozen=True)
@@ -175,19 +162,24 @@ def prepare_feedback(
     """Build the feedback file for a payment ``client`` made to ``agent_wallet``."""
     check_rating(value, value_decimals)
     try:
-        file = FeedbackFile(
-            agentRegistry=registry_id(chain_id, identity_registry),
-            agentId=agent_id,
-            clientAddress=client,
-            createdAt=(created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            value=value,
-            valueDecimals=value_decimals,
-            tag1=tag1,
-            tag2=tag2,
-            endpoint=endpoint,
-            proofOfPayment=ProofOfPayment(
-                txHash=payment_tx, fromAddress=client, toAddress=agent_wallet, chainId=chain_id
-            ),
+        file = FeedbackFile.model_validate(  # validated: the addresses are text until parsed
+            {
+                "agentRegistry": registry_id(chain_id, identity_registry),
+                "agentId": agent_id,
+                "clientAddress": client,
+                "createdAt": (created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "value": value,
+                "valueDecimals": value_decimals,
+                "tag1": tag1,
+                "tag2": tag2,
+                "endpoint": endpoint,
+                "proofOfPayment": {
+                    "txHash": payment_tx,
+                    "fromAddress": client,
+                    "toAddress": agent_wallet,
+                    "chainId": chain_id,
+                },
+            }
         )
     except ValidationError as exc:
         raise FeedbackError(f"invalid feedback: {_first_error(exc)}") from exc
