@@ -30,8 +30,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_utils.address import is_address, to_checksum_address
-
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.receipts import (
     ContractReceipt,
@@ -44,8 +42,9 @@ from agentbazaar.agents.skills import Payment
 from agentbazaar.authoring import Filled, Filler, Namer, ResolveContext, assess, fill
 from agentbazaar.authoring.checks import DEFAULT_EXAMPLES
 from agentbazaar.authoring.params import to_jsonable
-from agentbazaar.errors import InputError
+from agentbazaar.errors import AddressError, InputError
 from agentbazaar.identity.cards import canonical_json
+from agentbazaar.primitives import parse_address
 from agentbazaar.tokens import NATIVE, TokenRegistry
 
 if TYPE_CHECKING:
@@ -68,17 +67,20 @@ class ContractRequest:
                 'a contract request is {"sentence": "...", "deployer": "0x...", '
                 '"names": {"bob": "0x..."}}'
             )
-        deployer = payload.get("deployer")
-        if not isinstance(deployer, str) or not is_address(deployer):
-            raise InputError("deployer: the address that will deploy the contract (0x...)")
+        try:
+            deployer = parse_address(payload.get("deployer"))
+        except AddressError as exc:
+            raise InputError("deployer: the address that will deploy the contract (0x...)") from exc
         names = payload.get("names") or {}
         if not isinstance(names, dict) or len(names) > MAX_NAMES:
             raise InputError(f"names: at most {MAX_NAMES} wallet names mapped to addresses")
+        book: dict[str, str] = {}
         for name, address in names.items():
-            if not isinstance(address, str) or not is_address(address):
-                raise InputError(f"names: {name!r} must map to a 0x address")
-        book = {str(k).lower(): str(to_checksum_address(v)) for k, v in names.items()}
-        return cls(payload["sentence"], to_checksum_address(deployer), book)
+            try:
+                book[str(name).lower()] = parse_address(address)
+            except AddressError as exc:
+                raise InputError(f"names: {name!r} must map to a 0x address") from exc
+        return cls(payload["sentence"], deployer, book)
 
     def to_json(self) -> dict[str, Any]:
         return {"sentence": self.sentence, "deployer": self.deployer, "names": self.names}
