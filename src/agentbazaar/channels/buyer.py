@@ -266,7 +266,7 @@ class ChannelBuyer:
         channel = self.channel_for(req)
         extra = settle.get("extra") or {}
         state = extra.get("channelState") or {}
-        ceiling = int(payload["voucher"]["maxClaimableAmount"])
+        ceiling = cx.parse_amount(payload["voucher"]["maxClaimableAmount"], "maxClaimableAmount")
         charged = cx.parse_amount(state.get("chargedCumulativeAmount"), "chargedCumulativeAmount")
         if not channel.charged <= charged <= ceiling:
             raise ChannelError(
@@ -276,7 +276,7 @@ class ChannelBuyer:
         if "balance" in state:
             channel.balance = cx.parse_amount(state["balance"], "balance")
         elif payload.get("type") == "deposit":
-            channel.balance += int(payload["deposit"]["amount"])
+            channel.balance += cx.parse_amount(payload["deposit"]["amount"], "deposit.amount")
         channel.known = True
         cid_hex = "0x" + channel.channel_id.hex()
         keys = [f"voucher:{cid_hex}:{ceiling}"]

@@ -137,7 +137,8 @@ class BatchSettlementHandler:
                 raise VoucherRejected(
                     "channel config does not match the requirements", reason=reason
                 )
-        if int(extra.get("withdrawDelay", config.withdraw_delay)) != config.withdraw_delay:
+        delay = cx.parse_amount(extra.get("withdrawDelay", config.withdraw_delay), "withdrawDelay")
+        if delay != config.withdraw_delay:
             raise VoucherRejected(
                 "withdraw delay mismatch", reason=wire.ERR_WITHDRAW_DELAY_MISMATCH
             )

@@ -162,7 +162,11 @@ def check_requirements(
         raise Rejected(c.ERR_MISSING_EIP712_DOMAIN, payer=payer)
     if auth.to.lower() != req.pay_to.lower():
         raise Rejected(c.ERR_RECIPIENT_MISMATCH, payer=payer)
-    if not req.amount.isdigit() or auth.value != int(req.amount):
+    try:
+        amount: int | None = parse_base_units(req.amount)
+    except AmountError:
+        amount = None
+    if auth.value != amount:
         raise Rejected(c.ERR_AUTHORIZATION_VALUE_MISMATCH, payer=payer)
     if auth.valid_before < now + VALID_BEFORE_MARGIN:
         raise Rejected(c.ERR_VALID_BEFORE_EXPIRED, payer=payer)

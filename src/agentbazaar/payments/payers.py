@@ -21,8 +21,9 @@ from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
 from agentbazaar.chain import Chain
-from agentbazaar.errors import PaymentError
+from agentbazaar.errors import InputError, PaymentError
 from agentbazaar.payments.once import PAYMENT_IDENTIFIER, payment_identifier_for
+from agentbazaar.primitives import network_chain_id
 from agentbazaar.tokens import Token
 
 
@@ -209,5 +210,7 @@ class WalletPayer:
 
 
 def _chain_id(network: str) -> int | None:
-    prefix, _, ref = network.partition(":")
-    return int(ref) if prefix == "eip155" and ref.isdigit() else None
+    try:
+        return network_chain_id(network)
+    except InputError:
+        return None

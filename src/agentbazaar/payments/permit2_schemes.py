@@ -32,7 +32,7 @@ from x402.mechanisms.evm import constants as c
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
 
 from agentbazaar.chain import Chain
-from agentbazaar.errors import BazaarError, TransactionReverted
+from agentbazaar.errors import AmountError, BazaarError, TransactionReverted
 from agentbazaar.payments import permit2 as p2
 from agentbazaar.payments.eip3009 import (
     ERR_INVALID_PAYLOAD,
@@ -43,6 +43,7 @@ from agentbazaar.payments.errors import Rejected
 from agentbazaar.payments.settling import OnchainSettler, Settlement, fail
 from agentbazaar.payments.smart_accounts import PayerSignature, SmartAccounts, ecdsa_signer
 from agentbazaar.payments.store import SettlementKey
+from agentbazaar.primitives import parse_base_units
 
 log = logging.getLogger(__name__)
 
@@ -360,11 +361,12 @@ class UptoEvmHandler(Permit2Handler):
             raise Rejected(
                 c.ERR_PERMIT2_AMOUNT_MISMATCH, "the permit is for another amount", auth.payer
             )
-        if not req.amount.isdigit():
+        try:
+            amount = parse_base_units(req.amount)
+        except AmountError as exc:
             raise Rejected(
                 ERR_INVALID_PAYLOAD, "requirements.amount must be base units", auth.payer
-            )
-        amount = int(req.amount)
+            ) from exc
         if amount > auth.amount:
             raise Rejected(
                 c.ERR_UPTO_SETTLEMENT_EXCEEDS_AMOUNT,
@@ -385,7 +387,10 @@ class ExactPermit2Handler(Permit2Handler):
 
 
 def _amount_is(text: str, amount: int) -> bool:
-    return text.isdigit() and int(text) == amount
+    try:
+        return parse_base_units(text) == amount
+    except AmountError:
+        return False
 
 
 def _payer_hint(payload: PaymentPayload) -> str | None:
