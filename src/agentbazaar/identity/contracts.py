@@ -23,15 +23,14 @@ from typing import TYPE_CHECKING, Any
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from agentbazaar.chain import Chain
-from agentbazaar.errors import AddressError, IdentityError, TransactionReverted
+from agentbazaar.errors import AddressError, IdentityError, InputError, TransactionReverted
 from agentbazaar.identity.errors import RegistryInputError
-from agentbazaar.primitives import parse_address
+from agentbazaar.primitives import parse_address, parse_bytes32
 
 if TYPE_CHECKING:
     from agentbazaar.suite import Suite
@@ -137,10 +136,10 @@ def _check_uint(what: str, value: int, bits: int) -> int:
 
 
 def _check_hash(what: str, value: bytes | str) -> bytes:
-    raw = bytes(HexBytes(value)) if isinstance(value, str) else bytes(value)
-    if len(raw) != 32:
-        raise RegistryInputError(f"{what} must be 32 bytes, got {len(raw)}")
-    return raw
+    try:
+        return parse_bytes32(value)
+    except InputError as exc:
+        raise RegistryInputError(f"{what} must be 32 bytes (0x + 64 hex digits): {exc}") from exc
 
 
 def _address(what: str, value: str) -> ChecksumAddress:
