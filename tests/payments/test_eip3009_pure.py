@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from hypothesis import given
+from hypothesis import strategies as st
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from agentbazaar.payments.eip3009 import (
@@ -221,3 +223,43 @@ def test_store_claims_once_and_survives_reopening(tmp_path: Path) -> None:
     assert [r.key for r in reopened.with_status(SENT)] == [key]
     reopened.finish(key, success=True, tx_hash="0x" + "11" * 32, reason=None)
     assert reopened.counts()[SETTLED] == 1 and reopened.get(key).final  # type: ignore[union-attr]
+
+
+@given(
+    st.sampled_from(["from", "to", "value", "validAfter", "validBefore", "nonce"]),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(),
+        st.text(alphabet="0123456789abcdefABCDEFx²١", max_size=80),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
+def test_any_field_value_is_parsed_or_rejected_with_a_reason(field: str, value: object) -> None:
+    """Whatever a field holds, the parser answers with an x402 reason, never a stray error."""
+    p = signed()
+    p["authorization"][field] = value  # type: ignore[index]
+    try:
+        parse_authorization(p)
+    except Rejected as exc:
+        assert exc.reason == "invalid_payload"
+
+
+def test_addresses_are_checksummed_and_a_wrong_checksum_is_rejected() -> None:
+    p = signed()
+    p["authorization"]["from"] = PAYER.address.lower()  # type: ignore[index]
+    assert parse_authorization(p).payer == PAYER.address
+    flipped = next(i for i, ch in enumerate(PAY_TO) if i > 1 and ch.isalpha())
+    bad = PAY_TO[:flipped] + PAY_TO[flipped].swapcase() + PAY_TO[flipped + 1 :]
+    p["authorization"]["to"] = bad  # type: ignore[index]
+    with pytest.raises(Rejected, match=r"authorization\.to"):
+        parse_authorization(p)
+
+
+@pytest.mark.parametrize("amount", ["²", "1000.0", " 1000", ""])
+def test_a_requirement_amount_that_is_not_base_units_matches_nothing(amount: str) -> None:
+    with pytest.raises(Rejected) as info:
+        check(signed(), req(amount=amount))
+    assert info.value.reason == "invalid_exact_evm_payload_authorization_value_mismatch"
