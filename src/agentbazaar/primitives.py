@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from eth_typing import ChecksumAddress
@@ -73,7 +74,7 @@ def parse_network(value: object) -> str:
     return value
 
 
-def network_chain_id(network: str) -> int:
+def network_chain_id(network: object) -> int:
     """The chain id of a CAIP-2 EVM network id (``eip155:8453`` -> 8453)."""
     return int(parse_network(network).partition(":")[2])
 
@@ -87,7 +88,7 @@ def parse_bytes32(value: object) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def _field(parse: Any) -> BeforeValidator:
+def _field(parse: Callable[[Any], object]) -> BeforeValidator:
     """A pydantic validator that runs ``parse`` and reports its message as a validation error
     (pydantic turns only its own errors and ``ValueError`` into a ``ValidationError``)."""
 
