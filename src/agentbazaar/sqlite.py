@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal, Protocol
@@ -39,6 +39,7 @@ __all__ = [
     "Database",
     "Migration",
     "Store",
+    "add_columns",
     "connect",
     "migrate",
     "schema_version",
@@ -112,6 +113,20 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], *, name: 
                     conn.execute(statement)
         conn.execute(f"PRAGMA user_version={known}")
     return known
+
+
+def add_columns(table: str, columns: Mapping[str, str]) -> Callable[[sqlite3.Connection], None]:
+    """A step adding ``columns`` (name -> declaration) to ``table``, each where it is missing:
+    files from before versions were brought up to date by such checks on every open, so one
+    may have some of the columns already."""
+
+    def step(conn: sqlite3.Connection) -> None:
+        have = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+    return step
 
 
 def _check_version(conn: sqlite3.Connection, known: int, name: str) -> int:
