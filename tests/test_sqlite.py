@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentbazaar.errors import DatabaseTooNew
-from agentbazaar.sqlite import Database, Migration, connect, migrate, schema_version, transaction
+from agentbazaar.sqlite import (
+    Backend,
+    Database,
+    Migration,
+    connect,
+    migrate,
+    schema_version,
+    transaction,
+)
 
 
 def _steps(n: int) -> list[Migration]:
@@ -194,7 +202,8 @@ def test_a_file_from_before_versions_opens_as_it_is(tmp_path: Path) -> None:
 
 
 def test_memory_databases_are_private() -> None:
-    a, b = Database(None, _COUNTER), Database(":memory:", _COUNTER)
+    a: Backend = Database(None, _COUNTER)
+    b: Backend = Database(":memory:", _COUNTER)
     with a.transaction() as conn:
         conn.execute("UPDATE counter SET n = 5")
     with b.locked() as conn:

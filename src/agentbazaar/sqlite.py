@@ -18,8 +18,9 @@ the discovery index, receipts, contributions, lineage) opens its file here:
   before versions (``user_version`` 0) were created with ``CREATE ... IF NOT EXISTS``: the first
   step of each store is that same schema, so they open as they are.
 * ``Database``: one connection shared by a store's threads behind a lock, with ``locked()``
-  (statements in autocommit) and ``transaction()``. ``Store`` is what a store needs of it: the
-  seam where another backend would plug in.
+  (statements in autocommit) and ``transaction()``. ``Backend`` is what a store needs of it: the
+  seam where another database would plug in (it would hand out a DB-API connection with the
+  same semantics, and its migrations; the stores' SQL is SQLite's dialect today).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from agentbazaar.errors import DatabaseTooNew
 
 __all__ = [
     "MEMORY",
+    "Backend",
     "Database",
     "Migration",
-    "Store",
     "add_columns",
     "connect",
     "migrate",
@@ -155,8 +156,9 @@ def _statements(script: str) -> Iterator[str]:
         yield pending
 
 
-class Store(Protocol):
-    """What a store needs of its database: the seam for a backend other than SQLite."""
+class Backend(Protocol):
+    """What a store needs of its database (``Database`` is SQLite's): the connection for one
+    thread at a time, a write transaction, and closing."""
 
     path: str
 
