@@ -78,19 +78,38 @@ def connect(
     return conn
 
 
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error (a failed ``COMMIT`` included)
     ``ROLLBACK`` and re-raise: nothing of the block is written."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
+    return _Transaction(conn)
+
+
+class _Transaction:
+    """``transaction``, as a class: it is on the hot path of the channel store's commits."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
-                conn.execute("ROLLBACK")
-        raise
+                self.conn.execute("ROLLBACK")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -193,18 +212,30 @@ class Database:
             raise
         self.lock = threading.RLock()
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[sqlite3.Connection]:
+    def locked(self) -> AbstractContextManager[sqlite3.Connection]:
         """The connection, for this thread alone; each statement commits on its own."""
-        with self.lock:
-            yield self.conn
+        return _Locked(self.lock, self.conn)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """The connection inside ``transaction`` (written all or nothing)."""
-        with self.lock, transaction(self.conn):
+        with self.lock, _Transaction(self.conn):
             yield self.conn
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+class _Locked:
+    __slots__ = ("conn", "lock")
+
+    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
+        self.lock, self.conn = lock, conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        return self.conn
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()
