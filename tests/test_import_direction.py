@@ -3,7 +3,8 @@
 Every module of ``src/agentbazaar`` is parsed with ``ast`` (runtime and ``TYPE_CHECKING``
 imports alike: a type-only import is still a dependency of the design) and mapped to its layer:
 
-    0 foundations  errors, units, primitives, config, loopback, web, observe (the package root)
+    0 foundations  errors, units, primitives, config, loopback, web, observe, sqlite (the package
+                   root)
     1 chain        chain, tokens (token registry over deployment manifests), suite (the
                    deployed suite read at run time)
     2 wallet
@@ -35,6 +36,7 @@ LAYERS: dict[str, int] = {
     "loopback": 0,
     "web": 0,
     "observe": 0,
+    "sqlite": 0,
     "chain": 1,
     "tokens": 1,
     "suite": 1,

@@ -2,6 +2,7 @@
 
     BazaarError                  400  (the default of every family that does not say)
     ├── ConfigError              503  bad or missing configuration
+    │   └── DatabaseTooNew       503  a store's file written by a newer agentbazaar (refused)
     ├── InputError               400  bad user input (amount, address, token, wallet name, ...)
     │   ├── AmountError
     │   ├── DurationError
@@ -78,6 +79,11 @@ class BazaarError(Exception):
 
 class ConfigError(BazaarError):
     http_status = 503
+
+
+class DatabaseTooNew(ConfigError):
+    """A store's database has a schema version above what this code knows (``path``,
+    ``version``, ``known``): opened by an older agentbazaar, it is refused, not rewritten."""
 
 
 class InputError(BazaarError):

@@ -66,7 +66,7 @@ def crash_image(store: Any, dest: Path) -> Path:
     """What a kill -9 right now leaves of a `ChannelStore`: its database and WAL as written so
     far (queued, unwritten records are lost). Returns the copy's database path."""
     dest.mkdir(parents=True)
-    with store._db_lock:  # no transaction half-way through the copy
+    with store._db.locked():  # no transaction half-way through the copy
         for suffix in ("", "-wal"):
             src = Path(str(store.path) + suffix)
             if src.exists():

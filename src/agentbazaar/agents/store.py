@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from agentbazaar.agents.receipts import (
     SignedReceipt,
 )
 from agentbazaar.errors import LedgerError
+from agentbazaar.sqlite import Database, add_columns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS verdicts (
     PRIMARY KEY (receipt_id, validator)
 );
 """
+# stores written before receipts had a kind get the kind and extra columns
+_MIGRATIONS = (
+    _SCHEMA,
+    add_columns("receipts", {"kind": "TEXT NOT NULL DEFAULT 'inference'", "extra": "TEXT"}),
+)
 
 
 _BASE = frozenset(f.name for f in fields(Receipt))
@@ -101,22 +106,10 @@ class ReceiptStore:
     """Thread-safe; ``path=None`` keeps everything in memory."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        with self._lock, self._db:
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(receipts)")}
-            if "kind" not in columns:
-                self._db.execute(
-                    "ALTER TABLE receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'inference'"
-                )
-                self._db.execute("ALTER TABLE receipts ADD COLUMN extra TEXT")
+        self._db = Database(path, _MIGRATIONS, synchronous="FULL")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def add(
         self,
@@ -143,8 +136,8 @@ class ReceiptStore:
             kind, extra,
         )  # fmt: skip
         try:
-            with self._lock, self._db:
-                self._db.execute(
+            with self._db.transaction() as db:
+                db.execute(
                     "INSERT OR IGNORE INTO receipts VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     row,
@@ -154,12 +147,12 @@ class ReceiptStore:
         return signed.id
 
     def set_settlement(self, receipt_id: str, tx_hash: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("UPDATE receipts SET tx_hash=? WHERE id=?", (tx_hash, receipt_id))
+        with self._db.transaction() as db:
+            db.execute("UPDATE receipts SET tx_hash=? WHERE id=?", (tx_hash, receipt_id))
 
     def set_status(self, receipt_id: str, status: str, note: str | None = None) -> None:
-        with self._lock, self._db:
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "UPDATE receipts SET status=?, note=? WHERE id=?", (status, note, receipt_id)
             )
 
@@ -179,8 +172,8 @@ class ReceiptStore:
             if value is not None:
                 sql += f" AND {column}=?"
                 args.append(value)
-        with self._lock:
-            cur = self._db.execute(sql + " ORDER BY timestamp, rowid", args)
+        with self._db.locked() as db:
+            cur = db.execute(sql + " ORDER BY timestamp, rowid", args)
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         return [_stored(row) for row in rows]
@@ -209,8 +202,8 @@ class ReceiptStore:
             sql, args = sql + " AND r.id = ?", [*args, receipt_id]
         if provider_agent_id is not None:
             sql, args = sql + " AND r.provider_agent_id = ?", [*args, provider_agent_id]
-        with self._lock:
-            cur = self._db.execute(sql + " ORDER BY r.timestamp DESC, r.rowid DESC LIMIT ?",
+        with self._db.locked() as db:
+            cur = db.execute(sql + " ORDER BY r.timestamp DESC, r.rowid DESC LIMIT ?",
                                    [*args, int(limit)])  # fmt: skip
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -220,8 +213,8 @@ class ReceiptStore:
         return found[0] if found else None
 
     def add_verdict(self, verdict: StoredVerdict) -> None:
-        with self._lock, self._db:
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?)",
                 (
                     verdict.receipt_id, verdict.validator, verdict.provider_agent_id,
@@ -234,8 +227,8 @@ class ReceiptStore:
         sql, args = "SELECT * FROM verdicts", []
         if provider_agent_id is not None:
             sql, args = sql + " WHERE provider_agent_id=?", [provider_agent_id]
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY rowid", args).fetchall()
+        with self._db.locked() as db:
+            rows = db.execute(sql + " ORDER BY rowid", args).fetchall()
         return [StoredVerdict(*row) for row in rows]
 
 

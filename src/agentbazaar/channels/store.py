@@ -27,6 +27,7 @@ from pathlib import Path
 
 from agentbazaar.channels._crypto import ChannelConfig
 from agentbazaar.channels.errors import ChannelStoreError
+from agentbazaar.sqlite import Database, add_columns, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS channels (
     pending TEXT NOT NULL DEFAULT '0'
 )
 """
+# a store from before charges were written ahead has no pending column
+_MIGRATIONS = (_SCHEMA, add_columns("channels", {"pending": "TEXT NOT NULL DEFAULT '0'"}))
 _COLUMNS = (
     "channel_id, config, charged, signed_max, signature, balance, total_claimed, "
     "withdraw_requested_at, refund_nonce, synced_at_ms, updated_at_ms, pending"
@@ -161,17 +164,8 @@ class ChannelStore:
         self, path: Path | str, *, fsync: bool = True, group_window_s: float = 0.0003
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-            self._db.execute(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(channels)")}
-            if "pending" not in columns:  # a store written before charges were written ahead
-                self._db.execute(
-                    "ALTER TABLE channels ADD COLUMN pending TEXT NOT NULL DEFAULT '0'"
-                )
+            self._db = Database(self.path, _MIGRATIONS, synchronous="FULL" if fsync else "NORMAL")
         except sqlite3.Error as exc:
             raise ChannelStoreError(f"cannot open the channel store {self.path}: {exc}") from exc
         # (record, waiter); a None record is a flush marker, a None item stops the writer
@@ -183,7 +177,6 @@ class ChannelStore:
         # up to this long for their charges (0: never waits); `in_flight` is kept by the engine
         self.group_window_s = group_window_s
         self.in_flight = 0
-        self._db_lock = threading.Lock()
         self.commits = 0  # transactions written (for diagnostics and benchmarks)
         self._closed = False
         self._writer = threading.Thread(target=self._run, name="channel-store", daemon=True)
@@ -191,13 +184,13 @@ class ChannelStore:
 
     # ---- reads --------------------------------------------------------------------------
     def load_all(self) -> dict[bytes, ChannelRecord]:
-        with self._db_lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM channels").fetchall()
+        with self._db.locked() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM channels").fetchall()
         return {rec.channel_id: rec for rec in map(_record, rows)}
 
     def get(self, channel_id: bytes) -> ChannelRecord | None:
-        with self._db_lock:
-            row = self._db.execute(
+        with self._db.locked() as db:
+            row = db.execute(
                 f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ?", ("0x" + channel_id.hex(),)
             ).fetchone()
         return _record(row) if row else None
@@ -316,18 +309,13 @@ class ChannelStore:
         _notify(batch, None)
 
     def _write_now(self, records: list[ChannelRecord]) -> None:
-        with self._db_lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(_UPSERT, [_row(r) for r in records])
-                self._db.execute("COMMIT")
+        try:
+            with self._db.locked() as db:
+                with transaction(db):
+                    db.executemany(_UPSERT, [_row(r) for r in records])
                 self.commits += 1
-            except sqlite3.Error as exc:
-                try:
-                    self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise ChannelStoreError(f"channel store write failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise ChannelStoreError(f"channel store write failed: {exc}") from exc
 
 
 def _notify(batch: list[tuple[ChannelRecord | None, _Waiter]], error: Exception | None) -> None:

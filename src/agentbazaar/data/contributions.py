@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ import numpy.typing as npt
 
 from agentbazaar.data.errors import ContributionError
 from agentbazaar.errors import InputError
+from agentbazaar.sqlite import Database
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -296,23 +295,18 @@ class ContributionStore:
     """Every contribution and every row decision, with its reason (SQLite; ``None`` = memory)."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        with self._lock, self._db:
-            self._db.executescript(_SCHEMA)
+        self._db = Database(path, [_SCHEMA], synchronous="FULL")
 
     def record(self, dataset_id: int, report: ContributionReport) -> int:
-        with self._lock, self._db:
-            cur = self._db.execute(
+        with self._db.transaction() as db:
+            cur = db.execute(
                 "INSERT INTO contributions (dataset_id, contributor, submitted_at, accepted,"
                 " rejected, shares) VALUES (?,?,?,?,?,?)",
                 (dataset_id, report.contributor, int(time.time()), report.accepted,
                  len(report.rejected), report.shares),
             )  # fmt: skip
             contribution_id = int(cur.lastrowid or 0)
-            self._db.executemany(
+            db.executemany(
                 "INSERT INTO contribution_rows VALUES (?,?,?,?,?)",
                 [
                     (contribution_id, r.index, int(r.accepted), r.reason, r.text_hash)
@@ -322,14 +316,12 @@ class ContributionStore:
         return contribution_id
 
     def set_award(self, contribution_id: int, tx_hash: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE contributions SET tx_hash=? WHERE id=?", (tx_hash, contribution_id)
-            )
+        with self._db.transaction() as db:
+            db.execute("UPDATE contributions SET tx_hash=? WHERE id=?", (tx_hash, contribution_id))
 
     def contributions(self, dataset_id: int) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._db.execute(
+        with self._db.locked() as db:
+            cur = db.execute(
                 "SELECT id, contributor, submitted_at, accepted, rejected, shares, tx_hash"
                 " FROM contributions WHERE dataset_id=? ORDER BY id", (dataset_id,),
             )  # fmt: skip
@@ -337,10 +329,10 @@ class ContributionStore:
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def rejections(self, contribution_id: int) -> list[tuple[int, str]]:
-        with self._lock:
+        with self._db.locked() as db:
             return [
                 (int(i), str(r))
-                for i, r in self._db.execute(
+                for i, r in db.execute(
                     "SELECT row_index, reason FROM contribution_rows WHERE contribution_id=?"
                     " AND accepted=0 ORDER BY row_index",
                     (contribution_id,),
@@ -348,8 +340,7 @@ class ContributionStore:
             ]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def award(

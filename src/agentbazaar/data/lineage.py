@@ -19,8 +19,6 @@ logs).
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from agentbazaar.data.cid import Cid
 from agentbazaar.data.errors import LineageError
 from agentbazaar.data.licences import TEMPLATES
 from agentbazaar.data.registry import DatasetEntry, DatasetRegistry
+from agentbazaar.sqlite import Database
 
 DOMAIN_NAME = "agentbazaar DatasetCitation"
 DOMAIN_VERSION = "1"
@@ -117,20 +116,18 @@ def verify_citation(citation: Citation) -> str:
     return signer
 
 
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS citations (receipt_id TEXT NOT NULL, position INTEGER"
+    " NOT NULL, cid TEXT NOT NULL, signer TEXT NOT NULL, signature TEXT NOT NULL,"
+    " chain_id INTEGER NOT NULL, PRIMARY KEY (receipt_id, position))"
+)
+
+
 class LineageStore:
     """Citations by receipt id (SQLite; ``None`` keeps them in memory)."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS citations (receipt_id TEXT NOT NULL, position INTEGER"
-                " NOT NULL, cid TEXT NOT NULL, signer TEXT NOT NULL, signature TEXT NOT NULL,"
-                " chain_id INTEGER NOT NULL, PRIMARY KEY (receipt_id, position))"
-            )
+        self._db = Database(path, [_SCHEMA], synchronous="FULL")
 
     def add(self, citation: Citation) -> None:
         verify_citation(citation)
@@ -138,13 +135,13 @@ class LineageStore:
             (citation.receipt_id, i, cid, citation.signer, citation.signature, citation.chain_id)
             for i, cid in enumerate(citation.cids)
         ]
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM citations WHERE receipt_id=?", (citation.receipt_id,))
-            self._db.executemany("INSERT INTO citations VALUES (?,?,?,?,?,?)", rows)
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM citations WHERE receipt_id=?", (citation.receipt_id,))
+            db.executemany("INSERT INTO citations VALUES (?,?,?,?,?,?)", rows)
 
     def get(self, receipt_id: str) -> Citation | None:
-        with self._lock:
-            rows = self._db.execute(
+        with self._db.locked() as db:
+            rows = db.execute(
                 "SELECT cid, signer, signature, chain_id FROM citations WHERE receipt_id=?"
                 " ORDER BY position",
                 (receipt_id.lower(),),
@@ -155,8 +152,7 @@ class LineageStore:
         return Citation(receipt_id.lower(), tuple(r[0] for r in rows), signer, signature, chain_id)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 # ---- the walk --------------------------------------------------------------------------------

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -61,6 +59,7 @@ from agentbazaar.identity.cards import Card, check_wallet, parse_card
 from agentbazaar.identity.errors import DiscoveryError, FeedbackValueError
 from agentbazaar.identity.feedback import check_rating
 from agentbazaar.identity.weighted import PaidFeedback, score
+from agentbazaar.sqlite import MEMORY, Database, add_columns, connect
 
 __all__ = [
     "IDENTITY_EVENTS",
@@ -147,22 +146,14 @@ class DiscoveryIndex:
         reputation_registry: str | None = None,
     ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
-            _add_missing_columns(self.db)
+            self._database = Database(self.path, _MIGRATIONS, row_factory=sqlite3.Row)
         except sqlite3.Error as exc:
             raise DiscoveryError(f"cannot open the discovery index {self.path}: {exc}") from exc
-        self.db.row_factory = sqlite3.Row
+        self.db = self._database.conn
         self._reader = self.db  # readers see committed state only (WAL) when the file is shared
-        if self.path != ":memory:":
-            self._reader = sqlite3.connect(self.path, check_same_thread=False)
-            self._reader.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
+        if self.path != MEMORY:
+            self._reader = connect(self.path, row_factory=sqlite3.Row)
         self._cards: dict[str, tuple[Card | None, str]] = {}
         self._proofs: dict[tuple[Any, ...], tuple[str | None, int, str, str]] = {}
         self._bind(chain_id, identity_registry, reputation_registry)
@@ -180,7 +171,7 @@ class DiscoveryIndex:
                     f"index {self.path} belongs to {key} {have[key]}, not {value}: "
                     "use another index file or delete it"
                 )
-        with self._tx():
+        with self._database.transaction():
             for key, value in want.items():
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
         self.chain_id = chain_id
@@ -190,18 +181,7 @@ class DiscoveryIndex:
     def close(self) -> None:
         if self._reader is not self.db:
             self._reader.close()
-        self.db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        self._database.close()
 
     # ---- progress -------------------------------------------------------------------------
     def last_block(self) -> int:
@@ -239,7 +219,7 @@ class DiscoveryIndex:
                 f"cannot ingest up to block {head}: index is at {self.last_block()}"
             )
         touched = sorted({e.agent_id for e in events})
-        with self._tx():
+        with self._database.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -267,7 +247,7 @@ class DiscoveryIndex:
     def rollback(self, fork_block: int, resolver: Resolver) -> int:
         """Forget everything after ``fork_block`` (a reorg); returns the agents re-derived."""
         self._proofs.clear()  # a payment may have been reorged out with its block
-        with self._tx():
+        with self._database.transaction():
             rows = self.db.execute(
                 "SELECT DISTINCT agent_id FROM events WHERE block > ?", (fork_block,)
             ).fetchall()
@@ -515,13 +495,7 @@ _ADDED_COLUMNS = {  # added after the first release: indexes created before get 
     "payers": "INTEGER NOT NULL DEFAULT 0",
     "clusters": "INTEGER NOT NULL DEFAULT 0",
 }
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    have = {row[1] for row in db.execute("PRAGMA table_info(agents)")}
-    for name, decl in _ADDED_COLUMNS.items():
-        if name not in have:
-            db.execute(f"ALTER TABLE agents ADD COLUMN {name} {decl}")
+_MIGRATIONS = (_SCHEMA, add_columns("agents", _ADDED_COLUMNS))
 
 
 # ---- following the chain -----------------------------------------------------------------------

@@ -49,7 +49,6 @@ import json
 import logging
 import re
 import sqlite3
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -87,6 +86,7 @@ from agentbazaar.payments.reasons import (
     ERR_FACILITATOR_UNAVAILABLE,
     explain,
 )
+from agentbazaar.sqlite import MEMORY, Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,31 +258,21 @@ class RetainedResponses:
     ) -> None:
         self.window_s, self.max_entries, self.max_body = window_s, max_entries, max_body
         self._clock = clock
-        target = ":memory:"
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            target = str(path)
+        target = str(path) if path is not None else MEMORY
         try:
-            self._db = sqlite3.connect(
-                target, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db = Database(target, [_SCHEMA])
         except sqlite3.Error as exc:
             raise FacilitatorError(f"cannot open the response store {target}: {exc}") from exc
-        self._lock = threading.Lock()
         self._puts = 0
 
     def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         try:
-            return self._db.execute(sql, args)
+            return self._db.conn.execute(sql, args)
         except sqlite3.Error as exc:
             raise FacilitatorError(f"response store failed: {exc}") from exc
 
     def get(self, key: AuthKey) -> Retained | None:
-        with self._lock:
+        with self._db.locked():
             row = self._exec(
                 "SELECT signature, retry_id, fingerprint, status, headers, body FROM responses "
                 "WHERE network=? AND asset=? AND payer=? AND nonce=? AND created>?",
@@ -300,7 +290,7 @@ class RetainedResponses:
             log.warning("x402: a %d-byte paid response is too large to keep for retries",
                         len(kept.body))  # fmt: skip
             return False
-        with self._lock:
+        with self._db.locked():
             self._exec(
                 "INSERT OR REPLACE INTO responses (network, asset, payer, nonce, signature, "
                 "retry_id, fingerprint, status, headers, body, created) "
@@ -322,12 +312,11 @@ class RetainedResponses:
         )
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._db.locked():
             return int(self._exec("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 # ---- the facilitator client with leases -----------------------------------------------------

@@ -23,12 +23,12 @@ the same signed bytes) and resolves.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from agentbazaar.payments.errors import FacilitatorError
+from agentbazaar.sqlite import MEMORY, Database, add_columns
 
 RESERVED, CLAIMED, SENT, SETTLED, FAILED = "reserved", "claimed", "sent", "settled", "failed"
 STATUSES = (RESERVED, CLAIMED, SENT, SETTLED, FAILED)
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS settlements (
 CREATE INDEX IF NOT EXISTS settlements_status ON settlements (status);
 """
 # columns added by the reservation protocol (ALTER TABLE on stores written before it)
-_LEASE_COLUMNS = (("terms", "TEXT"), ("lease", "TEXT"), ("lease_until", "REAL"))
+_LEASE_COLUMNS = {"terms": "TEXT", "lease": "TEXT", "lease_until": "REAL"}
+_MIGRATIONS = (_SCHEMA, add_columns("settlements", _LEASE_COLUMNS))
 _COLUMNS = (
     "network, asset, payer, nonce, signature, pay_to, amount, status, tx_hash, raw_tx, reason, "
     "terms, lease, lease_until"
@@ -113,34 +114,20 @@ class SettlementStore:
     """SQLite-backed, thread-safe. ``path=None`` keeps it in memory (tests, benchmarks)."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        target = str(path) if path is not None else ":memory:"
+        target = str(path) if path is not None else MEMORY
         try:
-            self._db = sqlite3.connect(
-                target, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(settlements)")}
-            for name, kind in _LEASE_COLUMNS:
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE settlements ADD COLUMN {name} {kind}")
+            self._db = Database(target, _MIGRATIONS)
         except sqlite3.Error as exc:
             raise FacilitatorError(
                 f"cannot open the settlement store {target}: {exc}", path=target
             ) from exc
-        self._lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _exec(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
         try:
-            return self._db.execute(sql, args)
+            return self._db.conn.execute(sql, args)
         except sqlite3.Error as exc:
             raise FacilitatorError(f"settlement store failed: {exc}") from exc
 
@@ -168,7 +155,7 @@ class SettlementStore:
         the row that holds it."""
         now = time.time()
         lease = Lease(signature, terms or "", "", until, pay_to, amount)
-        with self._lock:
+        with self._db.locked():
             cur = self._exec(
                 f"UPDATE settlements SET status=?, amount=?, updated=? WHERE {_WHERE_KEY} "
                 "AND status=? AND signature=? AND (terms IS NULL OR terms=? OR ?='') "
@@ -189,7 +176,7 @@ class SettlementStore:
             lease.signature.lower(), lease.pay_to.lower(), str(lease.amount), status,
             lease.terms or None, lease.token or None, lease.until, now,
         )  # fmt: skip
-        with self._lock:
+        with self._db.locked():
             cur = self._exec(
                 "INSERT OR IGNORE INTO settlements (signature, pay_to, amount, status, terms, "
                 "lease, lease_until, updated, network, asset, payer, nonce, created) "
@@ -211,7 +198,7 @@ class SettlementStore:
     def release(self, key: SettlementKey, *, lease: str | None = None) -> bool:
         """Forget a reservation or a claim under which nothing was signed (the authorization is
         free again). With ``lease``, only the reservation holding that token. True if released."""
-        with self._lock:
+        with self._db.locked():
             if lease is not None:
                 cur = self._exec(
                     f"DELETE FROM settlements WHERE {_WHERE_KEY} AND status=? AND lease=?",
@@ -226,7 +213,7 @@ class SettlementStore:
 
     def purge_expired(self, now: float | None = None) -> int:
         """Drop reservations whose lease ran out (their authorization expired unused here)."""
-        with self._lock:
+        with self._db.locked():
             cur = self._exec(
                 "DELETE FROM settlements WHERE status=? AND lease_until<=?",
                 (RESERVED, time.time() if now is None else now),
@@ -244,7 +231,7 @@ class SettlementStore:
         self._update(key, "status=?, tx_hash=?, reason=?", (status, tx_hash, reason))
 
     def _update(self, key: SettlementKey, assignments: str, args: tuple[object, ...]) -> None:
-        with self._lock:
+        with self._db.locked():
             self._exec(
                 f"UPDATE settlements SET {assignments}, updated=? WHERE {_WHERE_KEY}",
                 (*args, time.time(), *_key_args(key)),
@@ -252,7 +239,7 @@ class SettlementStore:
 
     # ---- reads -----------------------------------------------------------------------------
     def get(self, key: SettlementKey) -> SettlementRecord | None:
-        with self._lock:
+        with self._db.locked():
             return self._get_locked(key)
 
     def _get_locked(self, key: SettlementKey) -> SettlementRecord | None:
@@ -262,14 +249,14 @@ class SettlementStore:
         return _record(row) if row else None
 
     def with_status(self, status: str) -> list[SettlementRecord]:
-        with self._lock:
+        with self._db.locked():
             rows = self._exec(
                 f"SELECT {_COLUMNS} FROM settlements WHERE status=? ORDER BY created", (status,)
             ).fetchall()
         return [_record(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
+        with self._db.locked():
             rows = self._exec(
                 "SELECT status, COUNT(*) FROM settlements GROUP BY status", ()
             ).fetchall()

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from agentbazaar.errors import LedgerError
+from agentbazaar.sqlite import connect, migrate, transaction
 from agentbazaar.wallet.policy import (
     ALLOWANCE_KINDS,
     CHARGE_KINDS,
@@ -161,10 +162,8 @@ class Ledger:
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            migrate(conn, [_SCHEMA], name=str(self.path))
 
     # ---- connections -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -173,14 +172,7 @@ class Ledger:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             try:
-                conn = sqlite3.connect(
-                    self.path,
-                    timeout=self.busy_timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn = connect(self.path, timeout=self.busy_timeout, row_factory=sqlite3.Row)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
             self._local.conn, self._local.pid = conn, os.getpid()
@@ -210,14 +202,8 @@ class Ledger:
             if sync:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with transaction(conn):
                     yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
             finally:
                 if sync:
                     conn.execute("PRAGMA synchronous=NORMAL")
