@@ -200,3 +200,12 @@ def test_a_page_may_answer_instead_of_json() -> None:
     assert (shown.status_code, shown.text) == (404, "page 404")
     assert client.get("/raise/chain").json()["error"] == "ChainUnavailable"
     assert client.get("/raise/fine").json() == {"ok": "fine"}
+
+
+def test_to_dict_keeps_lists_and_dicts_as_json_data() -> None:
+    from agentbazaar.agents.errors import NoProvider
+
+    skipped = [{"provider": "minilm-honest", "reason": "price 20 > 1"}]
+    body = NoProvider("no provider", skill="embed", skipped=skipped, at=("a", 1)).to_dict()
+    assert body["skipped"] == skipped and body["at"] == ["a", 1]
+    assert errors.InputError("x", where={1: object}).to_dict()["where"] == {"1": str(object)}

@@ -73,8 +73,19 @@ class BazaarError(Exception):
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
         for key, value in self.fields.items():
-            out[key] = value if isinstance(value, (str, int, bool, type(None))) else str(value)
+            out[key] = _json_data(value)
         return out
+
+
+def _json_data(value: Any) -> Any:
+    """A field as JSON data: scalars as they are, lists and dicts item by item, else ``str``."""
+    if isinstance(value, (str, int, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_data(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_data(v) for k, v in value.items()}
+    return str(value)
 
 
 class ConfigError(BazaarError):

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentbazaar.cli import app
+from agentbazaar.cli.serve import task_rows
 from agentbazaar.errors import ConfigError
 
 pytestmark = pytest.mark.inference
@@ -45,6 +46,12 @@ def test_demo_json_report_tells_the_whole_story() -> None:
     # the last task was over budget: refused, nothing paid
     last = report["tasks"][-1]
     assert last["spent"] == "0" and last["failures"][0]["error"] == "NoProvider"
+    skipped = last["failures"][0]["skipped"]  # JSON data, not a Python repr
+    assert isinstance(skipped, list) and {s["provider"] for s in skipped} >= {"minilm-honest"}
+    # the report on stdout lists every task with its outcome, the refused one too
+    outcomes = [row[-1] for row in task_rows(report)]
+    assert len(outcomes) == 3 and outcomes[0].startswith("paid ")
+    assert outcomes[-1].startswith("refused: no trusted provider")
     assert all(b["reconciled"] for b in report["balances"])
 
 

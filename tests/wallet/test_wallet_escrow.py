@@ -231,19 +231,33 @@ def test_max_escrow_round_trips_through_the_policy_file(tmp_path: Path) -> None:
 
 def test_cli_ledger_shows_escrowed_per_wallet_and_token(tmp_path: Path, usdc_token: Token) -> None:
     home = tmp_path / "home"
+    home.mkdir()
+    (home / "bazaar.toml").write_text(  # the known tokens, with no chain running
+        f'[tokens.USDC]\naddress = "{USDC_ADDRESS}"\ndecimals = 6\n'
+    )
     env = {**os.environ, "BAZAAR_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("BAZAAR_RPC_URL", None)
     book = Ledger(load_config(home, env=env).ledger_path)
     alice = Wallet("alice", dev_account(1), policy(), book)
     bob = Wallet("bob", dev_account(2), policy(), book)
+    carol = Wallet("carol", dev_account(3), SpendingPolicy(), book)
     spend(alice, usdc_token, "deposit", 2_500_000)
     spend(alice, usdc_token, "voucher", 1_000)
     refund(alice, usdc_token, 499_000, key="refund:0x01")
     spend(bob, usdc_token, "x402", 7)  # no escrow: not listed
+    other = "0x" + "ee" * 20
+    for token in (USDC_ADDRESS, other):  # entries naming only the token's address
+        with carol.spend(kind="deposit", token=token, amount=5, counterparty=BOB) as sp:
+            sp.sign_typed_data(DOMAIN, TYPES, {"to": BOB, "value": 5})
+    tx = "0x" + "1234abcd" + "00" * 24 + "9f8e7d6c"
+    paid = book.records("bob")[0]
+    book.mark_settled(paid.id, tx_hash=tx)
 
-    def bazaar(*args: str) -> subprocess.CompletedProcess[str]:
+    def bazaar(*args: str, columns: str = "200") -> subprocess.CompletedProcess[str]:
         cmd = [str(Path(sys.executable).parent / "bazaar"), "wallet", "ledger", *args]
-        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            cmd, env={**env, "COLUMNS": columns}, capture_output=True, text=True, timeout=60
+        )
 
     out = bazaar("--escrow", "--json")
     assert out.returncode == 0, out.stderr
@@ -253,19 +267,48 @@ def test_cli_ledger_shows_escrowed_per_wallet_and_token(tmp_path: Path, usdc_tok
                 "wallet": "alice",
                 "token": TOKEN,
                 "symbol": "USDC",
-                "decimals": "6",
+                "decimals": 6,
                 "units": "2000000",
                 "amount": "2",
-            }
+            },
+            {  # the ledger entry had no symbol: the known token's
+                "wallet": "carol",
+                "token": TOKEN,
+                "symbol": "USDC",
+                "decimals": 6,
+                "units": "5",
+                "amount": "0.000005",
+            },
+            {  # a token known nowhere
+                "wallet": "carol",
+                "token": other,
+                "symbol": None,
+                "decimals": None,
+                "units": "5",
+                "amount": "5",
+            },
         ]
     }
     rows = json.loads(bazaar("--json").stdout)  # the entries, as before
-    assert [r["kind"] for r in rows] == ["deposit", "voucher", "refund", "x402"]
+    assert [r["kind"] for r in rows] == [
+        "deposit",
+        "voucher",
+        "refund",
+        "x402",
+        "deposit",
+        "deposit",
+    ]
+    assert rows[3]["tx_hash"] == tx  # whole in --json
     table = bazaar()
     assert table.returncode == 0 and "escrowed" in table.stdout
     assert any(
         "alice" in line and "USDC" in line and " 2 " in line for line in table.stdout.splitlines()
     )
+    for columns in ("200", "80"):  # on a narrow terminal too: shortened, never cut
+        table = bazaar(columns=columns)
+        assert table.returncode == 0, table.stderr
+        assert "0x1234abcd…9f8e7d6c" in table.stdout and tx not in table.stdout
+        assert all(len(line) <= int(columns) for line in table.stdout.splitlines())
 
 
 def test_cli_policy_sets_and_shows_max_escrow(tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ class Buyer:
             raise NoProvider(
                 f"no trusted provider of {skill!r} within {max_price} base units",
                 skill=skill,
-                skipped=str(skipped),
+                skipped=skipped,
             )
         quotes.sort(key=lambda q: (q[0], q[1], q[2].agent_id))
         price, _score, offer, quote = quotes[0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,16 +118,87 @@ def resolve_target(ctx: typer.Context, target: str) -> str:
 
 def emit_json(data: Any) -> None:
     """Print machine-readable output on stdout (stable keys, ints stay ints)."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
-def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def json_text(data: Any) -> str:
+    """``data`` as the CLI's JSON: stable keys; bytes as 0x hex, sets as sorted lists, enums
+    as their values, any other object as its text (a path, a decimal), never a Python repr."""
+    return json.dumps(data, indent=2, sort_keys=True, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if isinstance(value, Enum):
+        return value.value
+    return str(value)
+
+
+_HASH = re.compile(r"0x[0-9a-fA-F]{41,}")  # longer than an address: a hash, a receipt id, ...
+_WHOLE = re.compile(  # never cut in a table: addresses, shortened hashes, URLs
+    r"0x[0-9a-fA-F]{40}|0x[0-9a-fA-F]{8}…[0-9a-fA-F]{8}|https?://\S+"
+)
+_FOLDED_MIN = 8  # narrowest a foldable column gets before a table is shown as records
+
+
+def short_hash(value: str) -> str:
+    """A hash as tables show it: ``0x1234abcd…9f8e7d6c`` (the first and last 8 hex digits); any
+    other value (an address, a name, an amount) unchanged. ``--json`` keeps the whole hash."""
+    if _HASH.fullmatch(value):
+        return f"{value[:10]}…{value[-8:]}"
+    return value
+
+
+def emit_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    out: Console | None = None,
+) -> None:
+    """A table on ``out`` (stdout by default): hashes shortened (``short_hash``); addresses,
+    shortened hashes and URLs never cut; other long cells folded onto more lines. A table too wide for
+    the terminal even so is shown as records (one ``field  value`` line per cell)."""
+    out = out or console
+    cells = [[short_hash(str(c)) for c in row] for row in rows]
+    whole = [
+        max((len(row[i]) for row in cells if _WHOLE.fullmatch(row[i])), default=0)
+        for i in range(len(columns))
+    ]
+    if _narrowest(columns, cells, whole) > out.width:
+        out.print(_records(title, columns, cells))
+        return
     table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    console.print(table)
+    for col, width in zip(columns, whole, strict=True):
+        if width:
+            table.add_column(col, no_wrap=True, min_width=width)
+        else:
+            table.add_column(col, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _narrowest(columns: Sequence[str], cells: list[list[str]], whole: list[int]) -> int:
+    """The width a table needs with its whole cells whole and the other columns folded."""
+    widths = []
+    for i, col in enumerate(columns):
+        longest = max([len(col), *(len(row[i]) for row in cells)])
+        widths.append(max(whole[i], min(longest, _FOLDED_MIN)))
+    return sum(widths) + 3 * len(columns) + 1  # one space each side, one border between
+
+
+def _records(title: str, columns: Sequence[str], cells: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for row in cells:
+        for i, (col, value) in enumerate(zip(columns, row, strict=True)):
+            table.add_row(col, value, end_section=i == len(columns) - 1)
+    return table
 
 
 @contextmanager

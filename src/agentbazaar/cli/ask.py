@@ -60,7 +60,7 @@ def ask(
     if json_out:
         emit_json(answer.to_json())
         return
-    sys.stdout.write(json.dumps(answer.result, indent=2, sort_keys=True, default=str) + "\n")
+    emit_json(answer.result)
     if answer.paid is None:
         sys.stdout.write(f"{answer.agent}: {answer.state}, nothing paid\n")
         return

@@ -13,6 +13,7 @@ from agentbazaar.cli._common import (
     console,
     emit_json,
     emit_table,
+    json_text,
     open_wallet,
     resolve_target,
     run_context,
@@ -319,4 +320,4 @@ def _print(data: Any, json_out: bool) -> None:
     if json_out:
         emit_json(data)
     else:
-        console.print_json(json.dumps(data, default=str))
+        console.print_json(json_text(data))

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from agentbazaar.cli._common import (
     console,
@@ -19,6 +17,9 @@ from agentbazaar.cli._common import (
     server_logging,
 )
 from agentbazaar.errors import ConfigError
+from agentbazaar.units import format_units
+
+USDC_DECIMALS = 6  # the demo pays in its own USDC
 
 
 def demo(
@@ -53,17 +54,12 @@ def demo(
 
 
 def _tables(report: dict[str, Any]) -> None:
-    """The summary; tx hashes and addresses are printed whole (wide output when piped)."""
-    out = console if console.is_terminal else Console(width=200)
-
-    def emit_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        table = Table(title=title, title_justify="left")
-        for col in columns:
-            table.add_column(col, overflow="fold")
-        for row in rows:
-            table.add_row(*(str(c) for c in row))
-        out.print(table)
-
+    """The summary: each task and what came of it, then who was paid, validated and trusted."""
+    emit_table(
+        "tasks (given to the assistant in words, over A2A)",
+        ["task", "embedded", "USDC spent", "outcome"],
+        task_rows(report),
+    )
     emit_table(
         "agents",
         ["role", "name", "agent id", "wallet", "url"],
@@ -77,10 +73,7 @@ def _tables(report: dict[str, Any]) -> None:
     emit_table(
         "receipts (EIP-712, signed by the provider)",
         ["receipt id", "provider", "price", "verdict"],
-        [
-            [r["id"][:18] + "...", r["provider"], r["price"], _verdict(r["verdict"])]
-            for r in report["receipts"]
-        ],
+        [[r["id"], r["provider"], r["price"], _verdict(r["verdict"])] for r in report["receipts"]],
     )
     emit_table(
         "validation (re-run of sampled sales, ValidationRegistry tag 'embedding')",
@@ -107,7 +100,37 @@ def _tables(report: dict[str, Any]) -> None:
             for b in report["balances"]
         ],
     )
-    out.print(f"done in {report['seconds']} s on chain {report['chain']['chainId']}")
+    console.print(f"done in {report['seconds']} s on chain {report['chain']['chainId']}")
+
+
+def task_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per task of the demo: what was asked, how much got done and paid, and the
+    outcome (paid, how the validator judged each purchase, or why it was refused)."""
+    verdicts = {r["id"]: r["verdict"] for r in report["receipts"]}
+    rows = []
+    for step in report["tasks"]:
+        bought = step["purchases"]
+        judged = [verdicts.get(p["receiptId"]) for p in bought]
+        outcome = []
+        if bought:
+            passed = sum(v == 100 for v in judged)
+            failed = sum(v is not None and v != 100 for v in judged)
+            unsampled = sum(v is None for v in judged)
+            outcome.append(
+                f"paid {len(bought)} purchase{'s' if len(bought) != 1 else ''}; validated: "
+                f"{passed} passed, {failed} failed"
+                + (f", {unsampled} not sampled" if unsampled else "")
+            )
+        for f in step["failures"]:
+            what = f.get("message", f.get("error"))
+            outcome.append(
+                f"batch {f.get('batch')} failed: {what}" if bought else f"refused: {what}"
+            )
+        rows.append([
+            step["task"], f"{step['embedded']}/{step['texts']}",
+            format_units(int(step["spent"]), USDC_DECIMALS), "; ".join(outcome) or "nothing to do",
+        ])  # fmt: skip
+    return rows
 
 
 def _verdict(score: int | None) -> str:

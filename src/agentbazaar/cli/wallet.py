@@ -23,7 +23,13 @@ from agentbazaar.cli._common import (
 )
 from agentbazaar.cli.core import connect, known_tokens, parse_amount
 from agentbazaar.config import BazaarConfig
-from agentbazaar.errors import InputError, LedgerError, WalletError, WalletExists
+from agentbazaar.errors import (
+    InputError,
+    LedgerError,
+    UnknownTokenError,
+    WalletError,
+    WalletExists,
+)
 from agentbazaar.units import format_units, parse_units
 
 if TYPE_CHECKING:
@@ -419,7 +425,7 @@ def ledger(
     book = Ledger(cfg.ledger_path)
     if not do_reconcile:
         records = book.records(name)
-        held = _escrowed(book, records)
+        held = _escrowed(cfg, book, records) if escrow or not json_out else []
         if json_out:
             if escrow:
                 emit_json({"escrowed": held})
@@ -429,7 +435,9 @@ def ledger(
         if not escrow:
             _ledger_table(records)
         if held or escrow:
-            held_rows = [[h["wallet"], h["symbol"], h["amount"], h["token"]] for h in held]
+            held_rows = [
+                [h["wallet"], h["symbol"] or "unknown token", _held(h), h["token"]] for h in held
+            ]
             emit_table("escrowed", ["wallet", "token", "escrowed", "address"], held_rows)
         return
     chain = connect(cfg)
@@ -454,30 +462,51 @@ def ledger(
         raise LedgerError(f"{len(bad)} ledger entries differ from the chain (see above)")
 
 
-def _escrowed(book: Ledger, records: list[SpendRecord]) -> list[dict[str, str]]:
-    """Per wallet and token that ever escrowed: what is held now (exact units and formatted)."""
+def _escrowed(
+    cfg: BazaarConfig, book: Ledger, records: list[SpendRecord]
+) -> list[dict[str, str | int | None]]:
+    """Per wallet and token that ever escrowed: what is held now (exact units and formatted).
+    A token the ledger entry does not name is looked up among the known tokens; one unknown
+    there too has ``symbol`` and ``decimals`` null (its amount then in units)."""
     from agentbazaar.wallet.policy import ESCROW_KINDS
 
     seen: dict[tuple[str, str], SpendRecord] = {}
     for r in records:
         if r.kind in ESCROW_KINDS:
             seen.setdefault((r.wallet, r.token), r)
-    out = []
+    tokens = known_tokens(cfg) if any(r.decimals is None for r in seen.values()) else None
+    out: list[dict[str, str | int | None]] = []
     by_wallet: dict[str, dict[str, int]] = {}
     for (wallet, token), r in sorted(seen.items()):
         units = by_wallet.setdefault(wallet, book.escrowed(wallet))[token]
-        amount = format_units(units, r.decimals) if r.decimals is not None else str(units)
+        symbol, decimals = r.symbol, r.decimals
+        if decimals is None and tokens is not None:
+            symbol, decimals = _token_facts(tokens, token)
+        amount = format_units(units, decimals) if decimals is not None else str(units)
         out.append(
             {
                 "wallet": wallet,
                 "token": token,
-                "symbol": r.symbol or token,
-                "decimals": str(r.decimals) if r.decimals is not None else "",
+                "symbol": symbol,
+                "decimals": decimals,
                 "units": str(units),
                 "amount": amount,
             }
         )
     return out
+
+
+def _held(row: dict[str, str | int | None]) -> str:
+    return str(row["amount"]) if row["decimals"] is not None else f"{row['units']} units"
+
+
+def _token_facts(tokens: TokenRegistry, address: str) -> tuple[str | None, int | None]:
+    """The symbol and decimals of the token at ``address``, or (None, None) when unknown."""
+    try:
+        token = tokens.get(address)
+    except UnknownTokenError:
+        return None, None
+    return token.symbol, token.decimals
 
 
 def _ledger_table(records: list[SpendRecord]) -> None:
