@@ -48,7 +48,13 @@ def test_example_agent_files_load() -> None:
     files = sorted(EXAMPLES.glob("*.toml"))
     assert len(files) >= 3
     kinds = {load_spec(f).agent.kind for f in files}
-    assert kinds == {"embedding-provider", "validator", "assistant", None}  # None: skills only
+    assert kinds == {
+        "embedding-provider",
+        "validator",
+        "assistant",
+        "contract-author",
+        None,
+    }  # None: skills only
 
 
 @pytest.mark.parametrize(

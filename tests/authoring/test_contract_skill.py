@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from authoring_helpers import World, make_world
 
-from agentbazaar.agents.contracts import ContractAuthorSkill, check_contract_delivery
+from agentbazaar.agents.contracts import (
+    ContractAuthorSkill,
+    ContractRequest,
+    SaleTerms,
+    check_contract_delivery,
+)
 from agentbazaar.agents.errors import BadReceipt
 from agentbazaar.agents.receipts import ContractReceipt, SignedReceipt
 from agentbazaar.agents.runtime import Agent, Network
@@ -20,6 +26,7 @@ from agentbazaar.agents.skills import Payment
 from agentbazaar.authoring import RecordStore
 from agentbazaar.chain.sources import SourceBundle, build
 from agentbazaar.errors import InputError, NeedsClarification, NoTemplate
+from agentbazaar.primitives import parse_address
 
 SENTENCE = "vest 1,000 USDC to bob over 12 months with a 3 month cliff"
 PRICE = 250_000  # 0.25 USDC
@@ -107,3 +114,39 @@ def test_what_no_template_covers_is_refused_before_any_receipt(
             seller, _request(world, sentence), Payment("0x" + "22" * 32, world.address("carol"), 1)
         )
     assert len(seller.receipts.query()) == before
+
+
+def test_the_buyer_checks_the_sale_terms_of_a_contract_receipt(world: World, seller: Agent) -> None:
+    nonce = "0x" + "33" * 32
+    request = _request(world)
+    out = ContractAuthorSkill(PRICE, examples=3).perform(
+        seller, request, Payment(nonce, world.address("carol"), PRICE)
+    )
+    signed = SignedReceipt.from_json(out["receipt"])
+    asset = world.usdc.address or ""
+    terms = SaleTerms(request, 7, asset, PRICE, PRICE, nonce)
+
+    def check(delivery: dict[str, Any], t: SaleTerms) -> ContractReceipt:
+        return check_contract_delivery(signed, delivery, provider=seller.address,
+                                       chain_id=world.chain.chain_id, terms=t)  # fmt: skip
+
+    assert check(out, terms).payment_ref == nonce
+    for field, changed in [
+        ("provider_agent_id", replace(terms, provider_agent_id=8)),
+        ("input_hash", replace(terms, request=_request(world, SENTENCE + " please"))),
+        ("asset", replace(terms, asset="0x" + "ab" * 20)),
+        ("price", replace(terms, max_price=PRICE - 1)),
+        ("price", replace(terms, price=PRICE + 1)),
+        ("payment_ref", replace(terms, payment_ref="0x" + "44" * 32)),
+    ]:
+        with pytest.raises(BadReceipt) as caught:
+            check(out, changed)
+        assert caught.value.fields["field"] == field
+    with pytest.raises(BadReceipt, match="no build"):
+        check({k: v for k, v in out.items() if k != "build"}, terms)
+
+
+def test_a_request_carries_only_the_names_its_sentence_uses() -> None:
+    bob, carol, me = ("0x" + c * 40 for c in "bcd")
+    r = ContractRequest.for_sentence("pay 5 USDC to Bob.", me, [("bob", bob), ("carol", carol)])
+    assert r.names == {"bob": parse_address(bob)} and r.deployer == parse_address(me)

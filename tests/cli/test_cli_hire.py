@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentbazaar.agents.provision import usdc_balance
+from agentbazaar.agents.contracts import ContractAuthorSkill
+from agentbazaar.agents.provision import new_wallet, usdc_balance
 from agentbazaar.agents.runtime import Agent, Network
 from agentbazaar.agents.skills import EmbeddingSkill
 from agentbazaar.chain import Chain
@@ -17,7 +18,7 @@ from agentbazaar.identity.contracts import Registries
 from agentbazaar.models.embedding import shared_model
 from agentbazaar.suite import Suite
 from agentbazaar.testing.cli import CliHome, cli_home
-from agentbazaar.wallet import Ledger, open_wallet
+from agentbazaar.wallet import KeyStore, Ledger, open_wallet
 
 pytestmark = [pytest.mark.anvil, pytest.mark.inference]
 PASSPHRASE = "test-passphrase"
@@ -73,6 +74,41 @@ def test_hire_buys_a_skill_from_a_served_agent_and_verifies_the_receipt(
     assert f"from embedder (agent #{agent.agent_id}" in text
     assert "(2 results)" in text and "verified" in text
     assert [s for s, _ in _rows(cli, "alice")] == [*(s for s, _ in rows), "settled", "settled"]
+
+
+@pytest.fixture(scope="module")
+def author(served: tuple[CliHome, Agent, Network]) -> Iterator[Agent]:
+    """A contract author (0.25 USDC a contract) served beside the embedder."""
+    cli, _embedder, net = served
+    wallet = new_wallet("author", cli.home.parent / "author", net.token)
+    net.chain.fund_native(wallet.address, 10**19)
+    agent = Agent("author", wallet, net, skills=[ContractAuthorSkill(250_000, examples=3)])
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+def test_hire_contract_buys_a_checked_contract_for_the_sentence(
+    served: tuple[CliHome, Agent, Network], author: Agent
+) -> None:
+    cli, _embedder, net = served
+    sentence = "vest 100 USDC to bob over 12 months with a 3 month cliff"
+    before = usdc_balance(net, author.address)
+    got = cli.json("hire", "contract", sentence, "--max", "0.5", "-w", "alice")
+    assert got["providerAgentId"] == author.agent_id and got["price"] == "250000"
+    assert got["receiptVerified"] is True and "outputShape" not in got
+    delivery = got["delivery"]
+    assert delivery["template"] == "vesting" and delivery["passed"] is True
+    bob = KeyStore(load_config(cli.home, env={}).keystore_dir).address_of("bob", PASSPHRASE)
+    assert delivery["params"]["values"]["beneficiary"] == bob
+    assert {"source_id", "record", "build", "report"} <= delivery.keys()
+    assert usdc_balance(net, author.address) - before == 250_000
+
+    text = cli.ok("hire", "contract", sentence, "--max", "0.5", "-w", "alice")
+    assert "bought a vesting contract, checks and simulation passed, source " in text
+    assert f"from author (agent #{author.agent_id}" in text and "verified" in text
 
 
 @pytest.mark.parametrize(

@@ -17,20 +17,23 @@ seller's chain) and delivers, for a fixed price per contract:
   (``delivery_hashes``), checked by the buyer with ``check_contract_delivery``.
 
 Free-form code is never delivered: a sentence no template covers, a value missing or
-ambiguous, a name the buyer did not give is refused before payment (the quote runs the same
-extraction), and a failing check or simulation is delivered as such, with ``passed`` false in
+ambiguous, a name the buyer did not give is refused before payment (the quote runs the
+template's parser; the paid call refuses before any receipt, and the paywall settles only what
+was delivered), and a failing check or simulation is delivered as such, with ``passed`` false in
 the signed receipt. Deploying stays the buyer's act, a spend through its own wallet.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentbazaar.agents.errors import BadReceipt
+from agentbazaar.agents.protocol import CONTRACT_SKILL
 from agentbazaar.agents.receipts import (
     ContractReceipt,
     SignedReceipt,
@@ -39,11 +42,12 @@ from agentbazaar.agents.receipts import (
     sign_receipt,
 )
 from agentbazaar.agents.skills import Payment
-from agentbazaar.authoring import Filled, Filler, Namer, ResolveContext, assess, fill
+from agentbazaar.authoring import Filled, Filler, Namer, ResolveContext, assess, choose, fill
 from agentbazaar.authoring.checks import DEFAULT_EXAMPLES
 from agentbazaar.authoring.params import to_jsonable
 from agentbazaar.errors import AddressError, InputError
 from agentbazaar.identity.cards import canonical_json
+from agentbazaar.identity.errors import CardError
 from agentbazaar.primitives import parse_address
 from agentbazaar.tokens import NATIVE, TokenRegistry
 
@@ -82,6 +86,16 @@ class ContractRequest:
                 raise InputError(f"names: {name!r} must map to a 0x address") from exc
         return cls(payload["sentence"], deployer, book)
 
+    @classmethod
+    def for_sentence(
+        cls, sentence: str, deployer: str, wallets: Iterable[tuple[str, str]]
+    ) -> ContractRequest:
+        """The request a buyer sends for ``sentence``: ``deployer`` deploys, and of its
+        address book ``wallets`` (name, address) only the names the sentence uses travel."""
+        words = {w.strip(".") for w in re.findall(r"[a-z0-9_.-]+", sentence.lower())}
+        names = {name: address for name, address in wallets if name.lower() in words}
+        return cls.parse({"sentence": sentence, "deployer": deployer, "names": names})
+
     def to_json(self) -> dict[str, Any]:
         return {"sentence": self.sentence, "deployer": self.deployer, "names": self.names}
 
@@ -95,7 +109,7 @@ class ContractRequest:
 class ContractAuthorSkill:
     """Contracts from a sentence, priced per contract, with signed receipts (module doc)."""
 
-    id = "contract"
+    id = CONTRACT_SKILL
     name = "Contract author (fixed templates, checked and simulated)"
     description = (
         "A sentence becomes a Vyper contract from a fixed template: source, build, property "
@@ -114,9 +128,13 @@ class ContractAuthorSkill:
         self.tags = ["contracts", "vyper", "templates", "verifiable"]
 
     def quote(self, payload: Any) -> tuple[int, int, str]:
-        """(price, 1 contract, request hash) of a well-formed request. A sentence refused
-        later (no template, a value missing) is refused by ``perform`` before any receipt."""
+        """(price, 1 contract, request hash) of a well-formed request whose sentence a
+        template's parser recognises (without a filler, the only way one is chosen). What is
+        refused later (a value missing, a name not given) is refused by ``perform`` before any
+        receipt, and the paywall settles nothing for a refused request."""
         request = ContractRequest.parse(payload)
+        if self.filler is None:
+            choose(request.sentence)  # NoTemplate: refused before any payment is asked for
         return self.unit_price, 1, request_hash(request)
 
     def perform(self, agent: Agent, payload: Any, payment: Payment) -> dict[str, Any]:
@@ -200,11 +218,31 @@ def _joined(hashes: Mapping[str, str]) -> str:
     return _sha([hashes[p] for p in HASHED])
 
 
+@dataclass(frozen=True)
+class SaleTerms:
+    """What a buyer knows of its purchase without the receipt (``receipts.Expected``'s terms):
+    the request it posted, the provider's agent id, the asset, its maximum, what it paid and
+    the payment's nonce."""
+
+    request: Any
+    provider_agent_id: int
+    asset: str
+    max_price: int
+    price: int
+    payment_ref: str
+
+
 def check_contract_delivery(
-    signed: SignedReceipt, delivery: Mapping[str, Any], *, provider: str, chain_id: int
+    signed: SignedReceipt,
+    delivery: Mapping[str, Any],
+    *,
+    provider: str,
+    chain_id: int,
+    terms: SaleTerms | None = None,
 ) -> ContractReceipt:
-    """The buyer's check: signed by ``provider`` for ``chain_id``, and every hash (and the
-    template and pass/fail) matches what was delivered; ``BadReceipt`` names the first field
+    """The buyer's check: signed by ``provider`` for ``chain_id``, every hash (and the
+    template and pass/fail) matches what was delivered and, with ``terms``, the receipt is for
+    this request, this provider, this payment and price; ``BadReceipt`` names the first field
     that does not."""
     r = signed.receipt
     if not isinstance(r, ContractReceipt):
@@ -213,7 +251,12 @@ def check_contract_delivery(
         raise BadReceipt("receipt signed for another chain", field="chainId")
     if recover_signer(signed).lower() != provider.lower() or r.provider.lower() != provider.lower():
         raise BadReceipt("receipt not signed by the provider", field="signature")
-    hashes = delivery_hashes(delivery)
+    try:
+        hashes = delivery_hashes(delivery)
+    except KeyError as exc:
+        raise BadReceipt(f"the delivery has no {exc.args[0]}", field=str(exc.args[0])) from exc
+    except CardError as exc:  # not canonical JSON (e.g. a float)
+        raise BadReceipt(f"the delivery is not canonical JSON: {exc}", field="delivery") from exc
     fields = {"record_id": "record", "source_hash": "sources", "build_hash": "build",
               "report_hash": "report", "params_hash": "params"}  # fmt: skip
     for key, part in fields.items():
@@ -223,4 +266,19 @@ def check_contract_delivery(
         raise BadReceipt("receipt field output_hash does not match", field="output_hash")
     if r.template != delivery.get("template") or r.passed is not delivery.get("passed"):
         raise BadReceipt("receipt template or pass/fail differs from the delivery", field="passed")
+    if terms is not None:
+        _check_terms(r, terms)
     return r
+
+
+def _check_terms(r: ContractReceipt, terms: SaleTerms) -> None:
+    checks: list[tuple[str, bool]] = [
+        ("provider_agent_id", r.provider_agent_id == terms.provider_agent_id),
+        ("input_hash", r.input_hash.lower() == request_hash(ContractRequest.parse(terms.request))),
+        ("asset", r.asset.lower() == terms.asset.lower()),
+        ("price", 0 <= r.price <= terms.max_price and r.price == terms.price),
+        ("payment_ref", r.payment_ref.lower() == terms.payment_ref.lower()),
+    ]
+    for name, ok in checks:
+        if not ok:
+            raise BadReceipt(f"receipt field {name} does not match the purchase", field=name)

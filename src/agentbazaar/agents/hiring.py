@@ -6,12 +6,15 @@
 2. Trust: a provider that the buyer's trusted validators have failed is avoided: its validation
    average on the ValidationRegistry (tag ``embedding``) must be at least ``MIN_VALIDATION``.
 3. Choose: among the rest, the cheapest quote for this input, then the best proven reputation.
-4. Pay with x402 (the buyer's wallet policy applies), then verify the receipt: signature by the
-   provider's on-chain wallet, input and output hashes, price, payment nonce, model and weights,
-   and, when the buyer names validators, the provider's on-chain validation request for it.
+4. Pay with x402 (the buyer's wallet policy applies), then check the delivery against what was
+   bought. Embeddings: the receipt's signature by the provider's on-chain wallet, input and
+   output hashes, price, payment nonce, model and weights, and, when the buyer names
+   validators, the provider's on-chain validation request for it. A contract
+   (``agents.contracts``): the same signature and terms (request, agent id, asset, price,
+   nonce) and every hash of the delivered record, sources, build, report and parameters.
 5. Give paid-only feedback on the ReputationRegistry (the feedback file carries the settlement
-   tx hash as proof of payment): 100 for a verified delivery, 0 with the receipt id as evidence
-   for a bad one (and the buyer gets ``BadReceipt``).
+   tx hash as proof of payment; tag1 is the skill): 100 for a verified delivery, 0 with the
+   receipt id as evidence for a bad one (and the buyer gets ``BadReceipt``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import httpx
 from web3.logs import DISCARD
 
 from agentbazaar.agents.errors import BadReceipt, NoProvider, ProviderUnavailable
-from agentbazaar.agents.protocol import VALIDATION_TAG, event
+from agentbazaar.agents.protocol import CONTRACT_SKILL, VALIDATION_TAG, event
 from agentbazaar.agents.receipts import (
     Expected,
     SignedReceipt,
@@ -34,6 +37,7 @@ from agentbazaar.agents.receipts import (
     verify_receipt,
 )
 from agentbazaar.errors import BazaarError, InputError
+from agentbazaar.identity.cards import canonical_json
 from agentbazaar.identity.discovery import DiscoveryIndex, Follower, Query
 from agentbazaar.identity.feedback import prepare_feedback
 from agentbazaar.payments.client import AcceptedToken, PaidResponse, X402Auth, payment_of
@@ -76,13 +80,15 @@ class Hire:
     tx_hash: str | None
     nonce: str
     receipt: SignedReceipt
-    output: Matrix
+    output: Matrix | dict[str, Any]  # the embeddings; a contract's delivery (agents.contracts)
     feedback_index: int | None
     skipped: list[dict[str, Any]] = field(default_factory=list)
     feedback_value: int | None = None
+    skill: str = "embed"
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "skill": self.skill,
             "provider": self.provider.name,
             "providerAgentId": self.provider.agent_id,
             "price": str(self.price),
@@ -216,7 +222,9 @@ class Buyer:
                 v.lower() for v in self.validators
             }:
                 value, tag2 = status.response, "validated"
-        hired.feedback_index = self._feedback(hired.provider, hired.tx_hash, value, tag2)
+        hired.feedback_index = self._feedback(
+            hired.provider, hired.skill, hired.tx_hash, value, tag2
+        )
         hired.feedback_value = value
         return hired.feedback_index
 
@@ -251,18 +259,17 @@ class Buyer:
         made = paid.payment
         if made is None or not paid.paid or made.nonce is None:
             raise _refusal(offer, paid.response, paid)
-        texts = list(payload.get("texts", []))
         try:
-            signed, output = self._check(offer, paid, texts, max_price)
+            got = self._check(offer, skill, payload, paid, max_price)
         except BadReceipt as exc:
             self.blocked[offer.agent_id] = f"delivered a bad receipt: {exc}"
-            self._record_failure(offer, paid, texts, exc)
+            self._record_failure(offer, skill, payload, paid, exc)
             raise
         self.agent.receipts.add(
-            signed,
+            got.signed,
             role="received",
-            texts=texts,
-            output=output_bytes(output),
+            texts=got.texts,
+            output=got.stored,
             tx_hash=made.transaction,
         )
         return Hire(
@@ -271,9 +278,10 @@ class Buyer:
             int(quote.get("units", 0)),
             made.transaction,
             made.nonce,
-            signed,
-            output,
+            got.signed,
+            got.output,
             None,
+            skill=skill,
         )
 
     def _pay(
@@ -305,23 +313,37 @@ class Buyer:
         return PaidResponse(response, payment_of(response))
 
     def _check(
-        self, offer: Offer, paid: PaidResponse, texts: list[str], max_price: int
-    ) -> tuple[SignedReceipt, Matrix]:
+        self,
+        offer: Offer,
+        skill: str,
+        payload: dict[str, Any],
+        paid: PaidResponse,
+        max_price: int,
+    ) -> _Delivery:
+        """The delivery checked as what ``skill`` sells (``BadReceipt`` if it is not)."""
         made = paid.payment
         assert made is not None and made.nonce is not None
-        body = _body(paid.response)
-        signed = SignedReceipt.from_json(made.receipt)
-        output = matrix_from_json(body.get("embeddings"))
+        got = _delivery(skill, payload, paid.response, made.receipt)
+        if skill == CONTRACT_SKILL:
+            from agentbazaar.agents.contracts import SaleTerms, check_contract_delivery
+
+            assert isinstance(got.output, dict)
+            terms = SaleTerms(payload, offer.agent_id, self.agent.token.address or "",
+                              max_price, made.amount, made.nonce)  # fmt: skip
+            check_contract_delivery(got.signed, got.output, provider=offer.wallet,
+                                    chain_id=self.agent.chain.chain_id, terms=terms)  # fmt: skip
+            return got
         from agentbazaar.models.embedding import MODEL_ID
 
+        assert not isinstance(got.output, dict)
         verify_receipt(
-            signed,
+            got.signed,
             Expected(
                 provider=offer.wallet,
                 provider_agent_id=offer.agent_id,
                 chain_id=self.agent.chain.chain_id,
-                texts=texts,
-                output=output,
+                texts=got.texts,
+                output=got.output,
                 asset=self.agent.token.address or "",
                 max_price=max_price,
                 price=made.amount,
@@ -330,7 +352,7 @@ class Buyer:
             ),
         )
         if self.validators:
-            status = self.agent.network.registries.validation.status(signed.id)
+            status = self.agent.network.registries.validation.status(got.signed.id)
             if status.agent_id != offer.agent_id or status.validator.lower() not in {
                 v.lower() for v in self.validators
             }:
@@ -338,25 +360,30 @@ class Buyer:
                     "the provider did not submit this sale to a trusted validator",
                     field="validation",
                 )
-        return signed, output
+        return got
 
     def _record_failure(
-        self, offer: Offer, paid: PaidResponse, texts: list[str], exc: BadReceipt
+        self,
+        offer: Offer,
+        skill: str,
+        payload: dict[str, Any],
+        paid: PaidResponse,
+        exc: BadReceipt,
     ) -> None:
         tx_hash = paid.payment.transaction if paid.payment else None
-        body = _body(paid.response)
         try:
-            signed = SignedReceipt.from_json(body.get("receipt"))
-            output = matrix_from_json(body.get("embeddings"))
+            got = _delivery(skill, payload, paid.response, _body(paid.response).get("receipt"))
             self.agent.receipts.add(
-                signed, role="received", texts=texts, output=output_bytes(output),
+                got.signed, role="received", texts=got.texts, output=got.stored,
                 tx_hash=tx_hash, status="rejected", note=str(exc),
             )  # fmt: skip
         except BazaarError:
             pass  # unparseable: the feedback below still records the failure against the payment
-        self._feedback(offer, tx_hash, 0, "bad-receipt")
+        self._feedback(offer, skill, tx_hash, 0, "bad-receipt")
 
-    def _feedback(self, offer: Offer, tx_hash: str | None, value: int, tag2: str) -> int | None:
+    def _feedback(
+        self, offer: Offer, skill: str, tx_hash: str | None, value: int, tag2: str
+    ) -> int | None:
         if not tx_hash:
             return None
         net = self.agent.network
@@ -369,18 +396,50 @@ class Buyer:
             value=value,
             value_decimals=0,
             payment_tx=tx_hash,
-            tag1="embed",
+            tag1=skill,
             tag2=tag2,
             endpoint=offer.base_url,
         )
         fn = net.registries.reputation.contract.functions.giveFeedback(
-            offer.agent_id, value, 0, "embed", tag2, offer.base_url, prepared.uri, prepared.hash
+            offer.agent_id, value, 0, skill, tag2, offer.base_url, prepared.uri, prepared.hash
         )
         receipt = net.gas.transact(net.chain, self.agent.signer, fn)
         events = net.registries.reputation.contract.events.NewFeedback().process_receipt(
             receipt, errors=DISCARD
         )
         return int(events[0]["args"]["feedbackIndex"]) if events else None
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What a paid call delivered, read as what was bought: the signed receipt, the output a
+    ``Hire`` carries, and the input texts and output bytes the receipt store keeps."""
+
+    signed: SignedReceipt
+    output: Matrix | dict[str, Any]
+    texts: list[str]
+    stored: bytes
+
+
+def _delivery(skill: str, payload: dict[str, Any], resp: httpx.Response, receipt: Any) -> _Delivery:
+    """Read (not yet check) a delivery of ``skill``: a contract's is its JSON body without the
+    receipt (``agents.contracts``), an embedding's the matrix of its ``embeddings``."""
+    signed = SignedReceipt.from_json(receipt)
+    body = _body(resp)
+    if skill == CONTRACT_SKILL:
+        from agentbazaar.agents.contracts import ContractRequest
+
+        delivered = {k: v for k, v in body.items() if k != "receipt"}
+        request = canonical_json(ContractRequest.parse(payload).to_json()).decode()
+        try:
+            stored = canonical_json(delivered)
+        except BazaarError as exc:
+            raise BadReceipt(
+                f"the delivery is not canonical JSON: {exc}", field="delivery"
+            ) from exc
+        return _Delivery(signed, delivered, [request], stored)
+    output = matrix_from_json(body.get("embeddings"))
+    return _Delivery(signed, output, list(payload.get("texts", [])), output_bytes(output))
 
 
 def _refusal(offer: Offer, resp: httpx.Response, paid: PaidResponse | None = None) -> BazaarError:

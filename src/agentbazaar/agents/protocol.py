@@ -22,6 +22,7 @@ log = logging.getLogger("agentbazaar.agents")
 
 MAX_BODY_BYTES = 1 << 20
 VALIDATION_TAG = "embedding"  # the tag of embedding verdicts; generation ones: "generation"
+CONTRACT_SKILL = "contract"  # the contract author's skill id (``agents.contracts``)
 # what a message/send lacks, one wording each (every agent kind says the same)
 NEEDS_PARTS = "message/send needs params.message with a list of parts"
 NEEDS_DATA = "message/send needs a data part (a JSON object)"

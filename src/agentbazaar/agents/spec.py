@@ -5,7 +5,7 @@ One file layout for both (``identity.cards.read_agent_file`` checks it)::
     [agent]
     name = "minilm-honest"
     description = "MiniLM sentence embeddings with signed receipts"
-    kind = "embedding-provider"     # embedding-provider | validator | assistant
+    kind = "embedding-provider"     # embedding-provider | validator | assistant | contract-author
     wallet = "honest"               # keystore name in the data directory (bazaar wallet new)
     port = 8601                     # 0: a free port (then it can only be registered by serving)
     # url = "https://..."           # where it is reached, if not http://127.0.0.1:PORT
@@ -24,6 +24,10 @@ An agent bazaar does not run (one that sells its own skills) has no ``kind``; it
 
     [assistant]                     # kind = "assistant"
     validators = ["0x..."]          # validators whose verdicts the assistant trusts
+
+    [contracts]                     # kind = "contract-author"
+    price = "0.25"                  # per contract, in the payment token (USDC), parsed exactly
+    examples = 25                   # property-check examples per property (default 25)
 
 The agent's id is kept in ``<home>/agents/<name>.json`` so a restart updates the same identity.
 """
@@ -45,7 +49,8 @@ from agentbazaar.identity.cards import SkillConfig, read_agent_file
 from agentbazaar.identity.errors import CardError
 from agentbazaar.units import parse_units
 
-Kind = Literal["embedding-provider", "validator", "assistant"]
+Kind = Literal["embedding-provider", "validator", "assistant", "contract-author"]
+MODEL_KINDS = ("embedding-provider", "validator")  # the kinds that run the embedding model
 
 
 class _Strict(BaseModel):
@@ -80,11 +85,17 @@ class AssistantSection(_Strict):
     validators: list[str] = Field(default_factory=list)
 
 
+class ContractsSection(_Strict):
+    price: str = "0.25"
+    examples: int | None = Field(default=None, ge=1, le=1000)  # None: the skill's default
+
+
 class AgentSpec(_Strict):
     agent: AgentSection
     embedding: EmbeddingSection = Field(default_factory=EmbeddingSection)
     validator: ValidatorSection = Field(default_factory=ValidatorSection)
     assistant: AssistantSection = Field(default_factory=AssistantSection)
+    contracts: ContractsSection = Field(default_factory=ContractsSection)
     skills: list[SkillConfig] = Field(default_factory=list)
 
 
@@ -108,8 +119,8 @@ def load_served_spec(path: Path) -> AgentSpec:
     if spec.agent.kind is None:
         raise ConfigError(
             f"{path} describes an agent by its [[skills]] (no kind): `bazaar agent register "
-            f"{path}` registers it; `bazaar serve` runs a kind = embedding-provider, validator "
-            "or assistant"
+            f"{path}` registers it; `bazaar serve` runs a kind = embedding-provider, validator, "
+            "assistant or contract-author"
         )
     return spec
 
@@ -194,7 +205,7 @@ def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running
     wallet = open_wallet(cfg, a.wallet)
     agent_id = _saved_id(cfg, a.name, network)
     agent, extra = _build(spec, wallet, network, cfg.home / "agents" / a.name, agent_id)
-    if a.kind != "assistant":
+    if a.kind in MODEL_KINDS:
         from agentbazaar.models.embedding import shared_model
 
         shared_model().load()  # before serving: the first request should not wait for it
@@ -209,11 +220,10 @@ def start_agent(spec: AgentSpec, cfg: BazaarConfig, network: Network) -> Running
 def _build(
     spec: AgentSpec, wallet: Any, network: Network, data_dir: Path, agent_id: int | None
 ) -> tuple[Agent, list[Any]]:
-    from agentbazaar.models.embedding import shared_model
-
     a = spec.agent
     if a.kind == "embedding-provider":
         from agentbazaar.agents.skills import EmbeddingSkill
+        from agentbazaar.models.embedding import shared_model
 
         e = spec.embedding
         price = parse_units(e.price_per_1k_tokens, network.token.decimals)
@@ -224,8 +234,11 @@ def _build(
             data_dir=data_dir, validator=validator, agent_id=agent_id,
         )  # fmt: skip
         return agent, []
+    if a.kind == "contract-author":
+        return _contract_author(spec, wallet, network, data_dir, agent_id), []
     if a.kind == "validator":
         from agentbazaar.agents.validator import Validator
+        from agentbazaar.models.embedding import shared_model
 
         agent = Agent(a.name, wallet, network, description=a.description, data_dir=data_dir,
                       agent_id=agent_id)  # fmt: skip
@@ -248,3 +261,17 @@ def _build(
         return buyer.close
 
     return assistant, [attach]
+
+
+def _contract_author(
+    spec: AgentSpec, wallet: Any, network: Network, data_dir: Path, agent_id: int | None
+) -> Agent:
+    """An agent selling contracts written from a sentence (``agents.contracts``)."""
+    from agentbazaar.agents.contracts import ContractAuthorSkill
+    from agentbazaar.authoring.checks import DEFAULT_EXAMPLES
+
+    a, c = spec.agent, spec.contracts
+    price = parse_units(c.price, network.token.decimals)
+    skill = ContractAuthorSkill(price, examples=c.examples or DEFAULT_EXAMPLES)
+    return Agent(a.name, wallet, network, description=a.description, skills=[skill],
+                 data_dir=data_dir, agent_id=agent_id)  # fmt: skip

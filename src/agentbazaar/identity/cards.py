@@ -279,9 +279,11 @@ class AgentConfig(BaseModel):
 # the one agent file (``bazaar agent register`` and ``bazaar serve`` read the same):
 #   [agent]       the card's fields below, and the runtime's ``kind`` and ``port``
 #   [[skills]]    the skills a card lists (an agent described by them, not served by bazaar)
-#   [embedding] / [validator] / [assistant]   the settings of a served agent's kind
+#   [embedding] / [validator] / [assistant] / [contracts]   the settings of a served agent's kind
 RUNTIME_AGENT_KEYS: Final = frozenset({"kind", "port"})
-AGENT_FILE_SECTIONS: Final = frozenset({"agent", "skills", "embedding", "validator", "assistant"})
+AGENT_FILE_SECTIONS: Final = frozenset(
+    {"agent", "skills", "embedding", "validator", "assistant", "contracts"}
+)
 
 
 def read_agent_file(path: Path) -> dict[str, Any]:
