@@ -3,15 +3,18 @@ price paths and clocks (hypothesis), and the order book (claims, restarts, cance
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentbazaar.errors import InputError, NeedsClarification
-from agentbazaar.intents import IntentParseError, IntentRefused, parse_intent
+from agentbazaar.errors import InputError, NeedsClarification, PolicyViolation
+from agentbazaar.intents import IntentParseError, IntentRefused, parse_intent, runner
 from agentbazaar.intents.orderbook import OrderBook, fill_key
 from agentbazaar.intents.orders import (
     Every,
@@ -213,3 +216,120 @@ def test_cancel(tmp_path: Path) -> None:
     assert [o.id for o in book.orders(wallet="alice")] == [order.id]
     assert due(book.get(order.id), 0.0, Decimal(4000), set()) is None
     book.close()
+
+
+# ---- the runner over price paths, with crashes and a policy budget (no chain) -----------------
+class _Crash(Exception):
+    """The process dies (not one of our errors: the runner leaves the claim pending)."""
+
+
+@dataclass
+class _Record:
+    status: str
+    tx_hash: str = "0x01"
+    amount: int = 1
+
+
+@dataclass
+class _Ledger:
+    spent: dict[str, _Record] = field(default_factory=dict)
+
+    def get(self, wallet: str, key: str) -> _Record | None:
+        return self.spent.get(key)
+
+
+@dataclass
+class _Wallet:
+    name: str = "w"
+    ledger: _Ledger = field(default_factory=_Ledger)
+
+
+@dataclass
+class _World:
+    """What ``carry_out`` would do: one spend per new key (a known key answers from the
+    ledger), refused by the policy past ``budget`` spends; crashes before or after spending."""
+
+    budget: int
+    crashes: list[str]  # per call: "", "before" or "after"
+    wallet: _Wallet = field(default_factory=_Wallet)
+    spends: list[str] = field(default_factory=list)
+    price: Decimal = Decimal(0)
+
+    def carry_out(self, intent: object, *, idempotency_key: str, **_: object) -> object:
+        crash = self.crashes.pop(0) if self.crashes else ""
+        if crash == "before":
+            raise _Crash
+        if idempotency_key not in self.wallet.ledger.spent:
+            if len(self.spends) >= self.budget:
+                raise PolicyViolation("over the budget", rule="daily")
+            self.spends.append(idempotency_key)
+            self.wallet.ledger.spent[idempotency_key] = _Record("settled")
+        if crash == "after":
+            raise _Crash
+        return SimpleNamespace(result={"tx_hash": "0x01"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    path=st.lists(st.tuples(st.integers(1, 2 * DAY), prices), min_size=1, max_size=25),
+    threshold=prices,
+    direction=st.sampled_from(["above", "below"]),
+    schedule=st.booleans(),
+    budget=st.integers(0, 6),
+    crashes=st.lists(st.sampled_from(["", "", "before", "after"]), max_size=30),
+)
+def test_run_once_fills_when_due_never_twice_never_over_budget_across_restarts(
+    path: list[tuple[int, Decimal]],
+    threshold: Decimal,
+    direction: str,
+    schedule: bool,
+    budget: int,
+    crashes: list[str],
+) -> None:
+    sentence = (
+        "buy 1 WETH with USDC every 6 hours, 8 times"
+        if schedule
+        else f"buy 1 WETH with USDC if WETH goes {direction} {threshold} USDC"
+    )
+    spec = parse_order(sentence)
+    world = _World(budget=budget, crashes=list(crashes))
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "carry_out", world.carry_out)
+        mp.setattr(runner.Prices, "of", lambda self, condition: world.price)
+        book = OrderBook(Path(tmp) / "orders.sqlite")
+        order = book.add(spec, "w", now=0.0)
+        now = 0.0
+        first_hold = None
+        for dt, price in path:
+            now += dt
+            world.price = price
+            if first_hold is None and spec.trigger.kind == "price" and spec.trigger.holds(price):
+                first_hold = now
+            try:
+                runner.run_once(book, None, world.wallet, now=now)  # type: ignore[arg-type]
+            except _Crash:
+                book.close()
+                book = OrderBook(Path(tmp) / "orders.sqlite")  # the restart
+            assert len(world.spends) == len(set(world.spends))  # never twice
+        fills = book.fills(order.id)
+        book.close()
+    assert len(world.spends) <= min(budget, spec.trigger.count)  # never over the budget
+    claimed_at = {f.slot: f.claimed_at for f in fills}
+    if isinstance(spec.trigger, PriceCondition):
+        # claimed exactly at the first pass that saw the condition hold
+        assert claimed_at == ({} if first_hold is None else {0: first_hold})
+        if all(f.status != "pending" for f in fills):
+            assert len(world.spends) == (first_hold is not None and budget >= 1)
+    else:
+        for f in fills:
+            period_start = f.slot * spec.trigger.interval
+            assert f.claimed_at >= period_start
+            if f.reason != runner.MISSED:
+                assert f.claimed_at < period_start + spec.trigger.interval  # in its period
+    spent_slots = {f.slot for f in fills if f.idempotency_key in world.spends}
+    assert all(f.status in ("filled", "pending") for f in fills if f.slot in spent_slots)
+    for f in fills:
+        if f.status == "filled":
+            assert f.idempotency_key in world.spends
+        if f.status == "skipped" and f.reason != runner.MISSED:
+            assert f.reason and f.reason.startswith("PolicyViolation")
