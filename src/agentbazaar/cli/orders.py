@@ -16,7 +16,7 @@ import typer
 
 from agentbazaar.cli._common import console, emit_json, emit_table, run_context, wallet_name
 from agentbazaar.cli._understand import EXIT_QUESTION, emit_question
-from agentbazaar.errors import BazaarError, NeedsClarification
+from agentbazaar.errors import BazaarError, InputError, NeedsClarification
 
 if TYPE_CHECKING:
     from agentbazaar.intents.orderbook import Fill, OrderBook
@@ -59,12 +59,12 @@ def add(
     from agentbazaar.intents.orders import PriceCondition, parse_order
     from agentbazaar.suite import Suite
 
-    name = wallet_name(ctx, wallet)
     try:
         spec = parse_order(sentence)
     except NeedsClarification as question:
         emit_question(question, json_out=json_out)
         raise typer.Exit(EXIT_QUESTION) from None
+    name = wallet_name(ctx, wallet)
     cfg = run_context(ctx).config
     tokens = Suite(Chain.from_config(cfg), cfg).tokens
     named = [spec.intent.token_in, spec.intent.token_out]
@@ -136,6 +136,8 @@ def run(
     from agentbazaar.intents.runner import run_once
     from agentbazaar.suite import Suite
 
+    if interval <= 0:
+        raise InputError(f"--interval must be a positive number of seconds, not {interval}")
     cfg = run_context(ctx).config
     suite = Suite(Chain.from_config(cfg), cfg)
     w = open_wallet(ctx, wallet)
@@ -161,6 +163,9 @@ def _emit_orders(orders: list[StandingOrder], json_out: bool, *, single: bool = 
     if json_out:
         docs = [o.to_dict() for o in orders]
         emit_json(docs[0] if single else docs)
+        return
+    if not orders:
+        console.print("no standing orders")
         return
     rows = [[o.id, o.wallet, o.status, _trigger_text(o), o.sentence] for o in orders]
     emit_table("standing orders", ["id", "wallet", "status", "trigger", "sentence"], rows)
