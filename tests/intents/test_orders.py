@@ -77,6 +77,7 @@ def test_triggers(sentence: str, trigger: object) -> None:
         ("buy 1 WETH with USDC every day", NeedsClarification),  # no end
         ("buy 0.1 WETH every day for a week", NeedsClarification),  # paid with what?
         ("swap 10 USDC for WETH", IntentParseError),  # nothing standing about it
+        ("每天买0.1个WETH，持续一周", IntentParseError),  # English only, said so
     ],
 )  # fmt: skip
 def test_refusals_and_questions(sentence: str, error: type[Exception]) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from agentbazaar.errors import NeedsClarification
 from agentbazaar.intents import _grammar as g
-from agentbazaar.intents import guard
+from agentbazaar.intents import guard, zh
 from agentbazaar.intents.errors import IntentParseError, IntentRefused
 from agentbazaar.intents.model import Intent, canonical_decimal
 from agentbazaar.intents.numbers import words_to_digits
@@ -196,6 +196,12 @@ def parse_order(sentence: str) -> OrderSpec:
     """A standing order from a sentence; ``NeedsClarification`` for a missing value,
     ``IntentRefused``/``IntentParseError`` for what cannot be an order (see the module doc)."""
     cleaned = guard.screen(sentence)
+    if zh.has_chinese(cleaned):
+        raise IntentParseError(
+            "standing orders are read in English for now: write it like 'buy 0.1 WETH with "
+            "USDC every day for a week'",
+            text=sentence,
+        )
     text = words_to_digits(cleaned.lower())
     condition = _PRICE_IF.search(text)
     every = _EVERY.search(text)
