@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentbazaar.errors import InputError, NeedsClarification, PolicyViolation
+from agentbazaar.errors import InputError, LedgerError, NeedsClarification, PolicyViolation
 from agentbazaar.intents import IntentParseError, IntentRefused, parse_intent, runner
 from agentbazaar.intents.orderbook import OrderBook, fill_key
 from agentbazaar.intents.orders import (
@@ -334,3 +334,26 @@ def test_run_once_fills_when_due_never_twice_never_over_budget_across_restarts(
             assert f.idempotency_key in world.spends
         if f.status == "skipped" and f.reason != runner.MISSED:
             assert f.reason and f.reason.startswith("PolicyViolation")
+
+
+def test_a_spend_another_runner_holds_stays_pending_until_it_finishes(tmp_path: Path) -> None:
+    world = _World(budget=5, crashes=[])
+    book = OrderBook(tmp_path / "orders.sqlite")
+    order = book.add(parse_order("buy 1 WETH with USDC every day for 2 days"), "w", now=0.0)
+    key = fill_key(order.id, 0)
+
+    def held(intent: object, **_: object) -> object:
+        world.wallet.ledger.spent[key] = _Record("reserved")
+        raise LedgerError(f"spend {key!r} is already in progress", idempotency_key=key)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "carry_out", held)
+        assert runner.run_once(book, None, world.wallet, now=1.0) == []  # type: ignore[arg-type]
+    assert [f.status for f in book.pending()] == ["pending"]
+    world.wallet.ledger.spent[key] = _Record("settled")  # the other runner finished it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "carry_out", world.carry_out)
+        done = runner.run_once(book, None, world.wallet, now=2.0)  # type: ignore[arg-type]
+    assert [(f.slot, f.status) for f in done] == [(0, "filled")]
+    assert world.spends == []  # this runner spent nothing itself
+    book.close()

@@ -14,8 +14,8 @@
    is written: filled, or skipped with the reason (policy, slippage, balance, ...);
 3. an order whose every slot is claimed is done.
 
-An error that is not ours (the node went away) leaves the claimed fill pending: the next
-pass resumes it.
+An error that is not ours (the node went away) leaves the claimed fill pending, and so does a
+spend that another runner holds or that was signed: a later pass resumes it.
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ def _execute(
         )
     except BazaarError as exc:
         record = wallet.ledger.get(wallet.name, fill.idempotency_key)
-        if record is not None and record.status in ("signed", "settled"):
-            return fill  # signed: the chain decides; resumed on the next pass
+        if record is not None and record.status in ("reserved", "signed", "settled"):
+            # another runner holds the spend, or it was signed: resumed on a later pass
+            return fill
         reason = f"{type(exc).__name__}: {exc}"
         return book.finish(fill.id, "skipped", now=now, reason=reason)
     return book.finish(fill.id, "filled", now=now, result=_jsonable(outcome.result or {}))
