@@ -188,3 +188,32 @@ def test_do_asks_for_what_is_missing_and_carries_on(cli: Cli) -> None:
     assert code == 0, shown
     assert "5 of which token to bob?" in shown and "settled" in shown
     assert cli.ledger_size() == size + 1
+
+
+def test_standing_orders_through_the_cli(cli: Cli) -> None:
+    added = cli.json(
+        "orders", "add", "buy 0.001 WETH with USDC every day for a week", "--wallet", "bob"
+    )
+    assert added["trigger"] == {"kind": "every", "interval": 86_400, "count": 7}
+    assert (added["status"], added["wallet"]) == ("active", "bob")
+    asked = cli.run("orders", "add", "buy 0.1 WETH every day for a week", "--json")
+    assert asked.returncode == 3, asked.stderr
+    assert json.loads(asked.stdout)["missing"] == ["token_in"]
+    refused = cli.run("orders", "add", "when WETH drops below 0 USDC buy 1 WETH with USDC")
+    assert refused.returncode == 1 and "never be reached" in refused.stderr
+
+    size = cli.ledger_size()
+    ran = cli.json("orders", "run", "--once", "--wallet", "bob")
+    assert [(f["slot"], f["status"]) for f in ran] == [(0, "filled")]
+    assert ran[0]["idempotency_key"] == f"order-{added['id']}-0"
+    assert cli.json("orders", "run", "--once", "--wallet", "bob") == []  # not due again today
+    assert cli.ledger_size() > size
+
+    listed = cli.json("orders", "list", "--wallet", "bob")
+    assert [o["id"] for o in listed] == [added["id"]]
+    assert [f["status"] for f in listed[0]["fills"]] == ["filled"]
+    assert cli.json("orders", "cancel", str(added["id"]))["status"] == "cancelled"
+    again = cli.run("orders", "cancel", str(added["id"]))
+    assert again.returncode == 1 and "cancelled" in again.stderr
+    shown = cli.run("orders", "list")
+    assert shown.returncode == 0 and "every 1d, 7 times" in shown.stdout

@@ -78,7 +78,7 @@ def parse_intent(text: str) -> Intent:
     if g.CONDITIONAL.search(cleaned.lower()):
         raise IntentRefused(
             f"{cleaned!r} is a standing order (a condition or a schedule), not something to do "
-            "now: nothing was done",
+            "now: nothing was done (hold it with `bazaar orders add`)",
             text=text,
             reason="standing_order",
         )

@@ -101,7 +101,7 @@ def understand(
     if g.CONDITIONAL.search(cleaned.lower()):
         raise IntentRefused(
             f"{cleaned!r} is a standing order (a condition or a schedule), not something to do "
-            "now: nothing was done",
+            "now: nothing was done (hold it with `bazaar orders add`)",
             reason="standing_order",
         )
     if not fast_path and extractor is not None:
