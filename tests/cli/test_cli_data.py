@@ -60,7 +60,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         )
         assert init.returncode == 0, init.stderr
         config = root / "publisher.toml"
-        config.write_text('name = "publisher"\nwallet = "alice"\n')
+        config.write_text('[agent]\nname = "publisher"\nwallet = "alice"\n')
         reg = subprocess.run(
             [BAZAAR, "agent", "register", str(config), "--json"],
             env=env, capture_output=True, text=True, timeout=300,

@@ -398,7 +398,18 @@ class AmmConservation(RuleBasedStateMachine):
         shares = pool.balanceOf(self.amm.user) * fraction // 100
         if shares == 0:
             return
+        supply = pool.totalSupply()
+        owed = [
+            shares * self._token(t).balanceOf(pool.address) // supply
+            for t in (pool.token0(), pool.token1())
+        ]
         with boa.env.prank(self.amm.user):
+            if 0 in owed:  # a burn that pays nothing of one token is refused (as Uniswap v2)
+                with boa.reverts("insufficient liquidity burned"):
+                    self.amm.router.removeLiquidity(
+                        pool.address, shares, 0, 0, self.amm.user, self.amm.deadline()
+                    )
+                return  # and changes nothing (the invariant checks it)
             self.amm.router.removeLiquidity(
                 pool.address, shares, 0, 0, self.amm.user, self.amm.deadline()
             )
