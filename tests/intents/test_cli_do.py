@@ -201,6 +201,8 @@ def test_standing_orders_through_the_cli(cli: Cli) -> None:
     assert json.loads(asked.stdout)["missing"] == ["token_in"]
     refused = cli.run("orders", "add", "when WETH drops below 0 USDC buy 1 WETH with USDC")
     assert refused.returncode == 1 and "never be reached" in refused.stderr
+    nobody = cli.run("orders", "add", "buy 1 WETH with USDC every day for a week", "-w", "zed")
+    assert nobody.returncode == 1 and "zed" in nobody.stderr and "Traceback" not in nobody.stderr
 
     size = cli.ledger_size()
     ran = cli.json("orders", "run", "--once", "--wallet", "bob")

@@ -64,8 +64,11 @@ def add(
     except NeedsClarification as question:
         emit_question(question, json_out=json_out)
         raise typer.Exit(EXIT_QUESTION) from None
+    from agentbazaar.wallet import KeyStore
+
     name = wallet_name(ctx, wallet)
     cfg = run_context(ctx).config
+    KeyStore(cfg.keystore_dir).require(name)  # an order for no wallet is refused now
     tokens = Suite(Chain.from_config(cfg), cfg).tokens
     named = [spec.intent.token_in, spec.intent.token_out]
     if isinstance(spec.trigger, PriceCondition):
