@@ -3,10 +3,12 @@ send (EIP-7966 ``eth_sendRawTransactionSync``) with its fallbacks."""
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -236,3 +238,40 @@ def test_a_refused_sync_send_is_a_typed_error_and_nothing_is_mined(
         assert chain.w3.eth.get_transaction_count(poor.address) == 0
         assert chain.w3.eth.block_number == before
         assert proxy.methods["eth_sendRawTransactionSync"] == 1
+
+
+@pytest.mark.anvil
+def test_connections_are_closed_when_their_thread_ends_or_the_provider_closes(
+    shared_anvil: AnvilNode,
+) -> None:
+    """A thread's connection is closed when the thread ends and every one when the transport
+    is closed (no socket left for the garbage collector: no ResourceWarning); a call after
+    ``close`` reconnects."""
+    chain = Chain.rpc(shared_anvil.running_url(), backend="local")
+    poster = chain.w3.provider._request_session_manager  # type: ignore[attr-defined]
+    seen: list[Any] = []
+
+    def call() -> None:
+        assert chain.w3.eth.block_number >= 0
+        seen.append(poster._local.held.conn)
+
+    port = shared_anvil.running_url().rsplit(":", 1)[1].strip("/")
+    gc.collect()  # what earlier tests left is not this test's to count
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gc.collect()
+        assert len(seen) == 4 and all(conn.sock is None for conn in seen)  # closed at exit
+        assert chain.w3.eth.block_number >= 0
+        mine = poster._local.held.conn
+        assert mine.sock is not None
+        poster.close()
+        assert mine.sock is None
+        assert chain.w3.eth.block_number >= 0  # reconnects
+        assert poster._local.held.conn.sock is not None
+    leaked = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [w for w in leaked if f", {port})" in str(w.message)]  # none to this node

@@ -9,7 +9,8 @@ retries of read calls, batches. Remote nodes keep ``requests`` (proxies, TLS, po
 
 One connection per thread (and per process: a forked child opens its own). A connection the node
 has closed while idle is noticed before it is reused (the socket reads as ready), so a request is
-never sent twice: a transaction cannot be broadcast again by the transport.
+never sent twice: a transaction cannot be broadcast again by the transport. The connections are
+closed when the provider is (``close``) or when it is garbage-collected, never left to leak.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ipaddress
 import os
 import select
 import threading
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +43,23 @@ def is_loopback_http(url: str) -> bool:
         return False
 
 
+class _Held:
+    """A thread's connection: closed when the thread's locals go (the thread ended), when the
+    poster is closed or collected; never left for the garbage collector to find open."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        self.conn, self.pid = conn, os.getpid()
+
+    def close(self) -> None:
+        if self.pid == os.getpid():  # a forked child's copy is its parent's to close
+            self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class _KeptAlivePoster:
     """What ``HTTPProvider`` asks of its session manager (``make_post_request``), over one
     ``http.client`` connection per thread."""
@@ -53,22 +72,29 @@ class _KeptAlivePoster:
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._timeout = timeout
         self._local = threading.local()
+        self._open: weakref.WeakSet[_Held] = weakref.WeakSet()  # every thread's, for close()
+        weakref.finalize(self, _close_all, self._open)
 
     def _connection(self) -> http.client.HTTPConnection:
-        held: tuple[int, http.client.HTTPConnection] | None = getattr(self._local, "conn", None)
-        if held is not None and held[0] == os.getpid() and not _closed_by_peer(held[1]):
-            return held[1]
-        if held is not None and held[0] == os.getpid():
-            held[1].close()
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        self._local.conn = (os.getpid(), conn)
-        return conn
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and held.pid == os.getpid() and not _closed_by_peer(held.conn):
+            return held.conn
+        if held is not None:
+            held.close()
+        fresh = _Held(http.client.HTTPConnection(self._host, self._port, timeout=self._timeout))
+        self._local.held = fresh
+        self._open.add(fresh)
+        return fresh.conn
 
     def _drop(self) -> None:
-        held = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if held is not None and held[0] == os.getpid():
-            held[1].close()
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.close()
+
+    def close(self) -> None:
+        """Close every connection to the node (each thread reconnects on its next call)."""
+        _close_all(self._open)
 
     def make_post_request(self, endpoint_uri: Any, data: bytes | str, **_: Any) -> bytes:
         body = data.encode() if isinstance(data, str) else data
@@ -88,6 +114,11 @@ class _KeptAlivePoster:
         if response.status >= 400:
             raise requests.HTTPError(f"{response.status} {response.reason} for url {endpoint_uri}")
         return raw
+
+
+def _close_all(open_: weakref.WeakSet[_Held]) -> None:
+    for held in list(open_):
+        held.close()
 
 
 def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
