@@ -57,7 +57,10 @@ class _Held:
             self.conn.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit os may be gone: nothing left to close
+            pass
 
 
 class _KeptAlivePoster:
