@@ -209,3 +209,40 @@ def test_tools_that_spend_cannot_be_sold(home: Home) -> None:
     proc = home.run("mcp", "--price", "send=0.001", "--pay-to", "0x" + "11" * 20)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error:") and "spends" in proc.stderr
+
+
+def test_stdio_job_tools_create_list_show_and_refuse(home: Home) -> None:
+    """The jobs layer as tools: create (nothing escrowed), list by party, show; bad input is a
+    tool error with the reason, and nothing is created."""
+    evaluator = "0x" + "22" * 20
+    _l, made, listed, shown, bad_token, bad_expiry, unknown = _call(
+        _stdio(home),
+        [
+            ("job_create", {"provider": "bob", "evaluator": evaluator, "budget": "5 USDC",
+                            "expires": "2h", "description": "translate the manual"}),
+            ("job_list", {"involving": "alice"}),
+            ("job_show", {"job_id": 1}),
+            ("job_create", {"provider": "bob", "evaluator": evaluator, "budget": "5 WETH",
+                            "expires": "2h"}),
+            ("job_create", {"provider": "bob", "evaluator": evaluator, "budget": "5 USDC",
+                            "expires": "soon"}),
+            ("job_show", {"job_id": 99}),
+        ],
+        Person(True),
+        "auto",
+    )  # fmt: skip
+    assert not made.is_error, made.content
+    job_id = made.structured_content["id"]
+    assert made.structured_content["budget"]["amount"] == "5 USDC"
+    assert made.structured_content["tx_hash"].startswith("0x")
+    assert [j["id"] for j in listed.structured_content["jobs"]] == [job_id]
+    job = shown.structured_content["job"]
+    assert (job["id"], job["budget"]["units"], job["evaluator"].lower()) == (
+        job_id, "5000000", evaluator
+    )  # fmt: skip
+    assert shown.structured_content["description"] == "translate the manual"
+    assert bad_token.is_error and "WETH" in bad_token.content[0].text
+    assert bad_expiry.is_error and "not a duration" in bad_expiry.content[0].text
+    assert unknown.is_error
+    again = _call(_stdio(home), [("job_list", {})], Person(True), "auto")[1]
+    assert [j["id"] for j in again.structured_content["jobs"]] == [job_id]  # nothing else made

@@ -1,4 +1,5 @@
-"""Contract and dataset tools: templates, a contract from a sentence, the dataset registry."""
+"""Contract, dataset and job tools: templates, a contract from a sentence, the dataset registry,
+escrowed jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from agentbazaar.errors import DataError
 
 if TYPE_CHECKING:
     from agentbazaar.data.registry import DatasetRegistry
+    from agentbazaar.jobs import JobInfo, JobMarket
     from agentbazaar.tools._toolbox import Toolbox
 
 
@@ -29,6 +31,25 @@ class ContractNewArgs(NoArgs):
 
 class DataShowArgs(NoArgs):
     cid: str = Field(description="the dataset's CID (bafy... or bafk...)")
+
+
+class JobCreateArgs(NoArgs):
+    provider: str = Field(description="who does the work: a wallet name or a 0x address")
+    evaluator: str = Field(description="who accepts or rejects it: a wallet name or address")
+    budget: str = Field(description="what the job pays, e.g. '5 USDC' (escrowed when funded)")
+    expires: str = Field(description="from now: 90s, 15m, 2h, 3d")
+    description: str = Field("", max_length=2000, description="what the job is")
+    partial: bool = Field(False, description="the evaluator may pay in proportion")
+
+
+class JobListArgs(NoArgs):
+    involving: str | None = Field(
+        None, description="only jobs with this wallet name or address as a party"
+    )
+
+
+class JobShowArgs(NoArgs):
+    job_id: int = Field(ge=1, description="the job's id")
 
 
 def contract_templates(box: Toolbox, args: NoArgs) -> dict[str, Any]:
@@ -88,3 +109,55 @@ def data_show(box: Toolbox, args: DataShowArgs) -> dict[str, Any]:
     entry = registry.by_cid(Cid.parse(args.cid))
     described = walk(args.cid, registry, box.suite.token_contract(entry.token))["datasets"]
     return {"dataset": next(d for d in described if d["id"] == entry.id)}
+
+
+def _market(box: Toolbox) -> JobMarket:
+    from agentbazaar.jobs import JobError, JobMarket
+    from agentbazaar.jobs.market import ESCROW_KEY
+
+    if not box.suite.has(ESCROW_KEY):
+        raise JobError("the job escrow is not deployed on this chain (bazaar deploy)")
+    return JobMarket.from_suite(box.suite)
+
+
+def _job(box: Toolbox, market: JobMarket, job: JobInfo) -> dict[str, Any]:
+    from agentbazaar.tools._money import money
+
+    token = box.suite.tokens.get(market.terms.token)
+    return {**job.to_dict(), "budget": money(token, job.budget), "held": money(token, job.held)}
+
+
+def job_create(box: Toolbox, args: JobCreateArgs) -> dict[str, Any]:
+    """An open job with the paying wallet as client (nothing is escrowed until it is funded)."""
+    from agentbazaar.jobs import JobError
+    from agentbazaar.jobs.model import parse_duration
+    from agentbazaar.tools._money import money, resolve_address
+
+    market = _market(box)
+    token, units = box.suite.tokens.parse_amount(args.budget, default_token="USDC")
+    if token.address != market.terms.token:
+        raise JobError(f"jobs are paid in the escrow's token, not {token.symbol}")
+    provider = resolve_address(box, args.provider)
+    evaluator = resolve_address(box, args.evaluator)
+    expires_in = parse_duration(args.expires)
+    job_id, result = market.create(
+        box.wallet(), provider=provider, evaluator=evaluator, budget=units,
+        expires_in=expires_in, description=args.description, partial=args.partial,
+    )  # fmt: skip
+    return {"id": job_id, "budget": money(token, units), **result.to_dict()}
+
+
+def job_list(box: Toolbox, args: JobListArgs) -> dict[str, Any]:
+    from agentbazaar.tools._money import resolve_address
+
+    market = _market(box)
+    who = resolve_address(box, args.involving) if args.involving else None
+    return {"jobs": [_job(box, market, j) for j in market.jobs(involving=who)]}
+
+
+def job_show(box: Toolbox, args: JobShowArgs) -> dict[str, Any]:
+    market = _market(box)
+    return {
+        "job": _job(box, market, market.job(args.job_id)),
+        "description": market.description(args.job_id),
+    }

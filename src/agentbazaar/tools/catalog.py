@@ -68,6 +68,13 @@ TOOLS: tuple[Tool, ...] = (
          _works.NoArgs, _works.data_list),
     Tool("data_show", "One dataset by CID: licence, publisher, parents, contributors, payments.",
          _works.DataShowArgs, _works.data_show),
+    Tool("job_create", "Create an escrowed job with the paying wallet as client: provider, "
+         "evaluator, budget, expiry; nothing is escrowed until it is funded.",
+         _works.JobCreateArgs, _works.job_create),
+    Tool("job_list", "Escrowed jobs (all, or those a wallet is party to): state, budget, "
+         "parties, expiry.", _works.JobListArgs, _works.job_list),
+    Tool("job_show", "One escrowed job by id: state, budget held, parties, deliverable, "
+         "description.", _works.JobShowArgs, _works.job_show),
 )  # fmt: skip
 
 
