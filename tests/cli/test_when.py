@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentbazaar.cli._when import date, duration, when
+from agentbazaar.cli._when import date, when
+from agentbazaar.units import format_duration as duration
 
 
 @pytest.mark.parametrize(

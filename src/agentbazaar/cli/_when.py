@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 
 from agentbazaar.units import format_duration
 
-duration = format_duration  # the one rule: units.format_duration
-
 
 def date(timestamp: int) -> str:
     """``1764900000`` -> ``"2025-12-05 02:00:00 UTC"``."""
@@ -20,6 +18,10 @@ def when(timestamp: int, now: int) -> str:
     times): ``"2025-12-05 02:00:00 UTC (in 1h 30m)"`` or ``"... (2m ago)"``."""
     delta = int(timestamp) - int(now)
     rel = (
-        "now" if delta == 0 else f"in {duration(delta)}" if delta > 0 else f"{duration(delta)} ago"
+        "now"
+        if delta == 0
+        else f"in {format_duration(delta)}"
+        if delta > 0
+        else f"{format_duration(delta)} ago"
     )
     return f"{date(timestamp)} ({rel})"

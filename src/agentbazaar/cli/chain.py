@@ -15,9 +15,10 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
-from agentbazaar.cli._when import date, duration
+from agentbazaar.cli._when import date
 from agentbazaar.config import write_default_config
 from agentbazaar.errors import ChainUnavailable, ConfigError
+from agentbazaar.units import format_duration
 
 if TYPE_CHECKING:
     from agentbazaar.chain import Chain
@@ -106,7 +107,7 @@ def _report(clock: dict[str, int], json_out: bool) -> None:
     if json_out:
         emit_json(clock)
     else:
-        skew = f", {duration(ahead)} ahead of this machine's clock" if ahead > 0 else ""
+        skew = f", {format_duration(ahead)} ahead of this machine's clock" if ahead > 0 else ""
         console.print(f"block {clock['block']} at {date(clock['timestamp'])}{skew}")
     if ahead >= EXACT_WINDOW_S:
         err_console.print(

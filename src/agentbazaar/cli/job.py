@@ -40,15 +40,12 @@ def register(root: typer.Typer) -> None:
 def market_of(cfg: BazaarConfig) -> tuple[Suite, JobMarket]:
     """The suite on the configured chain and its job escrow (JobError when not deployed)."""
     from agentbazaar.chain import Chain
-    from agentbazaar.jobs import JobError, JobMarket
-    from agentbazaar.jobs.market import ESCROW_KEY
+    from agentbazaar.jobs import JobMarket
     from agentbazaar.suite import Suite
 
     with waiting("connecting to the chain..."):
         chain = Chain.from_config(cfg)
     suite = Suite(chain, cfg)
-    if not suite.has(ESCROW_KEY):
-        raise JobError("the job escrow is not deployed on this chain: run `bazaar deploy`")
     return suite, JobMarket.from_suite(suite)
 
 
@@ -83,14 +80,12 @@ def create_cmd(
 
     Example: bazaar job create -w alice --provider bob --evaluator carol --budget "5 USDC" --expires 2h
     """
-    from agentbazaar.jobs import JobError
     from agentbazaar.jobs.model import parse_duration
 
     cfg = run_context(ctx).config
     suite, market = market_of(cfg)
-    token, units = suite.tokens.parse_amount(budget, default_token="USDC")
-    if token.address != market.terms.token:
-        raise JobError(f"jobs are paid in {_token(suite, market).symbol}, not {token.symbol}")
+    units = market.budget(suite.tokens, budget)
+    token = _token(suite, market)
     client = open_wallet(ctx, wallet)
     with waiting("creating the job..."):
         job_id, result = market.create(

@@ -16,9 +16,10 @@ from agentbazaar.cli._common import (
     run_context,
     waiting,
 )
-from agentbazaar.cli._when import duration, when
+from agentbazaar.cli._when import when
 from agentbazaar.cli.job import market_of
 from agentbazaar.config import BazaarConfig
+from agentbazaar.units import format_duration
 
 if TYPE_CHECKING:
     from agentbazaar.jobs import Staking
@@ -152,7 +153,7 @@ def list_cmd(ctx: typer.Context, json_out: bool = JSON) -> None:
         emit_json({"terms": staking.terms(), "validators": [r.to_dict() for r in rows]})
         return
     emit_table(
-        f"validators (min {token.format(staking.min_validator)}, unbonding {duration(staking.unbond_delay)})",
+        f"validators (min {token.format(staking.min_validator)}, unbonding {format_duration(staking.unbond_delay)})",
         ["address", "bonded", "open disputes"],
         [[r.account, token.format(r.bonded), r.locks] for r in rows],
     )

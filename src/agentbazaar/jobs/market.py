@@ -33,7 +33,7 @@ from web3.logs import DISCARD
 from agentbazaar.chain import Chain, to_address
 from agentbazaar.jobs import model
 from agentbazaar.jobs._onchain import Contracts, TxResult, checksum, contract_at
-from agentbazaar.jobs.errors import JobInputError
+from agentbazaar.jobs.errors import JobError, JobInputError
 from agentbazaar.wallet import Wallet
 
 ZERO_SALT = b"\0" * 32
@@ -73,8 +73,21 @@ class JobMarket:
 
     @classmethod
     def from_suite(cls, suite: Any) -> JobMarket:
-        """The market of a deployed suite (``agentbazaar.suite.Suite``)."""
+        """The market of a deployed suite (``agentbazaar.suite.Suite``); JobError when the
+        escrow is not deployed on its chain."""
+        if not suite.has(ESCROW_KEY):
+            raise JobError("the job escrow is not deployed on this chain: run `bazaar deploy`")
         return cls(suite.chain, suite.contract(ESCROW_KEY).address)
+
+    def budget(self, tokens: Any, text: str) -> int:
+        """Base units of a budget written by a person ("5 USDC", or "5" in the escrow's token);
+        JobError for another token (``tokens``: the suite's token registry)."""
+        token, units = tokens.parse_amount(text, default_token=tokens.get(self.terms.token).symbol)
+        if token.address != self.terms.token:
+            raise JobError(
+                f"jobs are paid in {tokens.get(self.terms.token).symbol}, not {token.symbol}"
+            )
+        return int(units)
 
     @property
     def address(self) -> str:

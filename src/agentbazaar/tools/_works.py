@@ -112,11 +112,8 @@ def data_show(box: Toolbox, args: DataShowArgs) -> dict[str, Any]:
 
 
 def _market(box: Toolbox) -> JobMarket:
-    from agentbazaar.jobs import JobError, JobMarket
-    from agentbazaar.jobs.market import ESCROW_KEY
+    from agentbazaar.jobs import JobMarket
 
-    if not box.suite.has(ESCROW_KEY):
-        raise JobError("the job escrow is not deployed on this chain (bazaar deploy)")
     return JobMarket.from_suite(box.suite)
 
 
@@ -129,14 +126,12 @@ def _job(box: Toolbox, market: JobMarket, job: JobInfo) -> dict[str, Any]:
 
 def job_create(box: Toolbox, args: JobCreateArgs) -> dict[str, Any]:
     """An open job with the paying wallet as client (nothing is escrowed until it is funded)."""
-    from agentbazaar.jobs import JobError
     from agentbazaar.jobs.model import parse_duration
     from agentbazaar.tools._money import money, resolve_address
 
     market = _market(box)
-    token, units = box.suite.tokens.parse_amount(args.budget, default_token="USDC")
-    if token.address != market.terms.token:
-        raise JobError(f"jobs are paid in the escrow's token, not {token.symbol}")
+    units = market.budget(box.suite.tokens, args.budget)
+    token = box.suite.tokens.get(market.terms.token)
     provider = resolve_address(box, args.provider)
     evaluator = resolve_address(box, args.evaluator)
     expires_in = parse_duration(args.expires)
